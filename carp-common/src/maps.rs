@@ -1,0 +1,202 @@
+//! Keys and values of the BPF maps shared by the XDP program and carpd.
+//!
+//! Every type is `#[repr(C)]` with explicit padding so that the layout is the same in the
+//! BPF object and in userspace, and so that the BTF the object carries names every field
+//! (`bpftool map dump` prints them). Pinned under the pin directory (default
+//! `/sys/fs/bpf/carp`) with the names in [`pin`].
+
+/// Names of the pinned maps and links inside the pin directory. They are also the map
+/// names in the BPF object.
+pub mod pin {
+    /// Per (carpdev, vhid) election state: [`super::VhidKey`] → [`super::VhidEntry`].
+    pub const VHIDS: &str = "carp_vhids";
+    /// Virtual IPv4 addresses: [`super::Vip4Key`] → [`super::VipEntry`].
+    pub const VIP4: &str = "carp_vip4";
+    /// Virtual IPv6 addresses: [`super::Vip6Key`] → [`super::VipEntry`].
+    pub const VIP6: &str = "carp_vip6";
+    /// Carpdevs the program serves: ifindex (`u32`) → [`super::CarpdevEntry`].
+    pub const CARPDEVS: &str = "carp_devs";
+    /// Per-CPU dataplane counters: index 0 → [`super::DataplaneCounters`].
+    pub const COUNTERS: &str = "carp_counters";
+    /// Ring buffer of valid advertisements for served vhids: [`super::AdvertEvent`].
+    pub const ADVERTS: &str = "carp_adverts";
+    /// Subdirectory holding one pinned XDP link per carpdev, named after the interface.
+    pub const LINKS_DIR: &str = "links";
+}
+
+/// Capacity of the vhid map (vhids across all carpdevs).
+pub const MAX_VHIDS: u32 = 1024;
+/// Capacity of each virtual-address map.
+pub const MAX_VIPS: u32 = 4096;
+/// Capacity of the carpdev map.
+pub const MAX_CARPDEVS: u32 = 64;
+/// Size of the advertisement ring buffer in bytes (a power of two, a multiple of the page size).
+pub const ADVERT_RING_BYTES: u32 = 256 * 1024;
+
+/// `VhidEntry::state` values. Mirrors the election state of the vhid in carpd.
+pub const VHID_STATE_INIT: u32 = 0;
+pub const VHID_STATE_BACKUP: u32 = 1;
+pub const VHID_STATE_MASTER: u32 = 2;
+
+/// Key of the vhid map: one election on one carpdev.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VhidKey {
+    pub ifindex: u32,
+    pub vhid: u32,
+}
+
+/// What the dataplane knows about one vhid.
+///
+/// The program answers for the vhid only while `state == VHID_STATE_MASTER` **and**
+/// `bpf_ktime_get_ns() < master_deadline_ns`. carpd pushes the deadline forward every time it
+/// sends an advertisement; when carpd stops (hang, crash, SIGKILL) the deadline passes and the
+/// host falls silent on its own: fail-silent rather than fail-split-brain.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VhidEntry {
+    /// One of `VHID_STATE_*`.
+    pub state: u32,
+    /// Advertisement interval in 1/256 s (advbase * 256 + advskew), for readers of the map.
+    pub interval_ticks: u32,
+    /// CLOCK_MONOTONIC nanoseconds (the clock of `bpf_ktime_get_ns`) until which a
+    /// MASTER entry is honoured.
+    pub master_deadline_ns: u64,
+    /// Virtual MAC used as the source of ARP/NA replies: 00:00:5e:00:01:<vhid>.
+    pub vmac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// Key of the IPv4 virtual-address map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Vip4Key {
+    pub ifindex: u32,
+    /// Address in network byte order.
+    pub addr: [u8; 4],
+}
+
+/// Key of the IPv6 virtual-address map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Vip6Key {
+    pub ifindex: u32,
+    /// Address in network byte order.
+    pub addr: [u8; 16],
+}
+
+/// `VipEntry::flags`: set the router flag in neighbour advertisements (host forwards).
+pub const VIP_FLAG_ROUTER: u32 = 1;
+
+/// Which vhid a virtual address belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipEntry {
+    pub vhid: u32,
+    /// `VIP_FLAG_*` bits.
+    pub flags: u32,
+}
+
+/// A carpdev the program serves.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CarpdevEntry {
+    /// The carpdev's own MAC: adverts from it are our own, looped back.
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// Dataplane counters, one copy per CPU (`bpftool` shows each CPU's values).
+///
+/// Every frame the program drops is counted under exactly one reason.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataplaneCounters {
+    /// ARP requests for a virtual address answered (XDP_TX) as master.
+    pub arp_replied: u64,
+    /// ARP requests for a virtual address dropped because this host is not (live) master.
+    pub arp_dropped_not_master: u64,
+    /// Neighbour solicitations for a virtual address answered as master.
+    pub ns_replied: u64,
+    /// Neighbour solicitations for a virtual address dropped as not master.
+    pub ns_dropped_not_master: u64,
+    /// Frames to a served virtual MAC passed to the stack as master.
+    pub vmac_accepted: u64,
+    /// Frames to a served virtual MAC dropped as not master.
+    pub vmac_dropped_not_master: u64,
+    /// Valid advertisements for a served vhid handed to carpd through the ring buffer.
+    pub advert_delivered: u64,
+    /// Advertisements for a vhid not served here, passed to the stack (may be VRRP).
+    pub advert_passed_unknown_vhid: u64,
+    /// Advertisements dropped: IP payload shorter than the CARP header, or truncated frame.
+    pub advert_too_short: u64,
+    /// Advertisements dropped: version not 2.
+    pub advert_bad_version: u64,
+    /// Advertisements dropped: type not advertisement.
+    pub advert_bad_type: u64,
+    /// Advertisements dropped: TTL / hop limit not 255.
+    pub advert_bad_ttl: u64,
+    /// Advertisements dropped: CARP checksum wrong.
+    pub advert_bad_checksum: u64,
+    /// Advertisements dropped: sent by this host (looped back).
+    pub advert_own_source: u64,
+    /// Advertisements dropped: ring buffer full (carpd not keeping up).
+    pub advert_ring_full: u64,
+    /// VLAN-tagged frames passed to the stack untouched.
+    pub vlan_passed: u64,
+}
+
+/// A received advertisement handed from XDP to carpd through the ring buffer.
+///
+/// The program has already checked length, version, type, TTL, checksum and that the vhid
+/// is served on `ifindex`; carpd authenticates and runs the election.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdvertEvent {
+    pub ifindex: u32,
+    /// 4 or 6.
+    pub family: u8,
+    pub ttl: u8,
+    pub _pad: [u8; 2],
+    /// Source address; IPv4 in the first 4 bytes.
+    pub src: [u8; 16],
+    pub src_mac: [u8; 6],
+    pub _pad2: [u8; 2],
+    /// The 36-byte CARP header as received.
+    pub carp: [u8; 36],
+    pub _pad3: [u8; 4],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: every type is #[repr(C)], Copy, made only of integers and byte arrays, with
+    // explicit padding fields, so any bit pattern is valid and none has uninitialised bytes.
+    unsafe impl aya::Pod for VhidKey {}
+    unsafe impl aya::Pod for VhidEntry {}
+    unsafe impl aya::Pod for Vip4Key {}
+    unsafe impl aya::Pod for Vip6Key {}
+    unsafe impl aya::Pod for VipEntry {}
+    unsafe impl aya::Pod for CarpdevEntry {}
+    unsafe impl aya::Pod for DataplaneCounters {}
+    unsafe impl aya::Pod for AdvertEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<VhidKey>(), 8);
+        assert_eq!(size_of::<VhidEntry>(), 24);
+        assert_eq!(size_of::<Vip4Key>(), 8);
+        assert_eq!(size_of::<Vip6Key>(), 20);
+        assert_eq!(size_of::<VipEntry>(), 8);
+        assert_eq!(size_of::<CarpdevEntry>(), 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 16 * 8);
+        assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
+        assert_eq!(size_of::<AdvertEvent>() % 8, 0);
+    }
+}

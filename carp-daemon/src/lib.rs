@@ -1,0 +1,8 @@
+//! carpd: CARP (OpenBSD's Common Address Redundancy Protocol) for Linux.
+//!
+//! - [`proto`]: the protocol core: advertisement encode/decode, HMAC, the election state
+//!   machine. Pure: no I/O, no clock.
+//! - [`dataplane`]: loading, pinning and driving the XDP program built from `carp-ebpf`.
+
+pub mod dataplane;
+pub mod proto;

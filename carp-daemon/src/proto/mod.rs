@@ -1,0 +1,1 @@
+//! The CARP protocol core. Pure Rust: no sockets, no clock.
