@@ -116,6 +116,9 @@ pub struct DataplaneCounters {
     pub arp_replied: u64,
     /// ARP requests for a virtual address dropped because this host is not (live) master.
     pub arp_dropped_not_master: u64,
+    /// Gratuitous ARP requests (sender = target = a virtual address) dropped: nobody answers
+    /// them, and the new master's announcements must not reach the kernel of a backup.
+    pub arp_gratuitous_dropped: u64,
     /// Neighbour solicitations for a virtual address answered as master.
     pub ns_replied: u64,
     /// Neighbour solicitations for a virtual address dropped as not master.
@@ -128,8 +131,9 @@ pub struct DataplaneCounters {
     pub advert_delivered: u64,
     /// Advertisements for a vhid not served here, passed to the stack (may be VRRP).
     pub advert_passed_unknown_vhid: u64,
-    /// Advertisements dropped: IP payload shorter than the CARP header, or truncated frame.
-    pub advert_too_short: u64,
+    /// Advertisements dropped for bad length: IP payload shorter than the CARP header (or
+    /// longer than the program checksums), or a frame shorter than its IP header says.
+    pub advert_bad_length: u64,
     /// Advertisements dropped: version not 2.
     pub advert_bad_version: u64,
     /// Advertisements dropped: type not advertisement.
@@ -148,8 +152,9 @@ pub struct DataplaneCounters {
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
 ///
-/// The program has already checked length, version, type, TTL, checksum and that the vhid
-/// is served on `ifindex`; carpd authenticates and runs the election.
+/// The program has already checked length, version, type, TTL, the checksum (over the whole
+/// CARP payload) and that the vhid is served on `ifindex`; carpd authenticates and runs the
+/// election.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdvertEvent {
@@ -195,7 +200,7 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 16 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 17 * 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
     }

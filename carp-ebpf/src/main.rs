@@ -1,11 +1,78 @@
+//! The carpd XDP program, attached to every carpdev.
+//!
+//! Per frame, in this order:
+//! 1. carpdev not configured in `carp_devs` → pass (the program is inert until carpd says).
+//! 2. VLAN-tagged → pass untouched (a tagged frame belongs to a VLAN interface above us;
+//!    it is never parsed as if it were untagged).
+//! 3. destined to the virtual MAC of a vhid served here → dropped unless this host is live
+//!    master (a switch may still flood the old master's MAC after a failover).
+//! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert`.
+//! 5. everything else → pass.
+//!
+//! "Live master" means `state == MASTER` and the deadline carpd refreshes on every advert has
+//! not passed: a host whose carpd died stops answering by itself (see carp-common `VhidEntry`).
 #![no_std]
 #![no_main]
 
+mod advert;
+mod arp;
+mod csum;
+mod maps;
+mod ndp;
+mod packet;
+
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use carp_common::wire::{
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_CARP,
+    IPPROTO_ICMPV6, vhid_of_virtual_mac,
+};
+
+use crate::{
+    maps::{CARPDEVS, count, is_live_master, vhid_entry},
+    packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
+};
 
 #[xdp]
-pub fn carp(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
+pub fn carp(ctx: XdpContext) -> u32 {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: copied out at once.
+    let Some(dev) = (unsafe { CARPDEVS.get(&ifindex).copied() }) else {
+        return xdp_action::XDP_PASS;
+    };
+    let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
+        return xdp_action::XDP_PASS; // runt: the kernel drops it
+    };
+    let ethertype = be16(eth.ethertype);
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        count(|c| &mut c.vlan_passed);
+        return xdp_action::XDP_PASS;
+    }
+    if let Some(vhid) = vhid_of_virtual_mac(&eth.dst) {
+        if let Some(entry) = vhid_entry(ifindex, vhid) {
+            if !is_live_master(&entry) {
+                count(|c| &mut c.vmac_dropped_not_master);
+                return xdp_action::XDP_DROP;
+            }
+            count(|c| &mut c.vmac_accepted);
+        }
+    }
+    match ethertype {
+        ETH_P_ARP => arp::handle(&ctx, ifindex),
+        ETH_P_IP => match read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {
+            Some(ip) if ip.protocol == IPPROTO_CARP => {
+                advert::handle_v4(&ctx, ifindex, &dev, &eth, &ip)
+            }
+            _ => xdp_action::XDP_PASS,
+        },
+        ETH_P_IPV6 => match read_at::<Ipv6Hdr>(&ctx, ETH_HLEN) {
+            Some(ip) if ip.next_header == IPPROTO_CARP => {
+                advert::handle_v6(&ctx, ifindex, &dev, &eth, &ip)
+            }
+            Some(ip) if ip.next_header == IPPROTO_ICMPV6 => ndp::handle(&ctx, ifindex, &eth, &ip),
+            _ => xdp_action::XDP_PASS,
+        },
+        _ => xdp_action::XDP_PASS,
+    }
 }
 
 #[cfg(not(test))]

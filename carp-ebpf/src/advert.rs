@@ -1,0 +1,179 @@
+//! Protocol-112 frames: CARP advertisements.
+//!
+//! Hand-off design: a valid advertisement for a vhid this carpdev serves is copied into the
+//! `carp_adverts` ring buffer (an [`AdvertEvent`]: ifindex, source, TTL, the 36-byte CARP
+//! header) and dropped, so the kernel IP stack never touches it and carpd needs no raw
+//! receive socket. A ring buffer rather than AF_XDP: adverts are a few per second per vhid,
+//! the event is small, one ring serves every carpdev, and carpd waits on it with epoll.
+//!
+//! Malformed adverts for a served vhid are dropped here and counted by reason, so a flood
+//! costs carpd nothing. An advert for a vhid not served here passes untouched: VRRP
+//! (keepalived) shares protocol 112 and the multicast groups, and another daemon may need it.
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use carp_common::{
+    maps::{AdvertEvent, CarpdevEntry, DataplaneCounters},
+    wire::{CARP_HEADER_LEN, CARP_TTL, CARP_TYPE_ADVERTISEMENT, CARP_VERSION, ETH_HLEN, IPV6_HLEN},
+};
+
+use crate::{
+    csum,
+    maps::{ADVERTS, count, vhid_entry},
+    packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
+};
+
+/// Longest CARP payload the program checksums. OpenBSD and ucarp send exactly 36 bytes; a
+/// receiver must accept trailing bytes covered by the checksum, up to this bound.
+const MAX_CARP_PAYLOAD: usize = 64;
+
+/// An advert as the checks below see it, whichever the IP family.
+struct Received<'a> {
+    ifindex: u32,
+    family: u8,
+    ttl: u8,
+    src: [u8; 16],
+    eth: &'a EthHdr,
+    payload_off: usize,
+    payload_len: usize,
+}
+
+/// IPv4 frame with protocol 112 (the caller checked the protocol).
+#[inline(always)]
+pub fn handle_v4(
+    ctx: &XdpContext,
+    ifindex: u32,
+    dev: &CarpdevEntry,
+    eth: &EthHdr,
+    ip: &Ipv4Hdr,
+) -> u32 {
+    // Fragments carry no CARP header we could check; adverts are never fragmented.
+    if be16(ip.frag) & 0x3fff != 0 {
+        return xdp_action::XDP_PASS;
+    }
+    let ihl = ((ip.version_ihl & 0x0f) as usize) * 4;
+    let total_len = be16(ip.total_len) as usize;
+    if ihl < 20 || total_len < ihl {
+        return xdp_action::XDP_PASS; // not a valid IPv4 packet: the stack drops it
+    }
+    let mut src = [0u8; 16];
+    src[..4].copy_from_slice(&ip.src);
+    let rx = Received {
+        ifindex,
+        family: 4,
+        ttl: ip.ttl,
+        src,
+        eth,
+        payload_off: ETH_HLEN + ihl,
+        payload_len: total_len - ihl,
+    };
+    check_and_deliver(ctx, dev, &rx)
+}
+
+/// IPv6 frame whose next header is 112 (no extension headers; adverts carry none).
+#[inline(always)]
+pub fn handle_v6(
+    ctx: &XdpContext,
+    ifindex: u32,
+    dev: &CarpdevEntry,
+    eth: &EthHdr,
+    ip: &Ipv6Hdr,
+) -> u32 {
+    let rx = Received {
+        ifindex,
+        family: 6,
+        ttl: ip.hop_limit,
+        src: ip.src,
+        eth,
+        payload_off: ETH_HLEN + IPV6_HLEN,
+        payload_len: be16(ip.payload_len) as usize,
+    };
+    check_and_deliver(ctx, dev, &rx)
+}
+
+#[inline(always)]
+fn drop_counted(field: fn(&mut DataplaneCounters) -> &mut u64) -> u32 {
+    count(field);
+    xdp_action::XDP_DROP
+}
+
+#[inline(always)]
+fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32 {
+    // The vhid decides whether the frame is ours at all, so read it before anything else.
+    if rx.payload_len < 2 {
+        return drop_counted(|c| &mut c.advert_bad_length);
+    }
+    let Some(vhid) = read_at::<u8>(ctx, rx.payload_off + 1) else {
+        return drop_counted(|c| &mut c.advert_bad_length);
+    };
+    if vhid_entry(rx.ifindex, vhid).is_none() {
+        count(|c| &mut c.advert_passed_unknown_vhid);
+        return xdp_action::XDP_PASS;
+    }
+
+    // The checks of OpenBSD's carp_proto_input, in its order.
+    if rx.ttl != CARP_TTL {
+        return drop_counted(|c| &mut c.advert_bad_ttl);
+    }
+    if rx.payload_len < CARP_HEADER_LEN || rx.payload_len > MAX_CARP_PAYLOAD {
+        return drop_counted(|c| &mut c.advert_bad_length);
+    }
+    let Some(header) = read_at::<[u8; CARP_HEADER_LEN]>(ctx, rx.payload_off) else {
+        return drop_counted(|c| &mut c.advert_bad_length);
+    };
+    let Some(sum) = payload_sum(ctx, rx, &header) else {
+        return drop_counted(|c| &mut c.advert_bad_length);
+    };
+    if csum::fold(sum) != 0 {
+        return drop_counted(|c| &mut c.advert_bad_checksum);
+    }
+    if header[0] >> 4 != CARP_VERSION {
+        return drop_counted(|c| &mut c.advert_bad_version);
+    }
+    if header[0] & 0x0f != CARP_TYPE_ADVERTISEMENT {
+        return drop_counted(|c| &mut c.advert_bad_type);
+    }
+    if rx.eth.src == dev.mac {
+        return drop_counted(|c| &mut c.advert_own_source);
+    }
+
+    let event = AdvertEvent {
+        ifindex: rx.ifindex,
+        family: rx.family,
+        ttl: rx.ttl,
+        _pad: [0; 2],
+        src: rx.src,
+        src_mac: rx.eth.src,
+        _pad2: [0; 2],
+        carp: header,
+        _pad3: [0; 4],
+    };
+    if ADVERTS.output(&event, 0).is_err() {
+        return drop_counted(|c| &mut c.advert_ring_full);
+    }
+    count(|c| &mut c.advert_delivered);
+    xdp_action::XDP_DROP
+}
+
+/// Checksum running sum over the whole CARP payload: the 36-byte header already read, plus
+/// any trailing bytes up to [`MAX_CARP_PAYLOAD`] (an odd last byte padded with zero).
+/// `None` when the frame is shorter than the IP header claims.
+#[inline(always)]
+fn payload_sum(ctx: &XdpContext, rx: &Received, header: &[u8; CARP_HEADER_LEN]) -> Option<u32> {
+    let mut sum = csum::add_words(0, header);
+    let extra = rx.payload_len - CARP_HEADER_LEN;
+    let mut i = 0;
+    while i < MAX_CARP_PAYLOAD - CARP_HEADER_LEN {
+        if i >= extra {
+            break;
+        }
+        let off = rx.payload_off + CARP_HEADER_LEN + i;
+        let hi = read_at::<u8>(ctx, off)?;
+        let lo = if i + 1 < extra {
+            read_at::<u8>(ctx, off + 1)?
+        } else {
+            0
+        };
+        sum += u16::from_be_bytes([hi, lo]) as u32;
+        i += 2;
+    }
+    Some(sum)
+}

@@ -1,0 +1,69 @@
+//! ARP for virtual IPv4 addresses: answered here, in place, while master; dropped otherwise,
+//! so that neither the kernel nor anything else on a backup answers.
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use carp_common::{
+    maps::Vip4Key,
+    wire::{ETH_HLEN, ETH_P_IP},
+};
+
+use crate::{
+    maps::{VIP4, count, is_live_master, vhid_entry},
+    packet::{ArpEthIpv4, EthHdr, be16, ptr_at, read_at},
+};
+
+const ARPHRD_ETHER: u16 = 1;
+const ARPOP_REQUEST: u16 = 1;
+const ARPOP_REPLY: u16 = 2;
+
+/// The frame is an ARP frame (ethertype checked by the caller).
+#[inline(always)]
+pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
+    let Some(arp) = read_at::<ArpEthIpv4>(ctx, ETH_HLEN) else {
+        return xdp_action::XDP_PASS;
+    };
+    if be16(arp.htype) != ARPHRD_ETHER
+        || be16(arp.ptype) != ETH_P_IP
+        || arp.hlen != 6
+        || arp.plen != 4
+        || be16(arp.op) != ARPOP_REQUEST
+    {
+        return xdp_action::XDP_PASS;
+    }
+    let key = Vip4Key {
+        ifindex,
+        addr: arp.tpa,
+    };
+    // SAFETY: copied out at once.
+    let Some(vip) = (unsafe { VIP4.get(&key).copied() }) else {
+        return xdp_action::XDP_PASS; // not a virtual address: the kernel's business
+    };
+    if arp.spa == arp.tpa {
+        // A gratuitous ARP (another master announcing the address): never answered.
+        count(|c| &mut c.arp_gratuitous_dropped);
+        return xdp_action::XDP_DROP;
+    }
+    let live = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master);
+    let Some(entry) = live else {
+        count(|c| &mut c.arp_dropped_not_master);
+        return xdp_action::XDP_DROP;
+    };
+
+    let (Some(eth), Some(out)) = (
+        ptr_at::<EthHdr>(ctx, 0),
+        ptr_at::<ArpEthIpv4>(ctx, ETH_HLEN),
+    ) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: both pointers were bounds-checked against data_end just above.
+    unsafe {
+        (*eth).dst = (*eth).src;
+        (*eth).src = entry.vmac;
+        (*out).op = ARPOP_REPLY.to_be_bytes();
+        (*out).tha = arp.sha;
+        (*out).tpa = arp.spa;
+        (*out).sha = entry.vmac;
+        (*out).spa = arp.tpa;
+    }
+    count(|c| &mut c.arp_replied);
+    xdp_action::XDP_TX
+}

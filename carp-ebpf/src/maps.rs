@@ -1,0 +1,59 @@
+//! The program's maps. Types and names come from carp-common so that carpd and `bpftool`
+//! see exactly what the program sees.
+use aya_ebpf::{
+    btf_maps::{HashMap, PerCpuArray, RingBuf},
+    macros::btf_map,
+};
+use carp_common::maps::{
+    ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, MAX_CARPDEVS, MAX_VHIDS,
+    MAX_VIPS, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry,
+};
+
+#[btf_map(name = "carp_vhids")]
+pub static VHIDS: HashMap<VhidKey, VhidEntry, { MAX_VHIDS as usize }> = HashMap::new();
+
+#[btf_map(name = "carp_vip4")]
+pub static VIP4: HashMap<Vip4Key, VipEntry, { MAX_VIPS as usize }> = HashMap::new();
+
+#[btf_map(name = "carp_vip6")]
+pub static VIP6: HashMap<Vip6Key, VipEntry, { MAX_VIPS as usize }> = HashMap::new();
+
+#[btf_map(name = "carp_devs")]
+pub static CARPDEVS: HashMap<u32, CarpdevEntry, { MAX_CARPDEVS as usize }> = HashMap::new();
+
+#[btf_map(name = "carp_counters")]
+pub static COUNTERS: PerCpuArray<DataplaneCounters, 1> = PerCpuArray::new();
+
+#[btf_map(name = "carp_adverts")]
+pub static ADVERTS: RingBuf<AdvertEvent, { ADVERT_RING_BYTES as usize }> = RingBuf::new();
+
+/// Bumps one counter of this CPU's copy. Per-CPU, so no atomics are needed.
+#[inline(always)]
+pub fn count(field: fn(&mut DataplaneCounters) -> &mut u64) {
+    if let Some(counters) = COUNTERS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this program on this CPU writes it while we run.
+        let slot = field(unsafe { &mut *counters });
+        *slot += 1;
+    }
+}
+
+/// What the program knows about a vhid on this carpdev, if it serves it.
+#[inline(always)]
+pub fn vhid_entry(ifindex: u32, vhid: u8) -> Option<VhidEntry> {
+    let key = VhidKey {
+        ifindex,
+        vhid: vhid as u32,
+    };
+    // SAFETY: the value is copied out at once; a concurrent update by carpd can at worst
+    // give a torn read of the deadline, which only shifts the fail-silent moment by one
+    // refresh.
+    unsafe { VHIDS.get(&key).copied() }
+}
+
+/// True while this host is master for the vhid and carpd keeps the deadline fresh.
+#[inline(always)]
+pub fn is_live_master(entry: &VhidEntry) -> bool {
+    // SAFETY: a helper call without arguments.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    entry.state == VHID_STATE_MASTER && now < entry.master_deadline_ns
+}
