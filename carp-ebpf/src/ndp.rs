@@ -42,10 +42,12 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     };
     // RFC 4861 7.1.1 validity checks that decide whether this is a solicitation at all;
     // anything else goes to the kernel, which applies the rest.
+    let payload_len = be16(ip6.payload_len) as usize;
     if ns.icmp_type != ICMPV6_NEIGHBOR_SOLICIT
         || ns.code != 0
         || ip6.hop_limit != 255
-        || (be16(ip6.payload_len) as usize) < core::mem::size_of::<NdMsg>()
+        || payload_len < core::mem::size_of::<NdMsg>()
+        || ETH_HLEN + IPV6_HLEN + payload_len > ctx.data_end() - ctx.data()
     {
         return xdp_action::XDP_PASS;
     }

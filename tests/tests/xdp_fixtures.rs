@@ -1,0 +1,638 @@
+//! Table-driven tests of the XDP program through BPF_PROG_TEST_RUN, in the style of katran's
+//! fixtures: for each input frame and dataplane state, the expected verdict, the exact output
+//! bytes for XDP_TX, and which counters move.
+//!
+//! BPF_PROG_TEST_RUN runs the program with the loopback device as ingress interface, so the
+//! fixtures configure ifindex 1 as the carpdev.
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use aya::programs::{TestRun, TestRunOptions};
+use carp_common::maps::{AdvertEvent, DataplaneCounters, VipEntry};
+use carp_daemon::dataplane::{Dataplane, VhidDataplaneState, monotonic_now};
+use carp_tests::frames::*;
+
+const IFINDEX: u32 = 1;
+const VHID: u8 = 1;
+const DEV_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, VHID];
+const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const OTHER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const PEER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+/// Loading BPF needs root (CAP_BPF, CAP_NET_ADMIN): skip with a clear message otherwise.
+fn require_root(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipping {test}: needs root (CAP_BPF) to load the XDP program");
+    }
+    root
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Master,
+    Backup,
+    ExpiredMaster,
+    Init,
+}
+
+#[derive(Debug)]
+enum Expect {
+    /// XDP_PASS with the frame unchanged.
+    Pass,
+    Drop,
+    /// XDP_TX with exactly these bytes.
+    Tx(Vec<u8>),
+    /// The kernel refuses to run the program on the frame at all (shorter than Ethernet).
+    Refused,
+}
+
+type Field = fn(&DataplaneCounters) -> u64;
+
+struct Fixture {
+    name: String,
+    state: State,
+    frame: Vec<u8>,
+    expect: Expect,
+    /// Counters that must go up by exactly one; every other counter must stay.
+    counters: Vec<(&'static str, Field)>,
+}
+
+fn fixture(
+    name: impl Into<String>,
+    state: State,
+    frame: Vec<u8>,
+    expect: Expect,
+    counters: &[(&'static str, Field)],
+) -> Fixture {
+    Fixture {
+        name: name.into(),
+        state,
+        frame,
+        expect,
+        counters: counters.to_vec(),
+    }
+}
+
+macro_rules! c {
+    ($field:ident) => {
+        (
+            stringify!($field),
+            (|c: &DataplaneCounters| c.$field) as Field,
+        )
+    };
+}
+
+fn all_counters() -> Vec<(&'static str, Field)> {
+    vec![
+        c!(arp_replied),
+        c!(arp_dropped_not_master),
+        c!(arp_gratuitous_dropped),
+        c!(ns_replied),
+        c!(ns_dropped_not_master),
+        c!(vmac_accepted),
+        c!(vmac_dropped_not_master),
+        c!(advert_delivered),
+        c!(advert_passed_unknown_vhid),
+        c!(advert_bad_length),
+        c!(advert_bad_version),
+        c!(advert_bad_type),
+        c!(advert_bad_ttl),
+        c!(advert_bad_checksum),
+        c!(advert_own_source),
+        c!(advert_ring_full),
+        c!(vlan_passed),
+    ]
+}
+
+fn carp(f: CarpFields) -> Vec<u8> {
+    f.encode().to_vec()
+}
+
+fn valid_advert_v4() -> Vec<u8> {
+    advert_v4(PEER_MAC, PEER4, 255, &carp(CarpFields::advert(VHID)))
+}
+
+fn fixtures() -> Vec<Fixture> {
+    use State::*;
+    let mut v = Vec::new();
+    let arp_req = arp_request(CLIENT_MAC, CLIENT4, VIP4);
+    let arp_rep = arp_reply(VMAC, VIP4, CLIENT_MAC, CLIENT4);
+
+    // ARP
+    v.push(fixture(
+        "arp request for VIP as master",
+        Master,
+        arp_req.clone(),
+        Expect::Tx(arp_rep.clone()),
+        &[c!(arp_replied)],
+    ));
+    v.push(fixture(
+        "arp request for VIP as backup",
+        Backup,
+        arp_req.clone(),
+        Expect::Drop,
+        &[c!(arp_dropped_not_master)],
+    ));
+    v.push(fixture(
+        "arp request for VIP as expired master",
+        ExpiredMaster,
+        arp_req.clone(),
+        Expect::Drop,
+        &[c!(arp_dropped_not_master)],
+    ));
+    v.push(fixture(
+        "arp request for VIP in init",
+        Init,
+        arp_req.clone(),
+        Expect::Drop,
+        &[c!(arp_dropped_not_master)],
+    ));
+    v.push(fixture(
+        "arp request for another address",
+        Master,
+        arp_request(CLIENT_MAC, CLIENT4, OTHER4),
+        Expect::Pass,
+        &[],
+    ));
+    v.push(fixture(
+        "gratuitous arp for VIP",
+        Master,
+        arp_request(PEER_MAC, VIP4, VIP4),
+        Expect::Drop,
+        &[c!(arp_gratuitous_dropped)],
+    ));
+    v.push(fixture(
+        "arp reply about VIP",
+        Backup,
+        arp_reply(PEER_MAC, VIP4, DEV_MAC, PEER4),
+        Expect::Pass,
+        &[],
+    ));
+    let mut unicast_req = arp_req.clone();
+    unicast_req[..6].copy_from_slice(&VMAC);
+    v.push(fixture(
+        "unicast arp to virtual MAC as master",
+        Master,
+        unicast_req.clone(),
+        Expect::Tx(arp_rep.clone()),
+        &[c!(vmac_accepted), c!(arp_replied)],
+    ));
+    v.push(fixture(
+        "unicast arp to virtual MAC as backup",
+        Backup,
+        unicast_req,
+        Expect::Drop,
+        &[c!(vmac_dropped_not_master)],
+    ));
+    let mut padded = arp_req.clone();
+    padded.resize(60, 0); // minimum Ethernet frame, as a NIC delivers it
+    let mut padded_rep = arp_rep.clone();
+    padded_rep.resize(60, 0);
+    v.push(fixture(
+        "padded arp request as master",
+        Master,
+        padded,
+        Expect::Tx(padded_rep),
+        &[c!(arp_replied)],
+    ));
+
+    // Neighbour discovery
+    let ns = neighbor_solicitation(CLIENT_MAC, CLIENT6, VIP6);
+    let na = neighbor_advertisement(VMAC, VIP6, CLIENT_MAC, CLIENT6, 0x40 | 0x20);
+    v.push(fixture(
+        "ns for VIP6 as master",
+        Master,
+        ns.clone(),
+        Expect::Tx(na),
+        &[c!(ns_replied)],
+    ));
+    v.push(fixture(
+        "ns for VIP6 as backup",
+        Backup,
+        ns.clone(),
+        Expect::Drop,
+        &[c!(ns_dropped_not_master)],
+    ));
+    v.push(fixture(
+        "ns for VIP6 as expired master",
+        ExpiredMaster,
+        ns.clone(),
+        Expect::Drop,
+        &[c!(ns_dropped_not_master)],
+    ));
+    let dad = neighbor_solicitation(CLIENT_MAC, Ipv6Addr::UNSPECIFIED, VIP6);
+    let dad_na = neighbor_advertisement(VMAC, VIP6, ALL_NODES_MAC, ALL_NODES, 0x20);
+    v.push(fixture(
+        "dad ns for VIP6 as master (frame grows)",
+        Master,
+        dad,
+        Expect::Tx(dad_na),
+        &[c!(ns_replied)],
+    ));
+    v.push(fixture(
+        "ns for another address",
+        Master,
+        neighbor_solicitation(CLIENT_MAC, CLIENT6, OTHER6),
+        Expect::Pass,
+        &[],
+    ));
+    let mut ns_hop64 = ns.clone();
+    ns_hop64[14 + 7] = 64;
+    v.push(fixture(
+        "ns with hop limit 64",
+        Master,
+        ns_hop64,
+        Expect::Pass,
+        &[],
+    ));
+
+    // Frames to the virtual MAC
+    let to_vmac = ethernet(
+        VMAC,
+        CLIENT_MAC,
+        ETH_P_IP,
+        &ipv4(CLIENT4, VIP4, 6, 64, &[0u8; 20]),
+    );
+    v.push(fixture(
+        "tcp to virtual MAC as master",
+        Master,
+        to_vmac.clone(),
+        Expect::Pass,
+        &[c!(vmac_accepted)],
+    ));
+    v.push(fixture(
+        "tcp to virtual MAC as backup",
+        Backup,
+        to_vmac.clone(),
+        Expect::Drop,
+        &[c!(vmac_dropped_not_master)],
+    ));
+    v.push(fixture(
+        "tcp to virtual MAC as expired master",
+        ExpiredMaster,
+        to_vmac,
+        Expect::Drop,
+        &[c!(vmac_dropped_not_master)],
+    ));
+    let other_vmac = ethernet(
+        [0, 0, 0x5e, 0, 1, 42],
+        CLIENT_MAC,
+        ETH_P_IP,
+        &ipv4(CLIENT4, OTHER4, 6, 64, &[0u8; 20]),
+    );
+    v.push(fixture(
+        "frame to another vhid's MAC",
+        Backup,
+        other_vmac,
+        Expect::Pass,
+        &[],
+    ));
+
+    // Advertisements
+    v.push(fixture(
+        "valid advert v4",
+        Backup,
+        valid_advert_v4(),
+        Expect::Drop,
+        &[c!(advert_delivered)],
+    ));
+    v.push(fixture(
+        "valid advert v6",
+        Backup,
+        advert_v6(PEER_MAC, PEER6, 255, &carp(CarpFields::advert(VHID))),
+        Expect::Drop,
+        &[c!(advert_delivered)],
+    ));
+    let mut trailing = carp(CarpFields::advert(VHID));
+    trailing.extend_from_slice(&[0, 0, 0, 0]); // zero bytes keep the checksum valid
+    v.push(fixture(
+        "advert with trailing bytes",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &trailing),
+        Expect::Drop,
+        &[c!(advert_delivered)],
+    ));
+    v.push(fixture(
+        "advert for unserved vhid",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &carp(CarpFields::advert(9))),
+        Expect::Pass,
+        &[c!(advert_passed_unknown_vhid)],
+    ));
+    // VRRPv3 (keepalived) for another VRID: 12 bytes, must reach the stack.
+    let vrrp = [0x31, 9, 100, 1, 0, 100, 0, 0, 192, 0, 2, 1];
+    v.push(fixture(
+        "short vrrp for unserved vrid",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &vrrp),
+        Expect::Pass,
+        &[c!(advert_passed_unknown_vhid)],
+    ));
+    v.push(fixture(
+        "advert ttl 64",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 64, &carp(CarpFields::advert(VHID))),
+        Expect::Drop,
+        &[c!(advert_bad_ttl)],
+    ));
+    v.push(fixture(
+        "advert v6 hop limit 1",
+        Backup,
+        advert_v6(PEER_MAC, PEER6, 1, &carp(CarpFields::advert(VHID))),
+        Expect::Drop,
+        &[c!(advert_bad_ttl)],
+    ));
+    v.push(fixture(
+        "advert version 3",
+        Backup,
+        advert_v4(
+            PEER_MAC,
+            PEER4,
+            255,
+            &carp(CarpFields {
+                version: 3,
+                ..CarpFields::advert(VHID)
+            }),
+        ),
+        Expect::Drop,
+        &[c!(advert_bad_version)],
+    ));
+    v.push(fixture(
+        "advert type 2",
+        Backup,
+        advert_v4(
+            PEER_MAC,
+            PEER4,
+            255,
+            &carp(CarpFields {
+                kind: 2,
+                ..CarpFields::advert(VHID)
+            }),
+        ),
+        Expect::Drop,
+        &[c!(advert_bad_type)],
+    ));
+    let mut bad_sum = carp(CarpFields::advert(VHID));
+    bad_sum[6] ^= 0xff;
+    v.push(fixture(
+        "advert bad checksum",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &bad_sum),
+        Expect::Drop,
+        &[c!(advert_bad_checksum)],
+    ));
+    v.push(fixture(
+        "advert 20-byte payload",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &carp(CarpFields::advert(VHID))[..20]),
+        Expect::Drop,
+        &[c!(advert_bad_length)],
+    ));
+    v.push(fixture(
+        "advert 1-byte payload",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &[0x21]),
+        Expect::Drop,
+        &[c!(advert_bad_length)],
+    ));
+    let mut long = carp(CarpFields::advert(VHID));
+    long.extend_from_slice(&[0; 64]);
+    v.push(fixture(
+        "advert 100-byte payload",
+        Backup,
+        advert_v4(PEER_MAC, PEER4, 255, &long),
+        Expect::Drop,
+        &[c!(advert_bad_length)],
+    ));
+    v.push(fixture(
+        "advert from own MAC",
+        Master,
+        advert_v4(DEV_MAC, PEER4, 255, &carp(CarpFields::advert(VHID))),
+        Expect::Drop,
+        &[c!(advert_own_source)],
+    ));
+
+    // VLAN: never parsed as untagged
+    v.push(fixture(
+        "tagged arp for VIP",
+        Master,
+        vlan_tagged(&arp_req, 100),
+        Expect::Pass,
+        &[c!(vlan_passed)],
+    ));
+    v.push(fixture(
+        "tagged advert",
+        Backup,
+        vlan_tagged(&valid_advert_v4(), 100),
+        Expect::Pass,
+        &[c!(vlan_passed)],
+    ));
+    let mut tagged_vmac = vlan_tagged(&arp_req, 100);
+    tagged_vmac[..6].copy_from_slice(&VMAC);
+    v.push(fixture(
+        "tagged frame to virtual MAC as backup",
+        Backup,
+        tagged_vmac,
+        Expect::Pass,
+        &[c!(vlan_passed)],
+    ));
+
+    // Truncated frames, every length from 0 to the full frame.
+    let full = valid_advert_v4();
+    for len in 0..full.len() {
+        let (expect, counters): (Expect, Vec<_>) = match len {
+            0..14 => (Expect::Refused, vec![]),
+            14..34 => (Expect::Pass, vec![]), // IPv4 header incomplete: the stack drops it
+            _ => (Expect::Drop, vec![c!(advert_bad_length)]),
+        };
+        v.push(Fixture {
+            name: format!("advert truncated to {len}"),
+            state: Backup,
+            frame: full[..len].to_vec(),
+            expect,
+            counters,
+        });
+    }
+    for len in 14..arp_req.len() {
+        v.push(fixture(
+            format!("arp truncated to {len}"),
+            Master,
+            arp_req[..len].to_vec(),
+            Expect::Pass,
+            &[],
+        ));
+    }
+    for len in 14..ns.len() {
+        v.push(fixture(
+            format!("ns truncated to {len}"),
+            Master,
+            ns[..len].to_vec(),
+            Expect::Pass,
+            &[],
+        ));
+    }
+    v
+}
+
+fn set_state(dp: &mut Dataplane, state: State) {
+    let now = monotonic_now().unwrap();
+    let s = match state {
+        State::Master => VhidDataplaneState::Master {
+            until: now + Duration::from_secs(60),
+        },
+        State::ExpiredMaster => VhidDataplaneState::Master {
+            until: now - Duration::from_nanos(1),
+        },
+        State::Backup => VhidDataplaneState::Backup,
+        State::Init => VhidDataplaneState::Init,
+    };
+    dp.set_vhid(IFINDEX, VHID, Duration::from_secs(1), s)
+        .unwrap();
+}
+
+fn configured_dataplane() -> Dataplane {
+    let mut dp = Dataplane::load_unpinned().expect("load the XDP program");
+    dp.set_carpdev(IFINDEX, DEV_MAC).unwrap();
+    dp.add_vip4(
+        IFINDEX,
+        VIP4,
+        VipEntry {
+            vhid: VHID as u32,
+            flags: 0,
+        },
+    )
+    .unwrap();
+    dp.add_vip6(
+        IFINDEX,
+        VIP6,
+        VipEntry {
+            vhid: VHID as u32,
+            flags: 0,
+        },
+    )
+    .unwrap();
+    dp
+}
+
+fn run(dp: &Dataplane, frame: &[u8]) -> Result<(u32, Vec<u8>), aya::programs::ProgramError> {
+    let mut out = vec![0u8; 512];
+    let result = dp.program().test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..Default::default()
+    })?;
+    out.truncate(result.data_size_out as usize);
+    Ok((result.return_value, out))
+}
+
+#[test]
+fn xdp_fixtures() {
+    if !require_root("xdp_fixtures") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    let mut failures = Vec::new();
+    let fixtures = fixtures();
+    for f in &fixtures {
+        set_state(&mut dp, f.state);
+        let before = dp.counters().unwrap();
+        let outcome = run(&dp, &f.frame);
+        let after = dp.counters().unwrap();
+        let verdict_ok = match (&f.expect, &outcome) {
+            (Expect::Refused, Err(_)) => true,
+            (Expect::Pass, Ok((XDP_PASS, out))) => out == &f.frame,
+            (Expect::Drop, Ok((XDP_DROP, _))) => true,
+            (Expect::Tx(want), Ok((XDP_TX, out))) => out == want,
+            _ => false,
+        };
+        if !verdict_ok {
+            failures.push(format!(
+                "{}: expected {:?}, got {:?}",
+                f.name,
+                f.expect,
+                outcome.as_ref().map(|(v, out)| (v, hex::encode(out)))
+            ));
+        }
+        for (name, field) in all_counters() {
+            let want = u64::from(f.counters.iter().any(|(n, _)| *n == name));
+            let got = field(&after) - field(&before);
+            if got != want {
+                failures.push(format!(
+                    "{}: counter {name} moved by {got}, expected {want}",
+                    f.name
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failures.len(),
+        fixtures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn valid_adverts_reach_the_ring_buffer_intact() {
+    if !require_root("valid_adverts_reach_the_ring_buffer_intact") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    set_state(&mut dp, State::Backup);
+    let mut ring = dp.take_advert_ring().expect("ring buffer");
+    let header = CarpFields {
+        advskew: 100,
+        demote: 3,
+        ..CarpFields::advert(VHID)
+    }
+    .encode();
+    let (verdict, _) = run(&dp, &advert_v4(PEER_MAC, PEER4, 255, &header)).unwrap();
+    assert_eq!(verdict, XDP_DROP);
+    let (verdict, _) = run(&dp, &advert_v6(PEER_MAC, PEER6, 255, &header)).unwrap();
+    assert_eq!(verdict, XDP_DROP);
+
+    let mut events = Vec::new();
+    while let Some(item) = ring.next() {
+        assert_eq!(item.len(), std::mem::size_of::<AdvertEvent>());
+        // SAFETY: the ring carries AdvertEvent records only, sized as checked above.
+        events.push(unsafe { (item.as_ptr() as *const AdvertEvent).read_unaligned() });
+    }
+    assert_eq!(events.len(), 2);
+    let v4 = &events[0];
+    assert_eq!((v4.ifindex, v4.family, v4.ttl), (IFINDEX, 4, 255));
+    assert_eq!(&v4.src[..4], &PEER4.octets());
+    assert_eq!(v4.src_mac, PEER_MAC);
+    assert_eq!(v4.carp, header);
+    let v6 = &events[1];
+    assert_eq!((v6.family, v6.ttl), (6, 255));
+    assert_eq!(v6.src, PEER6.octets());
+    assert_eq!(v6.carp, header);
+}
+
+#[test]
+fn unconfigured_carpdev_passes_everything() {
+    if !require_root("unconfigured_carpdev_passes_everything") {
+        return;
+    }
+    let dp = Dataplane::load_unpinned().unwrap();
+    for frame in [arp_request(CLIENT_MAC, CLIENT4, VIP4), valid_advert_v4()] {
+        let (verdict, out) = run(&dp, &frame).unwrap();
+        assert_eq!((verdict, out), (XDP_PASS, frame));
+    }
+}
