@@ -6,3 +6,4 @@
 
 pub mod dataplane;
 pub mod proto;
+pub mod send;

@@ -1,0 +1,31 @@
+//! What carpd puts on the wire: advertisements ([`advert`]) and the announcements a new
+//! master makes, gratuitous ARP and unsolicited neighbour advertisements ([`announce`]).
+//!
+//! Receiving is not here: the XDP program hands received adverts to carpd through a ring
+//! buffer (see `dataplane`), so these sockets only ever send.
+
+pub mod advert;
+pub mod announce;
+
+/// Errors of the send path; each names the interface and what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{what} on {ifname}: {source}")]
+    Socket {
+        what: &'static str,
+        ifname: String,
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn sock_err(
+    what: &'static str,
+    ifname: &str,
+) -> impl FnOnce(std::io::Error) -> SendError {
+    let ifname = ifname.to_owned();
+    move |source| SendError::Socket {
+        what,
+        ifname,
+        source,
+    }
+}
