@@ -541,3 +541,48 @@ pub fn remove_pin_dir(pin_dir: &Path) -> Result<(), DataplaneError> {
         }),
     }
 }
+
+/// Asynchronous reader of the advertisement ring buffer: carpd's receive path.
+pub struct AdvertReader {
+    ring: tokio::io::unix::AsyncFd<RingBuf<MapData>>,
+}
+
+impl AdvertReader {
+    pub fn new(ring: RingBuf<MapData>) -> std::io::Result<Self> {
+        // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd owns the ring,
+        // and as_raw_fd always returns that same fd.
+        let ring = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE)
+        }
+        .map_err(std::io::Error::from)?;
+        Ok(Self { ring })
+    }
+
+    /// Waits until at least one advert is queued, then returns every queued one.
+    pub async fn next_batch(&mut self) -> std::io::Result<Vec<carp_common::maps::AdvertEvent>> {
+        loop {
+            let mut guard = self.ring.readable_mut().await?;
+            let ring = guard.get_inner_mut();
+            let mut batch = Vec::new();
+            while let Some(item) = ring.next() {
+                if let Some(event) = decode_event(&item) {
+                    batch.push(event);
+                }
+            }
+            guard.clear_ready();
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+}
+
+/// An [`carp_common::maps::AdvertEvent`] from ring-buffer bytes; `None` if the size is wrong
+/// (an object/daemon mismatch, which the layout test in carp-common rules out).
+pub fn decode_event(bytes: &[u8]) -> Option<carp_common::maps::AdvertEvent> {
+    if bytes.len() != std::mem::size_of::<carp_common::maps::AdvertEvent>() {
+        return None;
+    }
+    // SAFETY: the size matches and AdvertEvent is plain data valid for any bit pattern.
+    Some(unsafe { (bytes.as_ptr() as *const carp_common::maps::AdvertEvent).read_unaligned() })
+}

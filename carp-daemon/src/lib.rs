@@ -5,5 +5,6 @@
 //! - [`dataplane`]: loading, pinning and driving the XDP program built from `carp-ebpf`.
 
 pub mod dataplane;
+pub mod groups;
 pub mod proto;
 pub mod send;
