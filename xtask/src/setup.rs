@@ -186,7 +186,8 @@ impl Setup {
 }
 
 fn nightly_toolchain(s: &mut Setup) -> Result<Outcome> {
-    let list = run_capture(command("rustup")?.args(["toolchain", "list"]))?;
+    let list = run_capture(command("rustup")?.args(["toolchain", "list"]))
+        .context("rustup is needed (https://rustup.rs) and must be on PATH")?;
     if has_nightly(&list) {
         return Ok(Outcome::Present(nightly_version()?));
     }
