@@ -41,6 +41,8 @@ const PACKAGES: &[&str] = &[
 ];
 const BPF_LINKER: &str = "bpf-linker";
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The LLVM versions bpf-linker 0.13.0 has `llvm-NN` features for.
+const BPF_LINKER_LLVM: std::ops::RangeInclusive<u32> = 21..=23;
 const BPFFS: &str = "/sys/fs/bpf";
 const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 
@@ -360,7 +362,7 @@ fn installed_packages(out: &str) -> Vec<&str> {
 }
 
 fn apt_install(packages: &[&str]) -> Result<()> {
-    let _deny = DenyServiceStarts::new()?;
+    let _deny = DenyServiceStarts::new(Path::new(POLICY_RC_D))?;
     run_capture(
         Command::new("apt-get")
             .arg("update")
@@ -379,41 +381,48 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 /// invoke-rc.d and deb-systemd-invoke read it), so installing keepalived does not start it.
 /// A policy-rc.d that was there is moved aside and put back on drop.
 struct DenyServiceStarts {
+    path: PathBuf,
     saved: Option<PathBuf>,
 }
 
 impl DenyServiceStarts {
-    fn new() -> Result<Self> {
-        let path = Path::new(POLICY_RC_D);
-        let aside = PathBuf::from(format!("{POLICY_RC_D}.carp-xtask-saved"));
+    fn new(path: &Path) -> Result<Self> {
+        let aside = PathBuf::from(format!("{}.carp-xtask-saved", path.display()));
         let saved = if aside.exists() {
             // A run that was killed left ours in place and the original aside: keep that.
             Some(aside)
         } else if path.symlink_metadata().is_ok() {
-            fs::rename(path, &aside).with_context(|| format!("moving {POLICY_RC_D} aside"))?;
+            fs::rename(path, &aside).with_context(|| format!("moving {} aside", path.display()))?;
             Some(aside)
         } else {
             None
+        };
+        let guard = Self {
+            path: path.to_path_buf(),
+            saved,
         };
         fs::write(
             path,
             "#!/bin/sh\n# Written by `cargo xtask setup` while it runs apt-get; removed after.\n\
              exit 101\n",
         )
-        .with_context(|| format!("writing {POLICY_RC_D}"))?;
+        .with_context(|| format!("writing {}", path.display()))?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
-        Ok(Self { saved })
+        Ok(guard)
     }
 }
 
 impl Drop for DenyServiceStarts {
     fn drop(&mut self) {
         let restored = match &self.saved {
-            Some(aside) => fs::rename(aside, POLICY_RC_D),
-            None => fs::remove_file(POLICY_RC_D),
+            Some(aside) => fs::rename(aside, &self.path),
+            None => fs::remove_file(&self.path),
         };
         if let Err(err) = restored {
-            eprintln!("setup: WARNING: could not restore {POLICY_RC_D}: {err}");
+            eprintln!(
+                "setup: WARNING: could not restore {}: {err}",
+                self.path.display()
+            );
         }
     }
 }
@@ -473,6 +482,16 @@ fn bpf_linker(s: &mut Setup) -> Result<Outcome> {
         )));
     }
     let llvm = NightlyLlvm::find()?;
+    if !BPF_LINKER_LLVM.contains(&llvm.major) {
+        bail!(
+            "the nightly's LLVM is {} ({}), but bpf-linker {BPF_LINKER_VERSION} supports LLVM \
+             {}-{} only: install an older nightly, or move to a bpf-linker that supports it",
+            llvm.major,
+            llvm.file,
+            BPF_LINKER_LLVM.start(),
+            BPF_LINKER_LLVM.end()
+        );
+    }
     let prefix = s.cargo_home.join("carp-llvm").join(&llvm.toolchain_id);
     let mut install = command("cargo")?;
     install
@@ -823,5 +842,32 @@ mod tests {
             libllvm_from_ldd("\tlibc.so.6 => /lib/libc.so.6 (0x1)\n"),
             None
         );
+    }
+
+    #[test]
+    fn service_starts_denied_then_policy_restored() {
+        let dir = std::env::temp_dir().join(format!("xtask-policy-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy-rc.d");
+        let denies = |p: &Path| fs::read_to_string(p).unwrap().ends_with("exit 101\n");
+
+        // None before: ours while alive, none after.
+        {
+            let _g = DenyServiceStarts::new(&path).unwrap();
+            assert!(denies(&path));
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o755);
+        }
+        assert!(!path.exists());
+
+        // One before: moved aside, then put back unchanged.
+        fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        {
+            let _g = DenyServiceStarts::new(&path).unwrap();
+            assert!(denies(&path));
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "#!/bin/sh\nexit 0\n");
+        assert!(!dir.join("policy-rc.d.carp-xtask-saved").exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
