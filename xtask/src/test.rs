@@ -229,7 +229,7 @@ fn summary(
     }
     if show_tests && tests.binaries > 0 {
         println!(
-            "    {} test binaries: {} passed, {} failed, {} ignored",
+            "    {} test suites: {} passed, {} failed, {} ignored",
             tests.binaries, tests.passed, tests.failed, tests.ignored
         );
     }
