@@ -371,6 +371,8 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     run_capture(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
+            // Wait for another apt/dpkg run to finish instead of failing at once.
+            .args(["-o", "DPkg::Lock::Timeout=300"])
             .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
