@@ -146,7 +146,7 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
         carp: header,
         _pad3: [0; 4],
     };
-    if ADVERTS.output(&event, 0).is_err() {
+    if ADVERTS.output(event, 0).is_err() {
         return drop_counted(|c| &mut c.advert_ring_full);
     }
     count(|c| &mut c.advert_delivered);

@@ -34,7 +34,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
         addr: arp.tpa,
     };
     // SAFETY: copied out at once.
-    let Some(vip) = (unsafe { VIP4.get(&key).copied() }) else {
+    let Some(vip) = (unsafe { VIP4.get(key).copied() }) else {
         return xdp_action::XDP_PASS; // not a virtual address: the kernel's business
     };
     if arp.spa == arp.tpa {

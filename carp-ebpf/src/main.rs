@@ -36,7 +36,7 @@ use crate::{
 pub fn carp(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: copied out at once.
-    let Some(dev) = (unsafe { CARPDEVS.get(&ifindex).copied() }) else {
+    let Some(dev) = (unsafe { CARPDEVS.get(ifindex).copied() }) else {
         return xdp_action::XDP_PASS;
     };
     let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
@@ -47,15 +47,14 @@ pub fn carp(ctx: XdpContext) -> u32 {
         count(|c| &mut c.vlan_passed);
         return xdp_action::XDP_PASS;
     }
-    if let Some(vhid) = vhid_of_virtual_mac(&eth.dst) {
-        if let Some(entry) = vhid_entry(ifindex, vhid) {
+    if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)
+        && let Some(entry) = vhid_entry(ifindex, vhid) {
             if !is_live_master(&entry) {
                 count(|c| &mut c.vmac_dropped_not_master);
                 return xdp_action::XDP_DROP;
             }
             count(|c| &mut c.vmac_accepted);
         }
-    }
     match ethertype {
         ETH_P_ARP => arp::handle(&ctx, ifindex),
         ETH_P_IP => match read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {

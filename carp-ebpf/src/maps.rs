@@ -47,7 +47,7 @@ pub fn vhid_entry(ifindex: u32, vhid: u8) -> Option<VhidEntry> {
     // SAFETY: the value is copied out at once; a concurrent update by carpd can at worst
     // give a torn read of the deadline, which only shifts the fail-silent moment by one
     // refresh.
-    unsafe { VHIDS.get(&key).copied() }
+    unsafe { VHIDS.get(key).copied() }
 }
 
 /// True while this host is master for the vhid and carpd keeps the deadline fresh.

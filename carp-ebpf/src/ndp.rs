@@ -56,7 +56,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
         addr: ns.target,
     };
     // SAFETY: copied out at once.
-    let Some(vip) = (unsafe { VIP6.get(&key).copied() }) else {
+    let Some(vip) = (unsafe { VIP6.get(key).copied() }) else {
         return xdp_action::XDP_PASS;
     };
     let Some(entry) = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master) else {
