@@ -1,0 +1,219 @@
+//! The XDP program on a real veth in a namespace lab: a client's ARP requests and neighbour
+//! solicitations for the virtual addresses are answered with the virtual MAC only while the
+//! map says master, and the answers stop by themselves once the master entry is no longer
+//! refreshed. Also: the verifier accepts the program in generic and native mode, and a
+//! restarted loader adopts the pinned maps and link without detaching.
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use carp_common::maps::VipEntry;
+use carp_daemon::dataplane::{
+    AttachMode, Dataplane, VhidDataplaneState, master_hold, monotonic_now,
+};
+use carp_tests::lab::{Lab, LabSpec};
+
+const VHID: u8 = 1;
+const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const VMAC: &str = "00:00:5e:00:01:01";
+
+fn lab(name: &str) -> Option<Lab> {
+    if !carp_tests::require_root(name) {
+        return None;
+    }
+    Some(
+        Lab::new(
+            name,
+            LabSpec {
+                hosts: 1,
+                client: true,
+                ipv6: true,
+                ..Default::default()
+            },
+        )
+        .expect("build lab"),
+    )
+}
+
+/// Loads the program pinned under a lab-owned pin dir and attaches it to host 1's port.
+fn attach(lab: &Lab, mode: AttachMode) -> Dataplane {
+    let host = lab.host(0);
+    let pin_dir = lab.pin_dir("xdp");
+    let ifname = host.ifname().to_owned();
+    let (ifindex, mac) = (host.ifindex(), host.mac());
+    let mut dp = host
+        .in_netns(move || -> Dataplane {
+            let mut dp = Dataplane::load_pinned(&pin_dir).expect("load pinned");
+            dp.attach(&ifname, mode).expect("attach");
+            dp
+        })
+        .expect("enter host namespace");
+    dp.set_carpdev(ifindex, mac).unwrap();
+    let vip = VipEntry {
+        vhid: VHID as u32,
+        flags: 0,
+    };
+    dp.add_vip4(ifindex, VIP4, vip).unwrap();
+    dp.add_vip6(ifindex, VIP6, vip).unwrap();
+    dp
+}
+
+fn set_master(dp: &mut Dataplane, ifindex: u32, hold: Duration) {
+    let until = monotonic_now().unwrap() + hold;
+    dp.set_vhid(
+        ifindex,
+        VHID,
+        Duration::from_secs(1),
+        VhidDataplaneState::Master { until },
+    )
+    .unwrap();
+}
+
+/// One ARP request from the client; the MAC that answered, if any.
+fn arping(lab: &Lab) -> Option<String> {
+    let client = lab.client();
+    let out = client
+        .run([
+            "arping",
+            "-c",
+            "1",
+            "-w",
+            "1",
+            "-i",
+            client.ifname(),
+            &VIP4.to_string(),
+        ])
+        .expect("run arping");
+    parse_mac(&out.stdout)
+}
+
+/// One neighbour solicitation from the client; the target link-layer address, if any.
+fn ndisc(lab: &Lab) -> Option<String> {
+    let client = lab.client();
+    let out = client
+        .run([
+            "ndisc6",
+            "-1",
+            "-r",
+            "1",
+            "-w",
+            "1000",
+            &VIP6.to_string(),
+            client.ifname(),
+        ])
+        .expect("run ndisc6");
+    parse_mac(&out.stdout)
+}
+
+fn parse_mac(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .find(|w| w.len() == 17 && w.chars().filter(|c| *c == ':').count() == 5)
+        .map(str::to_ascii_lowercase)
+}
+
+#[test]
+fn answers_only_while_master_and_falls_silent_without_refresh() {
+    let Some(lab) = lab("xdp_netns_answers") else {
+        return;
+    };
+    let mut dp = attach(&lab, AttachMode::Generic);
+    let ifindex = lab.host(0).ifindex();
+
+    // BACKUP: silent, and the kernel does not answer either (XDP drops the requests).
+    dp.set_vhid(
+        ifindex,
+        VHID,
+        Duration::from_secs(1),
+        VhidDataplaneState::Backup,
+    )
+    .unwrap();
+    assert_eq!(arping(&lab), None, "backup must not answer ARP");
+    assert_eq!(ndisc(&lab), None, "backup must not answer NS");
+
+    // MASTER: answered with the virtual MAC.
+    set_master(&mut dp, ifindex, Duration::from_secs(30));
+    assert_eq!(arping(&lab).as_deref(), Some(VMAC));
+    assert_eq!(ndisc(&lab).as_deref(), Some(VMAC));
+
+    // MASTER, refreshed as carpd does with advbase 1, then carpd "dies": the replies stop
+    // within the hold time after the last refresh.
+    let hold = master_hold(Duration::from_secs(1));
+    set_master(&mut dp, ifindex, hold);
+    let last_refresh = Instant::now();
+    assert_eq!(arping(&lab).as_deref(), Some(VMAC), "fresh master answers");
+    let silent = carp_tests::wait_until(hold + Duration::from_secs(3), || arping(&lab).is_none());
+    assert!(silent.is_ok(), "replies did not stop after the deadline");
+    let elapsed = last_refresh.elapsed();
+    // arping waits up to 1 s per probe, so the first silent probe ends at most 1 s late.
+    assert!(
+        elapsed <= hold + Duration::from_secs(1) + Duration::from_millis(500),
+        "silent only after {elapsed:?}, hold is {hold:?}"
+    );
+    assert_eq!(ndisc(&lab), None, "expired master must not answer NS");
+    let counters = dp.counters().unwrap();
+    assert!(counters.arp_replied >= 2 && counters.arp_dropped_not_master >= 2);
+    assert!(counters.ns_replied >= 1 && counters.ns_dropped_not_master >= 2);
+}
+
+#[test]
+fn verifier_accepts_generic_and_native_mode_on_veth() {
+    let Some(lab) = lab("xdp_netns_modes") else {
+        return;
+    };
+    // Native XDP_TX on veth needs the peer to run XDP too (or NAPI): the switch side gets a
+    // pass-through program, as ../shared/TOOLCHAIN.md notes.
+    lab.enable_peer_xdp(0).expect("peer XDP");
+    for mode in [AttachMode::Generic, AttachMode::Native] {
+        let mut dp = attach(&lab, mode);
+        let ifindex = lab.host(0).ifindex();
+        set_master(&mut dp, ifindex, Duration::from_secs(30));
+        assert_eq!(arping(&lab).as_deref(), Some(VMAC), "{mode:?}");
+        let host = lab.host(0);
+        let ifname = host.ifname().to_owned();
+        host.in_netns(move || dp.detach(&ifname).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn restarted_loader_adopts_pinned_maps_and_link() {
+    let Some(lab) = lab("xdp_netns_adopt") else {
+        return;
+    };
+    let ifindex = lab.host(0).ifindex();
+    let mut first = attach(&lab, AttachMode::Generic);
+    set_master(&mut first, ifindex, Duration::from_secs(30));
+    assert_eq!(arping(&lab).as_deref(), Some(VMAC));
+    // The "daemon" exits without cleaning up (as after SIGKILL): pins keep everything alive.
+    drop(first);
+    assert_eq!(
+        arping(&lab).as_deref(),
+        Some(VMAC),
+        "pinned link and maps outlive the loader"
+    );
+
+    // A new loader adopts the maps (state intact) and swaps its program into the link.
+    let host = lab.host(0);
+    let pin_dir = lab.pin_dir("xdp");
+    let ifname = host.ifname().to_owned();
+    let (second, adopted) = host
+        .in_netns(move || {
+            let mut dp = Dataplane::load_pinned(&pin_dir).unwrap();
+            let adopted = dp.attach(&ifname, AttachMode::Generic).unwrap();
+            (dp, adopted)
+        })
+        .unwrap();
+    assert!(adopted, "the pinned link was taken over, not replaced");
+    let entry = second
+        .vhid(ifindex, VHID)
+        .expect("adopted map keeps the entry");
+    assert_eq!(entry.state, carp_common::maps::VHID_STATE_MASTER);
+    assert_eq!(arping(&lab).as_deref(), Some(VMAC));
+    let ifname = host.ifname().to_owned();
+    let mut second = second;
+    host.in_netns(move || {
+        second.detach(&ifname).unwrap();
+        second.remove_pins().unwrap();
+    })
+    .unwrap();
+    assert_eq!(arping(&lab), None, "detached: nobody answers for the VIP");
+}
