@@ -1,1 +1,33 @@
-//! The CARP protocol core. Pure Rust: no sockets, no clock.
+//! The CARP protocol core, as OpenBSD's `sys/netinet/ip_carp.c` (1.370) defines it on the
+//! wire. Pure Rust: no sockets, no clock, no randomness of its own; the daemon does the I/O.
+//!
+//! # Sending an advert
+//! ```
+//! use std::net::Ipv4Addr;
+//! use carp_daemon::proto::{CarpAuth, CarpHeader};
+//!
+//! let auth = CarpAuth::new("SeCrEt", 1, &[Ipv4Addr::new(192, 0, 2, 10)], &[], None)?;
+//! let counter = 0x0123_4567_89ab_cdef; // one random value per vhid, kept for its lifetime
+//! let bytes: [u8; 36] =
+//!     CarpHeader::advertisement(1, 1, 0, 0, counter, auth.sign(counter)).encode();
+//! # Ok::<(), carp_daemon::proto::AuthError>(())
+//! ```
+//! `encode` gives the CARP payload; the kernel (raw socket) adds the IP header.
+//!
+//! # Receiving one
+//! [`check_advert`] runs every OpenBSD input check in OpenBSD's order (TTL, length, checksum,
+//! vhid, version, HMAC, loop) and returns the header or a typed [`Reject`], whose
+//! [`Reject::as_str`] names the counter to bump. [`verify_delivered`] runs the checks the XDP
+//! program leaves to userspace.
+//!
+//! # Files
+//! - [`packet`]: the 36-byte header, its checksum, [`interval`].
+//! - [`input`]: the receive checks and [`Reject`].
+//! - [`hmac`]: key and message of the HMAC-SHA1, [`CarpAuth`].
+pub mod hmac;
+pub mod input;
+pub mod packet;
+
+pub use hmac::{AuthError, CarpAuth, hashed_lladdr};
+pub use input::{LocalVhid, Reject, check_advert, verify_delivered};
+pub use packet::{CarpHeader, interval};
