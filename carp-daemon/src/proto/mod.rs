@@ -18,16 +18,30 @@
 //! [`check_advert`] runs every OpenBSD input check in OpenBSD's order (TTL, length, checksum,
 //! vhid, version, HMAC, loop) and returns the header or a typed [`Reject`], whose
 //! [`Reject::as_str`] names the counter to bump. [`verify_delivered`] runs the checks the XDP
-//! program leaves to userspace.
+//! program leaves to userspace. An accepted header becomes an [`fsm::Event::AdvertReceived`]
+//! through [`fsm::Event::advert`].
+//!
+//! # Electing
+//! [`fsm::Vhid`] is the state machine of one vhid: [`fsm::Vhid::handle`]`(now, event)`
+//! returns [`fsm::Action`]s; sleep until [`fsm::Vhid::next_deadline`], then send
+//! [`fsm::Event::TimerExpired`].
 //!
 //! # Files
 //! - [`packet`]: the 36-byte header, its checksum, [`interval`].
 //! - [`input`]: the receive checks and [`Reject`].
 //! - [`hmac`]: key and message of the HMAC-SHA1, [`CarpAuth`].
+//! - [`fsm`]: the election.
+pub mod fsm;
 pub mod hmac;
 pub mod input;
 pub mod packet;
 
+#[cfg(test)]
+mod sim_tests;
+
+pub use fsm::{
+    Action, Event, Families, Family, ForcedState, ParamError, Reason, State, Vhid, VhidParams,
+};
 pub use hmac::{AuthError, CarpAuth, hashed_lladdr};
 pub use input::{LocalVhid, Reject, check_advert, verify_delivered};
 pub use packet::{CarpHeader, interval};
