@@ -1,8 +1,8 @@
 //! Packet captures with tcpdump inside a lab namespace.
 //!
 //! tcpdump prints "listening on IF" only after the socket is open and the filter attached, so
-//! [`Capture::start`] returns once that line appeared: every packet sent afterwards is in the
-//! file. `-U --immediate-mode` makes each packet reach the file as it arrives, so stopping
+//! [`Host::capture`](crate::Host::capture) returns once that line appeared: every packet sent
+//! afterwards is in the file. `-U --immediate-mode` makes each packet reach the file as it arrives, so stopping
 //! with SIGTERM loses nothing still buffered.
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

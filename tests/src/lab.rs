@@ -731,6 +731,16 @@ mod tests {
         assert_eq!(parse_mac("00:00:5e:00:01:fe:00"), None);
     }
 
+    /// Tests hand labs and hosts to threads (parallel builds, closures in `in_netns`).
+    #[test]
+    fn lab_and_host_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Lab>();
+        check::<Host>();
+        check::<crate::LabProcess>();
+        check::<crate::Capture>();
+    }
+
     #[test]
     fn hints_are_sanitized() {
         assert_eq!(sanitize_hint("xdp-netns answers"), "xdp_netns_answers");
