@@ -7,7 +7,7 @@
 //! 1. the nightly toolchain (`--profile minimal`) with `rust-src` and `clippy`: the eBPF crate
 //!    is built with `-Z build-std=core`, and `cargo xtask test` runs clippy on it;
 //! 2. `clippy` and `rustfmt` on the active (default, stable) toolchain;
-//! 3. Debian packages (bpftool, iproute2, arping, tcpdump, ethtool, ucarp, keepalived, ndisc6), with
+//! 3. Debian packages (bpftool, iproute2, arping, tcpdump, ethtool, ucarp, keepalived, ndisc6, iputils-ping), with
 //!    service starts denied while apt-get runs, so keepalived is not left running [root];
 //! 4. bpffs mounted at /sys/fs/bpf [root];
 //! 5. bpf-linker 0.13.0, built against the nightly's own libLLVM (see README, Toolchain);
@@ -40,6 +40,8 @@ const PACKAGES: &[&str] = &[
     "keepalived",
     // ndisc6: neighbour solicitations from the test client, as arping does for ARP.
     "ndisc6",
+    // ping: the lab's reachability checks (not on a minimal Debian).
+    "iputils-ping",
 ];
 const BPF_LINKER: &str = "bpf-linker";
 const BPF_LINKER_VERSION: &str = "0.13.0";
