@@ -441,6 +441,24 @@ impl Dataplane {
         ignore_missing(self.vip6.remove(&key), pin::VIP6)
     }
 
+    /// Turns every vhid entry to INIT, keeping the address entries: the program then drops
+    /// ARP/NS for every known virtual address and answers none. Used before removing what a
+    /// crashed run left.
+    pub fn silence_all(&mut self) -> Result<(), DataplaneError> {
+        let entries: Vec<(VhidKey, VhidEntry)> = self.vhids.iter().filter_map(Result::ok).collect();
+        for (key, mut entry) in entries {
+            entry.state = VHID_STATE_INIT;
+            entry.master_deadline_ns = 0;
+            self.vhids
+                .insert(key, entry, 0)
+                .map_err(|source| DataplaneError::Map {
+                    map: pin::VHIDS,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
     /// Removes every entry of every map: a restarted daemon starts from its configuration,
     /// not from what a crashed run left (the entries it then writes start as INIT/BACKUP).
     pub fn clear(&mut self) -> Result<(), DataplaneError> {
