@@ -131,13 +131,11 @@ pub struct DataplaneCounters {
     pub advert_delivered: u64,
     /// Advertisements for a vhid not served here, passed to the stack (may be VRRP).
     pub advert_passed_unknown_vhid: u64,
-    /// Advertisements dropped for bad length: IP payload shorter than the CARP header (or
-    /// longer than the program checksums), or a frame shorter than its IP header says.
+    /// Advertisements dropped for bad length: IP payload shorter than the CARP header, or a
+    /// frame shorter than its IP header says.
     pub advert_bad_length: u64,
     /// Advertisements dropped: version not 2.
     pub advert_bad_version: u64,
-    /// Advertisements dropped: type not advertisement.
-    pub advert_bad_type: u64,
     /// Advertisements dropped: TTL / hop limit not 255.
     pub advert_bad_ttl: u64,
     /// Advertisements dropped: CARP checksum wrong.
@@ -152,9 +150,9 @@ pub struct DataplaneCounters {
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
 ///
-/// The program has already checked length, version, type, TTL, the checksum (over the whole
-/// CARP payload) and that the vhid is served on `ifindex`; carpd authenticates and runs the
-/// election.
+/// The program has already checked length, TTL, the checksum (over the 36 header bytes, as
+/// OpenBSD), the version and that the vhid is served on `ifindex`; carpd authenticates and
+/// runs the election.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdvertEvent {
@@ -200,7 +198,7 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 17 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 16 * 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
     }

@@ -510,7 +510,6 @@ pub fn sum_counters(a: &DataplaneCounters, b: &DataplaneCounters) -> DataplaneCo
         advert_passed_unknown_vhid: a.advert_passed_unknown_vhid + b.advert_passed_unknown_vhid,
         advert_bad_length: a.advert_bad_length + b.advert_bad_length,
         advert_bad_version: a.advert_bad_version + b.advert_bad_version,
-        advert_bad_type: a.advert_bad_type + b.advert_bad_type,
         advert_bad_ttl: a.advert_bad_ttl + b.advert_bad_ttl,
         advert_bad_checksum: a.advert_bad_checksum + b.advert_bad_checksum,
         advert_own_source: a.advert_own_source + b.advert_own_source,

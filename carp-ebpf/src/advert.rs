@@ -21,10 +21,6 @@ use crate::{
     packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
 };
 
-/// Longest CARP payload the program checksums. OpenBSD and ucarp send exactly 36 bytes; a
-/// receiver must accept trailing bytes covered by the checksum, up to this bound.
-const MAX_CARP_PAYLOAD: usize = 64;
-
 /// An advert as the checks below see it, whichever the IP family.
 struct Received<'a> {
     ifindex: u32,
@@ -113,23 +109,19 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     if rx.ttl != CARP_TTL {
         return drop_counted(|c| &mut c.advert_bad_ttl);
     }
-    if rx.payload_len < CARP_HEADER_LEN || rx.payload_len > MAX_CARP_PAYLOAD {
+    if rx.payload_len < CARP_HEADER_LEN {
         return drop_counted(|c| &mut c.advert_bad_length);
     }
     let Some(header) = read_at::<[u8; CARP_HEADER_LEN]>(ctx, rx.payload_off) else {
         return drop_counted(|c| &mut c.advert_bad_length);
     };
-    let Some(sum) = payload_sum(ctx, rx, &header) else {
-        return drop_counted(|c| &mut c.advert_bad_length);
-    };
-    if csum::fold(sum) != 0 {
+    // OpenBSD checksums exactly the 36 header bytes (trailing bytes are ignored, not
+    // rejected), and checks the version but never the type nibble.
+    if csum::fold(csum::add_words(0, &header)) != 0 {
         return drop_counted(|c| &mut c.advert_bad_checksum);
     }
     if header[0] >> 4 != CARP_VERSION {
         return drop_counted(|c| &mut c.advert_bad_version);
-    }
-    if header[0] & 0x0f != CARP_TYPE_ADVERTISEMENT {
-        return drop_counted(|c| &mut c.advert_bad_type);
     }
     if rx.eth.src == dev.mac {
         return drop_counted(|c| &mut c.advert_own_source);
@@ -151,29 +143,4 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     }
     count(|c| &mut c.advert_delivered);
     xdp_action::XDP_DROP
-}
-
-/// Checksum running sum over the whole CARP payload: the 36-byte header already read, plus
-/// any trailing bytes up to [`MAX_CARP_PAYLOAD`] (an odd last byte padded with zero).
-/// `None` when the frame is shorter than the IP header claims.
-#[inline(always)]
-fn payload_sum(ctx: &XdpContext, rx: &Received, header: &[u8; CARP_HEADER_LEN]) -> Option<u32> {
-    let mut sum = csum::add_words(0, header);
-    let extra = rx.payload_len - CARP_HEADER_LEN;
-    let mut i = 0;
-    while i < MAX_CARP_PAYLOAD - CARP_HEADER_LEN {
-        if i >= extra {
-            break;
-        }
-        let off = rx.payload_off + CARP_HEADER_LEN + i;
-        let hi = read_at::<u8>(ctx, off)?;
-        let lo = if i + 1 < extra {
-            read_at::<u8>(ctx, off + 1)?
-        } else {
-            0
-        };
-        sum += u16::from_be_bytes([hi, lo]) as u32;
-        i += 2;
-    }
-    Some(sum)
 }

@@ -48,13 +48,14 @@ pub fn carp(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)
-        && let Some(entry) = vhid_entry(ifindex, vhid) {
-            if !is_live_master(&entry) {
-                count(|c| &mut c.vmac_dropped_not_master);
-                return xdp_action::XDP_DROP;
-            }
-            count(|c| &mut c.vmac_accepted);
+        && let Some(entry) = vhid_entry(ifindex, vhid)
+    {
+        if !is_live_master(&entry) {
+            count(|c| &mut c.vmac_dropped_not_master);
+            return xdp_action::XDP_DROP;
         }
+        count(|c| &mut c.vmac_accepted);
+    }
     match ethertype {
         ETH_P_ARP => arp::handle(&ctx, ifindex),
         ETH_P_IP => match read_at::<Ipv4Hdr>(&ctx, ETH_HLEN) {
