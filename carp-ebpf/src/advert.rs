@@ -12,7 +12,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use carp_common::{
     maps::{AdvertEvent, CarpdevEntry, DataplaneCounters},
-    wire::{CARP_HEADER_LEN, CARP_TTL, CARP_TYPE_ADVERTISEMENT, CARP_VERSION, ETH_HLEN, IPV6_HLEN},
+    wire::{CARP_HEADER_LEN, CARP_TTL, CARP_VERSION, ETH_HLEN, IPV6_HLEN},
 };
 
 use crate::{
