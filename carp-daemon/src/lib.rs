@@ -4,7 +4,11 @@
 //!   machine. Pure: no I/O, no clock.
 //! - [`dataplane`]: loading, pinning and driving the XDP program built from `carp-ebpf`.
 
+pub mod config;
 pub mod dataplane;
 pub mod groups;
+pub mod hooks;
+pub mod metrics;
+pub mod notify;
 pub mod proto;
 pub mod send;
