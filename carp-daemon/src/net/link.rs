@@ -1,0 +1,641 @@
+//! Carp interfaces and their addresses over rtnetlink: [`NetHandle`].
+//!
+//! Each public method is one small, named netlink exchange (or a short fixed sequence of
+//! them), so that an error says which request failed on what. See the [module
+//! doc](super) for why carp interfaces are NOARP macvlans without link-local addresses and
+//! why their addresses have neither DAD nor a prefix route.
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use carp_common::wire::vhid_of_virtual_mac;
+use futures_util::TryStreamExt;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo,
+    LinkMessage, MacVlanMode, State,
+};
+use rtnetlink::{Handle, LinkMacVlan, LinkUnspec};
+use tokio::task::JoinHandle;
+
+use super::NetError;
+
+/// Start of the interface alias (`ip link show` prints it) that marks a link as created by
+/// carpd. [`NetHandle::stale_carp_interfaces`] removes only links carrying it: keepalived's
+/// `use_vmac` interfaces are macvlans with the very same MAC prefix, and must survive.
+pub const CARP_ALIAS_PREFIX: &str = "carpd vhid ";
+
+/// Receive buffer of the netlink sockets: a dump of many links or addresses, or a burst of
+/// events, must not overflow it (netlink-proto drops messages silently on `ENOBUFS`).
+pub(super) const NETLINK_RCVBUF: i32 = 1 << 20;
+
+/// What carpd needs to know of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub ifindex: u32,
+    pub name: String,
+    /// The link-layer address; all zero if the link has none of 6 bytes.
+    pub mac: [u8; 6],
+    /// `IFF_UP`: configured up.
+    pub admin_up: bool,
+    /// `IFF_LOWER_UP`: up and the carrier is present. The kernel reports it only while
+    /// the link is admin up, so a link set down has no carrier either.
+    pub carrier: bool,
+    /// `IFLA_OPERSTATE` is `UP` (RFC 2863 operational state).
+    pub oper_up: bool,
+    /// `IFF_NOARP`: the kernel does no ARP, solicited-node joins or DAD on it.
+    pub noarp: bool,
+    /// `IFLA_INFO_KIND`, e.g. `macvlan`, `veth`; `None` for physical NICs.
+    pub kind: Option<String>,
+    /// `IFLA_LINK`: the lower device of a macvlan, VLAN, veth peer...
+    pub parent_ifindex: Option<u32>,
+    /// `IFLA_IFALIAS`.
+    pub alias: Option<String>,
+    /// IPv6 address generation is off (`addrgenmode none`): no link-local address.
+    pub ipv6_addr_gen_none: bool,
+}
+
+impl LinkInfo {
+    pub(super) fn from_message(msg: &LinkMessage) -> LinkInfo {
+        let flags = msg.header.flags;
+        let mut info = LinkInfo {
+            ifindex: msg.header.index,
+            name: String::new(),
+            mac: [0; 6],
+            admin_up: flags.contains(LinkFlags::Up),
+            carrier: flags.contains(LinkFlags::LowerUp),
+            oper_up: false,
+            noarp: flags.contains(LinkFlags::Noarp),
+            kind: None,
+            parent_ifindex: None,
+            alias: None,
+            ipv6_addr_gen_none: false,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => info.name = name.clone(),
+                LinkAttribute::Address(mac) => {
+                    if let Ok(mac) = <[u8; 6]>::try_from(mac.as_slice()) {
+                        info.mac = mac;
+                    }
+                }
+                LinkAttribute::OperState(state) => info.oper_up = *state == State::Up,
+                LinkAttribute::Link(parent) => info.parent_ifindex = Some(*parent),
+                LinkAttribute::IfAlias(alias) => info.alias = Some(alias.clone()),
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let NlLinkInfo::Kind(kind) = i {
+                            info.kind = Some(kind.to_string());
+                        }
+                    }
+                }
+                LinkAttribute::AfSpecUnspec(specs) => {
+                    info.ipv6_addr_gen_none = specs.iter().any(|s| match s {
+                        AfSpecUnspec::Inet6(inet6) => inet6
+                            .iter()
+                            .any(|a| matches!(a, AfSpecInet6::AddrGenMode(In6AddrGenMode::None))),
+                        _ => false,
+                    });
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+/// One address of an interface, with the flags carpd cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddress {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    /// `IFA_F_NODAD`.
+    pub nodad: bool,
+    /// `IFA_F_NOPREFIXROUTE`.
+    pub noprefixroute: bool,
+    /// `IFA_F_TENTATIVE`: IPv6 duplicate address detection still running; the address
+    /// cannot be bound to yet.
+    pub tentative: bool,
+    /// `IFA_F_DADFAILED`: IPv6 duplicate address detection found another holder.
+    pub dadfailed: bool,
+    /// `IFA_F_SECONDARY`: IPv4 address in the subnet of an earlier (primary) one.
+    pub secondary: bool,
+}
+
+impl IfAddress {
+    pub(super) fn from_message(msg: &AddressMessage) -> Option<IfAddress> {
+        let mut local = None;
+        let mut address = None;
+        // IFA_FLAGS (32 bits) supersedes the 8 flag bits of the header when present.
+        let mut flags = AddressFlags::from_bits_retain(u32::from(msg.header.flags.bits()));
+        for attr in &msg.attributes {
+            match attr {
+                AddressAttribute::Local(a) => local = Some(*a),
+                AddressAttribute::Address(a) => address = Some(*a),
+                AddressAttribute::Flags(f) => flags = *f,
+                _ => {}
+            }
+        }
+        // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on
+        // point-to-point links, and the only one IPv6 sends.
+        let addr = local.or(address)?;
+        Some(IfAddress {
+            addr,
+            prefix_len: msg.header.prefix_len,
+            nodad: flags.contains(AddressFlags::Nodad),
+            noprefixroute: flags.contains(AddressFlags::Noprefixroute),
+            tentative: flags.contains(AddressFlags::Tentative),
+            dadfailed: flags.contains(AddressFlags::Dadfailed),
+            secondary: flags.contains(AddressFlags::Secondary),
+        })
+    }
+}
+
+/// The addresses adverts are sent from (OpenBSD: the carpdev's own addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SourceAddrs {
+    /// The first primary IPv4 address.
+    pub v4: Option<Ipv4Addr>,
+    /// The first usable (not tentative, not duplicate) IPv6 link-local address.
+    pub v6_link_local: Option<Ipv6Addr>,
+}
+
+/// An rtnetlink connection whose task runs on the tokio runtime that created it. All
+/// requests act on the network namespace of the thread that called [`NetHandle::new`].
+pub struct NetHandle {
+    handle: Handle,
+    connection: JoinHandle<()>,
+}
+
+impl Drop for NetHandle {
+    fn drop(&mut self) {
+        // The connection task would end by itself once every request handle is gone; do
+        // not leave that to timing.
+        self.connection.abort();
+    }
+}
+
+fn is_errno(err: &rtnetlink::Error, errnos: &[i32]) -> bool {
+    matches!(err, rtnetlink::Error::NetlinkError(msg) if errnos.contains(&-msg.raw_code()))
+}
+
+fn on_ifindex(ifindex: u32) -> String {
+    format!("ifindex {ifindex}")
+}
+
+impl NetHandle {
+    /// Opens an rtnetlink socket and spawns its connection on the current runtime.
+    pub async fn new() -> Result<Self, NetError> {
+        let (mut connection, handle, _unsolicited) =
+            rtnetlink::new_connection().map_err(|source| NetError::Socket {
+                what: "opening NETLINK_ROUTE",
+                source,
+            })?;
+        use rtnetlink::sys::AsyncSocket;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .set_rx_buf_sz(NETLINK_RCVBUF)
+            .map_err(|source| NetError::Socket {
+                what: "setting SO_RCVBUF",
+                source,
+            })?;
+        let connection = tokio::spawn(connection);
+        Ok(NetHandle { handle, connection })
+    }
+
+    /// The link called `name`, or `None` if there is none.
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<LinkInfo>, NetError> {
+        let request = self.handle.link().get().match_name(name.to_owned());
+        let mut replies = request.execute();
+        match replies.try_next().await {
+            Ok(msg) => Ok(msg.as_ref().map(LinkInfo::from_message)),
+            // A lookup by name answers ENODEV when there is no such link.
+            Err(err) if is_errno(&err, &[libc::ENODEV]) => Ok(None),
+            Err(err) => Err(NetError::from_rtnetlink(
+                "RTM_GETLINK",
+                format!("name {name}"),
+                err,
+            )),
+        }
+    }
+
+    /// The link with index `ifindex`, or `None` if there is none.
+    pub async fn link_by_index(&self, ifindex: u32) -> Result<Option<LinkInfo>, NetError> {
+        let mut replies = self.handle.link().get().match_index(ifindex).execute();
+        match replies.try_next().await {
+            Ok(msg) => Ok(msg.as_ref().map(LinkInfo::from_message)),
+            Err(err) if is_errno(&err, &[libc::ENODEV]) => Ok(None),
+            Err(err) => Err(NetError::from_rtnetlink(
+                "RTM_GETLINK",
+                on_ifindex(ifindex),
+                err,
+            )),
+        }
+    }
+
+    /// Every link of the namespace.
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, NetError> {
+        let dump = |err| NetError::from_rtnetlink("RTM_GETLINK", "dump".into(), err);
+        let mut replies = self.handle.link().get().execute();
+        let mut links = Vec::new();
+        while let Some(msg) = replies.try_next().await.map_err(dump)? {
+            links.push(LinkInfo::from_message(&msg));
+        }
+        Ok(links)
+    }
+
+    /// Creates the carp interface `name`: a NOARP macvlan in bridge mode on the carpdev,
+    /// with the virtual MAC `vmac`, IPv6 address generation off and the carpd alias,
+    /// left down. Returns its ifindex. If a step after the creation fails, the half-made
+    /// link is deleted again. Fails with `EEXIST` if `name` already exists.
+    pub async fn create_carp_interface(
+        &self,
+        name: &str,
+        carpdev_ifindex: u32,
+        vmac: [u8; 6],
+    ) -> Result<u32, NetError> {
+        self.add_macvlan(name, carpdev_ifindex, vmac).await?;
+        let ifindex = self
+            .link_by_name(name)
+            .await?
+            .ok_or_else(|| NetError::NoSuchLink {
+                what: format!("carp interface {name} right after its creation"),
+            })?
+            .ifindex;
+        if let Err(err) = self.configure_carp_interface(ifindex, name, vmac).await {
+            // Best effort: the error that matters is the one that made us undo.
+            let _ = self.delete_link(ifindex).await;
+            return Err(err);
+        }
+        Ok(ifindex)
+    }
+
+    /// RTM_NEWLINK of the macvlan. NOARP goes in at creation, so the link never exists
+    /// without it; the MAC too, so it never carries a random one.
+    async fn add_macvlan(&self, name: &str, carpdev: u32, vmac: [u8; 6]) -> Result<(), NetError> {
+        let message = LinkMacVlan::new(name, carpdev, MacVlanMode::Bridge)
+            .address(vmac.to_vec())
+            .arp(false)
+            .build();
+        self.handle
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|err| {
+                NetError::from_rtnetlink(
+                    "RTM_NEWLINK",
+                    format!(
+                        "macvlan {name} on ifindex {carpdev} with MAC {}",
+                        fmt_mac(&vmac)
+                    ),
+                    err,
+                )
+            })
+    }
+
+    /// RTM_SETLINK of IPv6 `addrgenmode none` and the carpd alias. The kernel refuses the
+    /// IPv6 part in the creating RTM_NEWLINK (`EAFNOSUPPORT`), hence a second request,
+    /// made while the link is still down so no link-local address is ever generated.
+    async fn configure_carp_interface(
+        &self,
+        ifindex: u32,
+        name: &str,
+        vmac: [u8; 6],
+    ) -> Result<(), NetError> {
+        let addr_gen_none =
+            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+                In6AddrGenMode::None,
+            )])]);
+        let message = LinkUnspec::new_with_index(ifindex)
+            .append_extra_attribute(addr_gen_none)
+            .alias(format!("{CARP_ALIAS_PREFIX}{}", vmac[5]))
+            .build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|err| {
+                NetError::from_rtnetlink(
+                    "RTM_SETLINK",
+                    format!("{name} ({}): addrgenmode none, alias", on_ifindex(ifindex)),
+                    err,
+                )
+            })
+    }
+
+    /// Sets a link administratively up or down.
+    pub async fn set_up(&self, ifindex: u32, up: bool) -> Result<(), NetError> {
+        let builder = LinkUnspec::new_with_index(ifindex);
+        let message = if up { builder.up() } else { builder.down() }.build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|err| {
+                let what = if up { "up" } else { "down" };
+                NetError::from_rtnetlink(
+                    "RTM_SETLINK",
+                    format!("{} {what}", on_ifindex(ifindex)),
+                    err,
+                )
+            })
+    }
+
+    /// Deletes a link. A link that is already gone (`ENODEV`) is not an error: cleanup
+    /// after a crash or a racing `ip link del` must not fail.
+    pub async fn delete_link(&self, ifindex: u32) -> Result<(), NetError> {
+        match self.handle.link().del(ifindex).execute().await {
+            Ok(()) => Ok(()),
+            Err(err) if is_errno(&err, &[libc::ENODEV]) => Ok(()),
+            Err(err) => Err(NetError::from_rtnetlink(
+                "RTM_DELLINK",
+                on_ifindex(ifindex),
+                err,
+            )),
+        }
+    }
+
+    /// Adds a virtual address with `IFA_F_NODAD | IFA_F_NOPREFIXROUTE` (see the module
+    /// doc). Adding an address that is already there succeeds (`EEXIST`), whatever flags
+    /// the existing one has: carp interfaces are carpd's own, nobody else adds to them.
+    pub async fn add_address(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetError> {
+        let mut request = self.handle.address().add(ifindex, addr, prefix_len);
+        let message = request.message_mut();
+        message.header.flags = AddressHeaderFlags::Nodad;
+        message.attributes.push(AddressAttribute::Flags(
+            AddressFlags::Nodad | AddressFlags::Noprefixroute,
+        ));
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(err) if is_errno(&err, &[libc::EEXIST]) => Ok(()),
+            Err(err) => Err(NetError::from_rtnetlink(
+                "RTM_NEWADDR",
+                format!("{addr}/{prefix_len} on {}", on_ifindex(ifindex)),
+                err,
+            )),
+        }
+    }
+
+    /// Removes an address. One that is not there (`EADDRNOTAVAIL`, `ENOENT`), or whose
+    /// link is gone (`ENODEV`), is not an error. The prefix length must be the one it was
+    /// added with: IPv6 matches on it, so another length also means "not there".
+    pub async fn remove_address(
+        &self,
+        ifindex: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetError> {
+        let message = match addr {
+            IpAddr::V4(a) => rtnetlink::AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(ifindex)
+                .address(a, prefix_len)
+                .build(),
+            IpAddr::V6(a) => rtnetlink::AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(ifindex)
+                .address(a, prefix_len)
+                .build(),
+        };
+        let gone = [libc::EADDRNOTAVAIL, libc::ENOENT, libc::ENODEV];
+        match self.handle.address().del(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(err) if is_errno(&err, &gone) => Ok(()),
+            Err(err) => Err(NetError::from_rtnetlink(
+                "RTM_DELADDR",
+                format!("{addr}/{prefix_len} on {}", on_ifindex(ifindex)),
+                err,
+            )),
+        }
+    }
+
+    /// The addresses of a link, IPv4 and IPv6, in the kernel's order (IPv4 primary
+    /// addresses before their secondaries).
+    pub async fn addresses(&self, ifindex: u32) -> Result<Vec<IfAddress>, NetError> {
+        let dump = |err| NetError::from_rtnetlink("RTM_GETADDR", on_ifindex(ifindex), err);
+        let mut request = self.handle.address().get().set_link_index_filter(ifindex);
+        // The filter above is applied here, after a dump of every address; asking the
+        // kernel for one family at a time does not narrow it further, so take both.
+        request.message_mut().header.family = AddressFamily::Unspec;
+        let mut replies = request.execute();
+        let mut addresses = Vec::new();
+        while let Some(msg) = replies.try_next().await.map_err(dump)? {
+            addresses.extend(IfAddress::from_message(&msg));
+        }
+        Ok(addresses)
+    }
+
+    /// The addresses adverts go out from on this link (the carpdev): its first primary
+    /// IPv4 address and its first usable IPv6 link-local address.
+    pub async fn source_addresses(&self, ifindex: u32) -> Result<SourceAddrs, NetError> {
+        let addresses = self.addresses(ifindex).await?;
+        Ok(pick_sources(&addresses))
+    }
+
+    /// Carp interfaces an earlier carpd left behind (it crashed or was killed): macvlans
+    /// with a virtual MAC and carpd's alias. Links of other software with the same MAC
+    /// prefix (keepalived's `use_vmac`) lack the alias and are left alone.
+    pub async fn stale_carp_interfaces(&self) -> Result<Vec<LinkInfo>, NetError> {
+        let mut links = self.links().await?;
+        links.retain(is_carpd_link);
+        Ok(links)
+    }
+}
+
+/// True for a link carpd created: see [`NetHandle::stale_carp_interfaces`].
+pub fn is_carpd_link(link: &LinkInfo) -> bool {
+    link.kind.as_deref() == Some("macvlan")
+        && vhid_of_virtual_mac(&link.mac).is_some()
+        && link
+            .alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with(CARP_ALIAS_PREFIX))
+}
+
+fn pick_sources(addresses: &[IfAddress]) -> SourceAddrs {
+    let v4 = addresses.iter().find_map(|a| match a.addr {
+        IpAddr::V4(v4) if !a.secondary => Some(v4),
+        _ => None,
+    });
+    let v6_link_local = addresses.iter().find_map(|a| match a.addr {
+        IpAddr::V6(v6) if v6.is_unicast_link_local() && !a.tentative && !a.dadfailed => Some(v6),
+        _ => None,
+    });
+    SourceAddrs { v4, v6_link_local }
+}
+
+fn fmt_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The solicited-node multicast group of an IPv6 address (RFC 4291 2.7.1):
+/// `ff02::1:ffXX:XXXX` with the address's low 24 bits. Neighbour solicitations for the
+/// address are sent there.
+pub fn solicited_node_group(addr: &Ipv6Addr) -> Ipv6Addr {
+    let o = addr.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// Membership of the carpdev in the solicited-node groups of the virtual IPv6 addresses.
+///
+/// carpN is NOARP, so the kernel does not join these groups on it (that is what keeps MLD
+/// reports from leaving from the virtual MAC). Without a membership somewhere, neighbour
+/// solicitations for the virtual addresses are dropped by the carpdev NIC's multicast
+/// filter, or never forwarded to us by an MLD-snooping switch, and the XDP program cannot
+/// answer them. Joining on the carpdev puts the group in its filter and sends the MLD report
+/// from the carpdev's own MAC and link-local address, which is harmless on a BACKUP.
+///
+/// Two virtual addresses can share a group (same low 24 bits), so memberships are counted.
+/// Dropping this leaves every group (the kernel does, with the socket).
+pub struct SolicitedNodeGroups {
+    socket: socket2::Socket,
+    carpdev_ifindex: u32,
+    joined: BTreeMap<Ipv6Addr, usize>,
+}
+
+impl SolicitedNodeGroups {
+    /// A membership socket for the carpdev `carpdev_ifindex`, in the calling thread's
+    /// network namespace.
+    pub fn open(carpdev_ifindex: u32) -> Result<Self, NetError> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)
+            .map_err(|source| NetError::Socket {
+                what: "opening the IPv6 multicast membership socket",
+                source,
+            })?;
+        Ok(SolicitedNodeGroups {
+            socket,
+            carpdev_ifindex,
+            joined: BTreeMap::new(),
+        })
+    }
+
+    /// Joins the solicited-node group of `vip` (once per group, however many addresses).
+    pub fn join(&mut self, vip: &Ipv6Addr) -> Result<(), NetError> {
+        let group = solicited_node_group(vip);
+        if let Some(n) = self.joined.get_mut(&group) {
+            *n += 1;
+            return Ok(());
+        }
+        self.socket
+            .join_multicast_v6(&group, self.carpdev_ifindex)
+            .map_err(|source| NetError::Membership {
+                op: "IPV6_ADD_MEMBERSHIP",
+                group,
+                vip: *vip,
+                ifindex: self.carpdev_ifindex,
+                source,
+            })?;
+        self.joined.insert(group, 1);
+        Ok(())
+    }
+
+    /// Leaves the solicited-node group of `vip` when no other joined address needs it.
+    pub fn leave(&mut self, vip: &Ipv6Addr) -> Result<(), NetError> {
+        let group = solicited_node_group(vip);
+        let Some(n) = self.joined.get_mut(&group) else {
+            return Ok(());
+        };
+        *n -= 1;
+        if *n > 0 {
+            return Ok(());
+        }
+        self.joined.remove(&group);
+        self.socket
+            .leave_multicast_v6(&group, self.carpdev_ifindex)
+            .map_err(|source| NetError::Membership {
+                op: "IPV6_DROP_MEMBERSHIP",
+                group,
+                vip: *vip,
+                ifindex: self.carpdev_ifindex,
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solicited_node_group_takes_low_24_bits() {
+        let vip: Ipv6Addr = "2001:db8::12:3456:789a".parse().unwrap();
+        assert_eq!(
+            solicited_node_group(&vip),
+            "ff02::1:ff56:789a".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    fn addr(a: &str, flags: &[&str]) -> IfAddress {
+        IfAddress {
+            addr: a.parse().unwrap(),
+            prefix_len: 24,
+            nodad: false,
+            noprefixroute: false,
+            tentative: flags.contains(&"tentative"),
+            dadfailed: flags.contains(&"dadfailed"),
+            secondary: flags.contains(&"secondary"),
+        }
+    }
+
+    #[test]
+    fn advert_sources_skip_secondary_tentative_and_global() {
+        let addresses = [
+            addr("2001:db8::1", &[]),
+            addr("fe80::1", &["tentative"]),
+            addr("192.0.2.9", &["secondary"]),
+            addr("fe80::2", &[]),
+            addr("192.0.2.1", &[]),
+        ];
+        let s = pick_sources(&addresses);
+        assert_eq!(s.v4, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(s.v6_link_local, Some("fe80::2".parse().unwrap()));
+        assert_eq!(pick_sources(&[]), SourceAddrs::default());
+    }
+
+    #[test]
+    fn only_aliased_virtual_mac_macvlans_are_carpds() {
+        let mut link = LinkInfo {
+            ifindex: 5,
+            name: "carp1".into(),
+            mac: [0, 0, 0x5e, 0, 1, 1],
+            admin_up: true,
+            carrier: true,
+            oper_up: true,
+            noarp: true,
+            kind: Some("macvlan".into()),
+            parent_ifindex: Some(2),
+            alias: Some(format!("{CARP_ALIAS_PREFIX}1")),
+            ipv6_addr_gen_none: true,
+        };
+        assert!(is_carpd_link(&link));
+        link.alias = None; // keepalived's vrrp.1
+        assert!(!is_carpd_link(&link));
+        link.alias = Some(format!("{CARP_ALIAS_PREFIX}1"));
+        link.mac = [2, 0, 0, 0, 0, 1];
+        assert!(!is_carpd_link(&link));
+        link.mac = [0, 0, 0x5e, 0, 1, 1];
+        link.kind = Some("dummy".into());
+        assert!(!is_carpd_link(&link));
+    }
+}
