@@ -639,3 +639,272 @@ mod tests {
         assert!(!is_carpd_link(&link));
     }
 }
+
+/// Root-only tests, each in a fresh network namespace with a veth pair `cdev`/`cpeer` as
+/// the carpdev.
+#[cfg(test)]
+pub(super) mod netns_tests {
+    use super::*;
+    use crate::net::testns::{in_netns, ip, poll_until};
+    use carp_common::wire::virtual_mac;
+
+    /// Creates the veth pair `cdev` (the carpdev) and `cpeer`, both up, and waits for the
+    /// carrier on `cdev`. IPv6 DAD is off on `cdev` so its link-local address is usable at
+    /// once.
+    pub(crate) async fn carpdev(ns: &str, net: &NetHandle) -> LinkInfo {
+        ip(
+            ns,
+            &[
+                "link", "add", "cdev", "type", "veth", "peer", "name", "cpeer",
+            ],
+        );
+        std::fs::write("/proc/sys/net/ipv6/conf/cdev/accept_dad", "0").unwrap();
+        ip(ns, &["link", "set", "cdev", "up"]);
+        ip(ns, &["link", "set", "cpeer", "up"]);
+        let net = &net;
+        poll_until("carrier on cdev", move || async move {
+            net.link_by_name("cdev")
+                .await
+                .unwrap()
+                .is_some_and(|l| l.carrier)
+        })
+        .await;
+        net.link_by_name("cdev").await.unwrap().unwrap()
+    }
+
+    #[test]
+    fn carp_interface_is_a_noarp_macvlan_with_the_virtual_mac_and_no_link_local() {
+        in_netns("carp_interface_is_a_noarp_macvlan", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            let vmac = virtual_mac(1);
+            let ifindex = net
+                .create_carp_interface("carp1", cdev.ifindex, vmac)
+                .await
+                .unwrap();
+
+            let link = net
+                .link_by_index(ifindex)
+                .await
+                .unwrap()
+                .expect("carp1 exists");
+            assert_eq!(link.name, "carp1");
+            assert_eq!(link.kind.as_deref(), Some("macvlan"));
+            assert_eq!(link.mac, vmac);
+            assert_eq!(link.parent_ifindex, Some(cdev.ifindex));
+            assert!(link.noarp, "carp1 must be NOARP");
+            assert!(link.ipv6_addr_gen_none, "carp1 must have addrgenmode none");
+            assert!(!link.admin_up, "carp1 is left down");
+            assert_eq!(link.alias.as_deref(), Some("carpd vhid 1"));
+            let details = ip(&ns, &["-d", "link", "show", "carp1"]);
+            assert!(details.contains("macvlan mode bridge"), "{details}");
+
+            // Control: a plain macvlan on the same carpdev does get a link-local address.
+            ip(
+                &ns,
+                &[
+                    "link", "add", "link", "cdev", "name", "ctl0", "type", "macvlan", "mode",
+                    "bridge",
+                ],
+            );
+            ip(&ns, &["link", "set", "ctl0", "up"]);
+            net.set_up(ifindex, true).await.unwrap();
+            let ctl0 = net.link_by_name("ctl0").await.unwrap().unwrap().ifindex;
+            let n = &net;
+            poll_until(
+                "a link-local address on the control macvlan",
+                move || async move {
+                    let addrs = n.addresses(ctl0).await.unwrap();
+                    addrs
+                        .iter()
+                        .any(|a| matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+                },
+            )
+            .await;
+            // Link-local addresses are generated when a link comes up with a carrier; the
+            // control has its own, so carp1 would have one by now.
+            let link = net.link_by_index(ifindex).await.unwrap().unwrap();
+            assert!(link.admin_up && link.carrier, "{link:?}");
+            assert_eq!(
+                net.addresses(ifindex).await.unwrap(),
+                vec![],
+                "carp1 has no address"
+            );
+
+            let again = net.create_carp_interface("carp1", cdev.ifindex, vmac).await;
+            let err = again.expect_err("carp1 exists already");
+            assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+            assert!(err.to_string().contains("macvlan carp1"), "{err}");
+        });
+    }
+
+    #[test]
+    fn addresses_have_no_dad_and_no_prefix_route_and_are_idempotent() {
+        in_netns(
+            "addresses_have_no_dad_and_no_prefix_route",
+            |ns| async move {
+                let net = NetHandle::new().await.unwrap();
+                let cdev = carpdev(&ns, &net).await;
+                let ifindex = net
+                    .create_carp_interface("carp1", cdev.ifindex, virtual_mac(1))
+                    .await
+                    .unwrap();
+                net.set_up(ifindex, true).await.unwrap();
+                let v4: IpAddr = "192.0.2.10".parse().unwrap();
+                let v6: IpAddr = "2001:db8::10".parse().unwrap();
+                for _ in 0..2 {
+                    // The second round proves adding is idempotent.
+                    net.add_address(ifindex, v4, 24).await.unwrap();
+                    net.add_address(ifindex, v6, 64).await.unwrap();
+                }
+                let addrs = net.addresses(ifindex).await.unwrap();
+                assert_eq!(addrs.len(), 2, "{addrs:?}");
+                for a in &addrs {
+                    assert!(a.noprefixroute, "{a:?}");
+                    // IPv4 has no DAD; the kernel does not keep IFA_F_NODAD on IPv4 addresses.
+                    assert_eq!(a.nodad, a.addr.is_ipv6(), "{a:?}");
+                    assert!(!a.tentative && !a.dadfailed, "{a:?}");
+                }
+                assert!(addrs.iter().any(|a| a.addr == v4 && a.prefix_len == 24));
+                assert!(addrs.iter().any(|a| a.addr == v6 && a.prefix_len == 64));
+
+                // No connected route via carp1, yet the addresses are local.
+                assert_eq!(ip(&ns, &["-4", "route", "show", "dev", "carp1"]).trim(), "");
+                let v6_routes = ip(&ns, &["-6", "route", "show", "dev", "carp1"]);
+                assert!(!v6_routes.contains("2001:db8::/64"), "{v6_routes}");
+                let local = ip(&ns, &["route", "show", "table", "local", "dev", "carp1"]);
+                assert!(local.contains("local 192.0.2.10"), "{local}");
+                let local6 = ip(
+                    &ns,
+                    &["-6", "route", "show", "table", "local", "dev", "carp1"],
+                );
+                assert!(local6.contains("local 2001:db8::10"), "{local6}");
+                // NOARP: no solicited-node group on carp1, hence no MLD report from its MAC.
+                let groups = ip(&ns, &["-6", "maddr", "show", "dev", "carp1"]);
+                assert!(!groups.contains("ff02::1:ff00:10"), "{groups}");
+
+                for _ in 0..2 {
+                    // The second round proves removing is idempotent.
+                    net.remove_address(ifindex, v4, 24).await.unwrap();
+                    net.remove_address(ifindex, v6, 64).await.unwrap();
+                }
+                assert_eq!(net.addresses(ifindex).await.unwrap(), vec![]);
+
+                net.delete_link(ifindex).await.unwrap();
+                assert_eq!(net.link_by_index(ifindex).await.unwrap(), None);
+                assert_eq!(net.link_by_name("carp1").await.unwrap(), None);
+                net.delete_link(ifindex).await.unwrap();
+                net.remove_address(ifindex, v4, 24).await.unwrap();
+            },
+        );
+    }
+
+    #[test]
+    fn advert_sources_are_the_carpdevs_primary_ipv4_and_link_local() {
+        in_netns("advert_sources", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            ip(&ns, &["addr", "add", "198.51.100.1/24", "dev", "cdev"]);
+            ip(&ns, &["addr", "add", "198.51.100.2/24", "dev", "cdev"]);
+            let n = &net;
+            poll_until("a usable link-local address on cdev", move || async move {
+                n.source_addresses(cdev.ifindex)
+                    .await
+                    .unwrap()
+                    .v6_link_local
+                    .is_some()
+            })
+            .await;
+            let sources = net.source_addresses(cdev.ifindex).await.unwrap();
+            assert_eq!(sources.v4, Some(Ipv4Addr::new(198, 51, 100, 1)));
+            assert!(sources.v6_link_local.unwrap().is_unicast_link_local());
+        });
+    }
+
+    #[test]
+    fn stale_carp_interfaces_are_carpds_only() {
+        in_netns("stale_carp_interfaces", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            net.create_carp_interface("carp7", cdev.ifindex, virtual_mac(7))
+                .await
+                .unwrap();
+            // keepalived's use_vmac: same MAC prefix, no carpd alias. Must survive.
+            ip(
+                &ns,
+                &[
+                    "link",
+                    "add",
+                    "link",
+                    "cdev",
+                    "name",
+                    "vrrp.8",
+                    "address",
+                    "00:00:5e:00:01:08",
+                    "type",
+                    "macvlan",
+                ],
+            );
+            ip(
+                &ns,
+                &[
+                    "link", "add", "link", "cdev", "name", "mv0", "type", "macvlan",
+                ],
+            );
+            // "Crash": the handle is gone, the interface stays.
+            drop(net);
+
+            let net = NetHandle::new().await.unwrap();
+            let stale = net.stale_carp_interfaces().await.unwrap();
+            let names: Vec<&str> = stale.iter().map(|l| l.name.as_str()).collect();
+            assert_eq!(names, ["carp7"]);
+            net.delete_link(stale[0].ifindex).await.unwrap();
+            assert_eq!(net.stale_carp_interfaces().await.unwrap(), vec![]);
+            assert!(net.link_by_name("vrrp.8").await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn errors_name_the_request_the_target_and_the_errno() {
+        in_netns("errors_name_the_request", |_ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let err = net.set_up(999_999, true).await.unwrap_err();
+            assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("RTM_SETLINK") && text.contains("ifindex 999999 up"),
+                "{text}"
+            );
+
+            let addr: IpAddr = "192.0.2.1".parse().unwrap();
+            let err = net.add_address(999_999, addr, 24).await.unwrap_err();
+            assert_eq!(err.errno(), Some(libc::ENODEV), "{err}");
+            assert!(
+                err.to_string().contains("192.0.2.1/24 on ifindex 999999"),
+                "{err}"
+            );
+        });
+    }
+
+    #[test]
+    fn solicited_node_groups_are_joined_on_the_carpdev_once_per_group() {
+        in_netns("solicited_node_groups", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            let mut groups = SolicitedNodeGroups::open(cdev.ifindex).unwrap();
+            // Same low 24 bits: one group.
+            let a: Ipv6Addr = "2001:db8::10".parse().unwrap();
+            let b: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+            let joined =
+                || ip(&ns, &["-6", "maddr", "show", "dev", "cdev"]).contains("ff02::1:ff00:10");
+            groups.join(&a).unwrap();
+            groups.join(&b).unwrap();
+            assert!(joined());
+            groups.leave(&a).unwrap();
+            assert!(joined(), "b still needs the group");
+            groups.leave(&b).unwrap();
+            assert!(!joined());
+            groups.leave(&b).unwrap(); // not joined: nothing to do
+        });
+    }
+}

@@ -144,3 +144,75 @@ async fn baseline(handle: &Handle) -> Result<HashMap<u32, (bool, bool)>, NetErro
     }
     Ok(last)
 }
+
+#[cfg(test)]
+mod netns_tests {
+    use super::*;
+    use crate::net::NetHandle;
+    use crate::net::link::netns_tests::carpdev;
+    use crate::net::testns::{TIMEOUT, in_netns, ip};
+
+    /// The next event about `ifindex`, skipping events of other links (the veth peer's).
+    async fn next_for(monitor: &mut LinkMonitor, ifindex: u32) -> LinkEvent {
+        let wait = async {
+            loop {
+                let event = monitor.next().await.expect("link monitor");
+                if event.ifindex == ifindex {
+                    return event;
+                }
+            }
+        };
+        tokio::time::timeout(TIMEOUT, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no link event for ifindex {ifindex} within {TIMEOUT:?}"))
+    }
+
+    #[test]
+    fn reports_carrier_loss_and_return_and_nothing_in_between() {
+        in_netns("link_monitor_carrier", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            let mut monitor = LinkMonitor::new().await.unwrap();
+
+            // An MTU change is an RTM_NEWLINK too, but changes neither admin state nor
+            // carrier: the first event must be the carrier loss that follows it.
+            ip(&ns, &["link", "set", "cdev", "mtu", "1400"]);
+            ip(&ns, &["link", "set", "cpeer", "down"]);
+            let lost = next_for(&mut monitor, cdev.ifindex).await;
+            let expected = LinkEvent {
+                ifindex: cdev.ifindex,
+                name: "cdev".into(),
+                carrier: false,
+                admin_up: true,
+                deleted: false,
+            };
+            assert_eq!(lost, expected);
+
+            ip(&ns, &["link", "set", "cpeer", "up"]);
+            let back = next_for(&mut monitor, cdev.ifindex).await;
+            assert_eq!(
+                back,
+                LinkEvent {
+                    carrier: true,
+                    ..expected.clone()
+                }
+            );
+
+            ip(&ns, &["link", "set", "cdev", "down"]);
+            let down = next_for(&mut monitor, cdev.ifindex).await;
+            assert_eq!(
+                down,
+                LinkEvent {
+                    carrier: false,
+                    admin_up: false,
+                    ..expected.clone()
+                }
+            );
+
+            // Deleting one end of a veth pair deletes both.
+            ip(&ns, &["link", "del", "cpeer"]);
+            let gone = next_for(&mut monitor, cdev.ifindex).await;
+            assert!(gone.deleted && !gone.carrier && !gone.admin_up, "{gone:?}");
+        });
+    }
+}

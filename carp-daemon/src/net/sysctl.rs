@@ -505,3 +505,153 @@ mod tests {
         assert_eq!(value(root.path(), "carp1", "promote_secondaries"), "1");
     }
 }
+
+/// Root-only tests on the real /proc/sys, each in a fresh network namespace.
+#[cfg(test)]
+mod netns_tests {
+    use super::*;
+    use crate::net::NetHandle;
+    use crate::net::link::netns_tests::carpdev;
+    use crate::net::testns::{TempDir, in_netns, ip, sysctl_via_ip_netns_exec};
+    use carp_common::wire::virtual_mac;
+
+    #[test]
+    fn proc_sys_net_and_thread_self_net_follow_the_threads_namespace() {
+        in_netns("proc_sys_net_follows_the_thread", |ns| async move {
+            ip(
+                &ns,
+                &[
+                    "link",
+                    "add",
+                    "cnsprobe0",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "cnsprobe1",
+                ],
+            );
+            // /proc/sys/net as this thread sees it is the namespace's...
+            std::fs::write("/proc/sys/net/ipv4/conf/cnsprobe0/arp_ignore", "2").unwrap();
+            assert_eq!(read("ipv4", "cnsprobe0", "arp_ignore").unwrap(), "2");
+            // ...as an independent process entering the namespace confirms.
+            let key = "net.ipv4.conf.cnsprobe0.arp_ignore";
+            assert_eq!(sysctl_via_ip_netns_exec(&ns, key), "2");
+            // /proc/thread-self/net is this thread's too; /proc/net (= /proc/self/net) is
+            // the main thread's, in the root namespace.
+            let own = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+            let main = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+            assert!(own.contains("cnsprobe0:"), "{own}");
+            assert!(!main.contains("cnsprobe0:"), "{main}");
+        });
+    }
+
+    fn carpdev_values(ns: &str) -> (String, String) {
+        (
+            sysctl_via_ip_netns_exec(ns, "net.ipv4.conf.cdev.arp_ignore"),
+            sysctl_via_ip_netns_exec(ns, "net.ipv4.conf.cdev.arp_announce"),
+        )
+    }
+
+    fn recorded(state: &Path) -> Vec<(String, String)> {
+        let record = load_record(&state.join(RESTORE_FILE))
+            .unwrap()
+            .expect("a restore file");
+        record
+            .entries
+            .into_iter()
+            .map(|e| (e.path, e.value))
+            .collect()
+    }
+
+    #[test]
+    fn carpdev_settings_are_restored_also_after_a_crash() {
+        in_netns("carpdev_sysctls_restore", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            carpdev(&ns, &net).await;
+            // The administrator's values, distinct from both the defaults and carpd's.
+            std::fs::write("/proc/sys/net/ipv4/conf/cdev/arp_ignore", "3").unwrap();
+            std::fs::write("/proc/sys/net/ipv4/conf/cdev/arp_announce", "1").unwrap();
+            let admin = ("3".to_owned(), "1".to_owned());
+            let state = TempDir::new("sysctl-netns");
+            let originals = vec![
+                ("net/ipv4/conf/cdev/arp_ignore".to_owned(), "3".to_owned()),
+                ("net/ipv4/conf/cdev/arp_announce".to_owned(), "1".to_owned()),
+            ];
+
+            apply_carpdev(state.path(), "cdev").unwrap();
+            assert_eq!(carpdev_values(&ns), ("1".into(), "2".into()));
+            assert_eq!(recorded(state.path()), originals);
+            // A second carp interface on the same carpdev: the record still holds the
+            // administrator's values, not carpd's.
+            apply_carpdev(state.path(), "cdev").unwrap();
+            assert_eq!(recorded(state.path()), originals);
+
+            // carpd crashes here: nothing restored. The next start restores first...
+            restore_leftover(state.path()).unwrap();
+            assert_eq!(carpdev_values(&ns), admin);
+            assert!(!state.path().join(RESTORE_FILE).exists());
+            // ...so applying again records the administrator's values once more.
+            apply_carpdev(state.path(), "cdev").unwrap();
+            assert_eq!(recorded(state.path()), originals);
+            assert_eq!(carpdev_values(&ns), ("1".into(), "2".into()));
+
+            // Clean exit.
+            restore_leftover(state.path()).unwrap();
+            assert_eq!(carpdev_values(&ns), admin);
+        });
+    }
+
+    #[test]
+    fn carp_interface_settings_stop_anycast_and_record_nothing() {
+        in_netns("carp_interface_sysctls", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            // A router: writing all.forwarding copies it to every existing interface.
+            std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1").unwrap();
+            let ifindex = net
+                .create_carp_interface("carp1", cdev.ifindex, virtual_mac(1))
+                .await
+                .unwrap();
+            let state = TempDir::new("sysctl-netns");
+            apply_carp_interface(state.path(), "carp1").unwrap();
+            for s in CARP_INTERFACE_SETTINGS {
+                let key = format!("net.{}.conf.carp1.{}", s.family, s.key);
+                assert_eq!(sysctl_via_ip_netns_exec(&ns, &key), s.value, "{key}");
+            }
+            assert_eq!(
+                std::fs::read_dir(state.path()).unwrap().count(),
+                0,
+                "nothing recorded"
+            );
+
+            net.set_up(ifindex, true).await.unwrap();
+            net.add_address(ifindex, "2001:db8::10".parse().unwrap(), 64)
+                .await
+                .unwrap();
+            // Control: the carpdev, forwarding, holds the subnet-router anycast address of
+            // its prefix; carp1 (forwarding=0) does not.
+            ip(
+                &ns,
+                &[
+                    "-6",
+                    "addr",
+                    "add",
+                    "2001:db8::1/64",
+                    "dev",
+                    "cdev",
+                    "nodad",
+                ],
+            );
+            let anycast = std::fs::read_to_string("/proc/thread-self/net/anycast6").unwrap();
+            let subnet_router = "20010db8000000000000000000000000";
+            assert!(
+                anycast
+                    .lines()
+                    .any(|l| l.contains(" cdev ") && l.contains(subnet_router)),
+                "{anycast}"
+            );
+            assert!(!anycast.contains(" carp1 "), "{anycast}");
+        });
+    }
+}
