@@ -5,6 +5,7 @@
 //! - [`dataplane`]: loading, pinning and driving the XDP program built from `carp-ebpf`.
 
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod groups;
 pub mod hooks;
