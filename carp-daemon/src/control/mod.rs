@@ -1,9 +1,16 @@
 //! The control channel between carpctl and carpd, spoken in OpenBSD ifconfig's carp words.
 //!
 //! - [`protocol`]: the request/response types and their one-JSON-object-per-line encoding.
+//! - [`server`]: carpd's side: the socket, its permissions, the accept loop, and the hand-off of
+//!   each request to the daemon's main task over a channel.
+//! - [`client`]: carpctl's side: connect, send one request, read one response, with a timeout.
 //!
 //! Users are network engineers who know OpenBSD; the words, their ranges, their errors and the
 //! output are OpenBSD's so that nothing needs relearning (each file says where it differs).
+pub mod client;
 pub mod protocol;
+pub mod server;
 
+pub use client::{ClientError, ControlClient};
 pub use protocol::{Op, Request, Response, Target};
+pub use server::{ControlRequest, ControlServer, ServerError};
