@@ -4,12 +4,15 @@
 //! - [`server`]: carpd's side: the socket, its permissions, the accept loop, and the hand-off of
 //!   each request to the daemon's main task over a channel.
 //! - [`client`]: carpctl's side: connect, send one request, read one response, with a timeout.
+//! - [`words`]: carpctl's argument words (`carp0 advskew 100 group web up`, `-g carp carpdemote`)
+//!   parsed as ifconfig parses them, with ifconfig's error messages.
 //!
 //! Users are network engineers who know OpenBSD; the words, their ranges, their errors and the
 //! output are OpenBSD's so that nothing needs relearning (each file says where it differs).
 pub mod client;
 pub mod protocol;
 pub mod server;
+pub mod words;
 
 pub use client::{ClientError, ControlClient};
 pub use protocol::{Op, Request, Response, Target};
