@@ -1,0 +1,523 @@
+//! Text for carpctl's answers, in the shapes OpenBSD users already read and parse.
+//!
+//! - An interface prints as OpenBSD's ifconfig prints a carp interface (sbin/ifconfig/
+//!   ifconfig.c 1.476: `status()`, `carp_status()`, `getifgroups()`, `in_status()`,
+//!   `in6_alias()`): the flags line, `lladdr`, `index N priority P llprio L`, the `carp:`
+//!   line, `groups:`, `status:` (the carp link state: master, backup, or invalid in INIT),
+//!   then the addresses, IPv4 first. Lines are indented with a tab, as ifconfig does.
+//! - A group prints as `ifconfig -g GROUP`: `carp: carp demote count 0`.
+//! - Counters print as `netstat -s -p carp` (usr.bin/netstat/inet.c `carp_stats()`), every
+//!   line even when zero (netstat -s), then carpd's additions.
+//!
+//! ifconfig shows no demote value and no history for an interface; carpctl adds those only
+//! with `-v`, so the default output stays byte-for-byte what scripts written against OpenBSD
+//! expect.
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::protocol::{
+    CarpState, CarpStats, DataplaneStats, InterfaceAddress, InterfaceStatus, StatsReport, ipv4_mask,
+};
+
+/// Interface flag bits as OpenBSD numbers them (sys/net/if.h); the `flags=` value is
+/// computed from them, so it changes with UP and RUNNING exactly as ifconfig's does.
+const IFF_UP: u32 = 0x1;
+const IFF_BROADCAST: u32 = 0x2;
+const IFF_RUNNING: u32 = 0x40;
+const IFF_SIMPLEX: u32 = 0x800;
+const IFF_MULTICAST: u32 = 0x8000;
+
+/// Flag names in bit order, as ifconfig's printb() walks them.
+const FLAG_NAMES: &[(u32, &str)] = &[
+    (IFF_UP, "UP"),
+    (IFF_BROADCAST, "BROADCAST"),
+    (IFF_RUNNING, "RUNNING"),
+    (IFF_SIMPLEX, "SIMPLEX"),
+    (IFF_MULTICAST, "MULTICAST"),
+];
+
+/// A carp interface's route priority and link-layer priority on OpenBSD
+/// (IF_CARP_DEFAULT_PRIORITY, IFQ_DEFPRIO). Linux has neither per interface; carpctl prints
+/// OpenBSD's defaults so the `index` line keeps its shape for readers and scripts.
+const CARP_PRIORITY: u32 = 15;
+const CARP_LLPRIO: u32 = 3;
+
+/// The `flags=` value of a carp interface: always BROADCAST, SIMPLEX and MULTICAST (carp's
+/// clone sets them), plus UP and RUNNING as they are.
+pub fn flags(up: bool, running: bool) -> u32 {
+    let mut f = IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST;
+    if up {
+        f |= IFF_UP;
+    }
+    if running {
+        f |= IFF_RUNNING;
+    }
+    f
+}
+
+/// `flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>` (printb: hex value, names in order).
+fn flags_field(value: u32) -> String {
+    let names: Vec<&str> = FLAG_NAMES
+        .iter()
+        .filter(|(bit, _)| value & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    format!("flags={value:x}<{}>", names.join(","))
+}
+
+/// The `status:` word ifconfig prints for a carp interface's link state.
+fn link_status(state: CarpState) -> &'static str {
+    match state {
+        CarpState::Master => "master",
+        CarpState::Backup => "backup",
+        // carp sets LINK_STATE_INVALID outside MASTER/BACKUP; ifconfig prints it so.
+        CarpState::Init => "invalid",
+    }
+}
+
+/// One interface, ifconfig-style. `verbose` adds carpd's `demote:` and `last transition:`
+/// lines after `status:`.
+pub fn interface(s: &InterfaceStatus, verbose: bool) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{}: {}", s.name, flags_field(flags(s.up, s.running)));
+    if s.mtu != 0 {
+        let _ = write!(out, " mtu {}", s.mtu);
+    }
+    out.push('\n');
+    if !s.lladdr.is_empty() {
+        let _ = writeln!(out, "\tlladdr {}", s.lladdr);
+    }
+    let _ = writeln!(
+        out,
+        "\tindex {} priority {CARP_PRIORITY} llprio {CARP_LLPRIO}",
+        s.ifindex
+    );
+    // carp_status() prints nothing while no vhid is set.
+    if s.vhid != 0 {
+        let _ = writeln!(
+            out,
+            "\tcarp: {} carpdev {} vhid {} advbase {} advskew {}",
+            s.state.as_str(),
+            s.carpdev.as_deref().unwrap_or("none"),
+            s.vhid,
+            s.advbase,
+            s.advskew
+        );
+    }
+    if !s.groups.is_empty() {
+        let _ = writeln!(out, "\tgroups: {}", s.groups.join(" "));
+    }
+    let _ = writeln!(out, "\tstatus: {}", link_status(s.state));
+    if verbose {
+        let _ = writeln!(out, "\tdemote: {}", s.demote);
+        if let Some(t) = &s.last_transition {
+            let _ = writeln!(
+                out,
+                "\tlast transition: {} ago ({})",
+                duration(t.seconds_ago),
+                t.reason
+            );
+        }
+    }
+    let v4 = s.addresses.iter().filter(|a| a.addr.is_ipv4());
+    let v6 = s.addresses.iter().filter(|a| a.addr.is_ipv6());
+    for a in v4.chain(v6) {
+        out.push_str(&address(a, s));
+    }
+    out
+}
+
+/// Interfaces one after another, as `ifconfig` without arguments lists them.
+pub fn interfaces(list: &[InterfaceStatus], verbose: bool) -> String {
+    list.iter().map(|s| interface(s, verbose)).collect()
+}
+
+/// `inet A netmask 0xM broadcast B` or `inet6 A prefixlen P [scopeid 0xI]`.
+fn address(a: &InterfaceAddress, s: &InterfaceStatus) -> String {
+    match a.addr {
+        IpAddr::V4(v4) => {
+            // in_status(): netmask in hex with "%x" (no padding), broadcast when set.
+            let mut line = format!("\tinet {v4} netmask 0x{:x}", ipv4_mask(a.prefix_len));
+            if let Some(b) = a.broadcast.filter(|b| !b.is_unspecified()) {
+                let _ = write!(line, " broadcast {b}");
+            }
+            line.push('\n');
+            line
+        }
+        IpAddr::V6(v6) => {
+            // in6_alias(): a link-local address is printed with its zone and scope id.
+            if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                format!(
+                    "\tinet6 {v6}%{} prefixlen {} scopeid 0x{:x}\n",
+                    s.name, a.prefix_len, s.ifindex
+                )
+            } else {
+                format!("\tinet6 {v6} prefixlen {}\n", a.prefix_len)
+            }
+        }
+    }
+}
+
+/// `42s`, `3m12s`, `2h05m`, `3d04h`: short and exact enough for "when did it flip".
+fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `ifconfig -g GROUP`: `carp: carp demote count 0`.
+pub fn group(name: &str, demote: u8) -> String {
+    format!("{name}: carp demote count {demote}\n")
+}
+
+/// `--json` for `-g GROUP`: the same two facts, name first.
+pub fn group_json(name: &str, demote: u8) -> String {
+    #[derive(serde::Serialize)]
+    struct Group<'a> {
+        name: &'a str,
+        demote: u8,
+    }
+    json(&Group { name, demote })
+}
+
+/// netstat's plural(): "s" unless exactly one.
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `carpctl stats`: `netstat -s -p carp`'s lines, then carpd's loop counter and the XDP
+/// dataplane's counters in the same style.
+pub fn stats(r: &StatsReport) -> String {
+    let mut out = String::from("carp:\n");
+    carp_lines(&mut out, &r.carp, r.loops_detected);
+    match &r.dataplane {
+        Some(d) => {
+            out.push_str("xdp:\n");
+            dataplane_lines(&mut out, d);
+        }
+        None => out.push_str("xdp: not attached\n"),
+    }
+    out
+}
+
+/// OpenBSD inet.c carp_stats(), line for line (its `p()` lines take a plural, `p2()` lines
+/// don't; "bad checksum%s" really does put the plural on "checksum"). The loop line is carpd's:
+/// OpenBSD logs "replay or network loop detected" but counts it nowhere.
+#[rustfmt::skip] // a table: one line per counter reads better than rustfmt's three
+fn carp_lines(out: &mut String, c: &CarpStats, loops: u64) {
+    netstat_lines(out, &[
+        (c.carps_ipackets,  "\t{n} packet{s} received (IPv4)"),
+        (c.carps_ipackets6, "\t{n} packet{s} received (IPv6)"),
+        (c.carps_badif,     "\t\t{n} packet{s} discarded for bad interface"),
+        (c.carps_badttl,    "\t\t{n} packet{s} discarded for wrong TTL"),
+        (c.carps_hdrops,    "\t\t{n} packet{s} shorter than header"),
+        (c.carps_badsum,    "\t\t{n} discarded for bad checksum{s}"),
+        (c.carps_badver,    "\t\t{n} discarded packet{s} with a bad version"),
+        (c.carps_badlen,    "\t\t{n} discarded because packet too short"),
+        (c.carps_badauth,   "\t\t{n} discarded for bad authentication"),
+        (c.carps_badvhid,   "\t\t{n} discarded for unknown vhid"),
+        (c.carps_badaddrs,  "\t\t{n} discarded because of a bad address list"),
+        (loops,             "\t\t{n} discarded as replay or network loop"),
+        (c.carps_opackets,  "\t{n} packet{s} sent (IPv4)"),
+        (c.carps_opackets6, "\t{n} packet{s} sent (IPv6)"),
+        (c.carps_onomem,    "\t\t{n} send failed due to mbuf memory error"),
+        (c.carps_preempt,   "\t{n} transition{s} to master"),
+    ]);
+}
+
+/// The XDP program's counters (carp_common::maps::DataplaneCounters), netstat-style.
+#[rustfmt::skip] // a table, as above
+fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
+    netstat_lines(out, &[
+        (d.arp_replied,                "\t{n} ARP request{s} for a VIP answered as master"),
+        (d.arp_dropped_not_master,     "\t{n} ARP request{s} for a VIP dropped (not master)"),
+        (d.arp_gratuitous_dropped,     "\t{n} gratuitous ARP packet{s} for a VIP dropped"),
+        (d.ns_replied,                 "\t{n} neighbor solicitation{s} for a VIP answered"),
+        (d.ns_dropped_not_master,      "\t{n} neighbor solicitation{s} for a VIP dropped"),
+        (d.vmac_accepted,              "\t{n} frame{s} to a virtual MAC accepted as master"),
+        (d.vmac_dropped_not_master,    "\t{n} frame{s} to a virtual MAC dropped (not master)"),
+        (d.advert_delivered,           "\t{n} advertisement{s} handed to carpd"),
+        (d.advert_passed_unknown_vhid, "\t{n} advertisement{s} for an unknown vhid passed on"),
+        (d.advert_bad_length,          "\t\t{n} discarded because packet too short"),
+        (d.advert_bad_version,         "\t\t{n} discarded packet{s} with a bad version"),
+        (d.advert_bad_ttl,             "\t\t{n} packet{s} discarded for wrong TTL"),
+        (d.advert_bad_checksum,        "\t\t{n} discarded for bad checksum{s}"),
+        (d.advert_own_source,          "\t\t{n} discarded as sent by this host"),
+        (d.advert_ring_full,           "\t\t{n} dropped because carpd was not keeping up"),
+        (d.vlan_passed,                "\t{n} VLAN-tagged frame{s} passed to the stack"),
+    ]);
+}
+
+/// Appends netstat-style lines: `{n}` is the count, `{s}` its plural.
+fn netstat_lines(out: &mut String, lines: &[(u64, &str)]) {
+    for &(n, text) in lines {
+        out.push_str(
+            &text
+                .replace("{n}", &n.to_string())
+                .replace("{s}", plural(n)),
+        );
+        out.push('\n');
+    }
+}
+
+/// `--json`: the protocol's own data, pretty-printed, one value per command.
+pub fn json<T: serde::Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("protocol types always serialize");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::{Transition, format_mac};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v4(a: [u8; 4], p: u8) -> InterfaceAddress {
+        InterfaceAddress::new(IpAddr::V4(Ipv4Addr::from(a)), p)
+    }
+
+    fn v6(a: &str, p: u8) -> InterfaceAddress {
+        InterfaceAddress::new(IpAddr::V6(a.parse::<Ipv6Addr>().unwrap()), p)
+    }
+
+    fn master() -> InterfaceStatus {
+        InterfaceStatus {
+            name: "carp0".into(),
+            state: CarpState::Master,
+            carpdev: Some("eth0".into()),
+            vhid: 1,
+            advbase: 1,
+            advskew: 0,
+            demote: 0,
+            groups: vec!["carp".into()],
+            lladdr: format_mac(&[0x00, 0x00, 0x5e, 0x00, 0x01, 0x01]),
+            addresses: vec![v6("2001:db8::10", 64), v4([192, 0, 2, 10], 24)],
+            up: true,
+            running: true,
+            mtu: 1500,
+            ifindex: 5,
+            last_transition: Some(Transition {
+                reason: "BACKUP -> MASTER: master down timer expired".into(),
+                seconds_ago: 192,
+            }),
+        }
+    }
+
+    #[test]
+    fn master_prints_as_openbsd_ifconfig() {
+        assert_eq!(
+            interface(&master(), false),
+            "carp0: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\
+             \tlladdr 00:00:5e:00:01:01\n\
+             \tindex 5 priority 15 llprio 3\n\
+             \tcarp: MASTER carpdev eth0 vhid 1 advbase 1 advskew 0\n\
+             \tgroups: carp\n\
+             \tstatus: master\n\
+             \tinet 192.0.2.10 netmask 0xffffff00 broadcast 192.0.2.255\n\
+             \tinet6 2001:db8::10 prefixlen 64\n"
+        );
+    }
+
+    #[test]
+    fn backup_with_groups_demote_and_link_local() {
+        let s = InterfaceStatus {
+            name: "carp1".into(),
+            state: CarpState::Backup,
+            carpdev: Some("eth1".into()),
+            vhid: 2,
+            advbase: 1,
+            advskew: 100,
+            demote: 128,
+            groups: vec!["carp".into(), "web".into(), "db".into()],
+            lladdr: format_mac(&[0x00, 0x00, 0x5e, 0x00, 0x01, 0x02]),
+            addresses: vec![
+                v4([198, 51, 100, 1], 25),
+                v4([198, 51, 100, 200], 25),
+                v6("fe80::200:5eff:fe00:102", 64),
+                v6("2001:db8:1::1", 48),
+            ],
+            up: true,
+            running: true,
+            mtu: 1500,
+            ifindex: 12,
+            last_transition: None,
+        };
+        assert_eq!(
+            interface(&s, false),
+            "carp1: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\
+             \tlladdr 00:00:5e:00:01:02\n\
+             \tindex 12 priority 15 llprio 3\n\
+             \tcarp: BACKUP carpdev eth1 vhid 2 advbase 1 advskew 100\n\
+             \tgroups: carp web db\n\
+             \tstatus: backup\n\
+             \tinet 198.51.100.1 netmask 0xffffff80 broadcast 198.51.100.127\n\
+             \tinet 198.51.100.200 netmask 0xffffff80 broadcast 198.51.100.255\n\
+             \tinet6 fe80::200:5eff:fe00:102%carp1 prefixlen 64 scopeid 0xc\n\
+             \tinet6 2001:db8:1::1 prefixlen 48\n"
+        );
+        // -v adds carpd's lines after status:, and nothing else changes.
+        let verbose = interface(&s, true);
+        assert!(verbose.contains("\tstatus: backup\n\tdemote: 128\n\tinet 198.51.100.1"));
+    }
+
+    #[test]
+    fn down_and_init_look_like_an_unconfigured_openbsd_carp() {
+        let s = InterfaceStatus {
+            state: CarpState::Init,
+            up: false,
+            running: false,
+            carpdev: None,
+            addresses: vec![],
+            last_transition: None,
+            ..master()
+        };
+        assert_eq!(
+            interface(&s, false),
+            "carp0: flags=8802<BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n\
+             \tlladdr 00:00:5e:00:01:01\n\
+             \tindex 5 priority 15 llprio 3\n\
+             \tcarp: INIT carpdev none vhid 1 advbase 1 advskew 0\n\
+             \tgroups: carp\n\
+             \tstatus: invalid\n"
+        );
+        // Up but not running (no link or no address yet): 8803, as in OpenBSD's own output.
+        assert!(
+            interface(
+                &InterfaceStatus {
+                    up: true,
+                    ..s.clone()
+                },
+                false
+            )
+            .starts_with("carp0: flags=8803<UP,BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n")
+        );
+        // No vhid: no carp: line at all.
+        assert!(!interface(&InterfaceStatus { vhid: 0, ..s }, false).contains("carp:"));
+    }
+
+    #[test]
+    fn verbose_transition_line() {
+        let out = interface(&master(), true);
+        assert!(out.contains(
+            "\tdemote: 0\n\tlast transition: 3m12s ago (BACKUP -> MASTER: master down timer expired)\n"
+        ));
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(3600 + 5 * 60 + 9), "1h05m");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600), "3d04h");
+    }
+
+    #[test]
+    fn group_line() {
+        assert_eq!(group("carp", 0), "carp: carp demote count 0\n");
+        assert_eq!(group("web", 128), "web: carp demote count 128\n");
+        assert_eq!(
+            group_json("web", 128),
+            "{\n  \"name\": \"web\",\n  \"demote\": 128\n}\n"
+        );
+    }
+
+    #[test]
+    fn stats_print_as_netstat() {
+        let r = StatsReport {
+            carp: CarpStats {
+                carps_ipackets: 1,
+                carps_ipackets6: 2,
+                carps_badsum: 1,
+                carps_badauth: 3,
+                carps_opackets: 1200,
+                carps_preempt: 1,
+                ..CarpStats::default()
+            },
+            loops_detected: 0,
+            dataplane: None,
+        };
+        assert_eq!(
+            stats(&r),
+            "carp:\n\
+             \t1 packet received (IPv4)\n\
+             \t2 packets received (IPv6)\n\
+             \t\t0 packets discarded for bad interface\n\
+             \t\t0 packets discarded for wrong TTL\n\
+             \t\t0 packets shorter than header\n\
+             \t\t1 discarded for bad checksum\n\
+             \t\t0 discarded packets with a bad version\n\
+             \t\t0 discarded because packet too short\n\
+             \t\t3 discarded for bad authentication\n\
+             \t\t0 discarded for unknown vhid\n\
+             \t\t0 discarded because of a bad address list\n\
+             \t\t0 discarded as replay or network loop\n\
+             \t1200 packets sent (IPv4)\n\
+             \t0 packets sent (IPv6)\n\
+             \t\t0 send failed due to mbuf memory error\n\
+             \t1 transition to master\n\
+             xdp: not attached\n"
+        );
+    }
+
+    #[test]
+    fn stats_with_dataplane() {
+        let r = StatsReport {
+            dataplane: Some(DataplaneStats {
+                arp_replied: 1,
+                advert_delivered: 10,
+                advert_bad_checksum: 2,
+                ..DataplaneStats::default()
+            }),
+            ..StatsReport::default()
+        };
+        let out = stats(&r);
+        let xdp = &out[out.find("xdp:\n").unwrap()..];
+        assert_eq!(
+            xdp,
+            "xdp:\n\
+             \t1 ARP request for a VIP answered as master\n\
+             \t0 ARP requests for a VIP dropped (not master)\n\
+             \t0 gratuitous ARP packets for a VIP dropped\n\
+             \t0 neighbor solicitations for a VIP answered\n\
+             \t0 neighbor solicitations for a VIP dropped\n\
+             \t0 frames to a virtual MAC accepted as master\n\
+             \t0 frames to a virtual MAC dropped (not master)\n\
+             \t10 advertisements handed to carpd\n\
+             \t0 advertisements for an unknown vhid passed on\n\
+             \t\t0 discarded because packet too short\n\
+             \t\t0 discarded packets with a bad version\n\
+             \t\t0 packets discarded for wrong TTL\n\
+             \t\t2 discarded for bad checksums\n\
+             \t\t0 discarded as sent by this host\n\
+             \t\t0 dropped because carpd was not keeping up\n\
+             \t0 VLAN-tagged frames passed to the stack\n"
+        );
+    }
+
+    #[test]
+    fn json_has_the_same_facts() {
+        let v: serde_json::Value = serde_json::from_str(&json(&vec![master()])).unwrap();
+        let s = &v[0];
+        assert_eq!(s["name"], "carp0");
+        assert_eq!(s["state"], "MASTER");
+        assert_eq!(s["carpdev"], "eth0");
+        assert_eq!(s["vhid"], 1);
+        assert_eq!(s["advbase"], 1);
+        assert_eq!(s["advskew"], 0);
+        assert_eq!(s["demote"], 0);
+        assert_eq!(s["groups"][0], "carp");
+        assert_eq!(s["lladdr"], "00:00:5e:00:01:01");
+        assert_eq!(s["addresses"][1]["addr"], "192.0.2.10");
+        assert_eq!(s["addresses"][1]["prefix_len"], 24);
+        assert_eq!(s["last_transition"]["seconds_ago"], 192);
+    }
+}
