@@ -655,3 +655,83 @@ mod netns_tests {
         });
     }
 }
+
+/// The receive path end to end: a peer host in a second namespace talks to a virtual
+/// address.
+#[cfg(test)]
+mod traffic_tests {
+    use super::*;
+    use crate::net::NetHandle;
+    use crate::net::link::netns_tests::carpdev;
+    use crate::net::testns::{TempDir, TestNs, in_netns, ip, netns_exec_ok};
+    use carp_common::wire::virtual_mac;
+
+    #[test]
+    fn kernel_never_answers_arp_for_a_virtual_address_but_accepts_its_traffic() {
+        in_netns("virtual_address_traffic", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            let peer = TestNs::create();
+            let host = peer.name();
+            ip(&ns, &["link", "set", "cpeer", "netns", host]);
+            ip(host, &["addr", "add", "192.0.2.1/24", "dev", "cpeer"]);
+            ip(host, &["link", "set", "cpeer", "up"]);
+            ip(&ns, &["addr", "add", "192.0.2.2/24", "dev", "cdev"]);
+
+            let state = TempDir::new("traffic");
+            apply_carpdev(state.path(), "cdev").unwrap();
+            let vmac = virtual_mac(1);
+            let ifindex = net
+                .create_carp_interface("carp1", cdev.ifindex, vmac)
+                .await
+                .unwrap();
+            apply_carp_interface(state.path(), "carp1").unwrap();
+            net.add_address(ifindex, "192.0.2.10".parse().unwrap(), 24)
+                .await
+                .unwrap();
+            net.set_up(ifindex, true).await.unwrap();
+            let ping = ["ping", "-c1", "-W1", "192.0.2.10"];
+
+            // No XDP here: nobody answers ARP for the virtual address. Not the carpdev
+            // (arp_ignore=1), not carp1 (NOARP). The peer's resolution fails.
+            assert!(
+                !netns_exec_ok(host, &ping),
+                "the kernel answered ARP for the VIP"
+            );
+            let neigh = ip(host, &["neigh", "show", "192.0.2.10"]);
+            assert!(!neigh.contains("lladdr"), "{neigh}");
+
+            // What the XDP program's ARP reply would teach the peer: the virtual MAC.
+            let vmac_text = "00:00:5e:00:01:01";
+            ip(
+                host,
+                &[
+                    "neigh",
+                    "replace",
+                    "192.0.2.10",
+                    "lladdr",
+                    vmac_text,
+                    "dev",
+                    "cpeer",
+                ],
+            );
+            assert!(
+                netns_exec_ok(host, &ping),
+                "traffic to the VIP via carp1 not answered"
+            );
+
+            // Strict reverse-path filtering in `all` overrides carp1's 0 and drops what
+            // arrives on carp1 (the route back is via cdev): why carpd warns about it.
+            std::fs::write("/proc/sys/net/ipv4/conf/all/rp_filter", "1").unwrap();
+            assert!(
+                !netns_exec_ok(host, &ping),
+                "strict rp_filter should drop it"
+            );
+            std::fs::write("/proc/sys/net/ipv4/conf/all/rp_filter", "2").unwrap();
+            assert!(
+                netns_exec_ok(host, &ping),
+                "loose rp_filter lets it through"
+            );
+        });
+    }
+}

@@ -60,13 +60,14 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// A named network namespace (`ip netns add`), deleted on drop.
-struct TestNs {
+/// A named network namespace (`ip netns add`), deleted on drop. [`in_netns`] makes one
+/// per test; a test that needs a second one (a peer host) creates it with this.
+pub struct TestNs {
     name: String,
 }
 
 impl TestNs {
-    fn create() -> TestNs {
+    pub fn create() -> TestNs {
         let _lock = NETNS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         sweep_stale();
         let name = format!("{PREFIX}{}", unique("ns"));
@@ -80,6 +81,10 @@ impl TestNs {
             String::from_utf8_lossy(&out.stderr)
         );
         TestNs { name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -160,6 +165,17 @@ pub fn ip(ns: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip netns exec <ns> <command...>`: whether it succeeded.
+pub fn netns_exec_ok(ns: &str, command: &[&str]) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(command)
+        .output()
+        .expect("running ip netns exec")
+        .status
+        .success()
 }
 
 /// `ip netns exec <ns> sysctl -n <key>`: an independent view of a sysctl in the namespace.
