@@ -9,7 +9,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use carp_common::wire::vhid_of_virtual_mac;
 use futures_util::TryStreamExt;
-use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
@@ -17,6 +16,7 @@ use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo,
     LinkMessage, MacVlanMode, State,
 };
+use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, LinkMacVlan, LinkUnspec};
 use tokio::task::JoinHandle;
 
@@ -193,7 +193,6 @@ impl NetHandle {
                 what: "opening NETLINK_ROUTE",
                 source,
             })?;
-        use rtnetlink::sys::AsyncSocket;
         connection
             .socket_mut()
             .socket_mut()
@@ -422,10 +421,9 @@ impl NetHandle {
     /// addresses before their secondaries).
     pub async fn addresses(&self, ifindex: u32) -> Result<Vec<IfAddress>, NetError> {
         let dump = |err| NetError::from_rtnetlink("RTM_GETADDR", on_ifindex(ifindex), err);
-        let mut request = self.handle.address().get().set_link_index_filter(ifindex);
-        // The filter above is applied here, after a dump of every address; asking the
-        // kernel for one family at a time does not narrow it further, so take both.
-        request.message_mut().header.family = AddressFamily::Unspec;
+        // RTM_GETADDR dumps every address of the namespace (both families);
+        // rtnetlink keeps those of `ifindex`.
+        let request = self.handle.address().get().set_link_index_filter(ifindex);
         let mut replies = request.execute();
         let mut addresses = Vec::new();
         while let Some(msg) = replies.try_next().await.map_err(dump)? {

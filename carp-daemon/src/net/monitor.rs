@@ -11,7 +11,6 @@ use futures::channel::mpsc::UnboundedReceiver;
 use futures_util::StreamExt;
 use futures_util::TryStreamExt;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::LinkMessage;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use rtnetlink::{Handle, MulticastGroup};
@@ -138,7 +137,6 @@ async fn baseline(handle: &Handle) -> Result<HashMap<u32, (bool, bool)>, NetErro
     let mut replies = handle.link().get().execute();
     let mut last = HashMap::new();
     while let Some(link) = replies.try_next().await.map_err(dump)? {
-        let link: LinkMessage = link;
         let info = LinkInfo::from_message(&link);
         last.insert(info.ifindex, (info.admin_up, info.carrier));
     }
