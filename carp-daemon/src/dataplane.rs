@@ -496,6 +496,31 @@ impl Dataplane {
     }
 }
 
+/// Every counter with its name (the field name, as bpftool prints it).
+pub fn counter_list(c: &DataplaneCounters) -> Vec<(String, u64)> {
+    [
+        ("arp_replied", c.arp_replied),
+        ("arp_dropped_not_master", c.arp_dropped_not_master),
+        ("arp_gratuitous_dropped", c.arp_gratuitous_dropped),
+        ("ns_replied", c.ns_replied),
+        ("ns_dropped_not_master", c.ns_dropped_not_master),
+        ("vmac_accepted", c.vmac_accepted),
+        ("vmac_dropped_not_master", c.vmac_dropped_not_master),
+        ("advert_delivered", c.advert_delivered),
+        ("advert_passed_unknown_vhid", c.advert_passed_unknown_vhid),
+        ("advert_bad_length", c.advert_bad_length),
+        ("advert_bad_version", c.advert_bad_version),
+        ("advert_bad_ttl", c.advert_bad_ttl),
+        ("advert_bad_checksum", c.advert_bad_checksum),
+        ("advert_own_source", c.advert_own_source),
+        ("advert_ring_full", c.advert_ring_full),
+        ("vlan_passed", c.vlan_passed),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), v))
+    .collect()
+}
+
 /// Field-by-field sum of two counter sets.
 pub fn sum_counters(a: &DataplaneCounters, b: &DataplaneCounters) -> DataplaneCounters {
     DataplaneCounters {

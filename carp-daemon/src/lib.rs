@@ -6,10 +6,15 @@
 
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
+pub mod error;
 pub mod groups;
 pub mod hooks;
 pub mod metrics;
+pub mod net;
 pub mod notify;
 pub mod proto;
 pub mod send;
+
+pub use error::Error;

@@ -1,1 +1,110 @@
-fn main() {}
+//! carpd: the CARP daemon. Parses the command line, sets up logging, and hands over to
+//! `carp_daemon::daemon`.
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+/// CARP (OpenBSD's Common Address Redundancy Protocol) for Linux, with an XDP dataplane.
+///
+/// carpd runs the CARP elections for the carp interfaces described by its configuration
+/// files: OpenBSD hostname.carpN files, unchanged (the interface name is the file's suffix),
+/// and/or a TOML file for what those cannot say. While this host is MASTER for a vhid, the
+/// XDP program on the carpdev answers ARP and neighbour solicitations for its addresses with
+/// the virtual MAC 00:00:5e:00:01:<vhid>; as BACKUP it keeps silent. If carpd dies, the
+/// dataplane falls silent by itself within two advertisement intervals.
+///
+/// Signals: SIGTERM/SIGINT hand over (a master sends a bow-out advertisement so a backup takes
+/// over at once), then remove everything carpd created. SIGHUP reloads the configuration and
+/// applies only what changed.
+#[derive(Debug, Parser)]
+#[command(name = "carpd", version, verbatim_doc_comment)]
+struct Args {
+    /// A configuration file: hostname.carpN (OpenBSD syntax) or *.toml. Repeatable.
+    #[arg(short = 'c', long = "config", value_name = "PATH", required = true)]
+    config: Vec<PathBuf>,
+    /// Validate the configuration and exit: 0 if valid, 1 with every error listed if not.
+    #[arg(long)]
+    check: bool,
+    /// Directory for the control socket and runtime files [default: /run/carpd, or the TOML
+    /// file's daemon.state_dir].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// bpffs directory for the pinned maps and XDP links [default: /sys/fs/bpf/carp, or the
+    /// TOML file's daemon.pin_dir]. Give each daemon on one host its own.
+    #[arg(long, value_name = "DIR")]
+    pin_dir: Option<PathBuf>,
+    /// Take over from a less preferred master, as OpenBSD's net.inet.carp.preempt=1.
+    #[arg(long)]
+    preempt: bool,
+    /// Start with group carp demoted by N (OpenBSD demotes by 128 at boot), so this host
+    /// cannot become master before it is ready; lift it with `carpctl -g carp -carpdemote N`.
+    #[arg(long, value_name = "N")]
+    boot_demote: Option<u8>,
+    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9712) at /metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// XDP attach mode on the carpdevs.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    xdp_mode: XdpModeArg,
+    /// Log filter (tracing-subscriber EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum XdpModeArg {
+    /// Native where the driver supports it, generic otherwise.
+    Auto,
+    Native,
+    Generic,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
+        .context("invalid --log filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+
+    if args.check {
+        return match carp_daemon::daemon::load_config(&args.config) {
+            Ok(config) => {
+                println!(
+                    "configuration OK: {} carp interface(s)",
+                    config.interfaces.len()
+                );
+                Ok(())
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                std::process::exit(1);
+            }
+        };
+    }
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("carpd must run as root (it loads XDP programs and manages interfaces)");
+    }
+    let opts = carp_daemon::daemon::DaemonOptions {
+        config_paths: args.config,
+        state_dir: args.state_dir,
+        pin_dir: args.pin_dir,
+        preempt: args.preempt,
+        boot_demote: args.boot_demote,
+        metrics: args.metrics,
+        xdp_mode: match args.xdp_mode {
+            XdpModeArg::Auto => carp_daemon::dataplane::AttachMode::Auto,
+            XdpModeArg::Native => carp_daemon::dataplane::AttachMode::Native,
+            XdpModeArg::Generic => carp_daemon::dataplane::AttachMode::Generic,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(carp_daemon::daemon::run(opts))?;
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! carpctl's requests, answered by the daemon's main loop. Every `Apply` is checked in full
+//! before anything changes: a command with one bad word changes nothing (ifconfig's rule).
+use std::time::Instant;
+
+use crate::control::protocol::{
+    CarpState, CarpStats, DataplaneStats, ForcedState, InterfaceAddress, InterfaceStatus, Op,
+    Request, Response, StatsReport, Target, Transition, format_mac,
+};
+use crate::groups::{CARP_GROUP, Groups};
+use crate::proto::fsm;
+
+use super::runtime::{Daemon, now};
+
+impl Daemon {
+    pub async fn on_control(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status { interface } => self.status(interface.as_deref()),
+            Request::GroupStatus { group } => match self.groups.counter(&group) {
+                Some(demote) => Response::Group {
+                    name: group,
+                    demote,
+                },
+                None => Response::error(format!("{group}: no such group")),
+            },
+            Request::Stats => Response::Stats(Box::new(self.stats())),
+            Request::Apply { target, ops } => match self.apply(target, ops).await {
+                Ok(()) => Response::Ok,
+                Err(message) => Response::error(message),
+            },
+        }
+    }
+
+    fn status(&self, interface: Option<&str>) -> Response {
+        let list: Vec<InterfaceStatus> = self
+            .ifs
+            .values()
+            .filter(|c| interface.is_none_or(|n| n == c.cfg.name))
+            .map(|c| InterfaceStatus {
+                name: c.cfg.name.clone(),
+                state: match c.fsm.state() {
+                    fsm::State::Init => CarpState::Init,
+                    fsm::State::Backup => CarpState::Backup,
+                    fsm::State::Master => CarpState::Master,
+                },
+                carpdev: Some(c.cfg.carpdev.clone()),
+                vhid: c.cfg.vhid,
+                advbase: c.cfg.advbase,
+                advskew: c.cfg.advskew,
+                demote: c.fsm.demote(),
+                groups: std::iter::once(CARP_GROUP.to_owned())
+                    .chain(c.cfg.groups.iter().cloned())
+                    .collect(),
+                lladdr: format_mac(&c.vmac),
+                addresses: c
+                    .addresses()
+                    .into_iter()
+                    .map(|(a, p)| InterfaceAddress::new(a, p))
+                    .collect(),
+                up: c.cfg.up,
+                running: c.fsm.state() != fsm::State::Init,
+                mtu: 1500,
+                ifindex: c.ifindex,
+                last_transition: c.last_transition.as_ref().map(|(reason, at)| Transition {
+                    reason: reason.clone(),
+                    seconds_ago: Instant::now().duration_since(*at).as_secs(),
+                }),
+            })
+            .collect();
+        match interface {
+            Some(name) if list.is_empty() => Response::error(format!("{name}: no such interface")),
+            _ => Response::Interfaces(list),
+        }
+    }
+
+    fn stats(&self) -> StatsReport {
+        let dataplane = self.dataplane.counters().ok();
+        let mut carp = CarpStats::default();
+        let mut loops = 0;
+        for c in self.ifs.values() {
+            carp.carps_ipackets += c.stats.received_v4;
+            carp.carps_ipackets6 += c.stats.received_v6;
+            carp.carps_badauth += c.stats.rejected_auth;
+            carp.carps_opackets += c.stats.sent_v4;
+            carp.carps_opackets6 += c.stats.sent_v6;
+            carp.carps_onomem += c.stats.send_errors;
+            carp.carps_preempt += c.stats.became_master;
+            loops += c.stats.rejected_loop;
+        }
+        if let Some(d) = &dataplane {
+            // The XDP program drops malformed adverts before carpd sees them: its counters are
+            // the protocol's input counters for those reasons.
+            carp.carps_badttl = d.advert_bad_ttl;
+            carp.carps_badlen = d.advert_bad_length;
+            carp.carps_badsum = d.advert_bad_checksum;
+            carp.carps_badver = d.advert_bad_version;
+            carp.carps_badvhid = d.advert_passed_unknown_vhid;
+        }
+        StatsReport {
+            carp,
+            loops_detected: loops,
+            dataplane: dataplane.map(DataplaneStats::from),
+        }
+    }
+
+    /// Checks every op against the current state, then applies them all.
+    async fn apply(&mut self, target: Target, ops: Vec<Op>) -> Result<(), String> {
+        for op in &ops {
+            op.check(&target)?;
+        }
+        match target {
+            Target::Group(group) => self.apply_group(&group, &ops),
+            Target::Interface(name) => self.apply_interface(&name, ops).await,
+        }
+    }
+
+    fn apply_group(&mut self, group: &str, ops: &[Op]) -> Result<(), String> {
+        // Dry run on a copy: all or nothing.
+        let mut trial: Groups = self.groups.clone();
+        for op in ops {
+            let by = match op {
+                Op::Demote(n) => i16::from(*n),
+                Op::Promote(n) => -i16::from(*n),
+                _ => unreachable!("Op::check allows only carpdemote on groups"),
+            };
+            trial.user_adjust(group, by).map_err(|e| e.to_string())?;
+        }
+        self.groups = trial;
+        tracing::info!(
+            group,
+            demote = self.groups.counter(group),
+            "group demote count set"
+        );
+        // A master whose advertised demote rose advertises at once (the state machine's
+        // DemoteChanged), so a demotion hands over in about one round trip.
+        self.propagate_demote();
+        Ok(())
+    }
+
+    async fn apply_interface(&mut self, name: &str, ops: Vec<Op>) -> Result<(), String> {
+        let Some(cif) = self.ifs.get(name) else {
+            return Err(format!("{name}: no such interface"));
+        };
+        // Validate against the state first.
+        let mut cfg = cif.cfg.clone();
+        for op in &ops {
+            match op {
+                Op::AddGroup(g) => {
+                    if g == CARP_GROUP || cfg.groups.contains(g) {
+                        return Err(format!("{name}: group {g}: already a member"));
+                    }
+                    cfg.groups.push(g.clone());
+                }
+                Op::RemoveGroup(g) => {
+                    if g == CARP_GROUP {
+                        return Err(format!("{name}: group carp: every carp interface is in it"));
+                    }
+                    let Some(pos) = cfg.groups.iter().position(|x| x == g) else {
+                        return Err(format!("{name}: group {g}: not a member"));
+                    };
+                    cfg.groups.remove(pos);
+                }
+                Op::AdvSkew(v) => cfg.advskew = *v,
+                Op::AdvBase(v) => cfg.advbase = *v,
+                Op::Vhid(v) => {
+                    let clash = self.ifs.values().any(|o| {
+                        o.cfg.name != name && o.cfg.carpdev == cfg.carpdev && o.cfg.vhid == *v
+                    });
+                    if clash {
+                        return Err(format!(
+                            "{name}: vhid {v} is already in use on {}",
+                            cfg.carpdev
+                        ));
+                    }
+                    cfg.vhid = *v;
+                }
+                Op::Pass(p) => cfg.passphrase = (!p.is_empty()).then(|| p.clone()),
+                Op::State(_) => {}
+                Op::Up => cfg.up = true,
+                Op::Down => cfg.up = false,
+                Op::Demote(_) | Op::Promote(_) => unreachable!("checked by Op::check"),
+            }
+        }
+        fsm::VhidParams {
+            vhid: cfg.vhid,
+            advbase: cfg.advbase,
+            advskew: cfg.advskew,
+        }
+        .validate()
+        .map_err(|e| format!("{name}: {e}"))?;
+        let auth = super::carpif::auth_for(&cfg).map_err(|e| format!("{name}: pass: {e}"))?;
+
+        let old = self.ifs.get(name).expect("checked above").cfg.clone();
+        if cfg.vhid != old.vhid {
+            // A new vhid is a new virtual MAC and a new election: recreate the interface.
+            self.remove_interface(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.add_interface(cfg).await.map_err(|e| e.to_string())?;
+            self.bring_up(name);
+        } else {
+            for g in cfg.groups.iter().filter(|g| !old.groups.contains(g)) {
+                let own = self.ifs[name].own_demote;
+                self.groups.join(g, own);
+            }
+            for g in old.groups.iter().filter(|g| !cfg.groups.contains(g)) {
+                let own = self.ifs[name].own_demote;
+                let left = self
+                    .ifs
+                    .values()
+                    .filter(|c| c.cfg.name != name && c.cfg.groups.contains(g))
+                    .count();
+                self.groups.leave(g, own, left);
+            }
+            let cif = self.ifs.get_mut(name).expect("checked above");
+            if (cfg.advbase, cfg.advskew) != (old.advbase, old.advskew) {
+                cif.fsm
+                    .set_timing(now(), cfg.advbase, cfg.advskew)
+                    .map_err(|e| format!("{name}: {e}"))?;
+            }
+            cif.auth = auth;
+            let (was_up, now_up) = (old.up, cfg.up);
+            cif.cfg = cfg;
+            self.propagate_demote();
+            if was_up && !now_up {
+                self.drive(name, fsm::Event::AdminDown);
+                let ifindex = self.ifs[name].ifindex;
+                let _ = self.net.set_up(ifindex, false).await;
+            } else if !was_up && now_up {
+                let ifindex = self.ifs[name].ifindex;
+                let _ = self.net.set_up(ifindex, true).await;
+                self.bring_up(name);
+            }
+        }
+        for op in &ops {
+            if let Op::State(s) = op {
+                let forced = match s {
+                    ForcedState::Master => fsm::ForcedState::Master,
+                    ForcedState::Backup => fsm::ForcedState::Backup,
+                };
+                self.drive(name, fsm::Event::ForceState(forced));
+            }
+        }
+        tracing::info!(interface = name, ops = ops.len(), "carpctl change applied");
+        Ok(())
+    }
+}

@@ -1,0 +1,516 @@
+//! The event loop and the handling of each event.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::carpif::CarpIf;
+use crate::Error;
+use crate::config::DaemonSettings;
+use crate::control::server::{ControlRequest, ControlServer};
+use crate::dataplane::{
+    AdvertReader, AttachMode, Dataplane, VhidDataplaneState, master_hold, monotonic_now,
+};
+use crate::groups::{CARP_GROUP, Groups};
+use crate::metrics::{ScrapeRequest, Snapshot, VhidMetrics};
+use crate::net::NetHandle;
+use crate::notify::Notifier;
+use crate::proto::{self, fsm};
+use crate::send::{advert::AdvertSockets, announce::Announcer};
+
+/// What the command line says; the configuration files say the rest.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub config_paths: Vec<PathBuf>,
+    /// Overrides the configuration's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// Overrides the configuration's pin directory.
+    pub pin_dir: Option<PathBuf>,
+    /// `--preempt` (OR-ed with the configuration's `preempt`).
+    pub preempt: bool,
+    /// `--boot-demote N`: overrides the configuration's `boot_demote`.
+    pub boot_demote: Option<u8>,
+    /// `--metrics ADDR`: overrides the configuration's `metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub xdp_mode: AttachMode,
+}
+
+/// A carpdev at run time: its identity, link state and send sockets.
+pub(super) struct Carpdev {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub carrier: bool,
+    pub adverts: AdvertSockets,
+    pub announcer: Announcer,
+    /// The solicited-node groups of the virtual IPv6 addresses, joined on the carpdev so
+    /// that neighbour solicitations for them pass the NIC's filter and reach XDP.
+    pub groups6: crate::net::SolicitedNodeGroups,
+}
+
+pub(super) struct Daemon {
+    pub opts: DaemonOptions,
+    pub settings: DaemonSettings,
+    pub net: NetHandle,
+    pub dataplane: Dataplane,
+    pub carpdevs: BTreeMap<String, Carpdev>,
+    pub ifs: BTreeMap<String, CarpIf>,
+    pub groups: Groups,
+    pub started: Instant,
+}
+
+/// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
+pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
+    let config = super::lifecycle::load_config(&opts.config_paths)?;
+    // Subscribe to link events before reading any link's state, so no change is missed.
+    let mut links = crate::net::LinkMonitor::new().await?;
+    let mut daemon = Daemon::start(opts, config).await?;
+    let ring = daemon
+        .dataplane
+        .take_advert_ring()
+        .ok_or_else(|| Error::Other("advert ring buffer already taken".into()))?;
+    let mut adverts = AdvertReader::new(ring).map_err(|source| Error::Io {
+        what: "polling the advert ring buffer",
+        path: daemon.settings.pin_dir.clone(),
+        source,
+    })?;
+    let io_err = |what: &'static str| {
+        move |source| Error::Io {
+            what,
+            path: PathBuf::from("signal"),
+            source,
+        }
+    };
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(io_err("installing SIGTERM handler"))?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(io_err("installing SIGINT handler"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(io_err("installing SIGHUP handler"))?;
+
+    // carpctl: requests reach this loop through a channel and are answered in turn.
+    let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(16);
+    let server =
+        ControlServer::bind(&daemon.settings.state_dir).map_err(|e| Error::Other(e.to_string()))?;
+    let control_task = tokio::spawn(server.serve(control_tx));
+
+    // Prometheus scrapes, likewise.
+    let (scrape_tx, mut scrape_rx) = mpsc::channel::<ScrapeRequest>(4);
+    let metrics_task = match daemon.settings.metrics {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr)
+                .await
+                .map_err(|source| Error::Io {
+                    what: "binding the metrics listener",
+                    path: PathBuf::from(addr.to_string()),
+                    source,
+                })?;
+            info!(%addr, "metrics endpoint listening");
+            Some(tokio::spawn(crate::metrics::serve(listener, scrape_tx)))
+        }
+        None => None,
+    };
+
+    let notifier = Notifier::from_env().map_err(io_err("reading NOTIFY_SOCKET"))?;
+    let mut watchdog = notifier
+        .watchdog_interval()
+        .map(|period| tokio::time::interval(period));
+    notifier.ready(&format!("{} carp interface(s)", daemon.ifs.len()));
+    info!(interfaces = daemon.ifs.len(), "carpd running");
+
+    loop {
+        let sleep = daemon.time_to_next_deadline();
+        tokio::select! {
+            batch = adverts.next_batch() => match batch {
+                Ok(batch) => for event in batch { daemon.on_advert(&event) },
+                Err(err) => warn!(error = %err, "reading the advert ring buffer"),
+            },
+            () = tokio::time::sleep(sleep) => daemon.on_timers(),
+            event = links.next() => match event {
+                Ok(event) => daemon.on_link(event.ifindex, event.carrier),
+                Err(err) => warn!(error = %err, "reading link events"),
+            },
+            Some(req) = control_rx.recv() => {
+                let response = daemon.on_control(req.request).await;
+                let _ = req.reply.send(response);
+            }
+            Some(reply) = scrape_rx.recv() => { let _ = reply.send(daemon.metrics_snapshot()); }
+            _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
+                notifier.watchdog();
+            }
+            _ = sigterm.recv() => { info!("SIGTERM: handing over and shutting down"); break }
+            _ = sigint.recv() => { info!("SIGINT: handing over and shutting down"); break }
+            _ = sighup.recv() => daemon.reload().await,
+        }
+    }
+    notifier.stopping();
+    control_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    daemon.shutdown().await
+}
+
+impl Daemon {
+    /// What a Prometheus scrape shows now.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        let vhids = self
+            .ifs
+            .values()
+            .map(|c| VhidMetrics {
+                interface: c.cfg.name.clone(),
+                carpdev: c.cfg.carpdev.clone(),
+                vhid: c.cfg.vhid,
+                state: match c.fsm.state() {
+                    fsm::State::Init => 0,
+                    fsm::State::Backup => 1,
+                    fsm::State::Master => 2,
+                },
+                demote: c.fsm.demote(),
+                transitions: c.stats.transitions,
+                adverts_sent: c.stats.sent_v4 + c.stats.sent_v6,
+                adverts_received: c.stats.received_v4 + c.stats.received_v6,
+                send_errors: c.stats.send_errors,
+            })
+            .collect();
+        let rejects = vec![
+            (
+                "badauth".to_owned(),
+                self.ifs.values().map(|c| c.stats.rejected_auth).sum(),
+            ),
+            (
+                "loop".to_owned(),
+                self.ifs.values().map(|c| c.stats.rejected_loop).sum(),
+            ),
+        ];
+        let dataplane = self
+            .dataplane
+            .counters()
+            .map(|d| crate::dataplane::counter_list(&d))
+            .unwrap_or_default();
+        let groups = self.groups.iter().map(|(g, n)| (g.to_owned(), n)).collect();
+        Snapshot {
+            vhids,
+            rejects,
+            dataplane,
+            groups,
+        }
+    }
+
+    /// How long until the earliest state-machine deadline (an hour when none is pending).
+    fn time_to_next_deadline(&self) -> Duration {
+        let now = now();
+        self.ifs
+            .values()
+            .filter_map(|c| c.fsm.next_deadline())
+            .min()
+            .map(|d| d.saturating_sub(now))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Fires every state machine whose deadline has passed.
+    pub fn on_timers(&mut self) {
+        let now = now();
+        let due: Vec<String> = self
+            .ifs
+            .iter()
+            .filter(|(_, c)| c.fsm.next_deadline().is_some_and(|d| d <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.drive(&name, fsm::Event::TimerExpired);
+        }
+    }
+
+    /// A received advert from the XDP ring buffer.
+    pub fn on_advert(&mut self, event: &carp_common::maps::AdvertEvent) {
+        let vhid = event.carp[1];
+        let Some(name) = self
+            .ifs
+            .iter()
+            .find(|(_, c)| c.carpdev_ifindex == event.ifindex && c.cfg.vhid == vhid)
+            .map(|(n, _)| n.clone())
+        else {
+            debug!(
+                ifindex = event.ifindex,
+                vhid, "advert for a vhid not configured"
+            );
+            return;
+        };
+        let cif = self.ifs.get_mut(&name).expect("found above");
+        if event.family == 6 {
+            cif.stats.received_v6 += 1;
+        } else {
+            cif.stats.received_v4 += 1;
+        }
+        match proto::verify_delivered(&event.carp, &cif.auth, cif.counter) {
+            Ok(header) => {
+                let family = if event.family == 6 {
+                    fsm::Family::V6
+                } else {
+                    fsm::Family::V4
+                };
+                self.drive(&name, fsm::Event::advert(family, &header));
+            }
+            Err(reject) => {
+                match reject {
+                    proto::Reject::Loop => cif.stats.rejected_loop += 1,
+                    _ => cif.stats.rejected_auth += 1,
+                }
+                debug!(interface = %name, reason = reject.as_str(), "advert rejected");
+            }
+        }
+    }
+
+    /// Carrier of an interface changed; only carpdevs matter.
+    pub fn on_link(&mut self, ifindex: u32, carrier: bool) {
+        let Some(dev) = self.carpdevs.values_mut().find(|d| d.ifindex == ifindex) else {
+            return;
+        };
+        if dev.carrier == carrier {
+            return;
+        }
+        dev.carrier = carrier;
+        let devname = dev.name.clone();
+        info!(carpdev = %devname, carrier, "carpdev link {}", if carrier { "up" } else { "down" });
+        let members: Vec<String> = self
+            .ifs
+            .iter()
+            .filter(|(_, c)| c.cfg.carpdev == devname)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in members {
+            // OpenBSD carp_carpdev_state: link loss demotes the interface's groups by 1
+            // (undone on return) and puts its vhids in INIT.
+            self.adjust_own_demote(&name, if carrier { -1 } else { 1 });
+            if carrier {
+                self.bring_up(&name);
+            } else {
+                self.drive(&name, fsm::Event::LinkDown);
+            }
+        }
+    }
+
+    /// Starts the election of an interface if it can run: configured up, carpdev with
+    /// carrier, addresses present (OpenBSD carp_setrun).
+    pub fn bring_up(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let carrier = self
+            .carpdevs
+            .get(&cif.cfg.carpdev)
+            .is_some_and(|d| d.carrier);
+        let families = cif.families();
+        if cif.cfg.up && carrier && !families.is_empty() {
+            self.drive(name, fsm::Event::Up(families));
+            if let Some(state) = self.ifs.get(name).and_then(|c| c.cfg.initial_state) {
+                let forced = match state {
+                    crate::config::ForcedState::Master => fsm::ForcedState::Master,
+                    crate::config::ForcedState::Backup => fsm::ForcedState::Backup,
+                };
+                self.drive(name, fsm::Event::ForceState(forced));
+            }
+        }
+    }
+
+    /// Changes the demotion an interface caused itself, and its groups' counters with it.
+    pub fn adjust_own_demote(&mut self, name: &str, by: i16) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        let new = (i16::from(cif.own_demote) + by).clamp(0, 255) as u8;
+        let applied = i16::from(new) - i16::from(cif.own_demote);
+        cif.own_demote = new;
+        let groups: Vec<String> = std::iter::once(CARP_GROUP.to_owned())
+            .chain(cif.cfg.groups.iter().cloned())
+            .collect();
+        for g in &groups {
+            self.groups.clamped_adjust(g, applied);
+        }
+        self.propagate_demote();
+    }
+
+    /// Tells every state machine whose advertised demote changed.
+    pub fn propagate_demote(&mut self) {
+        let changes: Vec<(String, u8)> = self
+            .ifs
+            .iter()
+            .map(|(n, c)| {
+                (
+                    n.clone(),
+                    self.groups
+                        .demote_of(c.cfg.groups.iter().map(String::as_str)),
+                )
+            })
+            .filter(|(n, d)| self.ifs.get(n).is_some_and(|c| c.fsm.demote() != *d))
+            .collect();
+        for (name, demote) in changes {
+            self.drive(&name, fsm::Event::DemoteChanged(demote));
+        }
+    }
+
+    /// Feeds one event to an interface's state machine and carries out what it asks for.
+    pub fn drive(&mut self, name: &str, event: fsm::Event) {
+        let now = now();
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        let actions = cif.fsm.handle(now, event);
+        for action in actions {
+            self.execute(name, now, action);
+        }
+    }
+
+    fn execute(&mut self, name: &str, now: Duration, action: fsm::Action) {
+        match action {
+            fsm::Action::SendAdvert {
+                advbase,
+                advskew,
+                demote,
+            } => {
+                let results = self.send_advert(name, advbase, advskew, demote);
+                let is_master = self
+                    .ifs
+                    .get(name)
+                    .is_some_and(|c| c.fsm.state() == fsm::State::Master);
+                if is_master && advbase != carp_common::wire::CARP_BOW_OUT {
+                    // Every advert a master sends pushes the dataplane's deadline forward.
+                    self.set_dataplane(name, now, fsm::State::Master);
+                }
+                for ok in results {
+                    let Some(cif) = self.ifs.get_mut(name) else {
+                        return;
+                    };
+                    let follow_up = cif.fsm.handle(now, fsm::Event::AdvertSendResult { ok });
+                    for a in follow_up {
+                        self.execute(name, now, a);
+                    }
+                }
+            }
+            fsm::Action::SendGratuitous => self.announce(name),
+            fsm::Action::StateChanged { from, to, reason } => {
+                info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
+                self.set_dataplane(name, now, to);
+                if let Some(cif) = self.ifs.get(name) {
+                    for hook in &self.settings.hooks {
+                        crate::hooks::spawn(
+                            hook.clone(),
+                            crate::hooks::StateChange {
+                                interface: name.to_owned(),
+                                carpdev: cif.cfg.carpdev.clone(),
+                                vhid: cif.cfg.vhid,
+                                old_state: from.as_str(),
+                                new_state: to.as_str(),
+                                reason: reason.as_str(),
+                            },
+                        );
+                    }
+                }
+                if let Some(cif) = self.ifs.get_mut(name) {
+                    cif.stats.transitions += 1;
+                    if to == fsm::State::Master {
+                        cif.stats.became_master += 1;
+                    }
+                    cif.last_transition = Some((reason.description().to_owned(), Instant::now()));
+                }
+            }
+            fsm::Action::AdjustDemote(by) => self.adjust_own_demote(name, i16::from(by)),
+        }
+    }
+
+    /// Writes the dataplane's view of the vhid: master with a fresh deadline, or silent.
+    fn set_dataplane(&mut self, name: &str, now: Duration, state: fsm::State) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let mono = monotonic_now().unwrap_or(now);
+        let dp_state = match state {
+            fsm::State::Master => VhidDataplaneState::Master {
+                until: mono + master_hold(cif.interval()),
+            },
+            fsm::State::Backup => VhidDataplaneState::Backup,
+            fsm::State::Init => VhidDataplaneState::Init,
+        };
+        if let Err(err) =
+            self.dataplane
+                .set_vhid(cif.carpdev_ifindex, cif.cfg.vhid, cif.interval(), dp_state)
+        {
+            warn!(interface = %name, error = %err, "updating the dataplane");
+        }
+    }
+
+    /// Sends one advert per address family the interface has; the result of each packet.
+    fn send_advert(&mut self, name: &str, advbase: u8, advskew: u8, demote: u8) -> Vec<bool> {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return Vec::new();
+        };
+        let Some(dev) = self.carpdevs.get(&cif.cfg.carpdev) else {
+            return Vec::new();
+        };
+        let header = cif.advert(advbase, advskew, demote);
+        let mut results = Vec::with_capacity(2);
+        if !cif.cfg.ipv4.is_empty() {
+            match dev.adverts.send_v4(&header) {
+                Ok(()) => {
+                    cif.stats.sent_v4 += 1;
+                    results.push(true);
+                }
+                Err(err) => {
+                    results.push(false);
+                    cif.stats.send_errors += 1;
+                    warn!(interface = %name, error = %err, "advert not sent");
+                }
+            }
+        }
+        if !cif.cfg.ipv6.is_empty() {
+            match dev.adverts.send_v6(&header) {
+                Ok(()) => {
+                    cif.stats.sent_v6 += 1;
+                    results.push(true);
+                }
+                Err(err) => {
+                    results.push(false);
+                    cif.stats.send_errors += 1;
+                    warn!(interface = %name, error = %err, "IPv6 advert not sent");
+                }
+            }
+        }
+        results
+    }
+
+    /// Gratuitous ARP and unsolicited NA for every address of the interface.
+    fn announce(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let Some(dev) = self.carpdevs.get(&cif.cfg.carpdev) else {
+            return;
+        };
+        let router = ipv6_forwarding();
+        for addr in cif.ipv4() {
+            if let Err(err) = dev.announcer.gratuitous_arp(cif.vmac, addr) {
+                warn!(interface = %name, error = %err, "gratuitous ARP not sent");
+            }
+        }
+        for addr in cif.ipv6() {
+            if let Err(err) = dev.announcer.unsolicited_na(cif.vmac, addr, router) {
+                warn!(interface = %name, error = %err, "neighbour advertisement not sent");
+            }
+        }
+    }
+}
+
+/// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.
+pub(super) fn now() -> Duration {
+    monotonic_now().expect("CLOCK_MONOTONIC is always readable")
+}
+
+/// Whether this host forwards IPv6 (then NAs carry the router flag, as OpenBSD's do).
+pub(super) fn ipv6_forwarding() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+}

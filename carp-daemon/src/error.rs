@@ -1,0 +1,28 @@
+//! The crate's error type at its boundary: every module's own error folds into it.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Dataplane(#[from] crate::dataplane::DataplaneError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Send(#[from] crate::send::SendError),
+    #[error(transparent)]
+    Auth(#[from] crate::proto::AuthError),
+    #[error(transparent)]
+    Param(#[from] crate::proto::ParamError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("carpdev {name} of {interface} does not exist")]
+    NoCarpdev { name: String, interface: String },
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,0 +1,175 @@
+//! Bad input never changes the elected master: adverts with a wrong passphrase, wrong TTL,
+//! unserved vhid, bad checksum, truncated, and a flood of them; and configuration errors are
+//! reported without touching any interface.
+mod common;
+
+use std::time::Duration;
+
+use carp_tests::frames::{CarpFields, advert_v4};
+use common::*;
+
+// Default OpenBSD timers: the flood comes from a namespace on the same two CPUs as both
+// routers, so sub-second timers would measure CPU starvation of the test machine, not carpd.
+const T1: Timers = Timers {
+    advbase: 1,
+    advskew: 0,
+};
+const T2: Timers = Timers {
+    advbase: 1,
+    advskew: 100,
+};
+
+/// Sends raw frames out of the client's port, `repeat` times each.
+fn inject(lab: &carp_tests::Lab, frames: Vec<Vec<u8>>, repeat: usize) {
+    let client = lab.client();
+    let ifindex = client.ifindex();
+    client
+        .in_netns(move || {
+            use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+            // SAFETY: plain socket(2); checked below.
+            let fd = unsafe { nix::libc::socket(nix::libc::AF_PACKET, nix::libc::SOCK_RAW, 0) };
+            assert!(fd >= 0, "AF_PACKET socket");
+            // SAFETY: fresh descriptor we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+            let mut addr: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            addr.sll_family = nix::libc::AF_PACKET as u16;
+            addr.sll_ifindex = ifindex as i32;
+            addr.sll_halen = 6;
+            for _ in 0..repeat {
+                for f in &frames {
+                    // SAFETY: valid buffer and address for the lengths given.
+                    unsafe {
+                        nix::libc::sendto(
+                            fd.as_raw_fd(),
+                            f.as_ptr().cast(),
+                            f.len(),
+                            0,
+                            (&addr as *const nix::libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<nix::libc::sockaddr_ll>() as u32,
+                        );
+                    }
+                }
+            }
+        })
+        .unwrap();
+}
+
+fn transitions(r: &Router) -> u64 {
+    let out = r.carpctl(&["stats"]);
+    // "N state transitions" style line, or fall back to the JSON status below.
+    out.stdout
+        .lines()
+        .find(|l| l.contains("transition"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn bad_adverts_and_a_flood_never_change_the_master() {
+    let Some(lab) = lab("e2e_bad_input", 2) else {
+        return;
+    };
+    let r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), T1), &[]);
+    let r2 = Router::start(&lab, lab.host(1), &hostname_carp0(lab.host(1), T2), &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let before = (transitions(&r1), transitions(&r2));
+
+    let attacker = lab.client();
+    let mac = attacker.mac();
+    let src = attacker.addr4();
+    // Every forged advert claims the best possible priority: advbase 0, advskew 0, demote 0
+    // (a master seeing a valid one would step back, a backup seeing a demoted master would
+    // take over).
+    let best = CarpFields {
+        advbase: 0,
+        advskew: 0,
+        ..CarpFields::advert(1)
+    };
+    let demoted_master = CarpFields {
+        demote: 255,
+        advbase: 0,
+        advskew: 0,
+        ..CarpFields::advert(1)
+    };
+    let mut bad_sum = best.encode();
+    bad_sum[6] ^= 0x55;
+    let frames = vec![
+        advert_v4(mac, src, 255, &best.encode()), // wrong passphrase (random HMAC)
+        advert_v4(mac, src, 255, &demoted_master.encode()), // wrong passphrase
+        advert_v4(mac, src, 64, &best.encode()),  // wrong TTL
+        advert_v4(mac, src, 255, &CarpFields { vhid: 2, ..best }.encode()), // unserved vhid
+        advert_v4(mac, src, 255, &bad_sum),       // bad checksum
+        advert_v4(mac, src, 255, &best.encode()[..20]), // truncated
+        advert_v4(mac, src, 255, &CarpFields { version: 3, ..best }.encode()),
+    ];
+    inject(&lab, frames.clone(), 1);
+    // A flood: 20 000 of each kind, as fast as the socket takes them.
+    inject(&lab, frames, 20_000);
+    // Three master-down intervals of quiet for any effect to show.
+    std::thread::sleep(T2.master_down() * 3);
+    assert_eq!(
+        r1.state().as_deref(),
+        Some("MASTER"),
+        "r1 log:\n{}",
+        r1.log()
+    );
+    assert_eq!(
+        r2.state().as_deref(),
+        Some("BACKUP"),
+        "r2 log:\n{}",
+        r2.log()
+    );
+    assert_eq!(
+        (transitions(&r1), transitions(&r2)),
+        before,
+        "state changed; r1 log:\n{}\nr2 log:\n{}",
+        r1.log(),
+        r2.log()
+    );
+    assert!(lab.client().ping(std::net::IpAddr::V4(VIP4)).unwrap());
+    // The drops were counted.
+    let stats = r2.carpctl(&["stats"]).stdout;
+    assert!(!stats.is_empty());
+}
+
+#[test]
+fn configuration_errors_touch_no_interface() {
+    let Some(lab) = lab("e2e_bad_config", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let dir = lab.workdir().join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hostname.carp0");
+    std::fs::write(
+        &file,
+        "inet 192.0.2.1 255.255.255.0 vhid 300 pass x carpdev eth0 advskew 255\n",
+    )
+    .unwrap();
+    let before = links(host);
+    let check = host
+        .run([carpd_bin(), "--check", "--config", file.to_str().unwrap()])
+        .unwrap();
+    assert!(!check.success());
+    assert!(check.stderr.contains("hostname.carp0"), "{}", check.stderr);
+    assert!(check.stderr.contains("vhid"), "{}", check.stderr);
+    assert!(check.stderr.contains("advskew"), "{}", check.stderr);
+
+    let pin_dir = lab.pin_dir("bad");
+    let run = host
+        .run([
+            carpd_bin(),
+            "--config",
+            file.to_str().unwrap(),
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--pin-dir",
+            pin_dir.to_str().unwrap(),
+        ])
+        .unwrap();
+    assert!(!run.success(), "carpd started with a bad configuration");
+    assert_eq!(links(host), before, "interfaces changed");
+    assert!(!pin_dir.exists(), "pins created from a bad configuration");
+}

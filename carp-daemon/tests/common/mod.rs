@@ -1,0 +1,200 @@
+//! Shared pieces of the end-to-end tests: carpd instances in lab hosts, carpctl queries,
+//! client probes. The binaries come from cargo (CARGO_BIN_EXE_*), so they are always fresh.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use carp_tests::{Host, Lab, LabProcess, LabSpec, wait_until};
+
+pub const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub const VMAC: &str = "00:00:5e:00:01:01";
+pub const PASS: &str = "e2e-secret";
+
+pub fn carpd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_carpd")
+}
+
+pub fn carpctl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_carpctl")
+}
+
+/// A lab, or None (with the skip message printed) when not root.
+pub fn lab(test: &str, hosts: usize) -> Option<Lab> {
+    if !carp_tests::require_root(test) {
+        return None;
+    }
+    let spec = LabSpec {
+        hosts,
+        ..LabSpec::default()
+    };
+    Some(Lab::new(test, spec).expect("build the lab"))
+}
+
+/// The timers of a test: fast enough for CI, slow enough for a loaded 2-core machine.
+#[derive(Clone, Copy, Debug)]
+pub struct Timers {
+    pub advbase: u8,
+    pub advskew: u8,
+}
+
+impl Timers {
+    pub fn interval(&self) -> Duration {
+        if self.advbase == 0 && self.advskew == 0 {
+            Duration::from_micros(1_000_000 / 256)
+        } else {
+            Duration::from_secs(u64::from(self.advbase))
+                + Duration::from_micros(u64::from(self.advskew) * 1_000_000 / 256)
+        }
+    }
+    pub fn master_down(&self) -> Duration {
+        self.interval() * 3
+    }
+}
+
+/// A hostname.carp0 for vhid 1 with both virtual addresses.
+pub fn hostname_carp0(host: &Host, t: Timers) -> String {
+    format!(
+        "inet {VIP4} 255.255.255.0 vhid 1 pass {PASS} carpdev {} advbase {} advskew {}\ninet6 {VIP6} 64\n",
+        host.ifname(),
+        t.advbase,
+        t.advskew
+    )
+}
+
+/// carpd running in a lab host.
+pub struct Router<'a> {
+    pub lab: &'a Lab,
+    pub host: &'a Host,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub process: Option<LabProcess>,
+}
+
+impl<'a> Router<'a> {
+    /// Starts carpd on `host` with `config` (hostname.carp0 text) and extra arguments.
+    pub fn start(lab: &'a Lab, host: &'a Host, config: &str, extra: &[&str]) -> Self {
+        let dir = lab.workdir().join(host.name());
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join("hostname.carp0");
+        std::fs::write(&config_path, config).unwrap();
+        let mut r = Router {
+            lab,
+            host,
+            dir,
+            config: config_path,
+            process: None,
+        };
+        r.restart(extra);
+        r
+    }
+
+    /// (Re)starts carpd with the same configuration file.
+    pub fn restart(&mut self, extra: &[&str]) {
+        let pin_dir = self.lab.pin_dir(self.host.name());
+        let mut args: Vec<String> = vec![
+            carpd_bin().into(),
+            "--config".into(),
+            self.config.display().to_string(),
+            "--state-dir".into(),
+            self.dir.display().to_string(),
+            "--pin-dir".into(),
+            pin_dir.display().to_string(),
+            "--xdp-mode".into(),
+            "generic".into(),
+            "--log".into(),
+            "info".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        self.process = Some(self.host.spawn(args).expect("spawn carpd"));
+    }
+
+    pub fn carpctl(&self, args: &[&str]) -> carp_tests::CmdOutput {
+        let mut argv = vec![
+            carpctl_bin().to_owned(),
+            "--state-dir".to_owned(),
+            self.dir.display().to_string(),
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        self.host.run(argv).expect("run carpctl")
+    }
+
+    /// carp0's state as carpctl reports it, or None while carpd does not answer.
+    pub fn state(&self) -> Option<String> {
+        let out = self.carpctl(&["--json", "carp0"]);
+        if !out.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        let iface = match v {
+            serde_json::Value::Array(list) => list.into_iter().next()?,
+            other => other,
+        };
+        iface.get("state")?.as_str().map(str::to_owned)
+    }
+
+    pub fn wait_state(&self, want: &str, timeout: Duration) {
+        if wait_until(timeout, || self.state().as_deref() == Some(want)).is_err() {
+            panic!(
+                "{} did not become {want} within {timeout:?} (now {:?}); carpd log:\n{}",
+                self.host.name(),
+                self.state(),
+                self.log()
+            );
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.process.as_ref().map(|p| p.log()).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: carp_tests::Signal) {
+        self.process
+            .as_ref()
+            .expect("running")
+            .signal(sig)
+            .expect("signal carpd");
+    }
+
+    /// Waits for carpd to exit (after SIGTERM) and returns whether it exited cleanly.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let p = self.process.as_ref().expect("running");
+        matches!(p.wait_timeout(timeout), Ok(Some(status)) if status.success())
+    }
+}
+
+/// Polls until the client reaches `addr` by ping; the time it took.
+pub fn time_to_reach(client: &Host, addr: IpAddr, timeout: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    wait_until(timeout, || {
+        client
+            .run(["ping", "-c", "1", "-W", "0.2", &addr.to_string()])
+            .is_ok_and(|o| o.success())
+    })
+    .ok()
+    .map(|_| start.elapsed())
+}
+
+/// The MAC the client's neighbour table holds for `addr`.
+pub fn neighbour_mac(client: &Host, addr: IpAddr) -> Option<String> {
+    let out = client
+        .run(["ip", "neigh", "show", &addr.to_string()])
+        .ok()?;
+    out.stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .map(str::to_ascii_lowercase)
+}
+
+/// Interfaces in a host's namespace (names).
+pub fn links(host: &Host) -> Vec<String> {
+    let out = host.run(["ip", "-o", "link", "show"]).unwrap();
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .collect()
+}
