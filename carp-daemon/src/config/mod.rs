@@ -1,42 +1,73 @@
-//! carpd's configuration: OpenBSD `hostname.carpN` files, unchanged ([`hostname`]), and a
-//! TOML file for what those cannot say ([`toml`]), merged and checked ([`validate`]) into one
-//! [`Config`]. Nothing is returned, and so nothing applied, unless every file is valid; every
-//! problem found is reported, each with its file and line (or TOML key).
+//! carpd's configuration: OpenBSD `hostname.carpN` files, unchanged (`hostname.rs`), and TOML
+//! files for what those cannot say (`toml.rs`), merged and checked (`validate.rs`) into one
+//! [`Config`].
+//!
+//! Nothing is returned, and so nothing applied, unless every file is valid; every problem
+//! found is reported, each with its file and line (or TOML key), one per line:
+//!
+//! ```text
+//! /etc/hostname.carp0:1: advskew 300 is out of range: must be 0 to 254 (255 is reserved ...)
+//! /etc/hostname.carp0: no vhid: every carp interface needs a virtual host id ('vhid N', 1 to 255)
+//! /etc/carpd.toml:9: [interface carp1] key 'vhid': vhid 0 is out of range: must be 1 to 255
+//! ```
+//!
+//! A hostname.carpN file is one interface, so what is missing from it has no line; in TOML a
+//! missing key is reported at its `[[interface]]` header. Warnings read the same, with
+//! `warning: ` before the message.
+//!
+//! How files combine: a `hostname.<ifname>` file describes exactly interface `<ifname>`; a
+//! `*.toml` file may describe several (`[[interface]]`) and the daemon settings (`[daemon]`).
+//! Interfaces are collected from every file (an interface name may appear once in all of
+//! them); each `[daemon]` key may be set in at most one file, so that the order of `--config`
+//! options never decides silently which value wins.
+//!
+mod error;
 mod hostname;
 mod toml;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Ordering;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-pub use validate::system_interface_exists;
+pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 
 /// Default bpffs directory for the pinned maps and links.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/carp";
 /// Default directory for the control socket and runtime files.
 pub const DEFAULT_STATE_DIR: &str = "/run/carpd";
+/// The group every carp interface is in; never stored in [`CarpInterface::groups`].
+pub const CARP_GROUP: &str = "carp";
+/// Longest Linux interface (and OpenBSD group) name: IFNAMSIZ 16 less the NUL.
+pub const IFNAME_MAX: usize = 15;
 
 /// The whole, validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
-    /// Carp interfaces, ordered by name.
+    /// Carp interfaces, ordered by name (carp2 before carp10).
     pub interfaces: Vec<CarpInterface>,
     pub daemon: DaemonSettings,
 }
 
-/// Daemon-wide settings (TOML `[daemon]`; command-line options override them).
+/// Daemon-wide settings: TOML `[daemon]`; carpd's command-line options override them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonSettings {
     /// OpenBSD's net.inet.carp.preempt. Off by default, as there.
     pub preempt: bool,
+    /// bpffs directory for the pinned maps and links.
     pub pin_dir: PathBuf,
+    /// Directory for the control socket and runtime files.
     pub state_dir: PathBuf,
-    /// Commands run on every state change (see `hooks`).
+    /// Executables (absolute paths) run on every state change; see `crate::hooks`.
     pub hooks: Vec<PathBuf>,
-    /// Prometheus endpoint address.
+    /// Prometheus endpoint address; `None`: no endpoint.
     pub metrics: Option<SocketAddr>,
-    /// Demote group carp by this much at start (OpenBSD uses 128 at boot).
+    /// Demote group carp by this much at start (OpenBSD uses 128 at boot, and lifts it once
+    /// the host is ready); 0: no boot demotion.
     pub boot_demote: u8,
 }
 
@@ -53,157 +84,159 @@ impl Default for DaemonSettings {
     }
 }
 
-/// `state master|backup` of a carp interface.
+/// `state master|backup` of a carp interface: forced once it first can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForcedState {
     Master,
     Backup,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An IPv4 address of a carp interface, with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Addr4 {
     pub addr: Ipv4Addr,
+    /// 1..=32.
     pub prefix_len: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An IPv6 address of a carp interface, with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Addr6 {
     pub addr: Ipv6Addr,
+    /// 1..=128.
     pub prefix_len: u8,
+}
+
+impl fmt::Display for Addr4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl fmt::Display for Addr6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
 }
 
 /// One carp interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarpInterface {
-    /// The Linux interface carpd creates (carp0, ...).
+    /// The Linux interface carpd creates (carp0, ...): 1 to 15 bytes, no '/', ':' or space.
     pub name: String,
-    /// The physical interface it runs on.
+    /// The interface it runs on (eth0, bond0, eth0.100, ...); exists on this host.
     pub carpdev: String,
+    /// 1..=255; unique per carpdev.
     pub vhid: u8,
+    /// Seconds, 0..=255 (default 1).
     pub advbase: u8,
+    /// 1/256 s, 0..=254 (default 0).
     pub advskew: u8,
-    /// At most 19 bytes (OpenBSD's key is 20 bytes with a NUL). None: no passphrase.
+    /// At most 19 bytes (OpenBSD's key is 20 bytes with a NUL); `None`: no passphrase.
     pub passphrase: Option<String>,
+    /// In configuration order, each address once; at least one of `ipv4`/`ipv6` is non-empty.
     pub ipv4: Vec<Addr4>,
     pub ipv6: Vec<Addr6>,
-    /// User groups; "carp" is implicit.
+    /// User groups, in configuration order, each once; "carp" is implicit and not listed.
     pub groups: Vec<String>,
+    /// `state master|backup`.
     pub initial_state: Option<ForcedState>,
-    /// `up` / `down`: default up.
+    /// `up` / `down`; default up.
     pub up: bool,
-    /// Where it was defined.
+    /// Where it was configured: for messages, not a setting.
     pub source: Origin,
 }
 
-/// Where a setting came from, for messages.
+/// Orders interface names the way people do: by the alphabetic part, then by the number at
+/// the end, so carp2 comes before carp10.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+struct NameOrder(String);
+
+impl NameOrder {
+    fn key(&self) -> (&str, Option<u128>, &str) {
+        let stem = self.0.trim_end_matches(|c: char| c.is_ascii_digit());
+        let number = self.0[stem.len()..].parse().ok();
+        (stem, number, &self.0)
+    }
+}
+
+impl Ord for NameOrder {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl PartialOrd for NameOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A configuration file's name and text, for [`check_sources`] (tests, or a caller that
+/// reads files itself).
+#[derive(Debug, Clone)]
+pub struct Source {
     pub path: PathBuf,
-    /// 1-based line (hostname files); 0 when not line-based (TOML).
-    pub line: usize,
+    pub text: String,
 }
 
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(f, "{}:{}", self.path.display(), self.line)
-        } else {
-            write!(f, "{}", self.path.display())
+/// The outcome of checking a configuration: the model or every error, and in both cases
+/// the warnings and notes (which never stop a configuration from being used).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub result: Result<Config, ConfigError>,
+    /// [`Severity::Warning`] and [`Severity::Note`] findings, in file and line order.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads, parses and validates `paths`, logging warnings (warn level) and notes (debug
+/// level) through `tracing`. This is what carpd calls at start, on SIGHUP and for `--check`.
+///
+/// `interface_exists` answers "does this carpdev exist?": pass [`system_interface_exists`],
+/// or a fake in tests.
+pub fn load<P: AsRef<Path>>(
+    paths: &[P],
+    interface_exists: &dyn Fn(&str) -> bool,
+) -> Result<Config, ConfigError> {
+    let checked = check_files(paths, interface_exists);
+    for w in &checked.warnings {
+        match w.severity() {
+            Severity::Note => tracing::debug!("{w}"),
+            _ => tracing::warn!("{w}"),
         }
     }
+    checked.result
 }
 
-/// One problem in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// "path:line" or "path: [interface carp0] key 'advskew'".
-    pub location: String,
-    pub message: String,
+/// Like [`load`], but hands the warnings back instead of logging them.
+pub fn check_files<P: AsRef<Path>>(
+    paths: &[P],
+    interface_exists: &dyn Fn(&str) -> bool,
+) -> Checked {
+    let inputs = paths
+        .iter()
+        .map(|p| {
+            let path = p.as_ref().to_owned();
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+            (path, text)
+        })
+        .collect();
+    check_inputs(inputs, interface_exists)
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
-    }
+/// Parses and validates configuration texts that were read already.
+pub fn check_sources(sources: &[Source], interface_exists: &dyn Fn(&str) -> bool) -> Checked {
+    let inputs = sources
+        .iter()
+        .map(|s| (s.path.clone(), Ok(s.text.clone())))
+        .collect();
+    check_inputs(inputs, interface_exists)
 }
 
-/// Everything wrong with a configuration, one problem per line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        writeln!(
-            f,
-            "configuration invalid ({n} problem{}):",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            writeln!(f, "  {p}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads, parses and validates `paths`. A `hostname.<ifname>` file describes interface
-/// `<ifname>`; a `*.toml` file may describe several and the daemon settings.
-pub fn load(paths: &[PathBuf], iface_exists: &dyn Fn(&str) -> bool) -> Result<Config, ConfigError> {
-    let mut problems = Vec::new();
-    let mut interfaces = Vec::new();
-    let mut daemon: Option<(DaemonSettings, PathBuf)> = None;
-    for path in paths {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(Problem {
-                    location: path.display().to_string(),
-                    message: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        match kind_of(path) {
-            Some(Kind::Hostname(ifname)) => match hostname::parse(path, &ifname, &text) {
-                Ok(i) => interfaces.push(i),
-                Err(p) => problems.extend(p),
-            },
-            Some(Kind::Toml) => match toml::parse(path, &text) {
-                Ok((d, ifs)) => {
-                    interfaces.extend(ifs);
-                    if let Some(d) = d {
-                        if let Some((_, first)) = &daemon {
-                            problems.push(Problem {
-                                location: path.display().to_string(),
-                                message: format!(
-                                    "[daemon] is already set in {}; give it in one file only",
-                                    first.display()
-                                ),
-                            });
-                        } else {
-                            daemon = Some((d, path.clone()));
-                        }
-                    }
-                }
-                Err(p) => problems.extend(p),
-            },
-            None => problems.push(Problem {
-                location: path.display().to_string(),
-                message: "not a configuration file: name it hostname.<interface> (OpenBSD syntax) or *.toml".into(),
-            }),
-        }
-    }
-    problems.extend(validate::check(&interfaces, iface_exists));
-    if !problems.is_empty() {
-        return Err(ConfigError { problems });
-    }
-    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Config {
-        interfaces,
-        daemon: daemon.map(|(d, _)| d).unwrap_or_default(),
-    })
+/// Does `name` exist on this host? Asks the kernel (`if_nametoindex`), which also sees
+/// interfaces in the current network namespace only, as carpd does.
+pub fn system_interface_exists(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 enum Kind {
@@ -211,13 +244,70 @@ enum Kind {
     Toml,
 }
 
+/// `*.toml` is TOML; otherwise `hostname.<ifname>` is a hostname.if(5) file. The extension
+/// is looked at first so that a `hostname.carp0.toml` is not taken for interface
+/// "carp0.toml".
 fn kind_of(path: &Path) -> Option<Kind> {
     let name = path.file_name()?.to_str()?;
-    if let Some(ifname) = name.strip_prefix("hostname.") {
-        return Some(Kind::Hostname(ifname.to_owned()));
+    if name.ends_with(".toml") {
+        return Some(Kind::Toml);
     }
-    name.ends_with(".toml").then_some(Kind::Toml)
+    name.strip_prefix("hostname.")
+        .map(|ifname| Kind::Hostname(ifname.to_owned()))
 }
 
-#[cfg(test)]
-mod tests;
+fn check_inputs(
+    inputs: Vec<(PathBuf, Result<String, String>)>,
+    interface_exists: &dyn Fn(&str) -> bool,
+) -> Checked {
+    let mut diags = Vec::new();
+    let mut drafts = Vec::new();
+    let mut daemons = Vec::new();
+    let mut seen: Vec<&Path> = Vec::new();
+    for (path, text) in &inputs {
+        let at = Location::File(path.clone());
+        if seen.contains(&path.as_path()) {
+            diags.push(Diagnostic::new(at, Problem::DuplicatePath));
+            continue;
+        }
+        seen.push(path);
+        let text = match text {
+            Ok(text) => text,
+            Err(e) => {
+                diags.push(Diagnostic::new(at, Problem::Read(e.clone())));
+                continue;
+            }
+        };
+        match kind_of(path) {
+            Some(Kind::Hostname(ifname)) => {
+                drafts.push(hostname::parse(path, &ifname, text, &mut diags));
+            }
+            Some(Kind::Toml) => {
+                let file = toml::parse(path, text, &mut diags);
+                drafts.extend(file.interfaces);
+                daemons.extend(file.daemon);
+            }
+            None => diags.push(Diagnostic::new(at, Problem::UnknownFileKind)),
+        }
+    }
+    let config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);
+    if drafts.is_empty()
+        && let Some((path, _)) = inputs.first()
+    {
+        let at = Location::File(path.clone());
+        diags.push(Diagnostic::new(at, Problem::NoInterfaces));
+    }
+
+    // File order as given, then line order; a finding about a whole file comes first.
+    let file_index = |d: &Diagnostic| inputs.iter().position(|(p, _)| p == d.at.path());
+    diags.sort_by_key(|d| (file_index(d), d.at.line().unwrap_or(0)));
+    let (errors, warnings): (Vec<_>, Vec<_>) = diags
+        .into_iter()
+        .partition(|d| d.severity() == Severity::Error);
+    let result = if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { errors })
+    };
+    Checked { result, warnings }
+}

@@ -1,187 +1,280 @@
-//! The TOML configuration: daemon settings and any number of interfaces. Every key is
-//! documented in examples/carpd.toml; unknown keys are errors.
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+//! TOML configuration files: `[daemon]` settings and `[[interface]]` entries.
+//! `examples/carpd.toml` documents every key.
+//!
+//! The schema is enforced by serde with `deny_unknown_fields`, so a misspelt key is an
+//! error naming it rather than a silently ignored setting. Values are deserialized loosely
+//! (integers as `i64`, addresses as strings), each with its span, and judged in
+//! `validate.rs`: that way `vhid = 300` is "out of range 1 to 255" on the right line, and
+//! every such problem in the file is reported.
+//!
+//! Limit: serde stops at the first *schema* error of a file (a syntax error, an unknown key,
+//! a string where a number belongs). That one is reported with its line, and the other files
+//! are still checked; the rest of that file is not.
+use std::path::Path;
 
+use ::toml::Spanned;
 use serde::Deserialize;
 
-use super::{Addr4, Addr6, CarpInterface, DaemonSettings, ForcedState, Origin, Problem};
-use carp_common::wire::{CARP_MAX_ADVSKEW, CARP_MAX_PASSPHRASE_LEN};
+use super::error::{Diagnostic, Family, Location, Origin, Problem, Table};
+use super::validate::{Draft, DraftDaemon, Located, Num, parse_cidr};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    daemon: Option<Daemon>,
-    #[serde(default)]
-    interface: Vec<Interface>,
+/// What one TOML file contributes.
+pub(super) struct TomlFile {
+    pub interfaces: Vec<Draft>,
+    /// `None` when the file has no `[daemon]` table.
+    pub daemon: Option<DraftDaemon>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Daemon {
-    preempt: Option<bool>,
-    pin_dir: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
+struct RawFile {
+    daemon: Option<Spanned<RawDaemon>>,
     #[serde(default)]
-    hooks: Vec<PathBuf>,
-    metrics: Option<String>,
-    boot_demote: Option<i64>,
+    interface: Vec<Spanned<RawInterface>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Interface {
-    name: String,
-    carpdev: Option<String>,
-    vhid: Option<i64>,
-    advbase: Option<i64>,
-    advskew: Option<i64>,
-    pass: Option<String>,
-    #[serde(default)]
-    addresses: Vec<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    state: Option<String>,
-    up: Option<bool>,
+struct RawDaemon {
+    preempt: Option<Spanned<bool>>,
+    pin_dir: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    hooks: Option<Spanned<Vec<Spanned<String>>>>,
+    metrics: Option<Spanned<String>>,
+    boot_demote: Option<Spanned<i64>>,
 }
 
-/// Parses one TOML file: its daemon settings (if it has `[daemon]`) and interfaces.
-pub fn parse(
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: Option<Spanned<String>>,
+    carpdev: Option<Spanned<String>>,
+    vhid: Option<Spanned<i64>>,
+    advbase: Option<Spanned<i64>>,
+    advskew: Option<Spanned<i64>>,
+    pass: Option<Spanned<String>>,
+    addresses: Option<Vec<Spanned<String>>>,
+    groups: Option<Vec<Spanned<String>>>,
+    state: Option<Spanned<String>>,
+    up: Option<Spanned<bool>>,
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parses one TOML file. Problems go to `diags`.
+pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> TomlFile {
+    let raw: RawFile = match ::toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let at = match e.span() {
+                Some(span) => Location::Line(path.to_owned(), line_of(text, span.start)),
+                None => Location::File(path.to_owned()),
+            };
+            // The toml crate quotes keys with backticks; the rest of carpd uses '...'.
+            let message = e.message().trim().replace('`', "'");
+            diags.push(Diagnostic::new(at, Problem::Toml(message)));
+            return TomlFile {
+                interfaces: Vec::new(),
+                daemon: None,
+            };
+        }
+    };
+    let daemon = raw.daemon.map(|d| daemon(path, text, d.into_inner()));
+    let interfaces = raw
+        .interface
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| interface(path, text, i + 1, entry, diags))
+        .collect();
+    TomlFile { interfaces, daemon }
+}
+
+/// Builds [`Located`] values for the keys of one table.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    table: Table,
+}
+
+impl Locator<'_> {
+    fn at(&self, key: &str, span: std::ops::Range<usize>) -> Location {
+        Location::Key {
+            path: self.path.to_owned(),
+            line: Some(line_of(self.text, span.start)),
+            table: self.table.clone(),
+            key: Some(key.to_owned()),
+        }
+    }
+
+    fn value<T>(&self, key: &str, v: Spanned<T>) -> Located<T> {
+        let at = self.at(key, v.span());
+        Located::new(v.into_inner(), at)
+    }
+
+    fn number(&self, key: &str, v: Spanned<i64>) -> Located<Num> {
+        let at = self.at(key, v.span());
+        Located::new(Num::Int(v.into_inner()), at)
+    }
+}
+
+fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
+    let l = Locator {
+        path,
+        text,
+        table: Table::Daemon,
+    };
+    let RawDaemon {
+        preempt,
+        pin_dir,
+        state_dir,
+        hooks,
+        metrics,
+        boot_demote,
+    } = raw;
+    DraftDaemon {
+        path: path.to_owned(),
+        preempt: preempt.map(|v| l.value("preempt", v)),
+        pin_dir: pin_dir.map(|v| l.value("pin_dir", v)),
+        state_dir: state_dir.map(|v| l.value("state_dir", v)),
+        hooks: hooks.map(|list| {
+            let at = l.at("hooks", list.span());
+            let items = list
+                .into_inner()
+                .into_iter()
+                .map(|h| l.value("hooks", h))
+                .collect();
+            Located::new(items, at)
+        }),
+        metrics: metrics.map(|v| l.value("metrics", v)),
+        boot_demote: boot_demote.map(|v| l.number("boot_demote", v)),
+    }
+}
+
+fn interface(
     path: &Path,
     text: &str,
-) -> Result<(Option<DaemonSettings>, Vec<CarpInterface>), Vec<Problem>> {
-    let file: File = ::toml::from_str(text).map_err(|e| {
-        vec![Problem {
-            location: path.display().to_string(),
-            message: e.to_string().trim().replace('\n', " "),
-        }]
-    })?;
-    let mut problems = Vec::new();
-    let mut err = |key: String, message: String| {
-        problems.push(Problem {
-            location: format!("{}: {key}", path.display()),
-            message,
-        })
+    index: usize,
+    entry: Spanned<RawInterface>,
+    diags: &mut Vec<Diagnostic>,
+) -> Draft {
+    let header_line = line_of(text, entry.span().start);
+    let RawInterface {
+        name,
+        carpdev,
+        vhid,
+        advbase,
+        advskew,
+        pass,
+        addresses,
+        groups,
+        state,
+        up,
+    } = entry.into_inner();
+    let l = Locator {
+        path,
+        text,
+        table: Table::Interface {
+            name: name.as_ref().map(|n| n.get_ref().clone()),
+            index,
+        },
     };
-    let daemon = file.daemon.map(|d| {
-        let defaults = DaemonSettings::default();
-        let metrics = d.metrics.and_then(|m| match m.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                err(
-                    "[daemon] key 'metrics'".into(),
-                    format!("'{m}' is not an address:port"),
-                );
-                None
-            }
-        });
-        let boot_demote = match d.boot_demote {
-            Some(n) if !(0..=255).contains(&n) => {
-                err(
-                    "[daemon] key 'boot_demote'".into(),
-                    format!("{n} is out of range (0-255)"),
-                );
-                0
-            }
-            Some(n) => n as u8,
-            None => 0,
-        };
-        DaemonSettings {
-            preempt: d.preempt.unwrap_or(defaults.preempt),
-            pin_dir: d.pin_dir.unwrap_or(defaults.pin_dir),
-            state_dir: d.state_dir.unwrap_or(defaults.state_dir),
-            hooks: d.hooks,
+    let origin = Origin {
+        path: path.to_owned(),
+        line: Some(header_line),
+    };
+    let mut d = Draft::toml(name.map(|v| l.value("name", v)), origin, index);
+    d.carpdev = carpdev.map(|v| l.value("carpdev", v));
+    d.vhid = vhid.map(|v| l.number("vhid", v));
+    d.advbase = advbase.map(|v| l.number("advbase", v));
+    d.advskew = advskew.map(|v| l.number("advskew", v));
+    d.pass = pass.map(|v| l.value("pass", v));
+    for a in addresses.into_iter().flatten() {
+        let a = l.value("addresses", a);
+        match parse_cidr(&a.value, Family::Any) {
+            Ok(addr) => d.addresses.push(Located::new(addr, a.at)),
+            Err(problem) => diags.push(Diagnostic::new(a.at, problem)),
+        }
+    }
+    d.groups = groups
+        .into_iter()
+        .flatten()
+        .map(|g| l.value("groups", g))
+        .collect();
+    d.state = state.map(|v| l.value("state", v));
+    d.up = up.is_none_or(|v| *v.get_ref());
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example documents every key: with its commented-out settings enabled it still
+    /// parses, and every key of every table is set somewhere. The destructuring has no
+    /// `..`, so adding a key to the schema fails to compile here until the example (and
+    /// this test) show it.
+    #[test]
+    fn example_shows_every_key() {
+        let text = super::super::tests::example_toml_with_all_keys();
+        let raw: RawFile = ::toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let RawDaemon {
+            preempt,
+            pin_dir,
+            state_dir,
+            hooks,
             metrics,
             boot_demote,
+        } = raw.daemon.expect("[daemon] in the example").into_inner();
+        assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
+        assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
+        let mut seen = [false; 10];
+        for entry in raw.interface {
+            let RawInterface {
+                name,
+                carpdev,
+                vhid,
+                advbase,
+                advskew,
+                pass,
+                addresses,
+                groups,
+                state,
+                up,
+            } = entry.into_inner();
+            let set = [
+                name.is_some(),
+                carpdev.is_some(),
+                vhid.is_some(),
+                advbase.is_some(),
+                advskew.is_some(),
+                pass.is_some(),
+                addresses.is_some(),
+                groups.is_some(),
+                state.is_some(),
+                up.is_some(),
+            ];
+            for (s, now) in seen.iter_mut().zip(set) {
+                *s |= now;
+            }
         }
-    });
-    let mut interfaces = Vec::new();
-    for i in file.interface {
-        let ctx = |key: &str| format!("[interface {}] key '{key}'", i.name);
-        let mut range =
-            |key: &str, v: Option<i64>, min: i64, max: i64, default: Option<i64>| -> u8 {
-                match v.or(default) {
-                    Some(n) if (min..=max).contains(&n) => n as u8,
-                    Some(n) => {
-                        err(ctx(key), format!("{n} is out of range ({min}-{max})"));
-                        0
-                    }
-                    None => {
-                        err(ctx(key), "missing".into());
-                        0
-                    }
-                }
-            };
-        let vhid = range("vhid", i.vhid, 1, 255, None);
-        let advbase = range("advbase", i.advbase, 0, 255, Some(1));
-        let advskew = range(
-            "advskew",
-            i.advskew,
-            0,
-            i64::from(CARP_MAX_ADVSKEW),
-            Some(0),
+        assert_eq!(
+            seen, [true; 10],
+            "an [[interface]] key is missing from the example"
         );
-        if let Some(p) = &i.pass {
-            if p.len() > CARP_MAX_PASSPHRASE_LEN {
-                err(
-                    ctx("pass"),
-                    format!(
-                        "{} bytes is longer than OpenBSD allows ({CARP_MAX_PASSPHRASE_LEN})",
-                        p.len()
-                    ),
-                );
-            }
-        }
-        let initial_state = match i.state.as_deref() {
-            None => None,
-            Some("master") => Some(ForcedState::Master),
-            Some("backup") => Some(ForcedState::Backup),
-            Some(other) => {
-                err(ctx("state"), format!("'{other}': must be master or backup"));
-                None
-            }
-        };
-        let mut ipv4 = Vec::new();
-        let mut ipv6 = Vec::new();
-        for a in &i.addresses {
-            let Some((addr, len)) = a.split_once('/') else {
-                err(
-                    ctx("addresses"),
-                    format!("'{a}': address without prefix length (ADDR/LEN)"),
-                );
-                continue;
-            };
-            match (addr.parse::<IpAddr>(), len.parse::<u8>()) {
-                (Ok(IpAddr::V4(addr)), Ok(prefix_len)) if prefix_len <= 32 => {
-                    ipv4.push(Addr4 { addr, prefix_len })
-                }
-                (Ok(IpAddr::V6(addr)), Ok(prefix_len)) if prefix_len <= 128 => {
-                    ipv6.push(Addr6 { addr, prefix_len })
-                }
-                _ => err(ctx("addresses"), format!("'{a}': not an address/prefix")),
-            }
-        }
-        interfaces.push(CarpInterface {
-            carpdev: i.carpdev.clone().unwrap_or_default(),
-            vhid,
-            advbase,
-            advskew,
-            passphrase: i.pass.clone(),
-            ipv4,
-            ipv6,
-            groups: i.groups.iter().filter(|g| *g != "carp").cloned().collect(),
-            initial_state,
-            up: i.up.unwrap_or(true),
-            source: Origin {
-                path: path.to_owned(),
-                line: 0,
-            },
-            name: i.name,
-        });
     }
-    if problems.is_empty() {
-        Ok((daemon, interfaces))
-    } else {
-        Err(problems)
+
+    #[test]
+    fn lines_are_counted_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
     }
 }

@@ -1,87 +1,678 @@
-//! Checks across interfaces and against the system: what OpenBSD would refuse, and what
-//! Linux needs.
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+//! From what the files say to the validated model: every check OpenBSD's ifconfig and kernel
+//! would make, plus what Linux and carpd need.
+//!
+//! The parsers (`hostname.rs`, `toml.rs`) only turn syntax into [`Draft`]s: raw values, each
+//! with the [`Location`] it came from. Everything about *values* is decided here, once, so a
+//! hostname.carpN file and a TOML file are held to exactly the same rules and say the same
+//! thing about the same mistake. Numbers stay unparsed ([`Num`]) until here so that
+//! `advskew 300` is reported as out of range rather than as "not a u8".
+//!
+//! Decisions an operator may trip over (also in the example files):
+//! - No address is an **error**: OpenBSD accepts such a carp interface, but it stays in INIT
+//!   forever, and carpd has no other way to give it one.
+//! - An explicit IPv6 link-local address is **accepted with a warning**: useful as a stable
+//!   virtual gateway address, but (as on OpenBSD) left out of the HMAC.
+//! - A passphrase longer than 19 bytes is an **error** where OpenBSD silently truncates it.
+//! - carpd does not guess netmasks or pick a carpdev from the addresses' subnet, as OpenBSD
+//!   does: both must be given.
+//! - An unknown carpdev is an error at load time; the lookup is injected so tests (and
+//!   `--check` on another machine, if ever wanted) do not depend on this host's interfaces.
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
-use super::{CarpInterface, Problem};
+use carp_common::wire::{CARP_MAX_ADVSKEW, CARP_MAX_PASSPHRASE_LEN};
 
-/// Linux interface names: 1 to 15 bytes, no '/', ':' or white space.
-fn valid_ifname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+use super::error::{Diagnostic, Family, Location, Origin, Problem, Severity, Table};
+use super::{Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, IFNAME_MAX};
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Located<T> {
+    pub value: T,
+    pub at: Location,
 }
 
-/// Whether `name` exists in this network namespace.
-pub fn system_interface_exists(name: &str) -> bool {
-    nix::net::if_::if_nametoindex(name).is_ok()
+impl<T> Located<T> {
+    pub fn new(value: T, at: Location) -> Self {
+        Self { value, at }
+    }
 }
 
-pub fn check(interfaces: &[CarpInterface], iface_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut names = BTreeSet::new();
-    let mut vhids: BTreeMap<(&str, u8), &str> = BTreeMap::new();
-    let mut addrs: BTreeMap<IpAddr, &str> = BTreeMap::new();
-    for i in interfaces {
-        let mut err = |message: String| {
-            problems.push(Problem {
-                location: format!("{} [interface {}]", i.source, i.name),
-                message,
-            })
+/// A number as written: hostname.if words are text, TOML integers are already integers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Num {
+    Text(String),
+    Int(i64),
+}
+
+/// An address as written, before its prefix length is known to be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DraftAddr {
+    pub addr: IpAddr,
+    pub prefix: Option<u8>,
+}
+
+/// One carp interface as a file describes it.
+#[derive(Debug, Clone)]
+pub(super) struct Draft {
+    /// From the file name (hostname.carpN) or the `name` key; `None` if TOML has none.
+    pub name: Option<Located<String>>,
+    pub origin: Origin,
+    /// Position (1-based) of the `[[interface]]` entry in a TOML file; `None` for hostname.if.
+    pub toml_index: Option<usize>,
+    pub carpdev: Option<Located<String>>,
+    pub vhid: Option<Located<Num>>,
+    pub advbase: Option<Located<Num>>,
+    pub advskew: Option<Located<Num>>,
+    pub pass: Option<Located<String>>,
+    pub addresses: Vec<Located<DraftAddr>>,
+    pub groups: Vec<Located<String>>,
+    pub state: Option<Located<String>>,
+    pub up: bool,
+}
+
+impl Draft {
+    /// An empty draft of a hostname.carpN file.
+    pub fn hostname(path: &Path, name: &str) -> Self {
+        Self::empty(
+            Some(Located::new(
+                name.to_owned(),
+                Location::File(path.to_owned()),
+            )),
+            Origin {
+                path: path.to_owned(),
+                line: None,
+            },
+            None,
+        )
+    }
+
+    /// An empty draft of a TOML `[[interface]]` entry.
+    pub fn toml(name: Option<Located<String>>, origin: Origin, index: usize) -> Self {
+        Self::empty(name, origin, Some(index))
+    }
+
+    fn empty(name: Option<Located<String>>, origin: Origin, toml_index: Option<usize>) -> Self {
+        Self {
+            name,
+            origin,
+            toml_index,
+            carpdev: None,
+            vhid: None,
+            advbase: None,
+            advskew: None,
+            pass: None,
+            addresses: Vec::new(),
+            groups: Vec::new(),
+            state: None,
+            up: true,
+        }
+    }
+
+    /// The TOML table label of this entry (hostname.if files have none).
+    fn table(&self) -> Option<Table> {
+        self.toml_index.map(|index| Table::Interface {
+            name: self.name.as_ref().map(|n| n.value.clone()),
+            index,
+        })
+    }
+
+    /// Where to report that `key` is missing: the whole file for hostname.carpN, the
+    /// `[[interface]]` header for TOML.
+    fn missing_at(&self, key: &str) -> Location {
+        match self.table() {
+            None => Location::File(self.origin.path.clone()),
+            Some(table) => Location::Key {
+                path: self.origin.path.clone(),
+                line: self.origin.line,
+                table,
+                key: Some(key.to_owned()),
+            },
+        }
+    }
+}
+
+/// `[daemon]` of one TOML file, as written.
+#[derive(Debug, Clone)]
+pub(super) struct DraftDaemon {
+    pub path: PathBuf,
+    pub preempt: Option<Located<bool>>,
+    pub pin_dir: Option<Located<String>>,
+    pub state_dir: Option<Located<String>>,
+    pub hooks: Option<Located<Vec<Located<String>>>>,
+    pub metrics: Option<Located<String>>,
+    pub boot_demote: Option<Located<Num>>,
+}
+
+/// `ADDR[/LEN]` of the given family (`Any`: either): the shared syntax of hostname.if CIDR
+/// words and TOML `addresses`.
+pub(super) fn parse_cidr(text: &str, family: Family) -> Result<DraftAddr, Problem> {
+    let (addr_text, len_text) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let bad = || Problem::BadAddress {
+        family,
+        value: addr_text.to_owned(),
+    };
+    let addr: IpAddr = match family {
+        Family::V4 => IpAddr::V4(addr_text.parse().map_err(|_| bad())?),
+        Family::V6 => IpAddr::V6(addr_text.parse().map_err(|_| bad())?),
+        Family::Any => addr_text.parse().map_err(|_| bad())?,
+    };
+    let prefix = len_text
+        .map(|l| parse_prefix_len(l, family_of(addr)))
+        .transpose()?;
+    Ok(DraftAddr { addr, prefix })
+}
+
+/// A prefix length: 1..=32 for IPv4, 1..=128 for IPv6 (/0 would claim every address).
+pub(super) fn parse_prefix_len(text: &str, family: Family) -> Result<u8, Problem> {
+    let max = if family == Family::V4 { 32 } else { 128 };
+    match text.parse::<u8>() {
+        Ok(len) if (1..=max).contains(&len) && text.bytes().all(|b| b.is_ascii_digit()) => Ok(len),
+        _ => Err(Problem::BadPrefixLen {
+            family,
+            value: text.to_owned(),
+            max,
+        }),
+    }
+}
+
+pub(super) fn family_of(addr: IpAddr) -> Family {
+    match addr {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
+    }
+}
+
+/// A Linux interface name, as the kernel's `dev_valid_name` checks it.
+pub(super) fn check_ifname(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("empty")
+    } else if name.len() > IFNAME_MAX {
+        Err("longer than 15 bytes (Linux IFNAMSIZ)")
+    } else if name == "." || name == ".." {
+        Err("'.' and '..' are reserved")
+    } else if name.contains('/') {
+        Err("contains '/'")
+    } else if name.contains(':') {
+        Err("contains ':'")
+    } else if name.chars().any(char::is_whitespace) {
+        Err("contains whitespace")
+    } else if name.contains('\0') {
+        Err("contains a NUL byte")
+    } else {
+        Ok(())
+    }
+}
+
+/// A group name, as OpenBSD's ifconfig `setifgroup` checks it: the trailing-digit rule keeps
+/// group names apart from interface names (`carpctl carp` is a group, `carpctl carp0` is not).
+fn check_group(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("empty")
+    } else if name.len() > IFNAME_MAX {
+        Err("longer than 15 bytes")
+    } else if name.ends_with(|c: char| c.is_ascii_digit()) {
+        Err("group names may not end in a digit")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("contains whitespace or a control character")
+    } else {
+        Ok(())
+    }
+}
+
+/// Collects findings and remembers whether any was an error.
+struct Sink<'a> {
+    diags: &'a mut Vec<Diagnostic>,
+    errors: usize,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, at: &Location, problem: Problem) {
+        if problem.severity() == Severity::Error {
+            self.errors += 1;
+        }
+        self.diags.push(Diagnostic::new(at.clone(), problem));
+    }
+}
+
+/// `key` as an integer in `min..=max`. Text is parsed as a (wide) integer first, so that
+/// `256` gets "out of range" and only `abc` gets "not a number".
+fn number(
+    sink: &mut Sink<'_>,
+    key: &'static str,
+    value: &Located<Num>,
+    (min, max): (u8, u8),
+    note: &'static str,
+) -> Option<u8> {
+    let out_of_range = |text: String| Problem::OutOfRange {
+        key,
+        value: text,
+        min,
+        max,
+        note,
+    };
+    let result = match &value.value {
+        Num::Int(n) => u8::try_from(*n)
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| out_of_range(n.to_string())),
+        Num::Text(text) => {
+            let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                Err(Problem::NotANumber {
+                    key,
+                    value: text.clone(),
+                })
+            } else {
+                text.parse::<i128>()
+                    .ok()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| out_of_range(text.clone()))
+            }
+        }
+    };
+    result.map_err(|p| sink.push(&value.at, p)).ok()
+}
+
+/// Why an address cannot be a virtual address, if it cannot.
+fn unusable(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) if a.is_unspecified() => Some("it is the unspecified address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("it is the limited broadcast address"),
+        IpAddr::V4(a) if a.is_multicast() => Some("it is a multicast address"),
+        IpAddr::V4(a) if a.is_loopback() => Some("it is a loopback address"),
+        IpAddr::V6(a) if a.is_unspecified() => Some("it is the unspecified address"),
+        IpAddr::V6(a) if a.is_multicast() => Some("it is a multicast address"),
+        IpAddr::V6(a) if a.is_loopback() => Some("it is the loopback address"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Some("it is IPv4-mapped; configure the IPv4 address instead")
+        }
+        _ => None,
+    }
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// One interface's values once checked; `ok` is false if any of them had an error, in which
+/// case the cross-checks still see the values that were fine.
+struct Checked {
+    ok: bool,
+    name: Option<String>,
+    carpdev: Option<(String, Location)>,
+    vhid: Option<(u8, Location)>,
+    advbase: u8,
+    advskew: u8,
+    passphrase: Option<String>,
+    ipv4: Vec<(Addr4, Location)>,
+    ipv6: Vec<(Addr6, Location)>,
+    groups: Vec<String>,
+    initial_state: Option<ForcedState>,
+}
+
+fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
+    let errors_before = sink.errors;
+    let name = match &d.name {
+        None => {
+            sink.push(
+                &d.missing_at("name"),
+                Problem::Missing {
+                    key: "name",
+                    hint: "every [[interface]] needs a name, e.g. name = \"carp0\"",
+                },
+            );
+            None
+        }
+        Some(n) => match check_ifname(&n.value) {
+            Ok(()) => Some(n.value.clone()),
+            Err(why) => {
+                let problem = Problem::BadInterfaceName {
+                    name: n.value.clone(),
+                    why,
+                };
+                sink.push(&n.at, problem);
+                None
+            }
+        },
+    };
+    let carpdev = match &d.carpdev {
+        None => {
+            let hint = "carpd needs the interface the carp interface sits on ('carpdev eth0'); \
+                        unlike OpenBSD it does not pick one from the addresses' subnet";
+            sink.push(
+                &d.missing_at("carpdev"),
+                Problem::Missing {
+                    key: "carpdev",
+                    hint,
+                },
+            );
+            None
+        }
+        Some(c) => match check_ifname(&c.value) {
+            Ok(()) => Some((c.value.clone(), c.at.clone())),
+            Err(why) => {
+                let problem = Problem::BadInterfaceName {
+                    name: c.value.clone(),
+                    why,
+                };
+                sink.push(&c.at, problem);
+                None
+            }
+        },
+    };
+    let vhid = match &d.vhid {
+        None => {
+            let hint = "every carp interface needs a virtual host id ('vhid N', 1 to 255)";
+            sink.push(
+                &d.missing_at("vhid"),
+                Problem::Missing { key: "vhid", hint },
+            );
+            None
+        }
+        Some(v) => number(sink, "vhid", v, (1, 255), "").map(|n| (n, v.at.clone())),
+    };
+    let advbase = d
+        .advbase
+        .as_ref()
+        .and_then(|v| number(sink, "advbase", v, (0, 255), ""))
+        .unwrap_or(1);
+    let advskew_note = " (255 is reserved for the bow-out advertisement)";
+    let advskew = d
+        .advskew
+        .as_ref()
+        .and_then(|v| number(sink, "advskew", v, (0, CARP_MAX_ADVSKEW), advskew_note))
+        .unwrap_or(0);
+    let passphrase = d.pass.as_ref().and_then(|p| {
+        if p.value.len() > CARP_MAX_PASSPHRASE_LEN {
+            let len = p.value.len();
+            sink.push(&p.at, Problem::PassphraseTooLong { len });
+        } else if p.value.contains('\0') {
+            sink.push(&p.at, Problem::PassphraseContainsNul);
+        }
+        // An empty passphrase is OpenBSD's "no pass": the key is 20 zero bytes either way.
+        (!p.value.is_empty()).then(|| p.value.clone())
+    });
+    let initial_state = d.state.as_ref().and_then(|s| {
+        // ifconfig compares with strcasecmp.
+        match s.value.to_ascii_lowercase().as_str() {
+            "master" => Some(ForcedState::Master),
+            "backup" => Some(ForcedState::Backup),
+            _ => {
+                sink.push(&s.at, Problem::BadState(s.value.clone()));
+                None
+            }
+        }
+    });
+    let mut groups: Vec<String> = Vec::new();
+    for g in &d.groups {
+        match check_group(&g.value) {
+            Err(why) => {
+                let problem = Problem::BadGroupName {
+                    name: g.value.clone(),
+                    why,
+                };
+                sink.push(&g.at, problem);
+            }
+            // "carp" is implicit: the model holds only the user's groups.
+            Ok(()) if g.value == super::CARP_GROUP || groups.contains(&g.value) => {}
+            Ok(()) => groups.push(g.value.clone()),
+        }
+    }
+    let (ipv4, ipv6) = check_addresses(sink, d);
+    if ipv4.is_empty() && ipv6.is_empty() && d.addresses.is_empty() {
+        sink.push(&d.missing_at("addresses"), Problem::NoAddress);
+    }
+    Checked {
+        ok: sink.errors == errors_before,
+        name,
+        carpdev,
+        vhid,
+        advbase,
+        advskew,
+        passphrase,
+        ipv4,
+        ipv6,
+        groups,
+        initial_state,
+    }
+}
+
+type Checked4 = Vec<(Addr4, Location)>;
+type Checked6 = Vec<(Addr6, Location)>;
+
+fn check_addresses(sink: &mut Sink<'_>, d: &Draft) -> (Checked4, Checked6) {
+    let mut v4: Checked4 = Vec::new();
+    let mut v6: Checked6 = Vec::new();
+    for a in &d.addresses {
+        let DraftAddr { addr, prefix } = a.value;
+        let Some(prefix_len) = prefix else {
+            let example = if addr.is_ipv4() { 24 } else { 64 };
+            sink.push(&a.at, Problem::MissingPrefix { addr, example });
+            continue;
         };
-        if !valid_ifname(&i.name) {
-            err(format!(
-                "'{}' is not a valid interface name (1-15 bytes, no '/', ':' or spaces)",
-                i.name
-            ));
+        if let Some(why) = unusable(addr) {
+            sink.push(&a.at, Problem::UnusableAddress { addr, why });
+            continue;
         }
-        if !names.insert(i.name.as_str()) {
-            err(format!("interface {} is defined twice", i.name));
+        let seen = match addr {
+            IpAddr::V4(x) => v4.iter().any(|(y, _)| y.addr == x),
+            IpAddr::V6(x) => v6.iter().any(|(y, _)| y.addr == x),
+        };
+        if seen {
+            sink.push(&a.at, Problem::RepeatedAddress(addr));
+            continue;
         }
-        if i.vhid == 0 {
-            err("no vhid (vhid 1-255)".into());
-        }
-        if i.carpdev.is_empty() {
-            err("no carpdev".into());
-        } else if i.carpdev == i.name {
-            err("carpdev is the carp interface itself".into());
-        } else if !iface_exists(&i.carpdev) {
-            err(format!("carpdev {}: no such interface", i.carpdev));
-        }
-        if i.ipv4.is_empty() && i.ipv6.is_empty() {
-            err("no address: a carp interface needs at least one inet or inet6 address".into());
-        }
-        if i.vhid != 0 && !i.carpdev.is_empty() {
-            if let Some(other) = vhids.insert((i.carpdev.as_str(), i.vhid), i.name.as_str()) {
-                err(format!(
-                    "vhid {} on {} is also used by {other}",
-                    i.vhid, i.carpdev
-                ));
-            }
-        }
-        let all = i
-            .ipv4
-            .iter()
-            .map(|a| IpAddr::V4(a.addr))
-            .chain(i.ipv6.iter().map(|a| IpAddr::V6(a.addr)));
-        for a in all {
-            if let IpAddr::V6(v6) = a {
-                if v6.is_unicast_link_local() {
-                    err(format!(
-                        "{a}: link-local addresses cannot be virtual addresses"
-                    ));
+        match addr {
+            IpAddr::V4(addr) => v4.push((Addr4 { addr, prefix_len }, a.at.clone())),
+            IpAddr::V6(addr) => {
+                if is_link_local(&addr) {
+                    sink.push(&a.at, Problem::LinkLocal(addr));
                 }
-            }
-            if let Some(other) = addrs.insert(a, i.name.as_str()) {
-                if other != i.name {
-                    err(format!("address {a} is also on {other}"));
-                }
+                v6.push((Addr6 { addr, prefix_len }, a.at.clone()));
             }
         }
     }
-    problems
+    (v4, v6)
+}
+
+/// Merges the `[daemon]` tables of several files: each key may be set in one file only, so
+/// that no file order silently decides which value wins.
+fn merge_daemon(sink: &mut Sink<'_>, daemons: &[DraftDaemon]) -> DaemonSettings {
+    fn pick<'a, T>(
+        sink: &mut Sink<'_>,
+        key: &'static str,
+        daemons: &'a [DraftDaemon],
+        get: impl Fn(&'a DraftDaemon) -> Option<&'a Located<T>>,
+    ) -> Option<&'a Located<T>> {
+        let mut first: Option<(&'a Located<T>, &'a Path)> = None;
+        for d in daemons {
+            let Some(v) = get(d) else { continue };
+            match first {
+                None => first = Some((v, &d.path)),
+                Some((_, path)) => {
+                    let other = path.to_owned();
+                    sink.push(&v.at, Problem::DaemonKeyConflict { key, other });
+                }
+            }
+        }
+        first.map(|(v, _)| v)
+    }
+    fn absolute(sink: &mut Sink<'_>, key: &'static str, v: &Located<String>) -> Option<PathBuf> {
+        let path = PathBuf::from(&v.value);
+        if path.is_absolute() {
+            Some(path)
+        } else {
+            let what = format!("{key} '{}'", v.value);
+            sink.push(&v.at, Problem::NotAbsolute(what));
+            None
+        }
+    }
+
+    let mut s = DaemonSettings::default();
+    if let Some(v) = pick(sink, "preempt", daemons, |d| d.preempt.as_ref()) {
+        s.preempt = v.value;
+    }
+    if let Some(v) = pick(sink, "pin_dir", daemons, |d| d.pin_dir.as_ref()) {
+        s.pin_dir = absolute(sink, "pin_dir", v).unwrap_or(s.pin_dir);
+    }
+    if let Some(v) = pick(sink, "state_dir", daemons, |d| d.state_dir.as_ref()) {
+        s.state_dir = absolute(sink, "state_dir", v).unwrap_or(s.state_dir);
+    }
+    if let Some(v) = pick(sink, "hooks", daemons, |d| d.hooks.as_ref()) {
+        // A relative hook would be looked up in root's PATH at every state change.
+        s.hooks = v
+            .value
+            .iter()
+            .filter_map(|h| absolute(sink, "hook", h))
+            .collect();
+    }
+    if let Some(v) = pick(sink, "metrics", daemons, |d| d.metrics.as_ref()) {
+        match v.value.parse::<SocketAddr>() {
+            Ok(addr) => s.metrics = Some(addr),
+            Err(_) => sink.push(&v.at, Problem::BadListenAddress(v.value.clone())),
+        }
+    }
+    if let Some(v) = pick(sink, "boot_demote", daemons, |d| d.boot_demote.as_ref()) {
+        s.boot_demote = number(sink, "boot_demote", v, (0, 255), "").unwrap_or(0);
+    }
+    s
+}
+
+/// Checks every draft and the daemon settings, adds every finding to `diags`, and returns the
+/// model. The model is only meaningful if no error was added: the caller must check.
+pub(super) fn validate(
+    drafts: &[Draft],
+    daemons: &[DraftDaemon],
+    interface_exists: &dyn Fn(&str) -> bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Config {
+    let mut sink = Sink { diags, errors: 0 };
+    let daemon = merge_daemon(&mut sink, daemons);
+    let checked: Vec<Checked> = drafts
+        .iter()
+        .map(|d| check_interface(&mut sink, d))
+        .collect();
+
+    // Interface names, first come first kept.
+    let mut names: HashMap<&str, &Origin> = HashMap::new();
+    let mut ok = vec![true; drafts.len()];
+    for (i, (d, c)) in drafts.iter().zip(&checked).enumerate() {
+        let (Some(name), Some(located)) = (&c.name, &d.name) else {
+            continue;
+        };
+        if let Some(other) = names.get(name.as_str()) {
+            let problem = Problem::DuplicateInterface {
+                name: name.clone(),
+                other: (*other).clone(),
+            };
+            sink.push(&located.at, problem);
+            ok[i] = false;
+        } else {
+            names.insert(name, &d.origin);
+        }
+    }
+
+    // carpdevs: not a carp interface, and present on this system.
+    for (i, c) in checked.iter().enumerate() {
+        let Some((carpdev, at)) = &c.carpdev else {
+            continue;
+        };
+        let problem = if c.name.as_deref() == Some(carpdev.as_str()) {
+            Problem::CarpdevIsSelf(carpdev.clone())
+        } else if names.contains_key(carpdev.as_str()) {
+            Problem::CarpdevIsCarp(carpdev.clone())
+        } else if !interface_exists(carpdev) {
+            Problem::NoSuchCarpdev(carpdev.clone())
+        } else {
+            continue;
+        };
+        sink.push(at, problem);
+        ok[i] = false;
+    }
+
+    // One vhid once per carpdev (OpenBSD's SIOCSVH refuses the second with EINVAL): both
+    // would claim the same virtual MAC on the same segment.
+    let mut vhids: HashMap<(&str, u8), (&str, &Origin)> = HashMap::new();
+    for (i, (d, c)) in drafts.iter().zip(&checked).enumerate() {
+        let (Some((carpdev, _)), Some((vhid, at))) = (&c.carpdev, &c.vhid) else {
+            continue;
+        };
+        let me = c.name.as_deref().unwrap_or("?");
+        match vhids.get(&(carpdev.as_str(), *vhid)) {
+            Some((other, other_at)) => {
+                let problem = Problem::DuplicateVhid {
+                    vhid: *vhid,
+                    carpdev: carpdev.clone(),
+                    other: (*other).to_owned(),
+                    at: (*other_at).clone(),
+                };
+                sink.push(at, problem);
+                ok[i] = false;
+            }
+            None => {
+                vhids.insert((carpdev, *vhid), (me, &d.origin));
+            }
+        }
+    }
+
+    // One address on one interface: two carp interfaces (even on different carpdevs) would
+    // fight over it in the kernel's address table.
+    let mut addrs: HashMap<IpAddr, (&str, &Origin)> = HashMap::new();
+    for (i, (d, c)) in drafts.iter().zip(&checked).enumerate() {
+        let me = c.name.as_deref().unwrap_or("?");
+        let all = c.ipv4.iter().map(|(a, at)| (IpAddr::V4(a.addr), at));
+        let all = all.chain(c.ipv6.iter().map(|(a, at)| (IpAddr::V6(a.addr), at)));
+        for (addr, at) in all {
+            if let Some((other, other_at)) = addrs.get(&addr) {
+                let problem = Problem::DuplicateAddress {
+                    addr,
+                    other: (*other).to_owned(),
+                    at: (*other_at).clone(),
+                };
+                sink.push(at, problem);
+                ok[i] = false;
+            } else {
+                addrs.insert(addr, (me, &d.origin));
+            }
+        }
+    }
+
+    let mut interfaces = BTreeMap::new();
+    for ((d, c), ok) in drafts.iter().zip(checked).zip(ok) {
+        let (true, true, Some(name), Some((carpdev, _)), Some((vhid, _))) =
+            (ok, c.ok, c.name, c.carpdev, c.vhid)
+        else {
+            continue;
+        };
+        let interface = CarpInterface {
+            name: name.clone(),
+            carpdev,
+            vhid,
+            advbase: c.advbase,
+            advskew: c.advskew,
+            passphrase: c.passphrase,
+            ipv4: c.ipv4.into_iter().map(|(a, _)| a).collect(),
+            ipv6: c.ipv6.into_iter().map(|(a, _)| a).collect(),
+            groups: c.groups,
+            initial_state: c.initial_state,
+            up: d.up,
+            source: d.origin.clone(),
+        };
+        interfaces.insert(super::NameOrder(name), interface);
+    }
+    Config {
+        interfaces: interfaces.into_values().collect(),
+        daemon,
+    }
+}
+
+/// The broadcast address Linux derives for an IPv4 address (none for /31 and /32).
+pub(super) fn derived_broadcast(addr: Ipv4Addr, prefix_len: u8) -> Option<Ipv4Addr> {
+    (prefix_len <= 30).then(|| Ipv4Addr::from(u32::from(addr) | (u32::MAX >> prefix_len)))
 }
