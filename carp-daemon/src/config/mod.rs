@@ -21,6 +21,8 @@
 //! them); each `[daemon]` key may be set in at most one file, so that the order of `--config`
 //! options never decides silently which value wins.
 //!
+//! [`diff`] tells a SIGHUP handler which interfaces were added, removed or changed.
+mod diff;
 mod error;
 mod hostname;
 mod toml;
@@ -34,6 +36,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 
 /// Default bpffs directory for the pinned maps and links.
@@ -143,8 +146,15 @@ pub struct CarpInterface {
     pub initial_state: Option<ForcedState>,
     /// `up` / `down`; default up.
     pub up: bool,
-    /// Where it was configured: for messages, not a setting.
+    /// Where it was configured. Not a setting: [`diff`] ignores it.
     pub source: Origin,
+}
+
+impl CarpInterface {
+    /// True if both have the same settings, wherever they were written.
+    pub fn same_settings(&self, other: &CarpInterface) -> bool {
+        diff::changed_fields(self, other).is_empty()
+    }
 }
 
 /// Orders interface names the way people do: by the alphabetic part, then by the number at

@@ -894,6 +894,72 @@ fn the_example_toml_is_valid_with_every_commented_setting_enabled() {
 }
 
 #[test]
+fn diff_reports_added_removed_changed_and_unchanged() {
+    let load = |files: &[(&str, &str)]| check(files).result.unwrap();
+    let old = load(&[
+        (
+            "/etc/hostname.carp0",
+            "inet 10.0.0.1/24 vhid 1 carpdev em0\n",
+        ),
+        (
+            "/etc/hostname.carp1",
+            "inet 10.0.1.1/24 vhid 2 carpdev em0\n",
+        ),
+        (
+            "/etc/hostname.carp2",
+            "inet 10.0.2.1/24 vhid 3 carpdev em0\n",
+        ),
+        (
+            "/etc/hostname.carp3",
+            "inet 10.0.3.1/24 vhid 4 carpdev em0\n",
+        ),
+    ]);
+    let new = load(&[
+        // carp0 moved into a TOML file, unchanged: not a change.
+        (
+            "/etc/carpd.toml",
+            "[[interface]]\nname = \"carp0\"\ncarpdev = \"em0\"\nvhid = 1\n\
+             addresses = [\"10.0.0.1/24\"]\n",
+        ),
+        (
+            "/etc/hostname.carp1",
+            "# comment\ninet 10.0.1.1/24 vhid 2 carpdev em0 advskew 100\n",
+        ),
+        (
+            "/etc/hostname.carp2",
+            "inet 10.0.2.2/24 vhid 3 carpdev em0 pass x\ngroup db\n",
+        ),
+        (
+            "/etc/hostname.carp4",
+            "inet 10.0.4.1/24 vhid 5 carpdev em0\n",
+        ),
+    ]);
+    let d = diff(&old, &new);
+    assert_eq!(d.added, ["carp4"]);
+    assert_eq!(d.removed, ["carp3"]);
+    assert_eq!(d.unchanged, ["carp0"]);
+    assert_eq!(
+        d.changed,
+        [
+            InterfaceChange {
+                name: "carp1".into(),
+                fields: vec![Field::Advskew],
+            },
+            InterfaceChange {
+                name: "carp2".into(),
+                fields: vec![Field::Passphrase, Field::Addresses, Field::Groups],
+            },
+        ]
+    );
+    assert!(d.changed[0].timers_only() && !d.changed[0].needs_rebuild());
+    assert!(!d.changed[1].timers_only() && d.changed[1].needs_rebuild());
+    assert!(!d.daemon_changed && !d.is_empty());
+    assert!(diff(&new, &new).is_empty());
+    assert!(old.interfaces[0].same_settings(&new.interfaces[0]));
+    assert_ne!(old.interfaces[0], new.interfaces[0], "the sources differ");
+}
+
+#[test]
 fn interfaces_are_ordered_by_name_as_people_read_them() {
     let files: Vec<(String, String)> = [10, 2, 1]
         .iter()

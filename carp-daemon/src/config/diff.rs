@@ -1,0 +1,135 @@
+//! What changed between two configurations, for SIGHUP: only changed interfaces are touched,
+//! so an unchanged vhid keeps its state (a master stays master) across a reload.
+//!
+//! Interfaces are matched by name. Where an interface was written ([`CarpInterface::source`])
+//! is not a setting: moving it to another file, or adding a comment line above it, changes
+//! nothing.
+use super::{CarpInterface, Config};
+
+/// A setting of a carp interface, as [`diff`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    Carpdev,
+    Vhid,
+    Advbase,
+    Advskew,
+    Passphrase,
+    Addresses,
+    Groups,
+    InitialState,
+    Up,
+}
+
+/// An interface present in both configurations whose settings differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceChange {
+    pub name: String,
+    /// Never empty, in [`Field`] order.
+    pub fields: Vec<Field>,
+}
+
+impl InterfaceChange {
+    /// Only advbase/advskew changed: the election can carry on with new timers
+    /// (`fsm::Vhid::set_timing`) instead of the interface being rebuilt.
+    pub fn timers_only(&self) -> bool {
+        self.fields
+            .iter()
+            .all(|f| matches!(f, Field::Advbase | Field::Advskew))
+    }
+
+    /// The interface's identity on the wire or in the kernel changed (carpdev, vhid,
+    /// addresses): it has to be torn down and created again.
+    pub fn needs_rebuild(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|f| matches!(f, Field::Carpdev | Field::Vhid | Field::Addresses))
+    }
+}
+
+/// What changed between two configurations. Every list is ordered by name as in
+/// [`Config::interfaces`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<InterfaceChange>,
+    pub unchanged: Vec<String>,
+    /// The daemon settings differ. Which of them a running daemon can take over without a
+    /// restart (pin_dir and state_dir cannot) is the daemon's decision.
+    pub daemon_changed: bool,
+}
+
+impl ConfigDiff {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && !self.daemon_changed
+    }
+}
+
+/// The settings in which `new` differs from `old`, ignoring where each was written.
+pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Field> {
+    // Destructured without `..`, so that a new setting cannot be forgotten here.
+    let CarpInterface {
+        name: _,
+        carpdev,
+        vhid,
+        advbase,
+        advskew,
+        passphrase,
+        ipv4,
+        ipv6,
+        groups,
+        initial_state,
+        up,
+        source: _,
+    } = old;
+    let mut fields = Vec::new();
+    let mut note = |differs: bool, field| {
+        if differs {
+            fields.push(field);
+        }
+    };
+    note(*carpdev != new.carpdev, Field::Carpdev);
+    note(*vhid != new.vhid, Field::Vhid);
+    note(*advbase != new.advbase, Field::Advbase);
+    note(*advskew != new.advskew, Field::Advskew);
+    note(*passphrase != new.passphrase, Field::Passphrase);
+    note(*ipv4 != new.ipv4 || *ipv6 != new.ipv6, Field::Addresses);
+    note(*groups != new.groups, Field::Groups);
+    note(*initial_state != new.initial_state, Field::InitialState);
+    note(*up != new.up, Field::Up);
+    fields
+}
+
+/// Compares two configurations interface by interface (matched by name).
+pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
+    let mut d = ConfigDiff {
+        daemon_changed: old.daemon != new.daemon,
+        ..ConfigDiff::default()
+    };
+    for o in &old.interfaces {
+        match new.interfaces.iter().find(|n| n.name == o.name) {
+            None => d.removed.push(o.name.clone()),
+            Some(n) => {
+                let fields = changed_fields(o, n);
+                if fields.is_empty() {
+                    d.unchanged.push(o.name.clone());
+                } else {
+                    d.changed.push(InterfaceChange {
+                        name: o.name.clone(),
+                        fields,
+                    });
+                }
+            }
+        }
+    }
+    for n in &new.interfaces {
+        if !old.interfaces.iter().any(|o| o.name == n.name) {
+            d.added.push(n.name.clone());
+        }
+    }
+    d
+}
