@@ -745,12 +745,21 @@ fn toml_errors_name_the_key() {
             vec!["c.toml:1: unknown field 'deamon', expected 'daemon' or 'interface'"],
         ),
         (
+            iface(
+                "carpdev = \"eth0\"\nvhid = 99999999999999999999\naddresses = [\"10.0.0.1/24\"]\n",
+            ),
+            vec![
+                "c.toml:4: [interface carp0] key 'vhid': vhid 99999999999999999999 is out of \
+                 range: must be 1 to 255",
+            ],
+        ),
+        (
             iface("vhid = \"1\"\n"),
-            vec!["c.toml:3: invalid type: string \"1\", expected i64"],
+            vec!["c.toml:3: invalid type: string \"1\", expected an integer"],
         ),
         (
             iface("vhid = 1\ncarpdev = \"eth0\"\naddresses = \"10.0.0.1/24\"\n"),
-            vec!["c.toml:5: invalid type: string \"10.0.0.1/24\", expected a sequence"],
+            vec!["c.toml:5: invalid type: string \"10.0.0.1/24\", expected an array"],
         ),
         (
             "[[interface]\n".to_owned(),

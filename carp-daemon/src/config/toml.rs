@@ -3,7 +3,7 @@
 //!
 //! The schema is enforced by serde with `deny_unknown_fields`, so a misspelt key is an
 //! error naming it rather than a silently ignored setting. Values are deserialized loosely
-//! (integers as `i64`, addresses as strings), each with its span, and judged in
+//! (integers as `i128`, addresses as strings), each with its span, and judged in
 //! `validate.rs`: that way `vhid = 300` is "out of range 1 to 255" on the right line, and
 //! every such problem in the file is reported.
 //!
@@ -41,7 +41,7 @@ struct RawDaemon {
     state_dir: Option<Spanned<String>>,
     hooks: Option<Spanned<Vec<Spanned<String>>>>,
     metrics: Option<Spanned<String>>,
-    boot_demote: Option<Spanned<i64>>,
+    boot_demote: Option<Spanned<i128>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,9 +49,9 @@ struct RawDaemon {
 struct RawInterface {
     name: Option<Spanned<String>>,
     carpdev: Option<Spanned<String>>,
-    vhid: Option<Spanned<i64>>,
-    advbase: Option<Spanned<i64>>,
-    advskew: Option<Spanned<i64>>,
+    vhid: Option<Spanned<i128>>,
+    advbase: Option<Spanned<i128>>,
+    advskew: Option<Spanned<i128>>,
     pass: Option<Spanned<String>>,
     addresses: Option<Vec<Spanned<String>>>,
     groups: Option<Vec<Spanned<String>>>,
@@ -78,8 +78,13 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
                 Some(span) => Location::Line(path.to_owned(), line_of(text, span.start)),
                 None => Location::File(path.to_owned()),
             };
-            // The toml crate quotes keys with backticks; the rest of carpd uses '...'.
-            let message = e.message().trim().replace('`', "'");
+            // Say it in TOML's terms rather than serde's, and quote keys as carpd does.
+            let message = e
+                .message()
+                .trim()
+                .replace('`', "'")
+                .replace("expected i128", "expected an integer")
+                .replace("expected a sequence", "expected an array");
             diags.push(Diagnostic::new(at, Problem::Toml(message)));
             return TomlFile {
                 interfaces: Vec::new(),
@@ -119,7 +124,7 @@ impl Locator<'_> {
         Located::new(v.into_inner(), at)
     }
 
-    fn number(&self, key: &str, v: Spanned<i64>) -> Located<Num> {
+    fn number(&self, key: &str, v: Spanned<i128>) -> Located<Num> {
         let at = self.at(key, v.span());
         Located::new(Num::Int(v.into_inner()), at)
     }

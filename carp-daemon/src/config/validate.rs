@@ -43,7 +43,7 @@ impl<T> Located<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Num {
     Text(String),
-    Int(i64),
+    Int(i128),
 }
 
 /// An address as written, before its prefix length is known to be there.
