@@ -61,10 +61,10 @@ impl Notifier {
     }
 
     fn send(&self, message: &str) {
-        if let Some((socket, addr)) = &self.socket {
-            if let Err(err) = socket.send_to_addr(message.as_bytes(), addr) {
-                tracing::warn!(error = %err, "sd_notify failed");
-            }
+        if let Some((socket, addr)) = &self.socket
+            && let Err(err) = socket.send_to_addr(message.as_bytes(), addr)
+        {
+            tracing::warn!(error = %err, "sd_notify failed");
         }
     }
 }

@@ -2,7 +2,6 @@
 //! lets two hosts (or this host's kernel) answer for a virtual address.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use carp_common::maps::{VIP_FLAG_ROUTER, VipEntry};
 use tracing::{info, warn};
@@ -66,7 +65,6 @@ impl Daemon {
             carpdevs: BTreeMap::new(),
             ifs: BTreeMap::new(),
             groups: Groups::new(),
-            started: Instant::now(),
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);
@@ -106,7 +104,6 @@ impl Daemon {
         let dev = Carpdev {
             name: name.to_owned(),
             ifindex: link.ifindex,
-            mac: link.mac,
             carrier: link.carrier,
             adverts: AdvertSockets::open(name, link.ifindex)?,
             announcer: Announcer::open(name, link.ifindex)?,
@@ -214,61 +211,69 @@ impl Daemon {
         Ok(())
     }
 
-    /// SIGHUP: loads the configuration again and applies only what changed. A bad file
-    /// changes nothing.
+    /// SIGHUP: loads the configuration again and applies only what changed: new timers are
+    /// handed to the running election, a new identity (carpdev, vhid, addresses) rebuilds the
+    /// interface, and untouched interfaces are not disturbed. A bad file changes nothing.
     pub async fn reload(&mut self) {
-        let config = match load_config(&self.opts.config_paths) {
+        let new = match load_config(&self.opts.config_paths) {
             Ok(c) => c,
             Err(err) => {
                 warn!(error = %err, "SIGHUP: configuration invalid, nothing changed");
                 return;
             }
         };
-        let old: BTreeMap<String, CarpInterface> = self
-            .ifs
-            .iter()
-            .map(|(n, c)| (n.clone(), c.cfg.clone()))
-            .collect();
-        let new: BTreeMap<String, CarpInterface> = config
-            .interfaces
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
-        let mut changed = 0;
-        for (name, cfg) in &old {
-            match new.get(name) {
-                Some(n) if same_ignoring_origin(n, cfg) => {}
-                Some(n) if only_timers_changed(cfg, n) => {
-                    if let Some(cif) = self.ifs.get_mut(name) {
-                        match cif
-                            .fsm
-                            .set_timing(super::runtime::now(), n.advbase, n.advskew)
-                        {
-                            Ok(()) => cif.cfg = n.clone(),
-                            Err(err) => warn!(interface = %name, error = %err, "SIGHUP"),
-                        }
-                    }
-                    changed += 1;
-                }
-                _ => {
-                    if let Err(err) = self.remove_interface(name).await {
-                        warn!(interface = %name, error = %err, "SIGHUP: removing");
-                    }
-                    changed += 1;
-                }
+        let old = Config {
+            interfaces: self.ifs.values().map(|c| c.cfg.clone()).collect(),
+            daemon: self.settings.clone(),
+        };
+        let diff = config::diff(&old, &new);
+        if diff.daemon_changed {
+            info!("SIGHUP: [daemon] settings are read at start only; restart carpd to apply them");
+        }
+        let mut rebuild = diff.added.clone();
+        for name in &diff.removed {
+            if let Err(err) = self.remove_interface(name).await {
+                warn!(interface = %name, error = %err, "SIGHUP: removing");
             }
         }
-        for (name, cfg) in new {
-            if self.ifs.contains_key(&name) {
+        for change in &diff.changed {
+            let Some(cfg) = new.interfaces.iter().find(|c| c.name == change.name) else {
                 continue;
+            };
+            let Some(cif) = self.ifs.get_mut(&change.name) else {
+                continue;
+            };
+            if change.timers_only() {
+                match cif
+                    .fsm
+                    .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)
+                {
+                    Ok(()) => cif.cfg = cfg.clone(),
+                    Err(err) => warn!(interface = %change.name, error = %err, "SIGHUP"),
+                }
+            } else {
+                if let Err(err) = self.remove_interface(&change.name).await {
+                    warn!(interface = %change.name, error = %err, "SIGHUP: removing");
+                }
+                rebuild.push(change.name.clone());
             }
-            match self.add_interface(cfg).await {
-                Ok(()) => self.bring_up(&name),
+        }
+        for name in &rebuild {
+            let Some(cfg) = new.interfaces.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            match self.add_interface(cfg.clone()).await {
+                Ok(()) => self.bring_up(name),
                 Err(err) => warn!(interface = %name, error = %err, "SIGHUP: adding"),
             }
-            changed += 1;
         }
-        info!(changed, "SIGHUP: configuration reloaded");
+        info!(
+            added = diff.added.len(),
+            removed = diff.removed.len(),
+            changed = diff.changed.len(),
+            unchanged = diff.unchanged.len(),
+            "SIGHUP: configuration reloaded"
+        );
     }
 
     /// Clean exit: every master bows out (a backup takes over at once), then everything
@@ -295,18 +300,4 @@ impl Daemon {
         info!("carpd stopped");
         Ok(())
     }
-}
-
-fn same_ignoring_origin(a: &CarpInterface, b: &CarpInterface) -> bool {
-    let mut a = a.clone();
-    a.source = b.source.clone();
-    &a == b
-}
-
-/// True if only advbase/advskew differ: the election carries on with new timers.
-fn only_timers_changed(old: &CarpInterface, new: &CarpInterface) -> bool {
-    let mut n = new.clone();
-    n.advbase = old.advbase;
-    n.advskew = old.advskew;
-    same_ignoring_origin(&n, old)
 }

@@ -42,7 +42,6 @@ pub struct DaemonOptions {
 pub(super) struct Carpdev {
     pub name: String,
     pub ifindex: u32,
-    pub mac: [u8; 6],
     pub carrier: bool,
     pub adverts: AdvertSockets,
     pub announcer: Announcer,
@@ -59,7 +58,6 @@ pub(super) struct Daemon {
     pub carpdevs: BTreeMap<String, Carpdev>,
     pub ifs: BTreeMap<String, CarpIf>,
     pub groups: Groups,
-    pub started: Instant,
 }
 
 /// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
