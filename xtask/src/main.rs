@@ -3,7 +3,7 @@
 //! - `setup`: install what building and testing needs, idempotently (see setup.rs).
 //! - `test`: setup, then formatting, clippy (host and eBPF), the fuzz build and every test.
 //! - `run`: setup, build, and run carpd with the given arguments.
-//! - `demo`, `bench`: placeholders until their issues land.
+//! - `demo`: the lab demo; `bench`: a placeholder until its issue (#6) lands.
 mod bench;
 mod demo;
 mod run;
@@ -41,7 +41,7 @@ enum Cmd {
     Test(test::Args),
     /// Setup, build, and run carpd with the arguments after `--`.
     Run(run::Args),
-    /// Run the lab demo (not yet implemented).
+    /// Run the lab demo: two routers and a client in namespaces, an election, a failover.
     Demo(demo::Args),
     /// Run the benchmarks (not yet implemented).
     Bench(bench::Args),

@@ -1,4 +1,4 @@
-//! `cargo xtask run -- ARGS`: setup (a few seconds when everything is there), build carpd and
+//! `cargo xtask run -- ARGS`: without ARGS, the lab demo (see demo.rs). Otherwise: setup (a few seconds when everything is there), build carpd and
 //! carpctl, then run carpd with ARGS, e.g. `cargo xtask run -- --config /etc/carp/carp.toml`.
 //!
 //! carpd attaches XDP programs and opens raw sockets, so it needs root. This process is
@@ -21,6 +21,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.carpd_args.is_empty() {
+        // No configuration given: the lab demo is the main job.
+        println!("run: no carpd arguments given; running the lab demo (`cargo xtask demo`)");
+        return crate::demo::run(&crate::demo::Args {});
+    }
     let summary = setup::setup(false)?;
     if !summary.needs_root.is_empty() {
         println!(
