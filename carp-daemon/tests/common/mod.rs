@@ -76,18 +76,41 @@ pub struct Router<'a> {
 impl<'a> Router<'a> {
     /// Starts carpd on `host` with `config` (hostname.carp0 text) and extra arguments.
     pub fn start(lab: &'a Lab, host: &'a Host, config: &str, extra: &[&str]) -> Self {
+        Self::start_files(lab, host, &[("hostname.carp0", config)], extra)
+    }
+
+    /// Starts carpd with several configuration files (name, text); the first is `config`.
+    pub fn start_files(
+        lab: &'a Lab,
+        host: &'a Host,
+        files: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let dir = lab.workdir().join(host.name());
         std::fs::create_dir_all(&dir).unwrap();
-        let config_path = dir.join("hostname.carp0");
-        std::fs::write(&config_path, config).unwrap();
+        let paths: Vec<PathBuf> = files
+            .iter()
+            .map(|(name, text)| {
+                let p = dir.join(name);
+                std::fs::write(&p, text).unwrap();
+                p
+            })
+            .collect();
+        let mut args: Vec<String> = Vec::new();
+        for p in &paths[1..] {
+            args.push("--config".into());
+            args.push(p.display().to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut r = Router {
             lab,
             host,
             dir,
-            config: config_path,
+            config: paths[0].clone(),
             process: None,
         };
-        r.restart(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        r.restart(&args);
         r
     }
 
