@@ -111,6 +111,7 @@ pub struct CarpdevEntry {
 /// Every frame the program drops is counted under exactly one reason.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct DataplaneCounters {
     /// ARP requests for a virtual address answered (XDP_TX) as master.
     pub arp_replied: u64,

@@ -496,29 +496,15 @@ impl Dataplane {
     }
 }
 
-/// Every counter with its name (the field name, as bpftool prints it).
+/// Every counter with its name (the field name, as bpftool prints it), sorted by name.
 pub fn counter_list(c: &DataplaneCounters) -> Vec<(String, u64)> {
-    [
-        ("arp_replied", c.arp_replied),
-        ("arp_dropped_not_master", c.arp_dropped_not_master),
-        ("arp_gratuitous_dropped", c.arp_gratuitous_dropped),
-        ("ns_replied", c.ns_replied),
-        ("ns_dropped_not_master", c.ns_dropped_not_master),
-        ("vmac_accepted", c.vmac_accepted),
-        ("vmac_dropped_not_master", c.vmac_dropped_not_master),
-        ("advert_delivered", c.advert_delivered),
-        ("advert_passed_unknown_vhid", c.advert_passed_unknown_vhid),
-        ("advert_bad_length", c.advert_bad_length),
-        ("advert_bad_version", c.advert_bad_version),
-        ("advert_bad_ttl", c.advert_bad_ttl),
-        ("advert_bad_checksum", c.advert_bad_checksum),
-        ("advert_own_source", c.advert_own_source),
-        ("advert_ring_full", c.advert_ring_full),
-        ("vlan_passed", c.vlan_passed),
-    ]
-    .into_iter()
-    .map(|(n, v)| (n.to_owned(), v))
-    .collect()
+    match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .into_iter()
+            .filter_map(|(name, v)| Some((name, v.as_u64()?)))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Field-by-field sum of two counter sets.
@@ -627,4 +613,30 @@ pub fn decode_event(bytes: &[u8]) -> Option<carp_common::maps::AdvertEvent> {
     }
     // SAFETY: the size matches and AdvertEvent is plain data valid for any bit pattern.
     Some(unsafe { (bytes.as_ptr() as *const carp_common::maps::AdvertEvent).read_unaligned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_list_names_every_field() {
+        let c = DataplaneCounters {
+            arp_replied: 3,
+            vlan_passed: 9,
+            ..Default::default()
+        };
+        let list = counter_list(&c);
+        assert_eq!(list.len(), std::mem::size_of::<DataplaneCounters>() / 8);
+        assert!(list.contains(&("arp_replied".to_owned(), 3)));
+        assert!(list.contains(&("vlan_passed".to_owned(), 9)));
+    }
+
+    #[test]
+    fn master_hold_is_two_intervals() {
+        assert_eq!(
+            master_hold(Duration::from_millis(390)),
+            Duration::from_millis(780)
+        );
+    }
 }

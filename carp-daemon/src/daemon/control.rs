@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use crate::control::protocol::{
-    CarpState, CarpStats, DataplaneStats, ForcedState, InterfaceAddress, InterfaceStatus, Op,
-    Request, Response, StatsReport, Target, Transition, format_mac,
+    CarpState, CarpStats, ForcedState, InterfaceAddress, InterfaceStatus, Op, Request, Response,
+    StatsReport, Target, Transition, format_mac,
 };
 use crate::groups::{CARP_GROUP, Groups};
 use crate::proto::fsm;
@@ -98,7 +98,7 @@ impl Daemon {
         StatsReport {
             carp,
             loops_detected: loops,
-            dataplane: dataplane.map(DataplaneStats::from),
+            dataplane,
         }
     }
 
