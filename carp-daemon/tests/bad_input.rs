@@ -3,8 +3,6 @@
 //! reported without touching any interface.
 mod common;
 
-use std::time::Duration;
-
 use carp_tests::frames::{CarpFields, advert_v4};
 use common::*;
 
@@ -70,10 +68,7 @@ fn bad_adverts_and_a_flood_never_change_the_master() {
     let Some(lab) = lab("e2e_bad_input", 2) else {
         return;
     };
-    let r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), T1), &[]);
-    let r2 = Router::start(&lab, lab.host(1), &hostname_carp0(lab.host(1), T2), &[]);
-    r1.wait_state("MASTER", Duration::from_secs(10));
-    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &[]);
     let before = (transitions(&r1), transitions(&r2));
 
     let attacker = lab.client();

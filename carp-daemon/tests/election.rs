@@ -26,10 +26,7 @@ fn two_routers_elect_and_the_client_sees_only_the_virtual_mac() {
     let Some(lab) = lab("e2e_two_routers", 2) else {
         return;
     };
-    let r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), T1), &[]);
-    let r2 = Router::start(&lab, lab.host(1), &hostname_carp0(lab.host(1), T2), &[]);
-    r1.wait_state("MASTER", Duration::from_secs(10));
-    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &[]);
 
     let client = lab.client();
     assert!(client.ping(IpAddr::V4(VIP4)).unwrap(), "ping {VIP4}");

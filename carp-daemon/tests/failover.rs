@@ -67,10 +67,7 @@ fn sigkill_of_the_master_daemon() {
     let Some(lab) = lab("e2e_sigkill", 2) else {
         return;
     };
-    let r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), T1), &[]);
-    let r2 = Router::start(&lab, lab.host(1), &hostname_carp0(lab.host(1), T2), &[]);
-    r1.wait_state("MASTER", Duration::from_secs(10));
-    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &[]);
     let client = lab.client();
     assert!(client.ping(IpAddr::V4(VIP4)).unwrap());
 
@@ -99,10 +96,7 @@ fn link_cut_of_the_master() {
     let Some(lab) = lab("e2e_link_cut", 2) else {
         return;
     };
-    let r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), T1), &[]);
-    let r2 = Router::start(&lab, lab.host(1), &hostname_carp0(lab.host(1), T2), &[]);
-    r1.wait_state("MASTER", Duration::from_secs(10));
-    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &[]);
     let client = lab.client();
 
     let cut = Instant::now();
@@ -112,11 +106,14 @@ fn link_cut_of_the_master() {
         .expect("the client never reached the VIP again");
     assert!(took <= failover_bound(), "failover took {took:?}");
     r2.wait_state("MASTER", Duration::from_secs(5));
-    // The carpdev lost link: r1's vhid is in INIT.
+    // The carpdev lost link: r1's vhid is in INIT and its groups are demoted by 1.
     r1.wait_state("INIT", Duration::from_secs(5));
-    // Link back: r1 runs again; without preempt it stays backup.
+    let demote = |r: &Router| r.carpctl(&["-g", "carp"]).stdout.trim().to_owned();
+    assert_eq!(demote(&r1), "carp: carp demote count 1");
+    // Link back: r1 runs again, the demotion is undone; without preempt it stays backup.
     lab.host(0).restore_link().unwrap();
     r1.wait_state("BACKUP", Duration::from_secs(5));
+    assert_eq!(demote(&r1), "carp: carp demote count 0");
 }
 
 #[test]
@@ -133,10 +130,7 @@ fn sigterm_hands_over_at_once() {
         advbase: 1,
         advskew: 100,
     };
-    let r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), slow1), &[]);
-    let r2 = Router::start(&lab, lab.host(1), &hostname_carp0(lab.host(1), slow2), &[]);
-    r1.wait_state("MASTER", Duration::from_secs(10));
-    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let (r1, r2) = master_and_backup(&lab, slow1, slow2, &[]);
 
     let start = Instant::now();
     r1.signal(Signal::SIGTERM);

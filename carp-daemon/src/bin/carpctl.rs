@@ -35,6 +35,12 @@ struct Cli {
     /// Also show each interface's advertised demote count and its last state change.
     #[arg(short, long)]
     verbose: bool,
+    /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    generate_completions: Option<clap_complete::Shell>,
+    /// Print carpctl(8), the man page generated from these definitions, and exit.
+    #[arg(long, exclusive = true)]
+    generate_man: bool,
     /// Interface or -g group, then ifconfig words (see --help).
     #[arg(
         value_name = "WORD",
@@ -49,6 +55,27 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(shell) = cli.generate_completions {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "carpctl",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if cli.generate_man {
+        use clap::CommandFactory;
+        let man = clap_mangen::Man::new(Cli::command()).section("8");
+        return match man.render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("carpctl: {e}");
+                ExitCode::from(EXIT_DAEMON)
+            }
+        };
+    }
     let command = match words::parse(&cli.words) {
         Ok(command) => command,
         Err(e) => {

@@ -21,7 +21,12 @@ use clap::Parser;
 #[command(name = "carpd", version, verbatim_doc_comment)]
 struct Args {
     /// A configuration file: hostname.carpN (OpenBSD syntax) or *.toml. Repeatable.
-    #[arg(short = 'c', long = "config", value_name = "PATH", required = true)]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "PATH",
+        required_unless_present_any = ["generate_man", "generate_completions"]
+    )]
     config: Vec<PathBuf>,
     /// Validate the configuration and exit: 0 if valid, 1 with every error listed if not.
     #[arg(long)]
@@ -47,6 +52,12 @@ struct Args {
     /// XDP attach mode on the carpdevs.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
+    /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    generate_completions: Option<clap_complete::Shell>,
+    /// Print carpd(8), the man page generated from these definitions, and exit.
+    #[arg(long, exclusive = true)]
+    generate_man: bool,
     /// Log filter (tracing-subscriber EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log: String,
@@ -62,6 +73,18 @@ enum XdpModeArg {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(shell) = args.generate_completions {
+        use clap::CommandFactory;
+        clap_complete::generate(shell, &mut Args::command(), "carpd", &mut std::io::stdout());
+        return Ok(());
+    }
+    if args.generate_man {
+        use clap::CommandFactory;
+        clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut std::io::stdout())?;
+        return Ok(());
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
         .context("invalid --log filter")?;

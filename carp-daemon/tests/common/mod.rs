@@ -188,6 +188,21 @@ impl<'a> Router<'a> {
     }
 }
 
+/// Starts carpd on hosts 1 and 2 with timers `t1` and `t2` (the same extra arguments) and
+/// waits until host 1 is MASTER and host 2 BACKUP.
+pub fn master_and_backup<'a>(
+    lab: &'a Lab,
+    t1: Timers,
+    t2: Timers,
+    extra: &[&str],
+) -> (Router<'a>, Router<'a>) {
+    let r1 = Router::start(lab, lab.host(0), &hostname_carp0(lab.host(0), t1), extra);
+    let r2 = Router::start(lab, lab.host(1), &hostname_carp0(lab.host(1), t2), extra);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    r2.wait_state("BACKUP", Duration::from_secs(10));
+    (r1, r2)
+}
+
 /// Polls until the client reaches `addr` by ping; the time it took.
 pub fn time_to_reach(client: &Host, addr: IpAddr, timeout: Duration) -> Option<Duration> {
     let start = Instant::now();
