@@ -161,20 +161,7 @@ fn advskew_change_by_sighup_hands_over_with_preempt() {
     let Some(lab) = lab("e2e_advskew", 2) else {
         return;
     };
-    let r1 = Router::start(
-        &lab,
-        lab.host(0),
-        &hostname_carp0(lab.host(0), T1),
-        &["--preempt"],
-    );
-    let r2 = Router::start(
-        &lab,
-        lab.host(1),
-        &hostname_carp0(lab.host(1), T2),
-        &["--preempt"],
-    );
-    r1.wait_state("MASTER", Duration::from_secs(10));
-    r2.wait_state("BACKUP", Duration::from_secs(10));
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &["--preempt"]);
     // r1 becomes less preferred than r2.
     let worse = Timers {
         advbase: 0,
