@@ -168,3 +168,58 @@ fn configuration_errors_touch_no_interface() {
     assert_eq!(links(host), before, "interfaces changed");
     assert!(!pin_dir.exists(), "pins created from a bad configuration");
 }
+
+#[test]
+fn a_start_that_fails_half_way_leaves_nothing_behind() {
+    let Some(lab) = lab("e2e_failed_start", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let dir = lab.workdir().join("half");
+    std::fs::create_dir_all(&dir).unwrap();
+    // carp0 builds; "lo" passes validation but cannot be created (the name is taken), so
+    // carpd fails after carp0 exists and must take carp0 down again.
+    let ok = dir.join("hostname.carp0");
+    std::fs::write(&ok, "inet 192.0.2.1 255.255.255.0 vhid 1 carpdev eth0\n").unwrap();
+    let taken = dir.join("hostname.lo");
+    std::fs::write(&taken, "inet 192.0.2.2 255.255.255.0 vhid 2 carpdev eth0\n").unwrap();
+    let before = links(host);
+    let arp_ignore = host
+        .run(["cat", "/proc/sys/net/ipv4/conf/eth0/arp_ignore"])
+        .unwrap()
+        .stdout;
+    let pin_dir = lab.pin_dir("half");
+    let run = host
+        .run([
+            carpd_bin(),
+            "--config",
+            ok.to_str().unwrap(),
+            "--config",
+            taken.to_str().unwrap(),
+            "--state-dir",
+            dir.to_str().unwrap(),
+            "--pin-dir",
+            pin_dir.to_str().unwrap(),
+            "--xdp-mode",
+            "generic",
+        ])
+        .unwrap();
+    if run.success() {
+        panic!(
+            "carpd started although lo could not be created: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr.contains("undoing"),
+        "carpd must have failed while building, not while validating: {}",
+        run.stderr
+    );
+    assert_eq!(links(host), before, "links left behind: {}", run.stderr);
+    assert!(!pin_dir.exists(), "pins left behind");
+    let after = host
+        .run(["cat", "/proc/sys/net/ipv4/conf/eth0/arp_ignore"])
+        .unwrap()
+        .stdout;
+    assert_eq!(after, arp_ignore, "sysctl not restored");
+}

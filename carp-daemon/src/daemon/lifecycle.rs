@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use carp_common::maps::{VIP_FLAG_ROUTER, VipEntry};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::carpif::CarpIf;
 use super::runtime::{Carpdev, Daemon, DaemonOptions, ipv6_forwarding};
@@ -75,7 +75,15 @@ impl Daemon {
             info!(demote = by, "boot demotion of group carp");
         }
         for cfg in config.interfaces {
-            daemon.add_interface(cfg).await?;
+            let name = cfg.name.clone();
+            if let Err(err) = daemon.add_interface(cfg).await {
+                // Nothing half-applied: take down what was already built, then fail.
+                warn!(interface = %name, error = %err, "start failed; undoing");
+                if let Err(undo) = daemon.shutdown().await {
+                    warn!(error = %undo, "undoing a failed start");
+                }
+                return Err(err);
+            }
         }
         let names: Vec<String> = daemon.ifs.keys().cloned().collect();
         for name in names {
@@ -118,54 +126,85 @@ impl Daemon {
     /// does, so the kernel never answers for them.
     pub async fn add_interface(&mut self, cfg: CarpInterface) -> Result<(), Error> {
         let carpdev_ifindex = self.ensure_carpdev(&cfg.carpdev, &cfg.name).await?;
-        let preempt = self.settings.preempt;
-        let mut cif = CarpIf::new(cfg, carpdev_ifindex, preempt)?;
-        let interval = cif.interval();
+        let cif = CarpIf::new(cfg, carpdev_ifindex, self.settings.preempt)?;
+        let name = cif.cfg.name.clone();
+        // Registered before anything is built, so that a failure half-way is undone by
+        // remove_interface like any other interface: nothing is left half-applied.
+        self.ifs.insert(name.clone(), cif);
+        if let Err(err) = self.build_interface(&name).await {
+            if let Err(undo) = self.remove_interface(&name).await {
+                warn!(interface = %name, error = %undo, "undoing a failed interface");
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// The dataplane entries, the Linux interface, its addresses and groups of a registered
+    /// interface, in that order (the dataplane drops ARP for the addresses before the kernel
+    /// holds them).
+    async fn build_interface(&mut self, name: &str) -> Result<(), Error> {
+        let cif = &self.ifs[name];
+        let (cfg, vmac, carpdev_ifindex, interval) = (
+            cif.cfg.clone(),
+            cif.vmac,
+            cif.carpdev_ifindex,
+            cif.interval(),
+        );
         self.dataplane.set_vhid(
             carpdev_ifindex,
-            cif.cfg.vhid,
+            cfg.vhid,
             interval,
             VhidDataplaneState::Init,
         )?;
-        let router = VipEntry {
-            vhid: u32::from(cif.cfg.vhid),
+        let vip = VipEntry {
+            vhid: u32::from(cfg.vhid),
             flags: if ipv6_forwarding() {
                 VIP_FLAG_ROUTER
             } else {
                 0
             },
         };
-        for a in &cif.cfg.ipv4 {
-            self.dataplane.add_vip4(carpdev_ifindex, a.addr, router)?;
+        for a in &cfg.ipv4 {
+            self.dataplane.add_vip4(carpdev_ifindex, a.addr, vip)?;
         }
-        for a in &cif.cfg.ipv6 {
-            self.dataplane.add_vip6(carpdev_ifindex, a.addr, router)?;
-            if let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) {
+        for a in &cfg.ipv6 {
+            self.dataplane.add_vip6(carpdev_ifindex, a.addr, vip)?;
+            if let Some(dev) = self.carpdevs.get_mut(&cfg.carpdev) {
                 dev.groups6.join(&a.addr)?;
             }
         }
-        cif.ifindex = self
+        let ifindex = self
             .net
-            .create_carp_interface(&cif.cfg.name, carpdev_ifindex, cif.vmac)
+            .create_carp_interface(&cfg.name, carpdev_ifindex, vmac)
             .await?;
-        crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cif.cfg.name)?;
-        for (addr, prefix) in cif.addresses() {
-            self.net.add_address(cif.ifindex, addr, prefix).await?;
+        if let Some(cif) = self.ifs.get_mut(name) {
+            cif.ifindex = ifindex;
         }
-        if cif.cfg.up {
-            self.net.set_up(cif.ifindex, true).await?;
+        crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cfg.name)?;
+        for a in &cfg.ipv4 {
+            self.net
+                .add_address(ifindex, a.addr.into(), a.prefix_len)
+                .await?;
         }
-        for g in &cif.cfg.groups {
+        for a in &cfg.ipv6 {
+            self.net
+                .add_address(ifindex, a.addr.into(), a.prefix_len)
+                .await?;
+        }
+        if cfg.up {
+            self.net.set_up(ifindex, true).await?;
+        }
+        for g in &cfg.groups {
             self.groups.join(g, 0);
         }
-        let demote = self
-            .groups
-            .demote_of(cif.cfg.groups.iter().map(String::as_str));
-        cif.fsm
-            .handle(super::runtime::now(), fsm::Event::DemoteChanged(demote));
-        info!(interface = %cif.cfg.name, carpdev = %cif.cfg.carpdev, vhid = cif.cfg.vhid,
-              advbase = cif.cfg.advbase, advskew = cif.cfg.advskew, "carp interface configured");
-        self.ifs.insert(cif.cfg.name.clone(), cif);
+        let demote = self.groups.demote_of(cfg.groups.iter().map(String::as_str));
+        if let Some(cif) = self.ifs.get_mut(name) {
+            cif.fsm
+                .handle(super::runtime::now(), fsm::Event::DemoteChanged(demote));
+        }
+        info!(interface = %cfg.name, carpdev = %cfg.carpdev, vhid = cfg.vhid,
+              advbase = cfg.advbase, advskew = cfg.advskew, "carp interface configured");
         Ok(())
     }
 
@@ -191,8 +230,11 @@ impl Daemon {
         }
         for a in &cif.cfg.ipv6 {
             self.dataplane.remove_vip6(ifindex, a.addr)?;
-            if let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) {
-                dev.groups6.leave(&a.addr)?;
+            if let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev)
+                && let Err(err) = dev.groups6.leave(&a.addr)
+            {
+                // Not joined (a start that failed half-way): nothing to leave.
+                debug!(interface = %name, error = %err, "leaving a solicited-node group");
             }
         }
         self.dataplane.remove_vhid(ifindex, cif.cfg.vhid)?;

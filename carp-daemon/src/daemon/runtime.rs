@@ -63,6 +63,13 @@ pub(super) struct Daemon {
 /// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
 pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let config = super::lifecycle::load_config(&opts.config_paths)?;
+    // The control socket first: it also finds out whether another carpd already runs with
+    // this state directory, before anything on the system is touched.
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config.daemon.state_dir.clone());
+    let server = ControlServer::bind(&state_dir).map_err(|e| Error::Other(e.to_string()))?;
     // Subscribe to link events before reading any link's state, so no change is missed.
     let mut links = crate::net::LinkMonitor::new().await?;
     let mut daemon = Daemon::start(opts, config).await?;
@@ -90,8 +97,6 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
 
     // carpctl: requests reach this loop through a channel and are answered in turn.
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(16);
-    let server =
-        ControlServer::bind(&daemon.settings.state_dir).map_err(|e| Error::Other(e.to_string()))?;
     let control_task = tokio::spawn(server.serve(control_tx));
 
     // Prometheus scrapes, likewise.
