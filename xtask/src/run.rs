@@ -48,6 +48,13 @@ pub fn run(args: &Args) -> Result<()> {
             "run: WARNING: not root; carpd needs root (XDP, raw sockets) and will likely fail"
         );
     }
+    println!(
+        "run: to install carpd as a service instead: install -m 0755 target/{}/carpd \
+         target/{0}/carpctl /usr/local/sbin/ && install -m 0644 dist/systemd/*.service \
+         /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now carpd \
+         carp-undemote (README: Running carpd under systemd)",
+        if args.release { "release" } else { "debug" }
+    );
     let mut carpd = command("cargo")?;
     carpd
         .current_dir(workspace_root())
