@@ -17,42 +17,6 @@ const T2: Timers = Timers {
     advskew: 100,
 };
 
-/// Sends raw frames out of the client's port, `repeat` times each.
-fn inject(lab: &carp_tests::Lab, frames: Vec<Vec<u8>>, repeat: usize) {
-    let client = lab.client();
-    let ifindex = client.ifindex();
-    client
-        .in_netns(move || {
-            use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-            // SAFETY: plain socket(2); checked below.
-            let fd = unsafe { nix::libc::socket(nix::libc::AF_PACKET, nix::libc::SOCK_RAW, 0) };
-            assert!(fd >= 0, "AF_PACKET socket");
-            // SAFETY: fresh descriptor we own.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-            let mut addr: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = nix::libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex as i32;
-            addr.sll_halen = 6;
-            for _ in 0..repeat {
-                for f in &frames {
-                    // SAFETY: valid buffer and address for the lengths given.
-                    unsafe {
-                        nix::libc::sendto(
-                            fd.as_raw_fd(),
-                            f.as_ptr().cast(),
-                            f.len(),
-                            0,
-                            (&addr as *const nix::libc::sockaddr_ll).cast(),
-                            std::mem::size_of::<nix::libc::sockaddr_ll>() as u32,
-                        );
-                    }
-                }
-            }
-        })
-        .unwrap();
-}
-
 fn transitions(r: &Router) -> u64 {
     let out = r.carpctl(&["stats"]);
     // "N state transitions" style line, or fall back to the JSON status below.

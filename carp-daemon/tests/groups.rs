@@ -144,16 +144,6 @@ fn two_interfaces(host: &carp_tests::Host, t: Timers) -> Vec<(String, String)> {
     ]
 }
 
-fn iface_state(r: &Router, iface: &str) -> Option<String> {
-    let out = r.carpctl(&["--json", iface]);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    let first = match v {
-        serde_json::Value::Array(l) => l.into_iter().next()?,
-        o => o,
-    };
-    first.get("state")?.as_str().map(str::to_owned)
-}
-
 #[test]
 fn demoting_a_user_group_moves_only_its_interfaces() {
     let Some(lab) = lab("e2e_user_group", 2) else {
@@ -171,21 +161,21 @@ fn demoting_a_user_group_moves_only_its_interfaces() {
     }
     let (r1, r2) = (&routers[0], &routers[1]);
     wait_until(Duration::from_secs(10), || {
-        iface_state(r1, "carp0").as_deref() == Some("MASTER")
-            && iface_state(r1, "carp1").as_deref() == Some("MASTER")
+        r1.state_of("carp0").as_deref() == Some("MASTER")
+            && r1.state_of("carp1").as_deref() == Some("MASTER")
     })
     .expect("r1 master of both");
     ok(r1.carpctl(&["-g", "web", "carpdemote", "10"]));
     wait_until(Duration::from_secs(5), || {
-        iface_state(r2, "carp0").as_deref() == Some("MASTER")
+        r2.state_of("carp0").as_deref() == Some("MASTER")
     })
     .expect("carp0 (in web) moved to r2");
     assert_eq!(
-        iface_state(r1, "carp1").as_deref(),
+        r1.state_of("carp1").as_deref(),
         Some("MASTER"),
         "carp1 is not in web"
     );
-    assert_eq!(iface_state(r2, "carp1").as_deref(), Some("BACKUP"));
+    assert_eq!(r2.state_of("carp1").as_deref(), Some("BACKUP"));
     let json = ok(r1.carpctl(&["--json", "carp0"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let v = v.as_array().map(|a| a[0].clone()).unwrap_or(v);
@@ -241,33 +231,7 @@ fn stats_count_the_bad_packets_that_hit_the_dataplane() {
         advert_v4(mac, src, 255, &bad_sum),
         advert_v4(mac, src, 255, &CarpFields::advert(1).encode()), // wrong HMAC
     ];
-    let ifindex = client.ifindex();
-    client
-        .in_netns(move || {
-            let sock = std::os::fd::OwnedFd::from(
-                socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None).unwrap(),
-            );
-            use std::os::fd::AsRawFd;
-            // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-            let mut addr: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = nix::libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex as i32;
-            addr.sll_halen = 6;
-            for f in &frames {
-                // SAFETY: valid buffer and address.
-                unsafe {
-                    nix::libc::sendto(
-                        sock.as_raw_fd(),
-                        f.as_ptr().cast(),
-                        f.len(),
-                        0,
-                        (&addr as *const nix::libc::sockaddr_ll).cast(),
-                        std::mem::size_of::<nix::libc::sockaddr_ll>() as u32,
-                    );
-                }
-            }
-        })
-        .unwrap();
+    inject(&lab, frames.to_vec(), 1);
     let counted = wait_until(Duration::from_secs(5), || {
         let json = r1.carpctl(&["--json", "stats"]).stdout;
         let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
