@@ -33,11 +33,45 @@ impl Capture {
     /// Starts `tcpdump -i <host's LAN port>` with `filter` (pcap-filter syntax; empty for
     /// everything) and returns once it is capturing.
     pub(crate) fn start(host: &Host, filter: &str, path: PathBuf) -> Result<Capture, LabError> {
+        let cmd_for = |args: Vec<&str>| host.command(args);
+        Capture::start_with(host, cmd_for, host.ifname(), &[], filter, path)
+    }
+
+    /// Starts tcpdump on the switch-side end of `host`'s cable, keeping only the frames the
+    /// host sent (`-Q in`: received by the switch port). Several hosts can share one MAC (a
+    /// CARP virtual MAC), so this is how to tell which host answered. `snaplen` 0 keeps
+    /// whole frames.
+    pub(crate) fn start_at_switch(
+        host: &Host,
+        filter: &str,
+        snaplen: u32,
+        path: PathBuf,
+    ) -> Result<Capture, LabError> {
+        let snap = snaplen.to_string();
+        let cmd_for = |args: Vec<&str>| host.switch_netns().command(args);
+        Capture::start_with(
+            host,
+            cmd_for,
+            host.switch_port(),
+            &["-Q", "in", "-s", &snap],
+            filter,
+            path,
+        )
+    }
+
+    fn start_with(
+        host: &Host,
+        cmd_for: impl FnOnce(Vec<&str>) -> crate::NetnsCommand,
+        ifname: &str,
+        extra: &[&str],
+        filter: &str,
+        path: PathBuf,
+    ) -> Result<Capture, LabError> {
         let path_str = path.to_string_lossy().into_owned();
         let mut args = vec![
             "tcpdump",
             "-i",
-            host.ifname(),
+            ifname,
             "-n",
             "-U",
             "--immediate-mode",
@@ -47,10 +81,11 @@ impl Capture {
             "-w",
             &path_str,
         ];
+        args.extend_from_slice(extra);
         if !filter.trim().is_empty() {
             args.push(filter);
         }
-        let mut cmd = host.command(args);
+        let mut cmd = cmd_for(args);
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let display = cmd.display().to_owned();
         let process = host.spawn_command_labelled(cmd, "tcpdump")?;

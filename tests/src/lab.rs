@@ -621,6 +621,19 @@ impl Host {
             .is_ok_and(|line| link_flags(&line).is_some_and(|f| f.contains(&"LOWER_UP")))
     }
 
+    /// The switch namespace this host is plugged into.
+    pub fn switch_netns(&self) -> &Netns {
+        &self.switch
+    }
+
+    /// Starts tcpdump on the switch port of this host's cable, keeping only what the host
+    /// sent (see [`Capture`]); `snaplen` 0 keeps whole frames. Returns once capturing.
+    pub fn capture_sent(&self, filter: &str, snaplen: u32) -> Result<Capture, LabError> {
+        let n = self.spawned.fetch_add(1, Ordering::Relaxed);
+        let path = self.workdir.join(format!("{}-sent-{n}.pcap", self.name));
+        Capture::start_at_switch(self, filter, snaplen, path)
+    }
+
     /// Starts tcpdump on the host's LAN port with a pcap `filter` ("" for everything) and
     /// returns once it is capturing. The file goes to the lab's work directory.
     pub fn capture(&self, filter: &str) -> Result<Capture, LabError> {

@@ -38,7 +38,7 @@ impl CmdOutput {
 /// Runs `cmd` to completion, capturing stdout and stderr. The child is SIGKILLed when it is
 /// still running after `timeout`, and the error carries what it had printed. A non-zero exit
 /// is not an error here (a failing ping is a result); see [`run_ok`].
-pub(crate) fn run(cmd: NetnsCommand, timeout: Duration) -> Result<CmdOutput, LabError> {
+pub fn run(cmd: NetnsCommand, timeout: Duration) -> Result<CmdOutput, LabError> {
     let (mut cmd, netns, display) = cmd.into_parts();
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|source| LabError::Spawn {
@@ -80,7 +80,7 @@ pub(crate) fn run(cmd: NetnsCommand, timeout: Duration) -> Result<CmdOutput, Lab
 }
 
 /// [`run`], and a non-zero exit becomes [`LabError::Command`] with the stderr.
-pub(crate) fn run_ok(cmd: NetnsCommand, timeout: Duration) -> Result<CmdOutput, LabError> {
+pub fn run_ok(cmd: NetnsCommand, timeout: Duration) -> Result<CmdOutput, LabError> {
     let (netns, display) = (cmd.netns().to_owned(), cmd.display().to_owned());
     let out = run(cmd, timeout)?;
     if !out.success() {
