@@ -127,7 +127,16 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
         let sleep = daemon.time_to_next_deadline();
         tokio::select! {
             batch = adverts.next_batch() => match batch {
-                Ok(batch) => for event in batch { daemon.on_advert(&event) },
+                Ok(batch) => {
+                    // Under a flood a batch holds thousands of (mostly bogus) adverts: keep
+                    // firing due timers between chunks so our own adverts leave on time.
+                    for chunk in batch.chunks(ADVERT_CHUNK) {
+                        for event in chunk {
+                            daemon.on_advert(event);
+                        }
+                        daemon.on_timers();
+                    }
+                }
                 Err(err) => warn!(error = %err, "reading the advert ring buffer"),
             },
             () = tokio::time::sleep(sleep) => daemon.on_timers(),
@@ -155,6 +164,9 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     }
     daemon.shutdown().await
 }
+
+/// Received adverts handled between two checks of the timers.
+const ADVERT_CHUNK: usize = 64;
 
 impl Daemon {
     /// What a Prometheus scrape shows now.
