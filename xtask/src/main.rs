@@ -3,7 +3,8 @@
 //! - `setup`: install what building and testing needs, idempotently (see setup.rs).
 //! - `test`: setup, then formatting, clippy (host and eBPF), the fuzz build and every test.
 //! - `run`: setup, build, and run carpd with the given arguments.
-//! - `demo`: the lab demo; `bench`: a placeholder until its issue (#6) lands.
+//! - `demo`: the lab demo; `bench`: failover, dataplane, flood and cost against ucarp and
+//!   keepalived (see bench/mod.rs).
 mod bench;
 mod demo;
 mod run;
@@ -43,7 +44,7 @@ enum Cmd {
     Run(run::Args),
     /// Run the lab demo: two routers and a client in namespaces, an election, a failover.
     Demo(demo::Args),
-    /// Run the benchmarks (not yet implemented).
+    /// Benchmarks against ucarp and keepalived; writes docs/BENCHMARKS.md (--quick: < 5 min).
     Bench(bench::Args),
 }
 

@@ -7,7 +7,9 @@
 //!    the `bpf_target_arch` cfg that aya-build passes when it builds the crate;
 //! 5. the fuzz targets' build, if the workspace has a fuzz/ directory;
 //! 6. `cargo test --workspace --exclude carp-ebpf`, with the arguments given after `--`
-//!    (the network-namespace tests need root, as CI has).
+//!    (the network-namespace tests need root, as CI has);
+//! 7. `cargo xtask bench --smoke`: one short run of every benchmark section, so the bench
+//!    code cannot rot (as root only; the report goes to target/bench-smoke/).
 use std::{
     io::{BufRead as _, BufReader},
     process::{Command, Stdio},
@@ -146,6 +148,16 @@ fn steps(args: &Args, root: &std::path::Path) -> Result<Vec<Step>> {
     test.args(["test", "--workspace", "--exclude", "carp-ebpf"])
         .args(&args.cargo_test_args);
     steps.push(step("cargo test", test, true));
+
+    // The benchmarks do not run in CI (they take long and measure the machine), but their
+    // code must not rot: one short run of every section, report to target/bench-smoke/.
+    if is_root() {
+        let mut smoke = command("cargo")?;
+        smoke.args(["xtask", "bench", "--smoke"]);
+        steps.push(step("bench smoke", smoke, false));
+    } else {
+        println!("==> note: not root: the bench smoke run (namespaces, XDP) is skipped");
+    }
 
     for s in &mut steps {
         s.cmd.current_dir(root);

@@ -1,0 +1,176 @@
+//! What a daemon costs: scheduler runtime (se.sum_exec_runtime in /proc/PID/task/*/sched,
+//! every thread and every process of the instance), context switches (wakeups), resident
+//! memory, and CPU per advertisement sent, for master and backup, by number of vhids.
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::analysis;
+use super::tools::{Setting, VIP};
+use super::{Ctx, PROBE_IP, Pair};
+
+/// One daemon instance's cost over the window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// Fraction of one core.
+    pub cpu: f64,
+    /// Share of that CPU time spent in the kernel (from utime/stime in /proc/PID/task/*/stat,
+    /// 10 ms ticks): sending an advert on a veth runs the switch's and the receivers' work
+    /// in the sender's context, so the kernel share is most of it for every tool.
+    pub kernel_share: f64,
+    /// Context switches per second (voluntary ones are wakeups from sleep).
+    pub switches_per_s: f64,
+    pub rss_kib: u64,
+    /// CPU seconds per advertisement the master sent (0 for the backup's row).
+    pub cpu_per_advert: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CostResult {
+    pub setting: Setting,
+    pub vhids: u8,
+    pub adverts_per_s: f64,
+    pub master: Usage,
+    pub backup: Usage,
+}
+
+pub fn measure(ctx: &Ctx, setting: Setting, vhids: u8, window: Duration) -> Result<CostResult> {
+    // Every vhid's election ends within the same period as vhid 1's.
+    let (pair, m) = Pair::start_stable(ctx, setting, vhids)?;
+    let capture = ctx.lab.host(m).capture_sent("ip proto 112", 64)?;
+    let pids = [pair.routers[m].pids(), pair.routers[1 - m].pids()];
+    let before = [sample(&pids[0]), sample(&pids[1])];
+    let started = Instant::now();
+    let from = super::unix_now();
+    ctx.sleep(window)?;
+    let to = super::unix_now();
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = [sample(&pids[0]), sample(&pids[1])];
+    pair.stop(ctx)?;
+    let sent = analysis::read_sent(&capture.stop()?, VIP, PROBE_IP)?;
+    let adverts = analysis::window(&sent.adverts, from, to).len() as f64;
+    let usage = |i: usize| {
+        let cpu_s = after[i].runtime - before[i].runtime;
+        let ticks = |x: &Sample| x.utime + x.stime;
+        let all_ticks = ticks(&after[i]).saturating_sub(ticks(&before[i]));
+        Usage {
+            cpu: cpu_s / elapsed,
+            kernel_share: if all_ticks > 0 {
+                after[i].stime.saturating_sub(before[i].stime) as f64 / all_ticks as f64
+            } else {
+                f64::NAN
+            },
+            switches_per_s: (after[i].switches - before[i].switches) as f64 / elapsed,
+            rss_kib: after[i].rss_kib,
+            cpu_per_advert: if i == 0 && adverts > 0.0 {
+                cpu_s / adverts
+            } else {
+                0.0
+            },
+        }
+    };
+    Ok(CostResult {
+        setting,
+        vhids,
+        adverts_per_s: adverts / elapsed,
+        master: usage(0),
+        backup: usage(1),
+    })
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    runtime: f64,
+    switches: u64,
+    rss_kib: u64,
+    /// User and system time in clock ticks.
+    utime: u64,
+    stime: u64,
+}
+
+fn sample(pids: &[u32]) -> Sample {
+    let mut s = Sample::default();
+    for &pid in pids {
+        for task in tasks(pid) {
+            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{task}/sched")) {
+                s.runtime += field(&text, "se.sum_exec_runtime").unwrap_or(0.0) / 1e3;
+                s.switches += field(&text, "nr_switches").unwrap_or(0.0) as u64;
+            }
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{task}/stat")) {
+                let (u, k) = stat_times(&stat);
+                s.utime += u;
+                s.stime += k;
+            }
+        }
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            s.rss_kib += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    s
+}
+
+/// CPU seconds used so far by every thread of `pids`.
+pub fn cpu_seconds(pids: &[u32]) -> f64 {
+    sample(pids).runtime
+}
+
+fn tasks(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// utime and stime (fields 14 and 15) of a /proc/PID/stat line; the command name in
+/// parentheses may contain spaces, so fields are counted after its closing parenthesis.
+fn stat_times(stat: &str) -> (u64, u64) {
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return (0, 0);
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, index 11 here.
+    let at = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0);
+    (at(11), at(12))
+}
+
+/// A `name : value` line of /proc/PID/sched (runtime in milliseconds).
+fn field(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == name).then(|| value.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sched_fields_are_read_by_name() {
+        let text = "carpd (42, #threads: 2)\n-------\nse.exec_start : 1.5\nse.sum_exec_runtime                          :            12.345678\nnr_switches                                  :                  310\nnr_voluntary_switches : 300\n";
+        assert_eq!(field(text, "se.sum_exec_runtime"), Some(12.345678));
+        assert_eq!(field(text, "nr_switches"), Some(310.0));
+        assert_eq!(field(text, "missing"), None);
+    }
+
+    #[test]
+    fn stat_times_skip_the_command_name() {
+        let stat = "42 (ucarp (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0";
+        assert_eq!(stat_times(stat), (7, 3));
+        assert_eq!(stat_times("garbage"), (0, 0));
+    }
+
+    #[test]
+    fn this_process_has_runtime() {
+        let me = std::process::id();
+        let s = sample(&[me]);
+        assert!(s.runtime > 0.0 && s.rss_kib > 0, "{s:?}");
+    }
+}

@@ -1,0 +1,623 @@
+//! `cargo xtask bench`: carpd against ucarp and keepalived on one lab, in one run.
+//!
+//! Sections (each in its own module): failover as a client feels it ([`failover`]), the soak
+//! that picks carpd's fastest stable timers ([`soak`]), the dataplane's ARP answer rate
+//! against the kernel's ([`dataplane`]), resilience to protocol-112 floods ([`flood`]) and
+//! the daemons' cost ([`cost`]). [`report`] writes docs/BENCHMARKS.md and the timeline
+//! figure ([`plot`]).
+//!
+//! Everything runs in one [`carp_tests::Lab`] (two routers, a client, a switch); it is
+//! removed when the bench ends, also on error and on Ctrl-C: SIGINT and SIGTERM only set a
+//! flag here, every wait checks it, and the lab's Drop does the cleanup.
+mod analysis;
+mod cost;
+mod dataplane;
+mod failover;
+mod flood;
+mod plot;
+mod rawsock;
+mod report;
+mod soak;
+mod tools;
+
+use std::cell::Cell;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+use carp_tests::{Lab, LabProcess, LabSpec, frames};
+
+use crate::{command, flush, human, run_inherit, setup, workspace_root};
+use failover::Fault;
+use tools::{Binaries, Daemon, Role, Setting, State, Tool, VIP};
+
+const ALL_TOOLS: [Tool; 3] = [Tool::Carpd, Tool::Ucarp, Tool::Keepalived];
+
+/// The probe's own (unused elsewhere) MAC and address: replies to it reach no stack.
+pub const PROBE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x50];
+pub const PROBE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 250);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A reduced run in under 5 minutes: 2 failovers per series at the fastest timers, one
+    /// link cut at default timers, 3 s candidate trials, a 10 s soak, 3 s floods, 1 vhid.
+    #[arg(long, conflicts_with = "smoke")]
+    quick: bool,
+    /// The smallest run that exercises every section (CI's check that the bench works);
+    /// writes to target/bench-smoke/ instead of docs/.
+    #[arg(long)]
+    smoke: bool,
+    /// Failovers per series (default: 20; --quick: 2; --smoke: 1).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Where the report goes (default: docs/BENCHMARKS.md; --smoke: target/bench-smoke/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only these tools (repeatable; default all three). carpd's fastest timers are searched
+    /// only when carpd is included; without it the dataplane section is skipped.
+    #[arg(long, value_enum)]
+    only: Vec<Tool>,
+}
+
+/// How much of everything to do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: &'static str,
+    pub tools: Vec<Tool>,
+    /// Failovers per series at the fastest timers, and at default timers (slower: 3 s each).
+    pub runs: usize,
+    pub default_runs: usize,
+    /// Fault types at default timers (all of them in a full run).
+    pub default_faults: Vec<Fault>,
+    /// carpd timer candidates tried, fastest first, each for `search` with the other core
+    /// busy; the first without a state change is carpd's fastest stable setting.
+    pub candidates: Vec<Setting>,
+    pub search: Duration,
+    pub soak: Duration,
+    pub flood: Duration,
+    pub cost_window: Duration,
+    pub vhid_counts: Vec<u8>,
+    pub rate_window: Duration,
+}
+
+impl Plan {
+    fn full(runs: usize) -> Plan {
+        Plan {
+            name: "full",
+            tools: ALL_TOOLS.to_vec(),
+            runs,
+            default_runs: runs,
+            default_faults: Fault::ALL.to_vec(),
+            candidates: soak::CANDIDATES.to_vec(),
+            search: Duration::from_secs(60),
+            soak: Duration::from_secs(600),
+            flood: Duration::from_secs(30),
+            cost_window: Duration::from_secs(20),
+            vhid_counts: vec![1, 16, 255],
+            rate_window: Duration::from_secs(10),
+        }
+    }
+
+    fn quick(runs: usize) -> Plan {
+        Plan {
+            name: "quick",
+            tools: ALL_TOOLS.to_vec(),
+            runs,
+            default_runs: 1,
+            default_faults: vec![Fault::LinkCut],
+            candidates: soak::CANDIDATES.to_vec(),
+            search: Duration::from_secs(3),
+            soak: Duration::from_secs(10),
+            flood: Duration::from_secs(3),
+            cost_window: Duration::from_secs(2),
+            vhid_counts: vec![1],
+            rate_window: Duration::from_secs(3),
+        }
+    }
+
+    fn smoke() -> Plan {
+        Plan {
+            name: "smoke",
+            tools: ALL_TOOLS.to_vec(),
+            runs: 1,
+            default_runs: 1,
+            default_faults: vec![],
+            candidates: soak::CANDIDATES[soak::CANDIDATES.len() - 1..].to_vec(),
+            search: Duration::from_secs(2),
+            soak: Duration::from_secs(3),
+            flood: Duration::from_secs(1),
+            cost_window: Duration::from_secs(2),
+            vhid_counts: vec![1, 2],
+            rate_window: Duration::from_secs(1),
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    setup::setup(false)?;
+    if !crate::is_root() {
+        bail!("the bench builds network namespaces and loads XDP programs: run it as root");
+    }
+    let bins = build(!args.smoke)?;
+    let mut plan = if args.smoke {
+        Plan::smoke()
+    } else if args.quick {
+        Plan::quick(args.runs.unwrap_or(2))
+    } else {
+        Plan::full(args.runs.unwrap_or(20))
+    };
+    if !args.only.is_empty() {
+        plan.tools = args.only.clone();
+    }
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None if args.smoke => workspace_root().join("target/bench-smoke/BENCHMARKS.md"),
+        None => workspace_root().join("docs/BENCHMARKS.md"),
+    };
+    let command_line = std::iter::once("cargo xtask bench".to_owned())
+        .chain(std::env::args().skip(2))
+        .collect::<Vec<_>>()
+        .join(" ");
+    bench(&plan, bins, &out, &command_line)
+}
+
+/// Runs `plan` and writes the report to `out` (the figure next to it).
+pub fn bench(plan: &Plan, bins: Binaries, out: &std::path::Path, command_line: &str) -> Result<()> {
+    install_interrupt_handler();
+    let started = Instant::now();
+    let lab = Lab::new(
+        "bench",
+        LabSpec {
+            hosts: 2,
+            client: true,
+            ipv6: false,
+            // Native XDP on a veth transmits (XDP_TX) only if the other end runs XDP too.
+            peer_xdp: true,
+        },
+    )
+    .context("building the lab")?;
+    let ctx = Ctx {
+        lab,
+        bins,
+        rng: Cell::new(seed()),
+    };
+    let mut results = report::Results::new(plan, command_line);
+
+    println!("bench ({} plan): carpd vs ucarp vs keepalived", plan.name);
+    let with = |tool: Tool| plan.tools.contains(&tool);
+    let mut fastest = *plan.candidates.last().expect("a plan has candidates");
+    if with(Tool::Carpd) {
+        section("carpd's fastest stable timers");
+        if let Some((found, search)) =
+            ctx.attempt("fastest-timer search", &mut results.errors, || {
+                soak::search(&ctx, plan)
+            })?
+        {
+            fastest = found;
+            results.search = search;
+        }
+        println!("  carpd fastest stable: {}", fastest.timers());
+    }
+    let defaults = [
+        Setting::carpd_default(),
+        Setting::ucarp_default(),
+        Setting::keepalived_default(),
+    ]
+    .into_iter()
+    .filter(|s| with(s.tool()))
+    .collect::<Vec<_>>();
+    let fastests = [
+        fastest,
+        Setting::ucarp_fastest(),
+        Setting::keepalived_fastest(),
+    ]
+    .into_iter()
+    .filter(|s| with(s.tool()))
+    .collect::<Vec<_>>();
+
+    section("failover");
+    let mut series_plan: Vec<(Setting, Fault, usize)> = Vec::new();
+    for &setting in &defaults {
+        for &fault in &plan.default_faults {
+            if fault.applies_to(setting.tool()) {
+                series_plan.push((setting, fault, plan.default_runs));
+            }
+        }
+    }
+    for &setting in &fastests {
+        for fault in Fault::ALL {
+            if fault.applies_to(setting.tool()) {
+                series_plan.push((setting, fault, plan.runs));
+            }
+        }
+    }
+    for (setting, fault, runs) in series_plan {
+        ctx.check()?;
+        let t = Instant::now();
+        print!("  {:<55} {:<10} ", setting.label(), fault.short());
+        flush();
+        let what = format!("failover {} {}", setting.label(), fault.short());
+        let Some(s) = ctx.attempt(&what, &mut results.errors, || {
+            let s = failover::series(&ctx, setting, fault, runs)?;
+            failover::require_figures(&s)?;
+            Ok(s)
+        })?
+        else {
+            continue;
+        };
+        let arp = analysis::summarize(&s.runs.iter().map(|r| r.arp_outage).collect::<Vec<_>>());
+        println!(
+            "ARP outage median {:>7.1} ms, {} runs ({})",
+            arp.map_or(f64::NAN, |a| a.median * 1e3),
+            s.runs.len(),
+            human(t.elapsed())
+        );
+        results.failover.push(s);
+    }
+
+    if with(Tool::Carpd) {
+        section("soak");
+        results.soak = ctx.attempt("soak", &mut results.errors, || {
+            soak::soak(&ctx, fastest, plan.soak)
+        })?;
+        if let Some(s) = &results.soak {
+            println!(
+                "  {} for {}: {} state changes, longest ARP silence {:.1} ms",
+                fastest.label(),
+                human(plan.soak),
+                s.state_changes,
+                s.longest_arp_gap * 1e3
+            );
+        }
+
+        section("dataplane ARP rate");
+        results.rate = ctx.attempt("dataplane rate", &mut results.errors, || {
+            dataplane::measure(&ctx, plan.rate_window)
+        })?;
+        if let Some(r) = &results.rate {
+            println!(
+                "  XDP {:.0} answers/s of {:.0} offered; kernel {:.0} of {:.0}",
+                r.xdp.replies_per_s, r.xdp.sent_per_s, r.kernel.replies_per_s, r.kernel.sent_per_s
+            );
+        }
+    }
+
+    section("flood resilience");
+    for &setting in &fastests {
+        ctx.check()?;
+        let what = format!("flood {}", setting.label());
+        let Some(f) = ctx.attempt(&what, &mut results.errors, || {
+            flood::measure(&ctx, setting, plan.flood)
+        })?
+        else {
+            continue;
+        };
+        println!(
+            "  {:<55} {:>9.0} frames/s: {} state changes, master CPU {:.1} %, late adverts {}",
+            setting.label(),
+            f.sent_per_s,
+            f.state_changes,
+            f.master_cpu * 100.0,
+            f.jitter.late
+        );
+        results.flood.push(f);
+    }
+
+    section("cost");
+    let mut cost_plan: Vec<(Setting, u8)> = Vec::new();
+    for &setting in &defaults {
+        for &n in &plan.vhid_counts {
+            cost_plan.push((setting, n));
+        }
+    }
+    for &setting in &fastests {
+        cost_plan.push((setting, 1));
+    }
+    for (setting, vhids) in cost_plan {
+        ctx.check()?;
+        let what = format!("cost {} {vhids} vhids", setting.label());
+        let Some(c) = ctx.attempt(&what, &mut results.errors, || {
+            cost::measure(&ctx, setting, vhids, plan.cost_window)
+        })?
+        else {
+            continue;
+        };
+        println!(
+            "  {:<55} {:>3} vhids: master {:.2} % CPU, {:.1} µs/advert, RSS {:.1} MiB",
+            setting.label(),
+            vhids,
+            c.master.cpu * 100.0,
+            c.master.cpu_per_advert * 1e6,
+            c.master.rss_kib as f64 / 1024.0
+        );
+        results.cost.push(c);
+    }
+
+    results.elapsed = started.elapsed();
+    report::write(&results, out)?;
+    println!();
+    println!(
+        "bench: report written to {} ({})",
+        out.display(),
+        human(started.elapsed())
+    );
+    if !results.errors.is_empty() {
+        bail!(
+            "{} part(s) of the bench failed (listed in the report):\n  {}",
+            results.errors.len(),
+            results.errors.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn section(name: &str) {
+    println!();
+    println!("== {name}");
+}
+
+/// Builds carpd and carpctl (release unless `release` is false) and returns their paths.
+fn build(release: bool) -> Result<Binaries> {
+    let mut cargo = command("cargo")?;
+    cargo
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", "carp-daemon", "--bins"]);
+    if release {
+        cargo.arg("--release");
+    }
+    run_inherit(&mut cargo)?;
+    let dir = workspace_root()
+        .join("target")
+        .join(if release { "release" } else { "debug" });
+    Ok(Binaries {
+        carpd: dir.join("carpd"),
+        carpctl: dir.join("carpctl"),
+    })
+}
+
+/// Set by SIGINT/SIGTERM: the bench stops at its next wait and the lab is cleaned up.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn install_interrupt_handler() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    nanos ^ u64::from(std::process::id()) << 32 | 1
+}
+
+/// Seconds since the Unix epoch, as pcap timestamps are.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// What every section needs: the lab, the binaries, randomness, and interruption.
+pub struct Ctx {
+    pub lab: Lab,
+    pub bins: Binaries,
+    rng: Cell<u64>,
+}
+
+impl Ctx {
+    /// Fails if the bench was interrupted.
+    pub fn check(&self) -> Result<()> {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            bail!("interrupted; the lab is being removed");
+        }
+        Ok(())
+    }
+
+    pub fn interrupted(&self) -> &'static AtomicBool {
+        &INTERRUPTED
+    }
+
+    /// Runs one part of the bench. A failure is printed, recorded in `errors` and cleaned
+    /// up after (links replugged, hosts swept), and the bench goes on with the next part;
+    /// an interruption ends the bench.
+    pub fn attempt<T>(
+        &self,
+        what: &str,
+        errors: &mut Vec<String>,
+        part: impl FnOnce() -> Result<T>,
+    ) -> Result<Option<T>> {
+        match part() {
+            Ok(value) => Ok(Some(value)),
+            Err(err) => {
+                self.check()?;
+                println!("FAILED");
+                println!("  {what}: {err:#}");
+                errors.push(format!(
+                    "{what}: {}",
+                    format!("{err:#}").lines().next().unwrap_or("")
+                ));
+                for i in 0..2 {
+                    let _ = self.lab.host(i).restore_link();
+                    tools::reset_host(&self.lab, i)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Sleeps, waking early (with an error) on interruption.
+    pub fn sleep(&self, d: Duration) -> Result<()> {
+        let until = Instant::now() + d;
+        loop {
+            self.check()?;
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Uniform in [0, d) (xorshift64*; the bench needs spread, not cryptography).
+    pub fn random_below(&self, d: Duration) -> Duration {
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        d.mul_f64(r as f64 / (1u64 << 53) as f64)
+    }
+
+    /// Waits until `daemon` reports `state`.
+    pub fn wait_state(&self, daemon: &Daemon, state: State, timeout: Duration) -> Result<()> {
+        let until = Instant::now() + timeout;
+        loop {
+            self.check()?;
+            if daemon.state(&self.lab) == Some(state) {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                bail!(
+                    "{} on r{} not {state:?} after {}",
+                    daemon.setting().label(),
+                    daemon.host_index() + 1,
+                    human(timeout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The two routers running one setting: r1 (host 0) with the master's timers or priority,
+/// r2 (host 1) with the backup's. Which one is master at a given moment is what
+/// [`Pair::wait_settled`] says: with equal timers (ucarp) the roles swap at each failover.
+pub struct Pair {
+    pub routers: [Daemon; 2],
+}
+
+impl Pair {
+    pub fn start(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<Pair> {
+        let r1 = Daemon::start(&ctx.lab, 0, setting, Role::Master, vhids, &ctx.bins)?;
+        let r2 = Daemon::start(&ctx.lab, 1, setting, Role::Backup, vhids, &ctx.bins)?;
+        Ok(Pair { routers: [r1, r2] })
+    }
+
+    /// Starts the pair and waits until the first election is over: the same router master
+    /// for a master-down time and two intervals (a preferred router that lost the first
+    /// election to start-up jitter preempts within that); returns the master's index.
+    pub fn start_stable(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<(Pair, usize)> {
+        let pair = Pair::start(ctx, setting, vhids)?;
+        let period = setting.master_down() + 2 * setting.advert_interval();
+        let master = pair.wait_stable(ctx, |_| period)?;
+        Ok((pair, master))
+    }
+
+    /// Waits until one router is master and the other backup (vhid 1); returns the
+    /// master's index.
+    pub fn wait_settled(&self, ctx: &Ctx) -> Result<usize> {
+        let timeout = 3 * self.routers[0].setting().master_down() + Duration::from_secs(20);
+        let until = Instant::now() + timeout;
+        loop {
+            ctx.check()?;
+            let states = [
+                self.routers[0].state(&ctx.lab),
+                self.routers[1].state(&ctx.lab),
+            ];
+            match states {
+                [Some(State::Master), Some(State::Backup)] => return Ok(0),
+                [Some(State::Backup), Some(State::Master)] => return Ok(1),
+                _ if Instant::now() >= until => bail!(
+                    "{}: no single master after {} (states {states:?})\n--- r1 log ---\n{}\n--- r2 log ---\n{}",
+                    self.routers[0].setting().label(),
+                    human(timeout),
+                    tail_lines(&self.routers[0].logs(), 15),
+                    tail_lines(&self.routers[1].logs(), 15)
+                ),
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Waits until the same router has been master, and the other backup, without a state
+    /// change for `period(master index)`; returns the master's index.
+    pub fn wait_stable(&self, ctx: &Ctx, period: impl Fn(usize) -> Duration) -> Result<usize> {
+        let mut master = self.wait_settled(ctx)?;
+        for _ in 0..10 {
+            let changes = self.state_changes();
+            ctx.sleep(period(master))?;
+            let now = self.wait_settled(ctx)?;
+            if now == master && self.state_changes() == changes {
+                return Ok(now);
+            }
+            master = now;
+        }
+        bail!(
+            "{}: the roles kept changing",
+            self.routers[0].setting().label()
+        )
+    }
+
+    /// State changes both routers logged so far.
+    pub fn state_changes(&self) -> usize {
+        self.routers.iter().map(Daemon::state_changes).sum()
+    }
+
+    /// Stops both gracefully (each tool removes what it added) and sweeps what a tool that
+    /// failed to stop may have left: addresses, carp interfaces, pins.
+    pub fn stop(self, ctx: &Ctx) -> Result<()> {
+        for d in &self.routers {
+            if d.terminate().is_err() {
+                let _ = d.kill();
+            }
+        }
+        drop(self);
+        for i in 0..2 {
+            tools::reset_host(&ctx.lab, i)?;
+        }
+        Ok(())
+    }
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The client's probes of the VIP: raw ARP requests every 1 ms and, optionally, a 1 ms ping.
+pub struct Probe {
+    _arp: rawsock::Ticker,
+    _ping: Option<LabProcess>,
+}
+
+impl Probe {
+    pub fn start(ctx: &Ctx, with_ping: bool) -> Result<Probe> {
+        let client = ctx.lab.client();
+        let socket = rawsock::RawSocket::open(client)?;
+        let frame = frames::arp_request(PROBE_MAC, PROBE_IP, VIP);
+        let arp = rawsock::Ticker::start(socket, frame, Duration::from_millis(1));
+        let ping = if with_ping {
+            let vip = VIP.to_string();
+            Some(client.spawn(["ping", "-q", "-n", "-i", "0.001", &vip])?)
+        } else {
+            None
+        };
+        Ok(Probe {
+            _arp: arp,
+            _ping: ping,
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! Stability: the two routers left alone at carpd's fast timers while the other core spins,
+//! counting state changes (zero after the initial election is the bar) and the longest
+//! silence the client's 1 ms ARP probe saw. The search tries the candidates fastest first;
+//! the first that passes is carpd's "fastest stable setting" for the rest of the bench.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::analysis;
+use super::tools::{Setting, VIP};
+use super::{Ctx, PROBE_IP, Pair, Plan, Probe, unix_now};
+
+/// carpd timers tried, fastest first: advbase 0 with the master's and the backup's advskew
+/// (1/256 s units). The backup's master-down time (3 × its own interval) is at least 6 of
+/// the master's intervals, so it takes several missed adverts to fail over. (advskew 0 and
+/// 1 give the same 1/256 s interval with advbase 0: such a pair would tie.)
+pub const CANDIDATES: [Setting; 6] = [
+    Setting::Carpd {
+        advbase: 0,
+        master_skew: 0,
+        backup_skew: 2,
+    },
+    Setting::Carpd {
+        advbase: 0,
+        master_skew: 0,
+        backup_skew: 3,
+    },
+    Setting::Carpd {
+        advbase: 0,
+        master_skew: 2,
+        backup_skew: 6,
+    },
+    Setting::Carpd {
+        advbase: 0,
+        master_skew: 4,
+        backup_skew: 12,
+    },
+    Setting::Carpd {
+        advbase: 0,
+        master_skew: 8,
+        backup_skew: 24,
+    },
+    Setting::Carpd {
+        advbase: 0,
+        master_skew: 16,
+        backup_skew: 48,
+    },
+];
+
+/// What a soak saw.
+#[derive(Debug, Clone)]
+pub struct SoakResult {
+    pub setting: Setting,
+    pub duration: Duration,
+    /// State changes of both routers after the initial election.
+    pub state_changes: usize,
+    /// Longest gap between two ARP replies to the probe (from either router).
+    pub longest_arp_gap: f64,
+    pub jitter: analysis::Jitter,
+}
+
+impl SoakResult {
+    /// Flap-free: no state change, and the client never waited longer than a failover
+    /// would have taken.
+    pub fn stable(&self) -> bool {
+        self.state_changes == 0 && self.longest_arp_gap < self.setting.master_down().as_secs_f64()
+    }
+}
+
+/// Tries the plan's candidates; returns the first stable one (the slowest if none is) and
+/// every trial.
+pub fn search(ctx: &Ctx, plan: &Plan) -> Result<(Setting, Vec<SoakResult>)> {
+    let mut trials = Vec::new();
+    for &setting in &plan.candidates {
+        let r = soak(ctx, setting, plan.search)?;
+        println!(
+            "  {:<55} {}: {} state changes, longest ARP silence {:.1} ms, late adverts {}",
+            setting.label(),
+            crate::human(plan.search),
+            r.state_changes,
+            r.longest_arp_gap * 1e3,
+            r.jitter.late
+        );
+        let stable = r.stable();
+        trials.push(r);
+        if stable {
+            return Ok((setting, trials));
+        }
+    }
+    let slowest = *plan
+        .candidates
+        .last()
+        .expect("a plan has at least one candidate");
+    Ok((slowest, trials))
+}
+
+/// Runs the pair at `setting` for `duration` with the other core busy.
+pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration) -> Result<SoakResult> {
+    let (pair, m) = Pair::start_stable(ctx, setting, 1)?;
+    let before = pair.state_changes();
+    let captures = [
+        ctx.lab.host(0).capture_sent("arp or ip proto 112", 64)?,
+        ctx.lab.host(1).capture_sent("arp or ip proto 112", 64)?,
+    ];
+    let probe = Probe::start(ctx, false)?;
+    let _busy = Spinner::start();
+    // Let the probe start answering before the measured window opens.
+    ctx.sleep(Duration::from_millis(200))?;
+    let from = unix_now();
+    ctx.sleep(duration)?;
+    let to = unix_now();
+    drop(probe);
+    let after = pair.state_changes();
+    pair.stop(ctx)?;
+    let mut sent = Vec::new();
+    for c in captures {
+        sent.push(analysis::read_sent(&c.stop()?, VIP, PROBE_IP)?);
+    }
+    let mut replies: Vec<f64> = analysis::window(&sent[0].arp, from, to).to_vec();
+    replies.extend_from_slice(analysis::window(&sent[1].arp, from, to));
+    replies.sort_by(f64::total_cmp);
+    // Silence at the window's edges counts too.
+    let mut edges = vec![from];
+    edges.extend(replies);
+    edges.push(to);
+    let longest_arp_gap = edges.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let jitter = analysis::jitter(
+        analysis::window(&sent[m].adverts, from, to),
+        setting.advert_interval().as_secs_f64(),
+    );
+    Ok(SoakResult {
+        setting,
+        duration,
+        state_changes: after - before,
+        longest_arp_gap,
+        jitter,
+    })
+}
+
+/// A thread spinning on one core ("the other core busy") until dropped.
+pub struct Spinner {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spinner {
+    pub fn start() -> Spinner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        Spinner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
