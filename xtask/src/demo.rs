@@ -130,20 +130,14 @@ fn start_carpd(lab: &Lab, host: &Host, bin: &Path, advskew: u8) -> Result<LabPro
             host.ifname()
         ),
     )?;
-    let pin_dir = lab.pin_dir(host.name());
-    let carpd = bin.join("carpd");
-    let proc = host.spawn([
-        carpd.as_os_str(),
-        "--config".as_ref(),
-        file.as_os_str(),
-        "--state-dir".as_ref(),
-        dir.as_os_str(),
-        "--pin-dir".as_ref(),
-        pin_dir.as_os_str(),
-        "--xdp-mode".as_ref(),
-        "generic".as_ref(),
-    ])?;
-    Ok(proc)
+    crate::bench::spawn_carpd(
+        host,
+        &bin.join("carpd"),
+        &file,
+        &dir,
+        &lab.pin_dir(host.name()),
+        "generic",
+    )
 }
 
 fn carpctl(bin: &Path, lab: &Lab, host: &Host, args: &[&str]) -> Result<String> {

@@ -33,6 +33,8 @@ use crate::{command, flush, human, run_inherit, setup, workspace_root};
 use failover::Fault;
 use tools::{Binaries, Daemon, Role, Setting, State, Tool, VIP};
 
+pub use tools::spawn_carpd;
+
 const ALL_TOOLS: [Tool; 3] = [Tool::Carpd, Tool::Ucarp, Tool::Keepalived];
 
 /// The probe's own (unused elsewhere) MAC and address: replies to it reach no stack.

@@ -540,17 +540,38 @@ fn start_carpd(
     }
     let file = dir.join("carpd.toml");
     std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
-    let pin_dir = lab.pin_dir(host.name());
+    // Native XDP: the lab runs XDP on the switch side of every cable, as native XDP_TX on
+    // a veth needs.
+    spawn_carpd(
+        host,
+        &bins.carpd,
+        &file,
+        dir,
+        &lab.pin_dir(host.name()),
+        "native",
+    )
+}
+
+/// Starts `carpd` in `host` with one configuration file, its own state and pin
+/// directories, and an XDP mode (native or generic).
+pub fn spawn_carpd(
+    host: &Host,
+    carpd: &Path,
+    config: &Path,
+    state_dir: &Path,
+    pin_dir: &Path,
+    xdp_mode: &str,
+) -> Result<LabProcess> {
     Ok(host.spawn([
-        bins.carpd.as_os_str(),
+        carpd.as_os_str(),
         "--config".as_ref(),
-        file.as_os_str(),
+        config.as_os_str(),
         "--state-dir".as_ref(),
-        dir.as_os_str(),
+        state_dir.as_os_str(),
         "--pin-dir".as_ref(),
         pin_dir.as_os_str(),
         "--xdp-mode".as_ref(),
-        "native".as_ref(),
+        xdp_mode.as_ref(),
     ])?)
 }
 
