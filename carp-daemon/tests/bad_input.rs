@@ -88,6 +88,12 @@ fn bad_adverts_and_a_flood_never_change_the_master() {
         r2.log()
     );
     assert!(lab.client().ping(std::net::IpAddr::V4(VIP4)).unwrap());
+    // Logging to a file: no terminal colour codes (they break grep and the journal).
+    assert!(
+        !r1.log().contains('\x1b'),
+        "escape codes in carpd's log:\n{}",
+        r1.log()
+    );
     // The drops were counted.
     let stats = r2.carpctl(&["stats"]).stdout;
     assert!(!stats.is_empty());

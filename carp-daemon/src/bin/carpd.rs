@@ -1,5 +1,6 @@
 //! carpd: the CARP daemon. Parses the command line, sets up logging, and hands over to
 //! `carp_daemon::daemon`.
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -88,9 +89,12 @@ fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
         .context("invalid --log filter")?;
+    // Colours only on a terminal: escape codes in a log file or the journal are noise, and
+    // they break `grep to=MASTER`.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 

@@ -127,6 +127,15 @@ pub fn series(ctx: &Ctx, setting: Setting, fault: Fault, runs: usize) -> Result<
             .with_context(|| format!("after {} run {}", fault.short(), run + 1))?;
     }
     drop(probe);
+    // Every failover is a state change of the backup at least: if the log count says
+    // otherwise, the soak and flood counts of this tool cannot be trusted either.
+    let changes = pair.state_changes();
+    if changes < runs {
+        bail!(
+            "{}: {changes} state changes counted in the logs over {runs} failovers",
+            setting.label()
+        );
+    }
     pair.stop(ctx)?;
     let sent: Vec<Sent> = captures
         .into_iter()

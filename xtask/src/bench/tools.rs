@@ -297,7 +297,7 @@ impl Daemon {
         match self.setting.tool() {
             Tool::Carpd => self.carpd_state(lab),
             Tool::Ucarp => {
-                let log = self.procs.first()?.log();
+                let log = plain(&self.procs.first()?.log());
                 last_state(&log, "Switching to state: ", |w| match w {
                     "MASTER" => Some(State::Master),
                     "BACKUP" => Some(State::Backup),
@@ -306,7 +306,7 @@ impl Daemon {
                 })
             }
             Tool::Keepalived => {
-                let log = self.procs.first()?.log();
+                let log = plain(&self.procs.first()?.log());
                 last_state(&log, "(VI_1) Entering ", |w| match w {
                     "MASTER" => Some(State::Master),
                     "BACKUP" => Some(State::Backup),
@@ -354,7 +354,7 @@ impl Daemon {
         self.procs
             .iter()
             .map(|p| {
-                p.log()
+                plain(&p.log())
                     .lines()
                     .filter(|l| {
                         l.contains(needle)
@@ -472,6 +472,26 @@ pub fn reset_host(lab: &Lab, index: usize) -> Result<()> {
         std::fs::remove_dir_all(&pins).with_context(|| format!("removing {}", pins.display()))?;
     }
     Ok(())
+}
+
+/// `text` without terminal escape sequences (`ESC [ ... letter`), which a tool may put in
+/// its log even when it goes to a file.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // Skip "[", parameters, and the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The state word after the last `marker` in `log`.
@@ -718,6 +738,14 @@ mod tests {
             Setting::keepalived_fastest().master_down(),
             Duration::from_nanos(36_093_750)
         );
+    }
+
+    #[test]
+    fn escape_codes_are_stripped() {
+        let coloured =
+            "\x1b[3mfrom\x1b[0m\x1b[2m=\x1b[0mBACKUP \x1b[3mto\x1b[0m\x1b[2m=\x1b[0mMASTER";
+        assert_eq!(plain(coloured), "from=BACKUP to=MASTER");
+        assert_eq!(plain("plain"), "plain");
     }
 
     #[test]
