@@ -340,6 +340,7 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &std::path::Path, command_line: &
     results.elapsed = started.elapsed();
     report::write(&results, out)?;
     println!();
+    print!("{}", report::ratios(&results));
     println!(
         "bench: report written to {} ({})",
         out.display(),

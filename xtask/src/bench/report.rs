@@ -88,6 +88,19 @@ const REFERENCE: [(&str, Setting, Fault, [f64; 3]); 4] = [
     ),
 ];
 
+/// The ratio tables of every fault, for the terminal at the end of a run.
+pub fn ratios(r: &Results) -> String {
+    let mut text = String::new();
+    for fault in Fault::ALL {
+        let rows: Vec<&Series> = r.failover.iter().filter(|s| s.fault == fault).collect();
+        if rows.iter().any(|s| s.setting.tool() != Tool::Carpd) {
+            let _ = writeln!(text, "{}:", fault.title());
+            ratio_table(&mut text, &rows);
+        }
+    }
+    text
+}
+
 pub fn write(r: &Results, out: &Path) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -99,8 +112,8 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
     std::fs::write(out, markdown(r)).with_context(|| format!("writing {}", out.display()))
 }
 
-/// One SIGKILL timeline per tool at default timers, and one per tool at its fastest setting
-/// (link cut for the peers, whose SIGKILL never ends their answering).
+/// The figure: for SIGKILL and for link cut, one panel per tool and timers, each the run
+/// closest to its series' median.
 fn figure_panels(r: &Results) -> Vec<plot::Timeline> {
     let mut panels = Vec::new();
     for fault in [Fault::Kill, Fault::LinkCut] {
@@ -603,4 +616,81 @@ fn today() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(setting: Setting, fault: Fault, outages_ms: &[f64], split_ms: f64) -> Series {
+        Series {
+            setting,
+            fault,
+            runs: outages_ms
+                .iter()
+                .map(|&o| RunFigures {
+                    arp_outage: o / 1e3,
+                    icmp_outage: Some(o / 1e3),
+                    takeover: o / 1e3,
+                    split_brain: split_ms / 1e3,
+                    split_brain_open: split_ms > 0.0,
+                })
+                .collect(),
+            failed: 0,
+            timeline: None,
+        }
+    }
+
+    fn results() -> Results {
+        let mut r = Results::new(&Plan::quick(3), "cargo xtask bench --quick");
+        r.failover = vec![
+            series(
+                Setting::carpd_default(),
+                Fault::LinkCut,
+                &[900.0, 1000.0, 1100.0],
+                0.0,
+            ),
+            series(
+                Setting::ucarp_default(),
+                Fault::LinkCut,
+                &[1800.0, 2000.0, 2200.0],
+                0.0,
+            ),
+            series(Setting::carpd_default(), Fault::Kill, &[1000.0; 3], 0.0),
+            series(Setting::ucarp_default(), Fault::Kill, &[2.0; 3], 2000.0),
+        ];
+        r
+    }
+
+    #[test]
+    fn failover_tables_carry_summaries_and_ratios() {
+        let md = markdown(&results());
+        assert!(md.contains("### link cut of the master"), "{md}");
+        // min / median / p95 / max of 900, 1000, 1100 ms.
+        assert!(md.contains("| 900 / 1000 / 1100 / 1100 |"), "{md}");
+        // ucarp's median 2000 ms over carpd's 1000 ms.
+        assert!(
+            md.contains("| default (1 s) | 2.00× | – | 0.00 / 0.00 / – |"),
+            "{md}"
+        );
+        // The SIGKILL split-brain of ucarp shows, and is marked open.
+        assert!(md.contains("| 2000 / 2000 / 2000 / 2000 | 3 |"), "{md}");
+        assert!(md.contains("| ucarp default | 2226 / 2632 / 2963 | 1800 / 2000 / 2200 |"));
+    }
+
+    #[test]
+    fn terminal_summary_has_one_table_per_fault_with_peers() {
+        let text = ratios(&results());
+        assert_eq!(text.matches("| timers |").count(), 2, "{text}");
+        assert!(text.contains("2.00×"));
+    }
+
+    #[test]
+    fn failed_parts_are_listed_first() {
+        let mut r = results();
+        r.errors.push("flood ucarp: boom".to_owned());
+        let md = markdown(&r);
+        let failed = md.find("- flood ucarp: boom").unwrap();
+        assert!(failed < md.find("## Method").unwrap());
+    }
 }
