@@ -222,7 +222,8 @@ fn restore(ctx: &Ctx, pair: &mut Pair, faulted: usize, fault: Fault) -> Result<(
                 Role::Backup
             };
             let setting = daemon.setting();
-            pair.routers[faulted] = Daemon::start(&ctx.lab, faulted, setting, role, 1, &ctx.bins)?;
+            let daemon = Daemon::start(&ctx.lab, faulted, setting, role, 1, &ctx.bins)?;
+            pair.replace(faulted, daemon);
             Ok(())
         }
         Fault::LinkCut => Ok(ctx.lab.host(faulted).restore_link()?),

@@ -219,123 +219,12 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &std::path::Path, command_line: &
     .filter(|s| with(s.tool()))
     .collect::<Vec<_>>();
 
-    section("failover");
-    let mut series_plan: Vec<(Setting, Fault, usize)> = Vec::new();
-    for &setting in &defaults {
-        for &fault in &plan.default_faults {
-            if fault.applies_to(setting.tool()) {
-                series_plan.push((setting, fault, plan.default_runs));
-            }
-        }
-    }
-    for &setting in &fastests {
-        for fault in Fault::ALL {
-            if fault.applies_to(setting.tool()) {
-                series_plan.push((setting, fault, plan.runs));
-            }
-        }
-    }
-    for (setting, fault, runs) in series_plan {
-        ctx.check()?;
-        let t = Instant::now();
-        print!("  {:<55} {:<10} ", setting.label(), fault.short());
-        flush();
-        let what = format!("failover {} {}", setting.label(), fault.short());
-        let Some(s) = ctx.attempt(&what, &mut results.errors, || {
-            let s = failover::series(&ctx, setting, fault, runs)?;
-            failover::require_figures(&s)?;
-            Ok(s)
-        })?
-        else {
-            continue;
-        };
-        let arp = analysis::summarize(&s.runs.iter().map(|r| r.arp_outage).collect::<Vec<_>>());
-        println!(
-            "ARP outage median {:>7.1} ms, {} runs ({})",
-            arp.map_or(f64::NAN, |a| a.median * 1e3),
-            s.runs.len(),
-            human(t.elapsed())
-        );
-        results.failover.push(s);
-    }
-
+    run_failover(&ctx, plan, &defaults, &fastests, &mut results)?;
     if with(Tool::Carpd) {
-        section("soak");
-        results.soak = ctx.attempt("soak", &mut results.errors, || {
-            soak::soak(&ctx, fastest, plan.soak)
-        })?;
-        if let Some(s) = &results.soak {
-            println!(
-                "  {} for {}: {} state changes, longest ARP silence {:.1} ms",
-                fastest.label(),
-                human(plan.soak),
-                s.state_changes,
-                s.longest_arp_gap * 1e3
-            );
-        }
-
-        section("dataplane ARP rate");
-        results.rate = ctx.attempt("dataplane rate", &mut results.errors, || {
-            dataplane::measure(&ctx, plan.rate_window)
-        })?;
-        if let Some(r) = &results.rate {
-            println!(
-                "  XDP {:.0} answers/s of {:.0} offered; kernel {:.0} of {:.0}",
-                r.xdp.replies_per_s, r.xdp.sent_per_s, r.kernel.replies_per_s, r.kernel.sent_per_s
-            );
-        }
+        run_soak_and_rate(&ctx, plan, fastest, &mut results)?;
     }
-
-    section("flood resilience");
-    for &setting in &fastests {
-        ctx.check()?;
-        let what = format!("flood {}", setting.label());
-        let Some(f) = ctx.attempt(&what, &mut results.errors, || {
-            flood::measure(&ctx, setting, plan.flood)
-        })?
-        else {
-            continue;
-        };
-        println!(
-            "  {:<55} {:>9.0} frames/s: {} state changes, master CPU {:.1} %, late adverts {}",
-            setting.label(),
-            f.sent_per_s,
-            f.state_changes,
-            f.master_cpu * 100.0,
-            f.jitter.late
-        );
-        results.flood.push(f);
-    }
-
-    section("cost");
-    let mut cost_plan: Vec<(Setting, u8)> = Vec::new();
-    for &setting in &defaults {
-        for &n in &plan.vhid_counts {
-            cost_plan.push((setting, n));
-        }
-    }
-    for &setting in &fastests {
-        cost_plan.push((setting, 1));
-    }
-    for (setting, vhids) in cost_plan {
-        ctx.check()?;
-        let what = format!("cost {} {vhids} vhids", setting.label());
-        let Some(c) = ctx.attempt(&what, &mut results.errors, || {
-            cost::measure(&ctx, setting, vhids, plan.cost_window)
-        })?
-        else {
-            continue;
-        };
-        println!(
-            "  {:<55} {:>3} vhids: master {:.2} % CPU, {:.1} µs/advert, RSS {:.1} MiB",
-            setting.label(),
-            vhids,
-            c.master.cpu * 100.0,
-            c.master.cpu_per_advert * 1e6,
-            c.master.rss_kib as f64 / 1024.0
-        );
-        results.cost.push(c);
-    }
+    run_floods(&ctx, plan, &fastests, &mut results)?;
+    run_costs(&ctx, plan, &defaults, &fastests, &mut results)?;
 
     results.elapsed = started.elapsed();
     report::write(&results, out)?;
@@ -353,6 +242,164 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &std::path::Path, command_line: &
             results.errors.join("\n  ")
         );
     }
+    Ok(())
+}
+
+/// Every failover series: each fault at default timers (as the plan says) and at the
+/// fastest timers, per tool.
+fn run_failover(
+    ctx: &Ctx,
+    plan: &Plan,
+    defaults: &[Setting],
+    fastests: &[Setting],
+    results: &mut report::Results,
+) -> Result<()> {
+    section("failover");
+    let mut series_plan: Vec<(Setting, Fault, usize)> = Vec::new();
+    for &setting in defaults {
+        for &fault in &plan.default_faults {
+            if fault.applies_to(setting.tool()) {
+                series_plan.push((setting, fault, plan.default_runs));
+            }
+        }
+    }
+    for &setting in fastests {
+        for fault in Fault::ALL {
+            if fault.applies_to(setting.tool()) {
+                series_plan.push((setting, fault, plan.runs));
+            }
+        }
+    }
+    for (setting, fault, runs) in series_plan {
+        ctx.check()?;
+        let t = Instant::now();
+        print!("  {:<55} {:<10} ", setting.label(), fault.short());
+        flush();
+        let what = format!("failover {} {}", setting.label(), fault.short());
+        let Some(s) = ctx.attempt(&what, &mut results.errors, || {
+            let s = failover::series(ctx, setting, fault, runs)?;
+            failover::require_figures(&s)?;
+            Ok(s)
+        })?
+        else {
+            continue;
+        };
+        let arp = analysis::summarize(&s.runs.iter().map(|r| r.arp_outage).collect::<Vec<_>>());
+        println!(
+            "ARP outage median {:>7.1} ms, {} runs ({})",
+            arp.map_or(f64::NAN, |a| a.median * 1e3),
+            s.runs.len(),
+            human(t.elapsed())
+        );
+        results.failover.push(s);
+    }
+
+    Ok(())
+}
+
+/// carpd's soak at its fastest timers, and its dataplane's ARP rate against the kernel's.
+fn run_soak_and_rate(
+    ctx: &Ctx,
+    plan: &Plan,
+    fastest: Setting,
+    results: &mut report::Results,
+) -> Result<()> {
+    section("soak");
+    results.soak = ctx.attempt("soak", &mut results.errors, || {
+        soak::soak(ctx, fastest, plan.soak)
+    })?;
+    if let Some(s) = &results.soak {
+        println!(
+            "  {} for {}: {} state changes, longest ARP silence {:.1} ms",
+            fastest.label(),
+            human(plan.soak),
+            s.state_changes,
+            s.longest_arp_gap * 1e3
+        );
+    }
+
+    section("dataplane ARP rate");
+    results.rate = ctx.attempt("dataplane rate", &mut results.errors, || {
+        dataplane::measure(ctx, plan.rate_window)
+    })?;
+    if let Some(r) = &results.rate {
+        println!(
+            "  XDP {:.0} answers/s of {:.0} offered; kernel {:.0} of {:.0}",
+            r.xdp.replies_per_s, r.xdp.sent_per_s, r.kernel.replies_per_s, r.kernel.sent_per_s
+        );
+    }
+    Ok(())
+}
+
+/// Each tool's flood resilience at its fastest timers.
+fn run_floods(
+    ctx: &Ctx,
+    plan: &Plan,
+    fastests: &[Setting],
+    results: &mut report::Results,
+) -> Result<()> {
+    section("flood resilience");
+    for &setting in fastests {
+        ctx.check()?;
+        let what = format!("flood {}", setting.label());
+        let Some(f) = ctx.attempt(&what, &mut results.errors, || {
+            flood::measure(ctx, setting, plan.flood)
+        })?
+        else {
+            continue;
+        };
+        println!(
+            "  {:<55} {:>9.0} frames/s: {} state changes, master CPU {:.1} %, late adverts {}",
+            setting.label(),
+            f.sent_per_s,
+            f.state_changes,
+            f.master_cpu * 100.0,
+            f.jitter.late
+        );
+        results.flood.push(f);
+    }
+
+    Ok(())
+}
+
+/// Each tool's cost at default timers by number of vhids, and at its fastest timers.
+fn run_costs(
+    ctx: &Ctx,
+    plan: &Plan,
+    defaults: &[Setting],
+    fastests: &[Setting],
+    results: &mut report::Results,
+) -> Result<()> {
+    section("cost");
+    let mut cost_plan: Vec<(Setting, u8)> = Vec::new();
+    for &setting in defaults {
+        for &n in &plan.vhid_counts {
+            cost_plan.push((setting, n));
+        }
+    }
+    for &setting in fastests {
+        cost_plan.push((setting, 1));
+    }
+    for (setting, vhids) in cost_plan {
+        ctx.check()?;
+        let what = format!("cost {} {vhids} vhids", setting.label());
+        let Some(c) = ctx.attempt(&what, &mut results.errors, || {
+            cost::measure(ctx, setting, vhids, plan.cost_window)
+        })?
+        else {
+            continue;
+        };
+        println!(
+            "  {:<55} {:>3} vhids: master {:.2} % CPU, {:.1} µs/advert, RSS {:.1} MiB",
+            setting.label(),
+            vhids,
+            c.master.cpu * 100.0,
+            c.master.cpu_per_advert * 1e6,
+            c.master.rss_kib as f64 / 1024.0
+        );
+        results.cost.push(c);
+    }
+
     Ok(())
 }
 
@@ -510,13 +557,18 @@ impl Ctx {
 /// [`Pair::wait_settled`] says: with equal timers (ucarp) the roles swap at each failover.
 pub struct Pair {
     pub routers: [Daemon; 2],
+    /// State changes logged by instances that were replaced (restarted after a kill).
+    retired_changes: usize,
 }
 
 impl Pair {
     pub fn start(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<Pair> {
         let r1 = Daemon::start(&ctx.lab, 0, setting, Role::Master, vhids, &ctx.bins)?;
         let r2 = Daemon::start(&ctx.lab, 1, setting, Role::Backup, vhids, &ctx.bins)?;
-        Ok(Pair { routers: [r1, r2] })
+        Ok(Pair {
+            routers: [r1, r2],
+            retired_changes: 0,
+        })
     }
 
     /// Starts the pair and waits until the first election is over: the same router master
@@ -574,9 +626,20 @@ impl Pair {
         )
     }
 
-    /// State changes both routers logged so far.
+    /// State changes both routers logged so far, by every instance they ran.
     pub fn state_changes(&self) -> usize {
-        self.routers.iter().map(Daemon::state_changes).sum()
+        self.retired_changes
+            + self
+                .routers
+                .iter()
+                .map(Daemon::state_changes)
+                .sum::<usize>()
+    }
+
+    /// Replaces router `index` by a new instance (after a kill or a stop).
+    pub fn replace(&mut self, index: usize, daemon: Daemon) {
+        self.retired_changes += self.routers[index].state_changes();
+        self.routers[index] = daemon;
     }
 
     /// Stops both gracefully (each tool removes what it added) and sweeps what a tool that
