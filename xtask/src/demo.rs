@@ -152,12 +152,7 @@ fn carpctl(bin: &Path, lab: &Lab, host: &Host, args: &[&str]) -> Result<String> 
 /// The state carpctl reports for carp0 on `host`, if carpd answers.
 fn state(bin: &Path, lab: &Lab, host: &Host) -> Option<String> {
     let json = carpctl(bin, lab, host, &["--json", "carp0"]).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&json).ok()?;
-    let iface = match &value {
-        serde_json::Value::Array(list) => list.first()?.clone(),
-        other => other.clone(),
-    };
-    iface.get("state")?.as_str().map(str::to_owned)
+    crate::bench::carpctl_state(&json)
 }
 
 /// The longest silence between two replies in `ping -D` output, once replies resumed after it.

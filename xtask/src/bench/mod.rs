@@ -23,6 +23,7 @@ mod tools;
 use std::cell::Cell;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,7 +34,7 @@ use crate::{command, flush, human, run_inherit, setup, workspace_root};
 use failover::Fault;
 use tools::{Binaries, Daemon, Role, Setting, State, Tool, VIP};
 
-pub use tools::spawn_carpd;
+pub use tools::{carpctl_state, spawn_carpd};
 
 const ALL_TOOLS: [Tool; 3] = [Tool::Carpd, Tool::Ucarp, Tool::Keepalived];
 
@@ -552,6 +553,34 @@ impl Ctx {
     }
 }
 
+/// A thread that runs until its handle is dropped: the loop it runs checks the flag it is
+/// given. Dropping the handle sets the flag and joins the thread.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn spawn(work: impl FnOnce(&AtomicBool) + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || work(&flag));
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The two routers running one setting: r1 (host 0) with the master's timers or priority,
 /// r2 (host 1) with the backup's. Which one is master at a given moment is what
 /// [`Pair::wait_settled`] says: with equal timers (ucarp) the roles swap at each failover.
@@ -665,7 +694,7 @@ fn tail_lines(text: &str, n: usize) -> String {
 
 /// The client's probes of the VIP: raw ARP requests every 1 ms and, optionally, a 1 ms ping.
 pub struct Probe {
-    _arp: rawsock::Ticker,
+    _arp: Background,
     _ping: Option<LabProcess>,
 }
 
@@ -674,7 +703,7 @@ impl Probe {
         let client = ctx.lab.client();
         let socket = rawsock::RawSocket::open(client)?;
         let frame = frames::arp_request(PROBE_MAC, PROBE_IP, VIP);
-        let arp = rawsock::Ticker::start(socket, frame, Duration::from_millis(1));
+        let arp = rawsock::ticker(socket, frame, Duration::from_millis(1));
         let ping = if with_ping {
             let vip = VIP.to_string();
             Some(client.spawn(["ping", "-q", "-n", "-i", "0.001", &vip])?)

@@ -9,13 +9,13 @@
 //! next to every figure measured with it.
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use carp_tests::Host;
+
+use super::Background;
 
 /// Frames per `sendmmsg` call.
 pub const BATCH: usize = 64;
@@ -140,47 +140,24 @@ fn open_packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// A thread sending one frame at a fixed period until stopped: the client's ARP probe.
-pub struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    /// Sends `frame` every `period` on `socket`, on absolute deadlines so a late wake-up does
-    /// not shift the schedule.
-    pub fn start(socket: RawSocket, frame: Vec<u8>, period: Duration) -> Ticker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut next = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                // A dropped probe frame is a missing reply, which is what the capture measures.
-                let _ = socket.send(&frame);
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    // More than a period late: start a fresh schedule instead of bursting.
-                    next = now;
-                }
+/// A thread sending `frame` every `period` on `socket` until dropped (the client's ARP
+/// probe), on absolute deadlines so a late wake-up does not shift the schedule.
+pub fn ticker(socket: RawSocket, frame: Vec<u8>, period: Duration) -> Background {
+    Background::spawn(move |stop| {
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            // A dropped probe frame is a missing reply, which is what the capture measures.
+            let _ = socket.send(&frame);
+            next += period;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                // More than a period late: start a fresh schedule instead of bursting.
+                next = now;
             }
-        });
-        Ticker {
-            stop,
-            thread: Some(thread),
         }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    })
 }
 
 /// Floods from `host` with one sending thread per core (each with its own socket), so the

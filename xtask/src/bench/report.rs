@@ -56,33 +56,25 @@ const FIGURE: &str = "failover-timelines.svg";
 const REFERENCE: [(&str, Setting, Fault, [f64; 3]); 4] = [
     (
         "ucarp default",
-        Setting::Ucarp {
-            advbase: 1,
-            deadratio: 3,
-            backup_skew: 0,
-        },
+        Setting::ucarp_default(),
         Fault::LinkCut,
         [2226.0, 2632.0, 2963.0],
     ),
     (
         "ucarp deadratio 1",
-        Setting::Ucarp {
-            advbase: 1,
-            deadratio: 1,
-            backup_skew: 0,
-        },
+        Setting::ucarp_fastest(),
         Fault::LinkCut,
         [80.0, 469.0, 1006.0],
     ),
     (
         "keepalived 10 ms",
-        Setting::Keepalived { advert_int_cs: 1 },
+        Setting::keepalived_fastest(),
         Fault::LinkCut,
         [31.0, 36.0, 45.0],
     ),
     (
         "keepalived 10 ms graceful",
-        Setting::Keepalived { advert_int_cs: 1 },
+        Setting::keepalived_fastest(),
         Fault::Term,
         [10.0, 12.0, 17.0],
     ),

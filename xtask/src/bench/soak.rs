@@ -2,15 +2,14 @@
 //! counting state changes (zero after the initial election is the bar) and the longest
 //! silence the client's 1 ms ARP probe saw. The search tries the candidates fastest first;
 //! the first that passes is carpd's "fastest stable setting" for the rest of the bench.
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
 
 use super::analysis;
 use super::tools::{Setting, VIP};
-use super::{Ctx, PROBE_IP, Pair, Plan, Probe, unix_now};
+use super::{Background, Ctx, PROBE_IP, Pair, Plan, Probe, unix_now};
 
 /// carpd timers tried, fastest first: advbase 0 with the master's and the backup's advskew
 /// (1/256 s units). The backup's master-down time (3 × its own interval) is at least 6 of
@@ -105,7 +104,7 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration) -> Result<SoakResul
         ctx.lab.host(1).capture_sent("arp or ip proto 112", 64)?,
     ];
     let probe = Probe::start(ctx, false)?;
-    let _busy = Spinner::start();
+    let _busy = spinner();
     // Let the probe start answering before the measured window opens.
     ctx.sleep(Duration::from_millis(200))?;
     let from = unix_now();
@@ -140,32 +139,10 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration) -> Result<SoakResul
 }
 
 /// A thread spinning on one core ("the other core busy") until dropped.
-pub struct Spinner {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Spinner {
-    pub fn start() -> Spinner {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::hint::spin_loop();
-            }
-        });
-        Spinner {
-            stop,
-            thread: Some(thread),
+fn spinner() -> Background {
+    Background::spawn(|stop| {
+        while !stop.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
         }
-    }
-}
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    })
 }

@@ -61,7 +61,7 @@ pub enum Setting {
 pub const CARPD_BACKUP_SKEW: u8 = 1;
 
 impl Setting {
-    pub fn carpd_default() -> Setting {
+    pub const fn carpd_default() -> Setting {
         Setting::Carpd {
             advbase: 1,
             master_skew: 0,
@@ -72,7 +72,7 @@ impl Setting {
     /// ucarp as the reference measured it: both advskew 0 (ucarp breaks the tie by
     /// the lower source address, so r1 wins the first election; roles then swap at each
     /// failover, as nothing makes either side preempt).
-    pub fn ucarp_default() -> Setting {
+    pub const fn ucarp_default() -> Setting {
         Setting::Ucarp {
             advbase: 1,
             deadratio: 3,
@@ -81,7 +81,7 @@ impl Setting {
     }
 
     /// ucarp's fastest variant: a master is dead after one missed advertisement.
-    pub fn ucarp_fastest() -> Setting {
+    pub const fn ucarp_fastest() -> Setting {
         Setting::Ucarp {
             advbase: 1,
             deadratio: 1,
@@ -89,12 +89,12 @@ impl Setting {
         }
     }
 
-    pub fn keepalived_default() -> Setting {
+    pub const fn keepalived_default() -> Setting {
         Setting::Keepalived { advert_int_cs: 100 }
     }
 
     /// keepalived's minimum advert_int, 10 ms.
-    pub fn keepalived_fastest() -> Setting {
+    pub const fn keepalived_fastest() -> Setting {
         Setting::Keepalived { advert_int_cs: 1 }
     }
 
@@ -319,12 +319,7 @@ impl Daemon {
 
     fn carpd_state(&self, lab: &Lab) -> Option<State> {
         let out = self.carpctl(lab, &["--json", "carp1"]).ok()?;
-        let value: serde_json::Value = serde_json::from_str(&out).ok()?;
-        let iface = match &value {
-            serde_json::Value::Array(list) => list.first()?.clone(),
-            other => other.clone(),
-        };
-        match iface.get("state")?.as_str()? {
+        match carpctl_state(&out)?.as_str() {
             "MASTER" => Some(State::Master),
             "BACKUP" => Some(State::Backup),
             _ => Some(State::Init),
@@ -435,6 +430,16 @@ impl Daemon {
             let _ = host.run(["ip", "addr", "del", &addr, "dev", host.ifname()]);
         }
     }
+}
+
+/// The `state` of the (first) interface in `carpctl --json IFACE` output.
+pub fn carpctl_state(json: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let iface = match &value {
+        serde_json::Value::Array(list) => list.first()?,
+        other => other,
+    };
+    iface.get("state")?.as_str().map(str::to_owned)
 }
 
 /// Removes whatever a tool may have left on router `index`: carp (macvlan) interfaces,
