@@ -14,7 +14,7 @@ use crate::dataplane::{Dataplane, VhidDataplaneState};
 use crate::groups::Groups;
 use crate::net::NetHandle;
 use crate::proto::fsm;
-use crate::send::{advert::AdvertSockets, announce::Announcer};
+use crate::send::{advert::AdvertSender, announce::Announcer};
 
 /// Loads and validates the configuration files; nothing is applied if any is invalid.
 pub fn load_config(paths: &[PathBuf]) -> Result<Config, Error> {
@@ -113,7 +113,7 @@ impl Daemon {
             name: name.to_owned(),
             ifindex: link.ifindex,
             carrier: link.carrier,
-            adverts: AdvertSockets::open(name, link.ifindex)?,
+            adverts: AdvertSender::open(name, link.ifindex)?,
             announcer: Announcer::open(name, link.ifindex)?,
             groups6: crate::net::SolicitedNodeGroups::open(link.ifindex)?,
         };

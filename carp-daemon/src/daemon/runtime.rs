@@ -19,7 +19,7 @@ use crate::metrics::{ScrapeRequest, Snapshot, VhidMetrics};
 use crate::net::NetHandle;
 use crate::notify::Notifier;
 use crate::proto::{self, fsm};
-use crate::send::{advert::AdvertSockets, announce::Announcer};
+use crate::send::{advert::AdvertSender, announce::Announcer};
 
 /// What the command line says; the configuration files say the rest.
 #[derive(Debug, Clone)]
@@ -38,12 +38,12 @@ pub struct DaemonOptions {
     pub xdp_mode: AttachMode,
 }
 
-/// A carpdev at run time: its identity, link state and send sockets.
+/// A carpdev at run time: its identity, link state and senders.
 pub(super) struct Carpdev {
     pub name: String,
     pub ifindex: u32,
     pub carrier: bool,
-    pub adverts: AdvertSockets,
+    pub adverts: AdvertSender,
     pub announcer: Announcer,
     /// The solicited-node groups of the virtual IPv6 addresses, joined on the carpdev so
     /// that neighbour solicitations for them pass the NIC's filter and reach XDP.
@@ -462,13 +462,14 @@ impl Daemon {
         let Some(cif) = self.ifs.get_mut(name) else {
             return Vec::new();
         };
-        let Some(dev) = self.carpdevs.get(&cif.cfg.carpdev) else {
+        let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) else {
             return Vec::new();
         };
         let header = cif.advert(advbase, advskew, demote);
         let mut results = Vec::with_capacity(2);
-        if !cif.cfg.ipv4.is_empty() {
-            match dev.adverts.send_v4(&header) {
+        // The carp interface's own first address: the source only if the carpdev has none.
+        if let Some(own_v4) = cif.cfg.ipv4.first().map(|a| a.addr) {
+            match dev.adverts.send_v4(cif.vmac, Some(own_v4), &header) {
                 Ok(()) => {
                     cif.stats.sent_v4 += 1;
                     results.push(true);
@@ -481,7 +482,7 @@ impl Daemon {
             }
         }
         if !cif.cfg.ipv6.is_empty() {
-            match dev.adverts.send_v6(&header) {
+            match dev.adverts.send_v6(cif.vmac, &header) {
                 Ok(()) => {
                     cif.stats.sent_v6 += 1;
                     results.push(true);

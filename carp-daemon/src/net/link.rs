@@ -125,7 +125,7 @@ pub struct IfAddress {
 }
 
 impl IfAddress {
-    pub(super) fn from_message(msg: &AddressMessage) -> Option<IfAddress> {
+    pub(crate) fn from_message(msg: &AddressMessage) -> Option<IfAddress> {
         let mut local = None;
         let mut address = None;
         // IFA_FLAGS (32 bits) supersedes the 8 flag bits of the header when present.
@@ -459,7 +459,7 @@ pub fn is_carpd_link(link: &LinkInfo) -> bool {
             .is_some_and(|a| a.starts_with(CARP_ALIAS_PREFIX))
 }
 
-fn pick_sources(addresses: &[IfAddress]) -> SourceAddrs {
+pub(crate) fn pick_sources(addresses: &[IfAddress]) -> SourceAddrs {
     let v4 = addresses.iter().find_map(|a| match a.addr {
         IpAddr::V4(v4) if !a.secondary => Some(v4),
         _ => None,

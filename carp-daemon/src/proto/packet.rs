@@ -161,7 +161,7 @@ pub(crate) fn advertised_us(advbase: u8, advskew: u8) -> u64 {
 ///
 /// Written here rather than taken from a crate: it is a dozen lines, and the crates.io
 /// candidates (e.g. `internet-checksum`) have not been released in years.
-fn internet_checksum(data: &[u8]) -> u16 {
+pub(crate) fn internet_checksum(data: &[u8]) -> u16 {
     let mut chunks = data.chunks_exact(2);
     let mut sum: u32 = chunks
         .by_ref()

@@ -1,133 +1,236 @@
-//! Advertisement sockets: one raw IPv4 and one raw IPv6 socket (protocol 112) per carpdev.
+//! Advertisements, built as whole Ethernet frames and sent on an AF_PACKET socket bound to
+//! the carpdev, with the vhid's virtual MAC as Ethernet source.
 //!
-//! The kernel builds the IP header: destination 224.0.0.18 / ff02::12, TTL / hop limit 255,
-//! DF set, TOS IPTOS_LOWDELAY as current OpenBSD sends, source an address of the carpdev (the
-//! socket is bound to it). Joining the groups puts the CARP multicast MACs into the carpdev's
-//! receive filter, so a real NIC delivers peers' adverts to the XDP program. The sockets
-//! never read: a "drop everything" socket filter keeps adverts for other vhids (which XDP
-//! passes to the stack) from piling up in their receive queues.
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+//! Why frames (spec "Packet"): OpenBSD outputs adverts through the carp interface, so they
+//! leave from 00:00:5e:00:01:<vhid>, and every advert refreshes the switches' MAC tables: the
+//! virtual MAC stays learnt on the master's port even when no client talks, and after two
+//! masters briefly coexisted (a partition that healed) the next advert of the one that stays
+//! master pulls the switches back to its port. A raw IP socket on the carpdev sends from the
+//! carpdev's own MAC, which leaves the virtual MAC to age out of the switches (then flooded)
+//! or stuck on the port of the master that stepped back. Own adverts are recognised by the
+//! counter (carpd's loop check), not by the Ethernet source, which peers now share.
+//!
+//! The headers are OpenBSD's carp_send_ad: IPv4 with TOS IPTOS_LOWDELAY, a random id, DF,
+//! TTL 255, protocol 112, to 224.0.0.18 (01:00:5e:00:00:12), from the carpdev's primary IPv4
+//! address (the carp interface's first one only if the carpdev has none); IPv6 with hop
+//! limit 255, next header 112, flow label 0, to ff02::12 (33:33:00:00:00:12), from the
+//! carpdev's link-local address. The sources are cached per carpdev ([`SourceCache`]).
+//!
+//! Receiving is the XDP program's job, but the carpdev must still be a member of the CARP
+//! groups so that a real NIC's multicast filter (and an MLD-snooping switch) passes peers'
+//! adverts: [`CarpGroups`] holds the memberships.
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
 
-use carp_common::wire::{CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP};
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockFilter, Socket, Type};
+use carp_common::wire::{
+    CARP_GROUP_V4, CARP_GROUP_V4_MAC, CARP_GROUP_V6, CARP_GROUP_V6_MAC, CARP_TTL, ETH_P_IP,
+    ETH_P_IPV6, IPPROTO_CARP,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, SockFilter, Socket, Type};
 
+use super::frame::{Ipv4Header, PacketSocket, ethernet, ipv6_packet};
+use super::source::SourceCache;
 use super::{SendError, sock_err};
 
 /// IPTOS_LOWDELAY, as OpenBSD's carp_send_ad sets it.
-const IPTOS_LOWDELAY: u32 = 0x10;
+pub const IPTOS_LOWDELAY: u8 = 0x10;
 
-/// The advert sockets of one carpdev.
-pub struct AdvertSockets {
+/// Sends the adverts of every vhid on one carpdev.
+pub struct AdvertSender {
     ifname: String,
-    v4: Socket,
-    v6: Socket,
+    socket: PacketSocket,
+    sources: SourceCache,
+    _groups: CarpGroups,
 }
 
-impl AdvertSockets {
+impl AdvertSender {
     pub fn open(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
         Ok(Self {
             ifname: ifname.to_owned(),
-            v4: open_v4(ifname, ifindex)?,
-            v6: open_v6(ifname, ifindex)?,
+            socket: PacketSocket::open(ifname, ifindex)?,
+            sources: SourceCache::new(ifname, ifindex),
+            _groups: CarpGroups::join(ifname, ifindex)?,
         })
     }
 
-    /// Sends one IPv4 advert (the 36-byte CARP header).
-    pub fn send_v4(&self, carp: &[u8]) -> Result<(), SendError> {
-        let dst = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(CARP_GROUP_V4), 0));
-        self.v4
-            .send_to(carp, &dst.into())
-            .map(drop)
+    /// Sends one IPv4 advert (the 36-byte CARP header `carp`) from `vmac`. `fallback` is the
+    /// carp interface's first IPv4 address, the source when the carpdev has none.
+    pub fn send_v4(
+        &mut self,
+        vmac: [u8; 6],
+        fallback: Option<Ipv4Addr>,
+        carp: &[u8],
+    ) -> Result<(), SendError> {
+        let src = self
+            .sources
+            .v4(Instant::now())
+            .or(fallback)
+            .ok_or_else(|| SendError::NoSource {
+                family: "IPv4",
+                ifname: self.ifname.clone(),
+            })?;
+        let frame = advert_frame_v4(vmac, src, rand::random(), carp);
+        self.socket
+            .send(&frame)
             .map_err(sock_err("sending IPv4 advert", &self.ifname))
     }
 
-    /// Sends one IPv6 advert.
-    pub fn send_v6(&self, carp: &[u8]) -> Result<(), SendError> {
-        let dst = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(CARP_GROUP_V6), 0, 0, 0));
-        self.v6
-            .send_to(carp, &dst.into())
-            .map(drop)
+    /// Sends one IPv6 advert from `vmac` and the carpdev's link-local address.
+    pub fn send_v6(&mut self, vmac: [u8; 6], carp: &[u8]) -> Result<(), SendError> {
+        let src =
+            self.sources
+                .v6_link_local(Instant::now())
+                .ok_or_else(|| SendError::NoSource {
+                    family: "IPv6 link-local",
+                    ifname: self.ifname.clone(),
+                })?;
+        let frame = advert_frame_v6(vmac, src, carp);
+        self.socket
+            .send(&frame)
             .map_err(sock_err("sending IPv6 advert", &self.ifname))
     }
 }
 
-/// A classic BPF program that accepts nothing.
-fn drop_all() -> [SockFilter; 1] {
-    [SockFilter::new(0x06, 0, 0, 0)] // BPF_RET | BPF_K, 0
+/// An IPv4 advert frame: `carp` (the CARP header) from `vmac` and `src`, IP id `id`.
+pub fn advert_frame_v4(vmac: [u8; 6], src: Ipv4Addr, id: u16, carp: &[u8]) -> Vec<u8> {
+    let ip = Ipv4Header {
+        tos: IPTOS_LOWDELAY,
+        id,
+        dont_fragment: true,
+        ttl: CARP_TTL,
+        protocol: IPPROTO_CARP,
+        src,
+        dst: Ipv4Addr::from(CARP_GROUP_V4),
+    }
+    .packet(carp);
+    ethernet(CARP_GROUP_V4_MAC, vmac, ETH_P_IP, &ip)
 }
 
-fn open_v4(ifname: &str, ifindex: u32) -> Result<Socket, SendError> {
-    let s = Socket::new(
-        Domain::IPV4,
-        Type::RAW,
-        Some(Protocol::from(IPPROTO_CARP as i32)),
-    )
-    .map_err(sock_err("opening raw IPv4 socket", ifname))?;
-    s.attach_filter(&drop_all())
-        .map_err(sock_err("attaching receive filter", ifname))?;
-    s.bind_device(Some(ifname.as_bytes()))
-        .map_err(sock_err("binding IPv4 socket to device", ifname))?;
-    // No IP_MULTICAST_IF needed: raw_sendmsg uses the bound device for multicast.
-    s.set_multicast_ttl_v4(CARP_TTL as u32)
-        .map_err(sock_err("setting IP_MULTICAST_TTL", ifname))?;
-    s.set_ttl_v4(CARP_TTL as u32)
-        .map_err(sock_err("setting IP_TTL", ifname))?;
-    s.set_multicast_loop_v4(false)
-        .map_err(sock_err("clearing IP_MULTICAST_LOOP", ifname))?;
-    s.set_tos_v4(IPTOS_LOWDELAY)
-        .map_err(sock_err("setting IP_TOS", ifname))?;
-    set_df(&s).map_err(sock_err("setting IP_MTU_DISCOVER", ifname))?;
-    s.join_multicast_v4_n(
-        &Ipv4Addr::from(CARP_GROUP_V4),
-        &InterfaceIndexOrAddress::Index(ifindex),
-    )
-    .map_err(sock_err("joining 224.0.0.18", ifname))?;
-    s.set_nonblocking(true)
-        .map_err(sock_err("setting non-blocking", ifname))?;
-    Ok(s)
+/// An IPv6 advert frame: `carp` from `vmac` and the link-local `src`.
+pub fn advert_frame_v6(vmac: [u8; 6], src: Ipv6Addr, carp: &[u8]) -> Vec<u8> {
+    let ip = ipv6_packet(
+        src,
+        Ipv6Addr::from(CARP_GROUP_V6),
+        IPPROTO_CARP,
+        CARP_TTL,
+        carp,
+    );
+    ethernet(CARP_GROUP_V6_MAC, vmac, ETH_P_IPV6, &ip)
 }
 
-fn open_v6(ifname: &str, ifindex: u32) -> Result<Socket, SendError> {
-    let s = Socket::new(
-        Domain::IPV6,
-        Type::RAW,
-        Some(Protocol::from(IPPROTO_CARP as i32)),
-    )
-    .map_err(sock_err("opening raw IPv6 socket", ifname))?;
-    s.attach_filter(&drop_all())
-        .map_err(sock_err("attaching receive filter", ifname))?;
-    s.bind_device(Some(ifname.as_bytes()))
-        .map_err(sock_err("binding IPv6 socket to device", ifname))?;
-    s.set_multicast_if_v6(ifindex)
-        .map_err(sock_err("setting IPV6_MULTICAST_IF", ifname))?;
-    s.set_multicast_hops_v6(CARP_TTL as u32)
-        .map_err(sock_err("setting IPV6_MULTICAST_HOPS", ifname))?;
-    s.set_multicast_loop_v6(false)
-        .map_err(sock_err("clearing IPV6_MULTICAST_LOOP", ifname))?;
-    s.join_multicast_v6(&Ipv6Addr::from(CARP_GROUP_V6), ifindex)
-        .map_err(sock_err("joining ff02::12", ifname))?;
-    s.set_nonblocking(true)
-        .map_err(sock_err("setting non-blocking", ifname))?;
-    Ok(s)
+/// Membership of the carpdev in 224.0.0.18 and ff02::12, held by two datagram sockets that
+/// receive nothing: they are never bound to a port, and a "drop everything" filter makes
+/// sure. Dropping this leaves the groups (the kernel does, with the sockets).
+pub struct CarpGroups {
+    _v4: Socket,
+    _v6: Socket,
 }
 
-/// Sets DF on every packet (IP_PMTUDISC_DO), as OpenBSD sends adverts with IP_DF.
-fn set_df(s: &Socket) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let val: libc::c_int = libc::IP_PMTUDISC_DO;
-    // SAFETY: valid fd, option value is a c_int that lives across the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            (&val as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+impl CarpGroups {
+    pub fn join(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
+        let v4 = membership_socket(Domain::IPV4, ifname)?;
+        v4.join_multicast_v4_n(
+            &Ipv4Addr::from(CARP_GROUP_V4),
+            &InterfaceIndexOrAddress::Index(ifindex),
         )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+        .map_err(sock_err("joining 224.0.0.18", ifname))?;
+        let v6 = membership_socket(Domain::IPV6, ifname)?;
+        v6.join_multicast_v6(&Ipv6Addr::from(CARP_GROUP_V6), ifindex)
+            .map_err(sock_err("joining ff02::12", ifname))?;
+        Ok(Self { _v4: v4, _v6: v6 })
+    }
+}
+
+fn membership_socket(domain: Domain, ifname: &str) -> Result<Socket, SendError> {
+    let s = Socket::new(domain, Type::DGRAM, None)
+        .map_err(sock_err("opening a multicast membership socket", ifname))?;
+    // BPF_RET | BPF_K, 0: accept nothing.
+    s.attach_filter(&[SockFilter::new(0x06, 0, 0, 0)])
+        .map_err(sock_err("attaching receive filter", ifname))?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::packet::internet_checksum;
+
+    const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x07];
+
+    /// A CARP header with recognisable bytes (the frame layer does not look into it).
+    fn carp() -> [u8; 36] {
+        std::array::from_fn(|i| i as u8)
+    }
+
+    #[test]
+    fn ipv4_advert_frame_bytes() {
+        let f = advert_frame_v4(VMAC, Ipv4Addr::new(192, 0, 2, 11), 0x1234, &carp());
+        assert_eq!(f.len(), 14 + 20 + 36);
+        assert_eq!(
+            hex::encode(&f[..34]),
+            concat!(
+                "01005e000012", // 224.0.0.18's group MAC
+                "00005e000107", // the virtual MAC of vhid 7
+                "0800",
+                "45",   // version 4, IHL 5
+                "10",   // TOS IPTOS_LOWDELAY
+                "0038", // total length 56
+                "1234", // IP id
+                "4000", // DF, offset 0
+                "ff",   // TTL 255
+                "70",   // protocol 112
+                "c6f3", // header checksum (Python, RFC 1071: words sum 0x33909, folded 0x390c)
+                "c000020b",
+                "e0000012"
+            )
+        );
+        assert_eq!(&f[34..], &carp());
+        assert_eq!(internet_checksum(&f[14..34]), 0);
+    }
+
+    #[test]
+    fn ipv4_advert_frame_matches_the_test_suites_independent_builder() {
+        // tests/src/frames.rs builds frames from the RFCs apart from the product code; its
+        // IPv4 header has TOS 0x10 and DF and a fixed id 0x1234, as this one here.
+        let src = Ipv4Addr::new(192, 0, 2, 12);
+        let f = advert_frame_v4(VMAC, src, 0x1234, &carp());
+        let oracle = carp_tests::frames::ethernet(
+            CARP_GROUP_V4_MAC,
+            VMAC,
+            ETH_P_IP,
+            &carp_tests::frames::ipv4(src, Ipv4Addr::from(CARP_GROUP_V4), 112, 255, &carp()),
+        );
+        assert_eq!(hex::encode(&f), hex::encode(&oracle));
+    }
+
+    #[test]
+    fn ipv6_advert_frame_bytes() {
+        let src: Ipv6Addr = "fe80::11".parse().unwrap();
+        let f = advert_frame_v6(VMAC, src, &carp());
+        assert_eq!(f.len(), 14 + 40 + 36);
+        assert_eq!(
+            hex::encode(&f[..54]),
+            concat!(
+                "333300000012", // ff02::12's group MAC
+                "00005e000107",
+                "86dd",
+                "60000000", // version 6, traffic class 0, flow label 0
+                "0024",     // payload length 36
+                "70",       // next header 112
+                "ff",       // hop limit 255
+                "fe800000000000000000000000000011",
+                "ff020000000000000000000000000012"
+            )
+        );
+        assert_eq!(&f[54..], &carp());
+    }
+
+    #[test]
+    fn every_ipv4_advert_gets_its_own_ip_id_field() {
+        let a = advert_frame_v4(VMAC, Ipv4Addr::new(192, 0, 2, 11), 1, &carp());
+        let b = advert_frame_v4(VMAC, Ipv4Addr::new(192, 0, 2, 11), 2, &carp());
+        assert_eq!(&a[18..20], &[0, 1]);
+        assert_eq!(&b[18..20], &[0, 2]);
+        assert_ne!(a[24..26], b[24..26], "the checksum follows the id");
     }
 }

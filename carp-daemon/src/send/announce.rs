@@ -3,57 +3,27 @@
 //! forwards) for every IPv6 one, all from the virtual MAC, sent as raw frames on the carpdev
 //! so that switches learn the virtual MAC on this port and neighbours update their caches.
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use carp_common::wire::{ETH_P_ARP, ETH_P_IPV6, IPPROTO_ICMPV6};
+
+use super::frame::{PacketSocket, ethernet, ipv6_packet, ipv6_upper_checksum};
 use super::{SendError, sock_err};
 
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IPV6: u16 = 0x86dd;
 const BROADCAST: [u8; 6] = [0xff; 6];
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
-/// A send-only AF_PACKET socket bound to one carpdev.
+/// Sends the announcements on one carpdev.
 pub struct Announcer {
     ifname: String,
-    fd: OwnedFd,
+    socket: PacketSocket,
 }
 
 impl Announcer {
     pub fn open(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
-        // Protocol 0: the socket receives nothing, it only sends.
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        };
-        if raw < 0 {
-            return Err(sock_err("opening AF_PACKET socket", ifname)(
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: raw is a fresh, valid descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let addr = link_addr(ifindex, 0);
-        // SAFETY: addr is a valid sockaddr_ll for the length passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(sock_err("binding AF_PACKET socket", ifname)(
-                std::io::Error::last_os_error(),
-            ));
-        }
         Ok(Self {
             ifname: ifname.to_owned(),
-            fd,
+            socket: PacketSocket::open(ifname, ifindex)?,
         })
     }
 
@@ -78,32 +48,8 @@ impl Announcer {
     }
 
     fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        // SAFETY: frame is a valid buffer of frame.len() bytes.
-        let rc = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if rc < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        self.socket.send(frame)
     }
-}
-
-fn link_addr(ifindex: u32, protocol: u16) -> libc::sockaddr_ll {
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid starting value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = protocol.to_be();
-    addr.sll_ifindex = ifindex as i32;
-    addr
-}
-
-fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
 }
 
 /// The gratuitous ARP OpenBSD's carp sends: a broadcast request with sender and target both
@@ -129,36 +75,10 @@ pub fn unsolicited_na_frame(vmac: [u8; 6], addr: Ipv6Addr, router: bool) -> Vec<
     icmp.extend_from_slice(&addr.octets());
     icmp.extend_from_slice(&[2, 1]);
     icmp.extend_from_slice(&vmac);
-    let csum = icmpv6_checksum(addr, ALL_NODES, &icmp);
+    let csum = ipv6_upper_checksum(addr, ALL_NODES, IPPROTO_ICMPV6, &icmp);
     icmp[2..4].copy_from_slice(&csum.to_be_bytes());
-    let mut ip = vec![0x60, 0, 0, 0];
-    ip.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-    ip.push(58);
-    ip.push(255);
-    ip.extend_from_slice(&addr.octets());
-    ip.extend_from_slice(&ALL_NODES.octets());
-    ip.extend_from_slice(&icmp);
+    let ip = ipv6_packet(addr, ALL_NODES, IPPROTO_ICMPV6, 255, &icmp);
     ethernet(ALL_NODES_MAC, vmac, ETH_P_IPV6, &ip)
-}
-
-fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |bytes: &[u8]| {
-        for chunk in bytes.chunks(2) {
-            let hi = chunk[0];
-            let lo = chunk.get(1).copied().unwrap_or(0);
-            sum += u16::from_be_bytes([hi, lo]) as u32;
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(icmp.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(icmp);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]

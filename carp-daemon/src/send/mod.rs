@@ -1,11 +1,15 @@
 //! What carpd puts on the wire: advertisements ([`advert`]) and the announcements a new
 //! master makes, gratuitous ARP and unsolicited neighbour advertisements ([`announce`]).
+//! Both are whole Ethernet frames from the virtual MAC ([`frame`]); adverts take their IP
+//! source from the carpdev ([`source`]).
 //!
 //! Receiving is not here: the XDP program hands received adverts to carpd through a ring
 //! buffer (see `dataplane`), so these sockets only ever send.
 
 pub mod advert;
 pub mod announce;
+pub mod frame;
+pub mod source;
 
 /// Errors of the send path; each names the interface and what failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +19,12 @@ pub enum SendError {
         what: &'static str,
         ifname: String,
         source: std::io::Error,
+    },
+    /// Neither the carpdev nor (for IPv4) the carp interface has an address to send from.
+    #[error("no {family} address on {ifname} to send the advert from")]
+    NoSource {
+        family: &'static str,
+        ifname: String,
     },
 }
 

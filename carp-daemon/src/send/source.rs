@@ -1,0 +1,162 @@
+//! The source addresses of adverts: the carpdev's own (spec "Packet"), read from the kernel
+//! and cached per carpdev.
+//!
+//! With adverts built as whole frames the kernel no longer picks the source, so carpd reads
+//! the carpdev's addresses itself: an `RTM_GETADDR` dump for the one link, at most once every
+//! [`REFRESH`], and sooner ([`RETRY_MISSING`]) while the address a send needs is missing, so
+//! an address added after start is used within a second or two. The dump is synchronous: it
+//! is a short local request, far rarer than adverts, and keeps the send path free of awaits.
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use rtnetlink::packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use tracing::warn;
+
+use crate::net::SourceAddrs;
+use crate::net::link::{IfAddress, pick_sources};
+
+/// How long a read of the carpdev's addresses is trusted.
+pub const REFRESH: Duration = Duration::from_secs(5);
+/// How often to read again while an address a send needs is missing.
+pub const RETRY_MISSING: Duration = Duration::from_secs(1);
+
+/// The cached advert sources of one carpdev.
+pub struct SourceCache {
+    ifname: String,
+    ifindex: u32,
+    sources: SourceAddrs,
+    read_at: Option<Instant>,
+}
+
+impl SourceCache {
+    /// An empty cache: the first lookup reads the addresses.
+    pub fn new(ifname: &str, ifindex: u32) -> Self {
+        Self {
+            ifname: ifname.to_owned(),
+            ifindex,
+            sources: SourceAddrs::default(),
+            read_at: None,
+        }
+    }
+
+    /// The carpdev's primary IPv4 address, if it has one.
+    pub fn v4(&mut self, now: Instant) -> Option<Ipv4Addr> {
+        let missing = self.sources.v4.is_none();
+        self.refresh_if_due(now, missing);
+        self.sources.v4
+    }
+
+    /// The carpdev's usable IPv6 link-local address, if it has one.
+    pub fn v6_link_local(&mut self, now: Instant) -> Option<Ipv6Addr> {
+        let missing = self.sources.v6_link_local.is_none();
+        self.refresh_if_due(now, missing);
+        self.sources.v6_link_local
+    }
+
+    fn refresh_if_due(&mut self, now: Instant, missing: bool) {
+        let max_age = if missing { RETRY_MISSING } else { REFRESH };
+        if self
+            .read_at
+            .is_some_and(|t| now.saturating_duration_since(t) < max_age)
+        {
+            return;
+        }
+        self.read_at = Some(now);
+        match read_sources(self.ifindex) {
+            Ok(sources) => self.sources = sources,
+            // Keep what was read last: an address does not go away because netlink failed.
+            Err(err) => warn!(
+                carpdev = %self.ifname,
+                error = %err,
+                "reading the carpdev's addresses for advert sources"
+            ),
+        }
+    }
+}
+
+/// One `RTM_GETADDR` dump of the link `ifindex`: its first primary IPv4 address and its first
+/// usable IPv6 link-local address, chosen as [`pick_sources`] does.
+pub fn read_sources(ifindex: u32) -> std::io::Result<SourceAddrs> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    // With strict checking (Linux 4.20+) the kernel dumps only this link's addresses; older
+    // kernels dump them all, and the loop below keeps this link's.
+    let _ = socket.set_netlink_get_strict_chk(true);
+    socket.connect(&SocketAddr::new(0, 0))?;
+
+    let mut query = AddressMessage::default();
+    query.header.index = ifindex;
+    let mut request = NetlinkMessage::new(
+        NetlinkHeader::default(),
+        NetlinkPayload::from(RouteNetlinkMessage::GetAddress(query)),
+    );
+    request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    request.header.sequence_number = 1;
+    request.finalize();
+    let mut buf = vec![0; request.buffer_len()];
+    request.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+
+    let mut addresses = Vec::new();
+    loop {
+        let (data, _) = socket.recv_from_full()?;
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            // Messages in a datagram are 4-byte aligned (NLMSG_ALIGN).
+            let len = (msg.header.length as usize).div_ceil(4) * 4;
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(pick_sources(&addresses)),
+                NetlinkPayload::Error(err) => return Err(err.to_io()),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a))
+                    if a.header.index == ifindex =>
+                {
+                    addresses.extend(IfAddress::from_message(&a));
+                }
+                _ => {}
+            }
+            if len == 0 || len > rest.len() {
+                break;
+            }
+            rest = &rest[len..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loopback link always has 127.0.0.1 (and ::1, not link-local): a real dump.
+    #[test]
+    fn reads_the_loopback_links_addresses() {
+        let sources = read_sources(1).expect("RTM_GETADDR on lo");
+        assert_eq!(sources.v4, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(sources.v6_link_local, None);
+    }
+
+    #[test]
+    fn a_missing_address_is_read_again_sooner_than_a_present_one() {
+        let start = Instant::now();
+        let mut cache = SourceCache::new("lo", 1);
+        assert_eq!(cache.v4(start), Some(Ipv4Addr::LOCALHOST));
+        let first = cache.read_at;
+        // Present: not read again before REFRESH.
+        cache.v4(start + REFRESH - Duration::from_millis(1));
+        assert_eq!(cache.read_at, first);
+        cache.v4(start + REFRESH);
+        assert_eq!(cache.read_at, Some(start + REFRESH));
+        // Missing (lo has no link-local): read again after RETRY_MISSING, not before.
+        let t = start + REFRESH;
+        cache.v6_link_local(t + RETRY_MISSING - Duration::from_millis(1));
+        assert_eq!(cache.read_at, Some(t));
+        cache.v6_link_local(t + RETRY_MISSING);
+        assert_eq!(cache.read_at, Some(t + RETRY_MISSING));
+    }
+}
