@@ -286,6 +286,28 @@ impl Lab {
         self.switch.as_ref().expect("built").name()
     }
 
+    /// Sets the bridge's MAC ageing time (`ageing_time`, kernel default 300 s): how long a
+    /// learnt source MAC stays on its port without a frame from it. A short one shows
+    /// whether a daemon keeps its MAC learnt by itself (adverts) rather than by clients.
+    pub fn set_bridge_ageing(&self, ageing: Duration) -> Result<(), LabError> {
+        let switch = self.switch.as_ref().expect("built");
+        // iproute2 takes the bridge's ageing time in centiseconds.
+        let centis = ageing.as_millis() / 10;
+        ip(
+            switch,
+            &format!("link set {BRIDGE} type bridge ageing_time {centis}"),
+        )
+        .map(drop)
+    }
+
+    /// The switch ports whose learnt (not permanent) forwarding entry is `mac`, from
+    /// `bridge fdb show br br0`; empty when the bridge has not learnt it (or it aged out).
+    pub fn fdb_ports(&self, mac: &[u8; 6]) -> Result<Vec<String>, LabError> {
+        let switch = self.switch.as_ref().expect("built");
+        let out = bridge(switch, &format!("fdb show br {BRIDGE}"))?;
+        Ok(parse_fdb_ports(&out, mac))
+    }
+
     /// Names of all the lab's namespaces (switch and hosts).
     pub fn netns_names(&self) -> Vec<String> {
         self.namespaces
@@ -607,6 +629,19 @@ impl Host {
         .map(drop)
     }
 
+    /// Isolates this host's switch port, or ends the isolation (`bridge link set dev PORT
+    /// isolated on|off`): isolated ports cannot reach each other but still reach every port
+    /// that is not isolated. Isolating two routers' ports partitions the routers from each
+    /// other while both keep the client.
+    pub fn set_port_isolated(&self, isolated: bool) -> Result<(), LabError> {
+        let state = if isolated { "on" } else { "off" };
+        bridge(
+            &self.switch,
+            &format!("link set dev {} isolated {state}", self.switch_port),
+        )
+        .map(drop)
+    }
+
     fn set_switch_port(&self, state: &str) -> Result<(), LabError> {
         ip(
             &self.switch,
@@ -649,6 +684,31 @@ fn ip(ns: &Netns, args: &str) -> Result<String, LabError> {
     let mut argv = vec!["ip", "-n", ns.name()];
     argv.extend(args.split_whitespace());
     run_root_ok(&argv)
+}
+
+/// Runs `bridge -n NS ARGS` and returns its stdout, failing with its stderr.
+fn bridge(ns: &Netns, args: &str) -> Result<String, LabError> {
+    let mut argv = vec!["bridge", "-n", ns.name()];
+    argv.extend(args.split_whitespace());
+    run_root_ok(&argv)
+}
+
+/// The ports of the learnt entries for `mac` in `bridge fdb show` output, e.g.
+/// `00:00:5e:00:01:01 dev sw-h1 master br0` (permanent entries are the ports' own MACs).
+fn parse_fdb_ports(fdb: &str, mac: &[u8; 6]) -> Vec<String> {
+    let want = format_mac(mac);
+    fdb.lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            words.next().is_some_and(|m| m.eq_ignore_ascii_case(&want))
+                && !l.split_whitespace().any(|w| w == "permanent")
+        })
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "dev")?;
+            words.next().map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Sets sysctls in a namespace.
@@ -733,6 +793,17 @@ mod tests {
             Some(vec!["BROADCAST", "MULTICAST", "UP", "LOWER_UP"])
         );
         assert_eq!(parse_link_line("garbage"), None);
+    }
+
+    #[test]
+    fn parses_learnt_fdb_entries() {
+        let fdb = "33:33:00:00:00:01 dev br0 self permanent\n\
+                   02:00:00:00:00:11 dev sw-h1 master br0 \n\
+                   00:00:5e:00:01:01 dev sw-h2 master br0 \n\
+                   00:00:5e:00:01:01 dev sw-h1 vlan 1 master br0 permanent\n";
+        let vmac = [0, 0, 0x5e, 0, 1, 1];
+        assert_eq!(parse_fdb_ports(fdb, &vmac), vec!["sw-h2".to_owned()]);
+        assert!(parse_fdb_ports(fdb, &[0, 0, 0x5e, 0, 1, 2]).is_empty());
     }
 
     #[test]
