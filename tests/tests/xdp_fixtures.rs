@@ -427,6 +427,22 @@ fn fixtures() -> Vec<Fixture> {
         Expect::Drop,
         &[c!(advert_own_source)],
     ));
+    // Peers send their adverts from the virtual MAC, the same as this host's (spec
+    // "Packet"): no MAC rule may take them for our own.
+    v.push(fixture(
+        "advert from the virtual MAC as master",
+        Master,
+        advert_v4(VMAC, PEER4, 255, &carp(CarpFields::advert(VHID))),
+        Expect::Drop,
+        &[c!(advert_delivered)],
+    ));
+    v.push(fixture(
+        "ipv6 advert from the virtual MAC as backup",
+        Backup,
+        advert_v6(VMAC, PEER6, 255, &carp(CarpFields::advert(VHID))),
+        Expect::Drop,
+        &[c!(advert_delivered)],
+    ));
 
     // VLAN: never parsed as untagged
     v.push(fixture(
