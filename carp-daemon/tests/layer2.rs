@@ -251,3 +251,54 @@ fn link_local(host: &carp_tests::Host) -> Ipv6Addr {
         .and_then(|a| a.split('/').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no link-local on {}: {}", host.name(), out.stdout))
 }
+
+/// The IPv4 source of the last IPv4 advert captured so far.
+fn last_v4_source(capture: &Capture) -> Option<Ipv4Addr> {
+    captured(capture)
+        .iter()
+        .rev()
+        .find(|a| a.ethertype == 0x0800)
+        .map(|a| Ipv4Addr::from(<[u8; 4]>::try_from(&a.ip[12..16]).unwrap()))
+}
+
+#[test]
+fn advert_sources_follow_the_carpdevs_addresses() {
+    let Some(lab) = lab("advert_sources_follow", 1) else {
+        return;
+    };
+    let h1 = lab.host(0);
+    let r1 = Router::start(&lab, h1, &hostname_carp0(h1, T1), &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    let capture = h1.capture_sent("ip proto 112", 0).expect("capture");
+    let from = |addr: Ipv4Addr, within: Duration| {
+        let seen = wait_until(within, || last_v4_source(&capture) == Some(addr));
+        assert!(
+            seen.is_ok(),
+            "adverts not from {addr} within {within:?} (last from {:?}); carpd log:\n{}",
+            last_v4_source(&capture),
+            r1.log()
+        );
+    };
+    from(h1.addr4(), T1.interval() * 2);
+
+    // The carpdev loses its only IPv4 address: the carp interface's own is the source (spec
+    // "Packet"), once the cache has been read again (at most every 5 s while one is known).
+    let own = format!("{}/24", h1.addr4());
+    h1.run_ok(["ip", "addr", "del", &own, "dev", h1.ifname()])
+        .expect("remove the carpdev's address");
+    from(VIP4, Duration::from_secs(5) + T1.interval() * 2);
+
+    // A new carpdev address is picked up quickly: a missing one is looked for every second.
+    let new = Ipv4Addr::new(192, 0, 2, 31);
+    h1.run_ok([
+        "ip",
+        "addr",
+        "add",
+        &format!("{new}/24"),
+        "dev",
+        h1.ifname(),
+    ])
+    .expect("add a carpdev address");
+    from(new, Duration::from_secs(1) + T1.interval() * 2);
+    assert_eq!(r1.state().as_deref(), Some("MASTER"));
+}
