@@ -101,7 +101,9 @@ pub struct VipEntry {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CarpdevEntry {
-    /// The carpdev's own MAC: adverts from it are our own, looped back.
+    /// The carpdev's own MAC: an advert from it is this host's own frame, looped back. carpd's
+    /// adverts leave from the virtual MAC, which peers share, so its own are recognised by
+    /// the counter (carpd's loop check); this rule never matches a peer's advert.
     pub mac: [u8; 6],
     pub _pad: [u8; 2],
 }

@@ -12,7 +12,7 @@
 //!     CarpHeader::advertisement(1, 1, 0, 0, counter, auth.sign(counter)).encode();
 //! # Ok::<(), carp_daemon::proto::AuthError>(())
 //! ```
-//! `encode` gives the CARP payload; the kernel (raw socket) adds the IP header.
+//! `encode` gives the CARP payload; `send::advert` wraps it in the IP and Ethernet headers.
 //!
 //! # Receiving one
 //! [`check_advert`] runs every OpenBSD input check in OpenBSD's order (TTL, length, checksum,

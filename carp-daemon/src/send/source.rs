@@ -24,6 +24,8 @@ use crate::net::link::{IfAddress, pick_sources};
 pub const REFRESH: Duration = Duration::from_secs(5);
 /// How often to read again while an address a send needs is missing.
 pub const RETRY_MISSING: Duration = Duration::from_secs(1);
+/// Longest wait for one datagram of the address dump.
+const DUMP_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The cached advert sources of one carpdev.
 pub struct SourceCache {
@@ -87,6 +89,8 @@ pub fn read_sources(ifindex: u32) -> std::io::Result<SourceAddrs> {
     // With strict checking (Linux 4.20+) the kernel dumps only this link's addresses; older
     // kernels dump them all, and the loop below keeps this link's.
     let _ = socket.set_netlink_get_strict_chk(true);
+    // The kernel answers a dump at once; a bound keeps the event loop from ever hanging here.
+    socket2::SockRef::from(&socket).set_read_timeout(Some(DUMP_TIMEOUT))?;
     socket.connect(&SocketAddr::new(0, 0))?;
 
     let mut query = AddressMessage::default();
