@@ -14,6 +14,7 @@
 mod carpif;
 mod control;
 mod lifecycle;
+mod pinlock;
 mod runtime;
 
 pub use lifecycle::load_config;
