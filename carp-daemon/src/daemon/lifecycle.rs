@@ -56,6 +56,22 @@ impl Daemon {
             net.delete_link(stale.ifindex).await?;
         }
         dataplane.clear()?;
+        // A carpd killed between creating a macvlan and labelling it left it unlabelled:
+        // recognised by the exact name, carpdev and virtual MAC it was about to create.
+        let mut planned = Vec::new();
+        for cfg in &config.interfaces {
+            if let Some(dev) = net.link_by_name(&cfg.carpdev).await? {
+                planned.push(crate::net::link::PlannedCarpLink {
+                    name: cfg.name.clone(),
+                    carpdev_ifindex: dev.ifindex,
+                    vmac: carp_common::wire::virtual_mac(cfg.vhid),
+                });
+            }
+        }
+        for half in net.half_made_carp_interfaces(&planned).await? {
+            warn!(interface = %half.name, "removing a carp interface an earlier run left unlabelled");
+            net.delete_link(half.ifindex).await?;
+        }
 
         let mut daemon = Daemon {
             opts,
