@@ -109,7 +109,11 @@ impl Daemon {
     }
 
     /// Opens (once) the carpdev an interface sits on: XDP attached, sockets, sysctls.
-    pub(super) async fn ensure_carpdev(&mut self, name: &str, for_interface: &str) -> Result<u32, Error> {
+    pub(super) async fn ensure_carpdev(
+        &mut self,
+        name: &str,
+        for_interface: &str,
+    ) -> Result<u32, Error> {
         if let Some(dev) = self.carpdevs.get(name) {
             return Ok(dev.ifindex);
         }

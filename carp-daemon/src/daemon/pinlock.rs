@@ -103,9 +103,15 @@ mod tests {
         }
         let text = err.to_string();
         assert!(text.contains(&dir.display().to_string()), "{text}");
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         drop(first);
-        assert!(lock_pin_dir(&dir).unwrap().is_some(), "free again once dropped");
+        assert!(
+            lock_pin_dir(&dir).unwrap().is_some(),
+            "free again once dropped"
+        );
         std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -144,7 +144,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
             },
             () = tokio::time::sleep(sleep) => daemon.on_timers(),
             event = links.next() => match event {
-                Ok(event) => daemon.on_link(event.ifindex, event.carrier),
+                Ok(event) => daemon.on_net_event(event).await,
                 Err(err) => warn!(error = %err, "reading link events"),
             },
             Some(req) = control_rx.recv() => {

@@ -460,8 +460,7 @@ impl NetHandle {
             let Some(link) = self.link_by_name(&p.name).await? else {
                 continue;
             };
-            if is_half_made_carp_link(&link, p) && self.addresses(link.ifindex).await?.is_empty()
-            {
+            if is_half_made_carp_link(&link, p) && self.addresses(link.ifindex).await?.is_empty() {
                 found.push(link);
             }
         }
@@ -949,8 +948,8 @@ pub(super) mod netns_tests {
                 ip(
                     &ns,
                     &[
-                        "link", "add", "link", "cdev", "name", name, "address", mac, "arp",
-                        "off", "type", "macvlan", "mode", "bridge",
+                        "link", "add", "link", "cdev", "name", name, "address", mac, "arp", "off",
+                        "type", "macvlan", "mode", "bridge",
                     ],
                 )
             };
@@ -963,7 +962,11 @@ pub(super) mod netns_tests {
                 carpdev_ifindex: cdev.ifindex,
                 vmac: virtual_mac(vhid),
             };
-            let plan = [planned("carp1", 1), planned("carp2", 2), planned("carp4", 4)];
+            let plan = [
+                planned("carp1", 1),
+                planned("carp2", 2),
+                planned("carp4", 4),
+            ];
             let found = net.half_made_carp_interfaces(&plan).await.unwrap();
             let names: Vec<&str> = found.iter().map(|l| l.name.as_str()).collect();
             // carp2 holds an address (someone uses it), carp3 is not planned.
