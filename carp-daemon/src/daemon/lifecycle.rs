@@ -125,6 +125,13 @@ impl Daemon {
                 name: name.to_owned(),
                 interface: for_interface.to_owned(),
             })?;
+        if link.mac == [0; 6] {
+            // Loopback, tunnels...: no frames to carry a virtual MAC, no macvlan on top.
+            return Err(Error::Other(format!(
+                "carpdev {name} of {for_interface} has no Ethernet address; a carp interface \
+                 needs an Ethernet carpdev"
+            )));
+        }
         self.dataplane.set_carpdev(link.ifindex, link.mac)?;
         let adopted = self.dataplane.attach(name, self.opts.xdp_mode)?;
         info!(carpdev = %name, adopted, "XDP dataplane attached");
@@ -310,13 +317,18 @@ impl Daemon {
             return Err(Error::Other(format!("{name}: no such interface")));
         };
         CarpIf::new(cfg.clone(), 0, self.settings.preempt)?;
-        self.ensure_carpdev(&cfg.carpdev, name).await?;
+        let new_carpdev = cfg.carpdev.clone();
+        let opened_here = !self.carpdevs.contains_key(&new_carpdev);
+        self.ensure_carpdev(&new_carpdev, name).await?;
         self.remove_interface(name).await?;
         let Err(err) = self.add_interface(cfg).await else {
             self.bring_up(name);
             return Ok(());
         };
         warn!(interface = %name, error = %err, "new settings not applicable; restoring the old interface");
+        if opened_here && let Err(release) = self.release_carpdev(&new_carpdev) {
+            warn!(carpdev = %new_carpdev, error = %release, "detaching from the refused carpdev");
+        }
         match self.add_interface(old).await {
             Ok(()) => {
                 self.bring_up(name);
@@ -326,6 +338,19 @@ impl Daemon {
                 "{err}; restoring the old interface failed too: {restore}"
             ))),
         }
+    }
+
+    /// Detaches the dataplane from a carpdev no interface uses, and closes its sockets.
+    fn release_carpdev(&mut self, devname: &str) -> Result<(), Error> {
+        if self.ifs.values().any(|c| c.cfg.carpdev == devname) {
+            return Ok(());
+        }
+        let Some(dev) = self.carpdevs.remove(devname) else {
+            return Ok(());
+        };
+        self.dataplane.remove_carpdev(dev.ifindex)?;
+        self.dataplane.detach(devname)?;
+        Ok(())
     }
 
     /// Takes an interface out: bow-out advert if master, dataplane silent, then the Linux
