@@ -344,6 +344,22 @@ fn a_half_made_carp_interface_does_not_block_the_start() {
     vips_reachable(&lab);
 }
 
+/// The (counter, HMAC) of the IPv4 adverts `host` sends during `window`.
+fn adverts_sent(host: &Host, window: Duration) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let capture = host.capture_sent("ip proto 112", 0).expect("capture");
+    std::thread::sleep(window);
+    let pcap = capture.stop_and_read().expect("read capture");
+    // Ethernet (14) + IPv4 without options (20), then the CARP header: the counter at
+    // 8..16, the HMAC at 16..36.
+    let adverts: Vec<(Vec<u8>, Vec<u8>)> = pcap
+        .packets
+        .iter()
+        .filter_map(|p| Some((p.data.get(42..50)?.to_vec(), p.data.get(50..70)?.to_vec())))
+        .collect();
+    assert!(!adverts.is_empty(), "no advert sent by {}", host.name());
+    adverts
+}
+
 #[test]
 fn a_new_pass_is_applied_in_place_by_sighup_and_carpctl() {
     let Some(lab) = lab("e2e_pass_in_place", 2) else {
@@ -362,6 +378,7 @@ fn a_new_pass_is_applied_in_place_by_sighup_and_carpctl() {
     let (r1, r2) = master_and_backup(&lab, t1, t2, &[]);
     let (if1, if2) = (carp0_ifindex(&r1), carp0_ifindex(&r2));
     let (seen1, seen2) = (transitions(&r1.log()).len(), transitions(&r2.log()).len());
+    let before = adverts_sent(lab.host(0), t1.interval() * 2);
 
     // The backup by SIGHUP, then the master by carpctl.
     let new_config = hostname_carp0(lab.host(1), t2).replace(PASS, "a-new-pass");
@@ -393,6 +410,14 @@ fn a_new_pass_is_applied_in_place_by_sighup_and_carpctl() {
     );
     assert_eq!(r1.state().as_deref(), Some("MASTER"));
     assert_eq!(r2.state().as_deref(), Some("BACKUP"));
+    // The master signs with the new key and the same counter.
+    let after = adverts_sent(lab.host(0), t1.interval() * 2);
+    let counters: Vec<&Vec<u8>> = before.iter().chain(&after).map(|(c, _)| c).collect();
+    assert!(counters.windows(2).all(|w| w[0] == w[1]), "{counters:?}");
+    assert_ne!(
+        before[0].1, after[0].1,
+        "adverts still signed with the old pass"
+    );
     // No rebuild, no transition on either side.
     assert_eq!((carp0_ifindex(&r1), carp0_ifindex(&r2)), (if1, if2));
     assert_eq!(transitions(&r1.log()).len(), seen1, "{}", r1.log());
