@@ -429,7 +429,7 @@ fn a_new_pass_is_applied_in_place_by_sighup_and_carpctl() {
 }
 
 #[test]
-fn down_and_up_by_carpctl_keep_the_interface() {
+fn down_and_up_by_carpctl_and_sighup_keep_the_interface() {
     let Some(lab) = lab("e2e_up_down", 2) else {
         return;
     };
@@ -456,6 +456,28 @@ fn down_and_up_by_carpctl_keep_the_interface() {
         addrs.contains(&format!("{VIP4}/24")) && addrs.contains(&format!("{VIP6}/64")),
         "{addrs}"
     );
+    vips_reachable(&lab);
+
+    // The same by SIGHUP: `down` in hostname.carp0, then without it.
+    let config = hostname_carp0(host, T1);
+    let reload = |text: String, nth: usize| {
+        std::fs::write(&r1.config, text).unwrap();
+        r1.signal(Signal::SIGHUP);
+        let done = "SIGHUP: configuration reloaded";
+        if wait_until(Duration::from_secs(5), || {
+            r1.log().matches(done).count() >= nth
+        })
+        .is_err()
+        {
+            panic!("no reload; log:\n{}", r1.log());
+        }
+    };
+    reload(format!("{config}down\n"), 1);
+    r2.wait_state("MASTER", T2.master_down());
+    r1.wait_state("INIT", Duration::from_secs(2));
+    reload(config, 2);
+    r1.wait_state("MASTER", Duration::from_secs(5));
+    assert_eq!(carp0_ifindex(&r1), ifindex);
     // carpd's own down/up is not a change behind its back.
     assert!(!r1.log().contains("by someone else"), "{}", r1.log());
     vips_reachable(&lab);

@@ -266,6 +266,10 @@ impl Daemon {
         }
         cif.cfg.up = up;
         let ifindex = cif.ifindex;
+        if ifindex == 0 {
+            // Not built (its carpdev is gone): built up or down when the carpdev returns.
+            return Ok(());
+        }
         if up {
             self.net.set_up(ifindex, true).await?;
             self.restore_addresses(name).await?;
