@@ -402,9 +402,11 @@ impl Daemon {
         Ok(())
     }
 
-    /// SIGHUP: loads the configuration again and applies only what changed: new timers are
-    /// handed to the running election, a new identity (carpdev, vhid, addresses) rebuilds the
-    /// interface, and untouched interfaces are not disturbed. A bad file changes nothing.
+    /// SIGHUP: loads the configuration again and applies only what changed: new timers, a
+    /// new pass and up/down are applied to the running interface
+    /// ([`Daemon::apply_in_place`]), a new identity (carpdev, vhid, addresses) rebuilds it
+    /// all or nothing ([`Daemon::replace_interface`]), and untouched interfaces are not
+    /// disturbed. A bad file changes nothing.
     pub async fn reload(&mut self) {
         let new = match load_config(&self.opts.config_paths) {
             Ok(c) => c,
