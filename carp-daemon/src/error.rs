@@ -21,6 +21,16 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "pin directory {} is in use by another carpd{}; give each carpd its own pin directory (--pin-dir)",
+        dir.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    PinDirInUse {
+        dir: PathBuf,
+        /// The holder of the lock, when /proc/locks tells.
+        pid: Option<u32>,
+    },
     #[error("carpdev {name} of {interface} does not exist")]
     NoCarpdev { name: String, interface: String },
     #[error("{0}")]

@@ -37,7 +37,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// bpffs directory for the pinned maps and XDP links [default: /sys/fs/bpf/carp, or the
-    /// TOML file's daemon.pin_dir]. Give each daemon on one host its own.
+    /// TOML file's daemon.pin_dir]. Give each daemon on one host its own: carpd locks it, and
+    /// a second carpd on the same directory refuses to start.
     #[arg(long, value_name = "DIR")]
     pin_dir: Option<PathBuf>,
     /// Take over from a less preferred master, as OpenBSD's net.inet.carp.preempt=1.

@@ -37,6 +37,19 @@ impl InterfaceChange {
             .all(|f| matches!(f, Field::Advbase | Field::Advskew))
     }
 
+    /// Everything that changed is applied to the running interface, without a rebuild:
+    /// timers (the election carries on with them), the passphrase (a new HMAC key; the
+    /// replay counter and the state are kept), and up/down (OpenBSD's `ifconfig carpN
+    /// up|down`: the link stays, only the election stops or starts).
+    pub fn in_place(&self) -> bool {
+        self.fields.iter().all(|f| {
+            matches!(
+                f,
+                Field::Advbase | Field::Advskew | Field::Passphrase | Field::Up
+            )
+        })
+    }
+
     /// The interface's identity on the wire or in the kernel changed (carpdev, vhid,
     /// addresses): it has to be torn down and created again.
     pub fn needs_rebuild(&self) -> bool {
@@ -132,4 +145,26 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         }
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(fields: &[Field]) -> InterfaceChange {
+        InterfaceChange {
+            name: "carp0".into(),
+            fields: fields.to_vec(),
+        }
+    }
+
+    #[test]
+    fn pass_timers_and_up_apply_in_place_identity_rebuilds() {
+        let in_place = change(&[Field::Advskew, Field::Passphrase, Field::Up]);
+        assert!(in_place.in_place() && !in_place.needs_rebuild());
+        for identity in [Field::Carpdev, Field::Vhid, Field::Addresses] {
+            let c = change(&[Field::Passphrase, identity]);
+            assert!(!c.in_place() && c.needs_rebuild(), "{identity:?}");
+        }
+    }
 }

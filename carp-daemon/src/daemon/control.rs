@@ -191,12 +191,11 @@ impl Daemon {
 
         let old = self.ifs.get(name).expect("checked above").cfg.clone();
         if cfg.vhid != old.vhid {
-            // A new vhid is a new virtual MAC and a new election: recreate the interface.
-            self.remove_interface(name)
+            // A new vhid is a new virtual MAC and a new election: the interface is built
+            // again, all or nothing (the old one is restored if the new one fails).
+            self.replace_interface(name, cfg)
                 .await
-                .map_err(|e| e.to_string())?;
-            self.add_interface(cfg).await.map_err(|e| e.to_string())?;
-            self.bring_up(name);
+                .map_err(|e| format!("{name}: {e}"))?;
         } else {
             for g in cfg.groups.iter().filter(|g| !old.groups.contains(g)) {
                 let own = self.ifs[name].own_demote;
@@ -217,19 +216,14 @@ impl Daemon {
                     .set_timing(now(), cfg.advbase, cfg.advskew)
                     .map_err(|e| format!("{name}: {e}"))?;
             }
+            // pass: a new HMAC key, in place (same counter, same state).
             cif.auth = auth;
-            let (was_up, now_up) = (old.up, cfg.up);
-            cif.cfg = cfg;
+            let want_up = cfg.up;
+            cif.cfg = crate::config::CarpInterface { up: old.up, ..cfg };
             self.propagate_demote();
-            if was_up && !now_up {
-                self.drive(name, fsm::Event::AdminDown);
-                let ifindex = self.ifs[name].ifindex;
-                let _ = self.net.set_up(ifindex, false).await;
-            } else if !was_up && now_up {
-                let ifindex = self.ifs[name].ifindex;
-                let _ = self.net.set_up(ifindex, true).await;
-                self.bring_up(name);
-            }
+            self.set_admin_up(name, want_up)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
         }
         for op in &ops {
             if let Op::State(s) = op {

@@ -56,6 +56,22 @@ impl Daemon {
             net.delete_link(stale.ifindex).await?;
         }
         dataplane.clear()?;
+        // A carpd killed between creating a macvlan and labelling it left it unlabelled:
+        // recognised by the exact name, carpdev and virtual MAC it was about to create.
+        let mut planned = Vec::new();
+        for cfg in &config.interfaces {
+            if let Some(dev) = net.link_by_name(&cfg.carpdev).await? {
+                planned.push(crate::net::link::PlannedCarpLink {
+                    name: cfg.name.clone(),
+                    carpdev_ifindex: dev.ifindex,
+                    vmac: carp_common::wire::virtual_mac(cfg.vhid),
+                });
+            }
+        }
+        for half in net.half_made_carp_interfaces(&planned).await? {
+            warn!(interface = %half.name, "removing a carp interface an earlier run left unlabelled");
+            net.delete_link(half.ifindex).await?;
+        }
 
         let mut daemon = Daemon {
             opts,
@@ -93,7 +109,11 @@ impl Daemon {
     }
 
     /// Opens (once) the carpdev an interface sits on: XDP attached, sockets, sysctls.
-    async fn ensure_carpdev(&mut self, name: &str, for_interface: &str) -> Result<u32, Error> {
+    pub(super) async fn ensure_carpdev(
+        &mut self,
+        name: &str,
+        for_interface: &str,
+    ) -> Result<u32, Error> {
         if let Some(dev) = self.carpdevs.get(name) {
             return Ok(dev.ifindex);
         }
@@ -105,6 +125,13 @@ impl Daemon {
                 name: name.to_owned(),
                 interface: for_interface.to_owned(),
             })?;
+        if link.mac == [0; 6] {
+            // Loopback, tunnels...: no frames to carry a virtual MAC, no macvlan on top.
+            return Err(Error::Other(format!(
+                "carpdev {name} of {for_interface} has no Ethernet address; a carp interface \
+                 needs an Ethernet carpdev"
+            )));
+        }
         self.dataplane.set_carpdev(link.ifindex, link.mac)?;
         let adopted = self.dataplane.attach(name, self.opts.xdp_mode)?;
         info!(carpdev = %name, adopted, "XDP dataplane attached");
@@ -144,13 +171,29 @@ impl Daemon {
     /// interface, in that order (the dataplane drops ARP for the addresses before the kernel
     /// holds them).
     async fn build_interface(&mut self, name: &str) -> Result<(), Error> {
+        self.register_dataplane(name)?;
+        self.build_link(name).await?;
+        let cfg = self.ifs[name].cfg.clone();
+        for g in &cfg.groups {
+            self.groups.join(g, 0);
+        }
+        let demote = self.groups.demote_of(cfg.groups.iter().map(String::as_str));
+        if let Some(cif) = self.ifs.get_mut(name) {
+            cif.fsm
+                .handle(super::runtime::now(), fsm::Event::DemoteChanged(demote));
+        }
+        info!(interface = %cfg.name, carpdev = %cfg.carpdev, vhid = cfg.vhid,
+              advbase = cfg.advbase, advskew = cfg.advskew, "carp interface configured");
+        Ok(())
+    }
+
+    /// The dataplane's entries of a registered interface on its carpdev: the vhid (INIT:
+    /// silent, ARP for its addresses dropped), its addresses, and the solicited-node groups
+    /// of its IPv6 addresses.
+    pub(super) fn register_dataplane(&mut self, name: &str) -> Result<(), Error> {
         let cif = &self.ifs[name];
-        let (cfg, vmac, carpdev_ifindex, interval) = (
-            cif.cfg.clone(),
-            cif.vmac,
-            cif.carpdev_ifindex,
-            cif.interval(),
-        );
+        let (cfg, carpdev_ifindex, interval) =
+            (cif.cfg.clone(), cif.carpdev_ifindex, cif.interval());
         self.dataplane.set_vhid(
             carpdev_ifindex,
             cfg.vhid,
@@ -174,6 +217,14 @@ impl Daemon {
                 dev.groups6.join(&a.addr)?;
             }
         }
+        Ok(())
+    }
+
+    /// The Linux side of a registered interface: the macvlan, its sysctls, its addresses,
+    /// and up if configured up. Also what rebuilds it after someone deleted it.
+    pub(super) async fn build_link(&mut self, name: &str) -> Result<(), Error> {
+        let cif = &self.ifs[name];
+        let (cfg, vmac, carpdev_ifindex) = (cif.cfg.clone(), cif.vmac, cif.carpdev_ifindex);
         let ifindex = self
             .net
             .create_carp_interface(&cfg.name, carpdev_ifindex, vmac)
@@ -182,29 +233,127 @@ impl Daemon {
             cif.ifindex = ifindex;
         }
         crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cfg.name)?;
-        for a in &cfg.ipv4 {
-            self.net
-                .add_address(ifindex, a.addr.into(), a.prefix_len)
-                .await?;
-        }
-        for a in &cfg.ipv6 {
-            self.net
-                .add_address(ifindex, a.addr.into(), a.prefix_len)
-                .await?;
-        }
+        self.restore_addresses(name).await?;
         if cfg.up {
             self.net.set_up(ifindex, true).await?;
         }
-        for g in &cfg.groups {
-            self.groups.join(g, 0);
+        Ok(())
+    }
+
+    /// Adds every configured address the interface's link lacks (adding one it has is a
+    /// no-op). The kernel drops IPv6 addresses when a link goes down, so an `up` needs this.
+    pub(super) async fn restore_addresses(&mut self, name: &str) -> Result<(), Error> {
+        let Some(cif) = self.ifs.get(name) else {
+            return Ok(());
+        };
+        let ifindex = cif.ifindex;
+        for (addr, prefix_len) in cif.addresses() {
+            self.net.add_address(ifindex, addr, prefix_len).await?;
         }
-        let demote = self.groups.demote_of(cfg.groups.iter().map(String::as_str));
-        if let Some(cif) = self.ifs.get_mut(name) {
+        Ok(())
+    }
+
+    /// `up` / `down` without a rebuild, as OpenBSD's `ifconfig carpN up|down`: down bows out
+    /// a master and goes INIT (the link stays, the dataplane falls silent); up starts the
+    /// election again. The configured value changes first, so that the link events this
+    /// causes are what carpd expects.
+    pub(super) async fn set_admin_up(&mut self, name: &str, up: bool) -> Result<(), Error> {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return Ok(());
+        };
+        if cif.cfg.up == up {
+            return Ok(());
+        }
+        cif.cfg.up = up;
+        let ifindex = cif.ifindex;
+        if ifindex == 0 {
+            // Not built (its carpdev is gone): built up or down when the carpdev returns.
+            return Ok(());
+        }
+        if up {
+            self.net.set_up(ifindex, true).await?;
+            self.restore_addresses(name).await?;
+            self.bring_up(name);
+        } else {
+            self.drive(name, fsm::Event::AdminDown);
+            self.net.set_up(ifindex, false).await?;
+        }
+        info!(interface = %name, up, "carp interface {}", if up { "up" } else { "down" });
+        Ok(())
+    }
+
+    /// Timers, passphrase and up/down applied to the running interface
+    /// ([`config::InterfaceChange::in_place`]): no rebuild, no bow-out, the state and the
+    /// replay counter kept. Checked in full before anything changes.
+    pub(super) async fn apply_in_place(
+        &mut self,
+        name: &str,
+        cfg: CarpInterface,
+    ) -> Result<(), Error> {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return Ok(());
+        };
+        let auth = super::carpif::auth_for(&cfg)?;
+        let old = cif.cfg.clone();
+        if (cfg.advbase, cfg.advskew) != (old.advbase, old.advskew) {
             cif.fsm
-                .handle(super::runtime::now(), fsm::Event::DemoteChanged(demote));
+                .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)?;
         }
-        info!(interface = %cfg.name, carpdev = %cfg.carpdev, vhid = cfg.vhid,
-              advbase = cfg.advbase, advskew = cfg.advskew, "carp interface configured");
+        // A new HMAC key only (OpenBSD carp_prepare_ad runs on every send): adverts signed
+        // with it from the next one on, with the same counter.
+        cif.auth = auth;
+        let want_up = cfg.up;
+        cif.cfg = CarpInterface { up: old.up, ..cfg };
+        self.set_admin_up(name, want_up).await
+    }
+
+    /// A new identity (carpdev, vhid, addresses): the interface is built again, all or
+    /// nothing. What can be checked without touching the old interface is checked first
+    /// (settings valid, new carpdev present and carrying the dataplane), so that a refusal
+    /// leaves it running in its state. If the new one still fails to build, the old one is
+    /// built again and elects; the error is returned either way.
+    pub(super) async fn replace_interface(
+        &mut self,
+        name: &str,
+        cfg: CarpInterface,
+    ) -> Result<(), Error> {
+        let Some(old) = self.ifs.get(name).map(|c| c.cfg.clone()) else {
+            return Err(Error::Other(format!("{name}: no such interface")));
+        };
+        CarpIf::new(cfg.clone(), 0, self.settings.preempt)?;
+        let new_carpdev = cfg.carpdev.clone();
+        let opened_here = !self.carpdevs.contains_key(&new_carpdev);
+        self.ensure_carpdev(&new_carpdev, name).await?;
+        self.remove_interface(name).await?;
+        let Err(err) = self.add_interface(cfg).await else {
+            self.bring_up(name);
+            return Ok(());
+        };
+        warn!(interface = %name, error = %err, "new settings not applicable; restoring the old interface");
+        if opened_here && let Err(release) = self.release_carpdev(&new_carpdev) {
+            warn!(carpdev = %new_carpdev, error = %release, "detaching from the refused carpdev");
+        }
+        match self.add_interface(old).await {
+            Ok(()) => {
+                self.bring_up(name);
+                Err(err)
+            }
+            Err(restore) => Err(Error::Other(format!(
+                "{err}; restoring the old interface failed too: {restore}"
+            ))),
+        }
+    }
+
+    /// Detaches the dataplane from a carpdev no interface uses, and closes its sockets.
+    fn release_carpdev(&mut self, devname: &str) -> Result<(), Error> {
+        if self.ifs.values().any(|c| c.cfg.carpdev == devname) {
+            return Ok(());
+        }
+        let Some(dev) = self.carpdevs.remove(devname) else {
+            return Ok(());
+        };
+        self.dataplane.remove_carpdev(dev.ifindex)?;
+        self.dataplane.detach(devname)?;
         Ok(())
     }
 
@@ -253,9 +402,11 @@ impl Daemon {
         Ok(())
     }
 
-    /// SIGHUP: loads the configuration again and applies only what changed: new timers are
-    /// handed to the running election, a new identity (carpdev, vhid, addresses) rebuilds the
-    /// interface, and untouched interfaces are not disturbed. A bad file changes nothing.
+    /// SIGHUP: loads the configuration again and applies only what changed: new timers, a
+    /// new pass and up/down are applied to the running interface
+    /// ([`Daemon::apply_in_place`]), a new identity (carpdev, vhid, addresses) rebuilds it
+    /// all or nothing ([`Daemon::replace_interface`]), and untouched interfaces are not
+    /// disturbed. A bad file changes nothing.
     pub async fn reload(&mut self) {
         let new = match load_config(&self.opts.config_paths) {
             Ok(c) => c,
@@ -272,7 +423,7 @@ impl Daemon {
         if diff.daemon_changed {
             info!("SIGHUP: [daemon] settings are read at start only; restart carpd to apply them");
         }
-        let mut rebuild = diff.added.clone();
+        let rebuild = diff.added.clone();
         for name in &diff.removed {
             if let Err(err) = self.remove_interface(name).await {
                 warn!(interface = %name, error = %err, "SIGHUP: removing");
@@ -282,22 +433,14 @@ impl Daemon {
             let Some(cfg) = new.interfaces.iter().find(|c| c.name == change.name) else {
                 continue;
             };
-            let Some(cif) = self.ifs.get_mut(&change.name) else {
-                continue;
-            };
-            if change.timers_only() {
-                match cif
-                    .fsm
-                    .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)
-                {
-                    Ok(()) => cif.cfg = cfg.clone(),
-                    Err(err) => warn!(interface = %change.name, error = %err, "SIGHUP"),
-                }
+            let result = if change.in_place() {
+                self.apply_in_place(&change.name, cfg.clone()).await
             } else {
-                if let Err(err) = self.remove_interface(&change.name).await {
-                    warn!(interface = %change.name, error = %err, "SIGHUP: removing");
-                }
-                rebuild.push(change.name.clone());
+                self.replace_interface(&change.name, cfg.clone()).await
+            };
+            if let Err(err) = result {
+                warn!(interface = %change.name, error = %err,
+                      "SIGHUP: change not applied; the interface keeps its previous settings");
             }
         }
         for name in &rebuild {

@@ -3,7 +3,7 @@
 //! ```text
 //!   XDP ring buffer ──► adverts ──┐
 //!   timers (FSM deadlines) ───────┤
-//!   carpdev link events ──────────┼──► Daemon (FSM per vhid) ──► actions:
+//!   link/address events ──────────┼──► Daemon (FSM per vhid) ──► actions:
 //!   control socket (carpctl) ─────┤        adverts out, GARP/NA, BPF map flips,
 //!   signals (TERM/INT/HUP) ───────┘        interface/address changes
 //! ```
@@ -14,7 +14,9 @@
 mod carpif;
 mod control;
 mod lifecycle;
+mod pinlock;
 mod runtime;
+mod watch;
 
 pub use lifecycle::load_config;
 pub use runtime::{DaemonOptions, run};

@@ -63,6 +63,9 @@ pub(super) struct Daemon {
 /// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
 pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let config = super::lifecycle::load_config(&opts.config_paths)?;
+    // One carpd per pin directory, checked before anything on the system is touched.
+    let pin_dir = opts.pin_dir.as_ref().unwrap_or(&config.daemon.pin_dir);
+    let _pin_lock = super::pinlock::lock_pin_dir(pin_dir)?;
     // The control socket first: it also finds out whether another carpd already runs with
     // this state directory, before anything on the system is touched.
     let state_dir = opts
@@ -141,7 +144,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
             },
             () = tokio::time::sleep(sleep) => daemon.on_timers(),
             event = links.next() => match event {
-                Ok(event) => daemon.on_link(event.ifindex, event.carrier),
+                Ok(event) => daemon.on_net_event(event).await,
                 Err(err) => warn!(error = %err, "reading link events"),
             },
             Some(req) = control_rx.recv() => {

@@ -447,6 +447,47 @@ impl NetHandle {
         links.retain(is_carpd_link);
         Ok(links)
     }
+
+    /// Unlabelled leftovers of an earlier carpd's half-made carp interfaces (see
+    /// [`is_half_made_carp_link`]) among the links carpd is about to create: down, no
+    /// address, nothing else uses them, and they would make the creation fail with `EEXIST`.
+    pub async fn half_made_carp_interfaces(
+        &self,
+        planned: &[PlannedCarpLink],
+    ) -> Result<Vec<LinkInfo>, NetError> {
+        let mut found = Vec::new();
+        for p in planned {
+            let Some(link) = self.link_by_name(&p.name).await? else {
+                continue;
+            };
+            if is_half_made_carp_link(&link, p) && self.addresses(link.ifindex).await?.is_empty() {
+                found.push(link);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A carp interface carpd is about to create: its name, carpdev and virtual MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCarpLink {
+    pub name: String,
+    pub carpdev_ifindex: u32,
+    pub vmac: [u8; 6],
+}
+
+/// True for the leftover of a carpd that died between creating a carp interface's macvlan
+/// and labelling it ([`NetHandle::create_carp_interface`] takes two requests): a macvlan
+/// with exactly the planned name, carpdev and virtual MAC, no alias, still down. The caller
+/// also checks that it holds no address. Other software's virtual-MAC macvlans
+/// (keepalived's `use_vmac`) differ in name, are up, or have addresses, and stay.
+pub fn is_half_made_carp_link(link: &LinkInfo, planned: &PlannedCarpLink) -> bool {
+    link.kind.as_deref() == Some("macvlan")
+        && link.name == planned.name
+        && link.parent_ifindex == Some(planned.carpdev_ifindex)
+        && link.mac == planned.vmac
+        && link.alias.is_none()
+        && !link.admin_up
 }
 
 /// True for a link carpd created: see [`NetHandle::stale_carp_interfaces`].
@@ -609,6 +650,40 @@ mod tests {
         assert_eq!(s.v4, Some("192.0.2.1".parse().unwrap()));
         assert_eq!(s.v6_link_local, Some("fe80::2".parse().unwrap()));
         assert_eq!(pick_sources(&[]), SourceAddrs::default());
+    }
+
+    #[test]
+    fn half_made_means_planned_name_carpdev_and_mac_unlabelled_and_down() {
+        let planned = PlannedCarpLink {
+            name: "carp1".into(),
+            carpdev_ifindex: 2,
+            vmac: [0, 0, 0x5e, 0, 1, 1],
+        };
+        let half = LinkInfo {
+            ifindex: 5,
+            name: "carp1".into(),
+            mac: planned.vmac,
+            admin_up: false,
+            carrier: false,
+            oper_up: false,
+            noarp: true,
+            kind: Some("macvlan".into()),
+            parent_ifindex: Some(2),
+            alias: None,
+            ipv6_addr_gen_none: false,
+        };
+        assert!(is_half_made_carp_link(&half, &planned));
+        let not = |change: &dyn Fn(&mut LinkInfo)| {
+            let mut l = half.clone();
+            change(&mut l);
+            !is_half_made_carp_link(&l, &planned)
+        };
+        assert!(not(&|l| l.name = "vrrp.1".into()));
+        assert!(not(&|l| l.parent_ifindex = Some(3)));
+        assert!(not(&|l| l.mac[5] = 2));
+        assert!(not(&|l| l.admin_up = true));
+        assert!(not(&|l| l.alias = Some("keepalived".into())));
+        assert!(not(&|l| l.kind = Some("dummy".into())));
     }
 
     #[test]
@@ -859,6 +934,44 @@ pub(super) mod netns_tests {
             net.delete_link(stale[0].ifindex).await.unwrap();
             assert_eq!(net.stale_carp_interfaces().await.unwrap(), vec![]);
             assert!(net.link_by_name("vrrp.8").await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn a_half_made_carp_interface_is_found_and_a_used_one_is_not() {
+        in_netns("half_made_carp_interface", |ns| async move {
+            let net = NetHandle::new().await.unwrap();
+            let cdev = carpdev(&ns, &net).await;
+            // What a carpd killed between the two requests leaves: the NOARP macvlan
+            // with the virtual MAC, no alias, no addrgenmode, down.
+            let half_made = |name: &str, mac: &str| {
+                ip(
+                    &ns,
+                    &[
+                        "link", "add", "link", "cdev", "name", name, "address", mac, "arp", "off",
+                        "type", "macvlan", "mode", "bridge",
+                    ],
+                )
+            };
+            half_made("carp1", "00:00:5e:00:01:01");
+            half_made("carp2", "00:00:5e:00:01:02");
+            ip(&ns, &["addr", "add", "192.0.2.2/24", "dev", "carp2"]);
+            half_made("carp3", "00:00:5e:00:01:03");
+            let planned = |name: &str, vhid: u8| PlannedCarpLink {
+                name: name.into(),
+                carpdev_ifindex: cdev.ifindex,
+                vmac: virtual_mac(vhid),
+            };
+            let plan = [
+                planned("carp1", 1),
+                planned("carp2", 2),
+                planned("carp4", 4),
+            ];
+            let found = net.half_made_carp_interfaces(&plan).await.unwrap();
+            let names: Vec<&str> = found.iter().map(|l| l.name.as_str()).collect();
+            // carp2 holds an address (someone uses it), carp3 is not planned.
+            assert_eq!(names, ["carp1"]);
+            assert_eq!(net.stale_carp_interfaces().await.unwrap(), vec![]);
         });
     }
 

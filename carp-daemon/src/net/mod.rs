@@ -57,7 +57,8 @@
 //!
 //! - [`link`]: [`NetHandle`], the rtnetlink calls: create/delete carp interfaces, up/down,
 //!   addresses, lookups, leftovers of a crashed run.
-//! - [`monitor`]: [`LinkMonitor`], carrier and admin state changes from `RTNLGRP_LINK`.
+//! - [`monitor`]: [`LinkMonitor`], link creation, deletion, carrier and admin state changes
+//!   from `RTNLGRP_LINK`, and address changes from the IPv4/IPv6 address groups.
 //! - [`sysctl`]: the sysctls above and their crash-safe restore file.
 //!
 //! Everything here works on the network namespace of the thread that created the netlink
@@ -76,7 +77,7 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
 pub use link::{IfAddress, LinkInfo, NetHandle, SolicitedNodeGroups, SourceAddrs};
-pub use monitor::{LinkEvent, LinkMonitor};
+pub use monitor::{LinkEvent, LinkMonitor, NetEvent};
 
 /// Errors of the `net` module. Each says which call on which interface or address failed;
 /// netlink and file errors keep the kernel's errno (see [`NetError::errno`]).
