@@ -405,7 +405,7 @@ impl Daemon {
                     }
                 }
             }
-            fsm::Action::SendGratuitous => self.announce(name),
+            fsm::Action::Announce(kind) => self.announce(name, kind),
             fsm::Action::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
                 self.set_dataplane(name, now, to);
@@ -496,8 +496,9 @@ impl Daemon {
         results
     }
 
-    /// Gratuitous ARP and unsolicited NA for every address of the interface.
-    fn announce(&mut self, name: &str) {
+    /// Gratuitous ARP for every IPv4 address of the interface, and with
+    /// [`fsm::Announcement::ArpAndNa`] an unsolicited NA for every IPv6 address.
+    fn announce(&mut self, name: &str, kind: fsm::Announcement) {
         let Some(cif) = self.ifs.get(name) else {
             return;
         };
@@ -509,6 +510,9 @@ impl Daemon {
             if let Err(err) = dev.announcer.gratuitous_arp(cif.vmac, addr) {
                 warn!(interface = %name, error = %err, "gratuitous ARP not sent");
             }
+        }
+        if kind == fsm::Announcement::ArpOnly {
+            return;
         }
         for addr in cif.ipv6() {
             if let Err(err) = dev.announcer.unsolicited_na(cif.vmac, addr, router) {
