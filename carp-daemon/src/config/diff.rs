@@ -37,6 +37,18 @@ impl InterfaceChange {
             .all(|f| matches!(f, Field::Advbase | Field::Advskew))
     }
 
+    /// Every change can be applied to the running interface: new timers
+    /// (`fsm::Vhid::set_timing`), a new group set (its demotion moves, state and counter
+    /// kept), a new `state` (forced once). No rebuild, so no failover.
+    pub fn in_place(&self) -> bool {
+        self.fields.iter().all(|f| {
+            matches!(
+                f,
+                Field::Advbase | Field::Advskew | Field::Groups | Field::InitialState
+            )
+        })
+    }
+
     /// The interface's identity on the wire or in the kernel changed (carpdev, vhid,
     /// addresses): it has to be torn down and created again.
     pub fn needs_rebuild(&self) -> bool {

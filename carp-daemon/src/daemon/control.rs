@@ -6,7 +6,7 @@ use crate::control::protocol::{
     CarpState, CarpStats, ForcedState, InterfaceAddress, InterfaceStatus, Op, Request, Response,
     StatsReport, Target, Transition, format_mac,
 };
-use crate::groups::{CARP_GROUP, Groups};
+use crate::groups::Groups;
 use crate::proto::fsm;
 
 use super::runtime::{Daemon, now};
@@ -47,9 +47,7 @@ impl Daemon {
                 advbase: c.cfg.advbase,
                 advskew: c.cfg.advskew,
                 demote: c.fsm.demote(),
-                groups: std::iter::once(CARP_GROUP.to_owned())
-                    .chain(c.cfg.groups.iter().cloned())
-                    .collect(),
+                groups: c.cfg.groups.clone(),
                 lladdr: format_mac(&c.vmac),
                 addresses: c
                     .addresses()
@@ -130,9 +128,19 @@ impl Daemon {
             demote = self.groups.counter(group),
             "group demote count set"
         );
-        // A master whose advertised demote rose advertises at once (the state machine's
-        // DemoteChanged), so a demotion hands over in about one round trip.
         self.propagate_demote();
+        // A raise makes the masters among the group's members advertise at once (the
+        // SIOCSIFGATTR case of carp_ioctl, for members up and running: a master is), so a
+        // demotion hands over in about one round trip. A lowering waits for the next advert.
+        if ops.iter().any(|op| matches!(op, Op::Demote(n) if *n > 0)) {
+            let members: Vec<String> = self
+                .ifs
+                .values()
+                .filter(|c| c.cfg.up && c.cfg.groups.iter().any(|g| g == group))
+                .map(|c| c.cfg.name.clone())
+                .collect();
+            self.advertise_masters(&members);
+        }
         Ok(())
     }
 
@@ -145,15 +153,13 @@ impl Daemon {
         for op in &ops {
             match op {
                 Op::AddGroup(g) => {
-                    if g == CARP_GROUP || cfg.groups.contains(g) {
+                    if cfg.groups.contains(g) {
                         return Err(format!("{name}: group {g}: already a member"));
                     }
                     cfg.groups.push(g.clone());
                 }
+                // Group carp included: OpenBSD's carp_1.sh does `-group carp group NAME`.
                 Op::RemoveGroup(g) => {
-                    if g == CARP_GROUP {
-                        return Err(format!("{name}: group carp: every carp interface is in it"));
-                    }
                     let Some(pos) = cfg.groups.iter().position(|x| x == g) else {
                         return Err(format!("{name}: group {g}: not a member"));
                     };
@@ -198,18 +204,8 @@ impl Daemon {
             self.add_interface(cfg).await.map_err(|e| e.to_string())?;
             self.bring_up(name);
         } else {
-            for g in cfg.groups.iter().filter(|g| !old.groups.contains(g)) {
-                let own = self.ifs[name].own_demote;
-                self.groups.join(g, own);
-            }
-            for g in old.groups.iter().filter(|g| !cfg.groups.contains(g)) {
-                let own = self.ifs[name].own_demote;
-                let left = self
-                    .ifs
-                    .values()
-                    .filter(|c| c.cfg.name != name && c.cfg.groups.contains(g))
-                    .count();
-                self.groups.leave(g, own, left);
+            if cfg.groups != old.groups {
+                self.set_groups(name, cfg.groups.clone());
             }
             let cif = self.ifs.get_mut(name).expect("checked above");
             if (cfg.advbase, cfg.advskew) != (old.advbase, old.advskew) {

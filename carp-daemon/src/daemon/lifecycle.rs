@@ -137,6 +137,17 @@ impl Daemon {
             }
             return Err(err);
         }
+        // carp_set_ifp → carp_carpdev_state: a carpdev without link (no carrier, or
+        // administratively down, which the kernel reports without IFF_LOWER_UP) demotes the
+        // interface's groups at once; its return undoes it (`on_link`).
+        if !self
+            .carpdevs
+            .get(&self.ifs[&name].cfg.carpdev)
+            .is_some_and(|d| d.carrier)
+        {
+            warn!(interface = %name, "carpdev has no link: demoting the interface's groups by 1");
+            self.adjust_own_demote(&name, 1);
+        }
         Ok(())
     }
 
@@ -198,11 +209,7 @@ impl Daemon {
         for g in &cfg.groups {
             self.groups.join(g, 0);
         }
-        let demote = self.groups.demote_of(cfg.groups.iter().map(String::as_str));
-        if let Some(cif) = self.ifs.get_mut(name) {
-            cif.fsm
-                .handle(super::runtime::now(), fsm::Event::DemoteChanged(demote));
-        }
+        self.propagate_demote();
         info!(interface = %cfg.name, carpdev = %cfg.carpdev, vhid = cfg.vhid,
               advbase = cfg.advbase, advskew = cfg.advskew, "carp interface configured");
         Ok(())
@@ -239,8 +246,6 @@ impl Daemon {
         }
         self.dataplane.remove_vhid(ifindex, cif.cfg.vhid)?;
         let own = cif.own_demote;
-        self.groups
-            .leave(crate::groups::CARP_GROUP, own, self.ifs.len());
         for g in &cif.cfg.groups {
             let left = self
                 .ifs
@@ -285,13 +290,21 @@ impl Daemon {
             let Some(cif) = self.ifs.get_mut(&change.name) else {
                 continue;
             };
-            if change.timers_only() {
-                match cif
-                    .fsm
-                    .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)
+            if change.in_place() {
+                if let Err(err) =
+                    cif.fsm
+                        .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)
                 {
-                    Ok(()) => cif.cfg = cfg.clone(),
-                    Err(err) => warn!(interface = %change.name, error = %err, "SIGHUP"),
+                    warn!(interface = %change.name, error = %err, "SIGHUP");
+                    continue;
+                }
+                cif.cfg.advbase = cfg.advbase;
+                cif.cfg.advskew = cfg.advskew;
+                if change.fields.contains(&config::Field::Groups) {
+                    self.set_groups(&change.name, cfg.groups.clone());
+                }
+                if change.fields.contains(&config::Field::InitialState) {
+                    self.set_initial_state(&change.name, cfg.initial_state);
                 }
             } else {
                 if let Err(err) = self.remove_interface(&change.name).await {
