@@ -4,9 +4,9 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use carp_tests::pcap::Pcap;
+use carp_tests::pcap::{Packet, Pcap};
 use carp_tests::{Signal, wait_until};
 use common::*;
 
@@ -100,19 +100,19 @@ fn neighbour_adverts(pcap: &Pcap, addr: Ipv6Addr) -> usize {
         .count()
 }
 
+/// The demote field of an IPv4 CARP advert.
+fn advert_demote(p: &Packet) -> Option<u8> {
+    let d = &p.data;
+    if d.len() < 34 || d[12..14] != [0x08, 0x00] || d[23] != 112 {
+        return None;
+    }
+    let carp = 14 + usize::from(d[14] & 0x0f) * 4;
+    d.get(carp + 4).copied()
+}
+
 /// The demote field of every IPv4 CARP advert in a capture.
 fn advertised_demotes(pcap: &Pcap) -> Vec<u8> {
-    pcap.packets
-        .iter()
-        .filter_map(|p| {
-            let d = &p.data;
-            if d.len() < 34 || d[12..14] != [0x08, 0x00] || d[23] != 112 {
-                return None;
-            }
-            let carp = 14 + usize::from(d[14] & 0x0f) * 4;
-            d.get(carp + 4).copied()
-        })
-        .collect()
+    pcap.packets.iter().filter_map(advert_demote).collect()
 }
 
 #[test]
@@ -258,13 +258,32 @@ fn a_carpdev_without_link_demotes_its_groups_from_the_start() {
     .expect("carp1 master");
     assert_eq!(status(&r1, "carp0")["demote"], 0);
 
-    // Administratively down counts as link loss.
+    // Administratively down counts as link loss. It takes group carp from 0 to 1, so every
+    // master advertises at once (carp_send_ad_all): carp0's next advert carries demote 1
+    // well before its regular one would.
+    let capture = host.capture_sent("ip proto 112", 0).unwrap();
+    let down_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     host.run_ok(["ip", "link", "set", "cdev1", "down"]).unwrap();
     wait_until(Duration::from_secs(5), || {
         r1.carpctl(&["-g", "carp"]).stdout.trim() == "carp: carp demote count 1"
     })
     .unwrap_or_else(|_| panic!("admin down did not demote; log:\n{}", r1.log()));
     assert_eq!(r1.state_of("carp1").as_deref(), Some("INIT"));
+    let sent = adverts_sent(&r1);
+    wait_until(Duration::from_secs(5), || adverts_sent(&r1) >= sent + 1).expect("adverts");
+    let pcap = capture.stop_and_read().unwrap();
+    let first_demoted = pcap
+        .packets
+        .iter()
+        .find(|p| advert_demote(p) == Some(1))
+        .map(|p| p.timestamp)
+        .expect("an advert with demote 1");
+    assert!(first_demoted > down_at, "{first_demoted:?} {down_at:?}");
+    let after = first_demoted - down_at;
+    assert!(
+        after < Duration::from_millis(250),
+        "first demoted advert {after:?} after the link loss"
+    );
 }
 
 #[test]
