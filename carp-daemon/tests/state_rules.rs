@@ -184,7 +184,7 @@ fn state_is_applied_once_not_on_link_return_nor_on_an_unchanged_reload() {
     r2.signal(Signal::SIGHUP);
     wait_log(&r2, RELOADED, 2, Duration::from_secs(5));
     assert_eq!(became_master(&r2), 1);
-    std::fs::write(&r2.config, config).unwrap();
+    std::fs::write(&r2.config, &config).unwrap();
     r2.signal(Signal::SIGHUP);
     wait_until(Duration::from_secs(5), || became_master(&r2) == 2)
         .unwrap_or_else(|_| panic!("changed state not applied; log:\n{}", r2.log()));
@@ -204,6 +204,21 @@ fn state_is_applied_once_not_on_link_return_nor_on_an_unchanged_reload() {
     stays_not_master(&r2, "carp0", SLOW.master_down() + SLOW.interval());
     assert_eq!(became_master(&r2), 3);
     r1.wait_state("MASTER", Duration::from_secs(1));
+
+    // A reload that rebuilds the interface (a new address) with `state` unchanged: the
+    // rebuilt vhid is not forced again. (Its address set, and so its HMAC, now differs from
+    // r1's: only the time before its first master-down timer tells.)
+    const FORCED: &str = "state forced by the administrator";
+    let forced = r2.log().matches(FORCED).count();
+    let reloads = r2.log().matches(RELOADED).count();
+    let rebuilt = config.replace("inet6", "inet alias 192.0.2.50/24\ninet6");
+    std::fs::write(&r2.config, rebuilt).unwrap();
+    r2.signal(Signal::SIGHUP);
+    wait_log(&r2, RELOADED, reloads + 1, Duration::from_secs(5));
+    assert_ne!(status(&r2, "carp0")["ifindex"], ifindex, "rebuilt");
+    r2.wait_state("BACKUP", Duration::from_secs(3));
+    stays_not_master(&r2, "carp0", SLOW.interval() * 2);
+    assert_eq!(r2.log().matches(FORCED).count(), forced, "{}", r2.log());
 }
 
 #[test]
@@ -270,7 +285,7 @@ fn a_carpdev_without_link_demotes_its_groups_from_the_start() {
     .unwrap_or_else(|_| panic!("admin down did not demote; log:\n{}", r1.log()));
     assert_eq!(r1.state_of("carp1").as_deref(), Some("INIT"));
     let sent = adverts_sent(&r1);
-    wait_until(Duration::from_secs(5), || adverts_sent(&r1) >= sent + 1).expect("adverts");
+    wait_until(Duration::from_secs(5), || adverts_sent(&r1) > sent).expect("adverts");
     let pcap = capture.stop_and_read().unwrap();
     let first_demoted = pcap
         .packets

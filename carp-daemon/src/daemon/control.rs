@@ -198,10 +198,15 @@ impl Daemon {
         let old = self.ifs.get(name).expect("checked above").cfg.clone();
         if cfg.vhid != old.vhid {
             // A new vhid is a new virtual MAC and a new election: recreate the interface.
+            // `state` is applied once: what is still pending stays pending, no more.
+            let pending = self.ifs[name].pending_state;
             self.remove_interface(name)
                 .await
                 .map_err(|e| e.to_string())?;
             self.add_interface(cfg).await.map_err(|e| e.to_string())?;
+            if let Some(cif) = self.ifs.get_mut(name) {
+                cif.pending_state = pending;
+            }
             self.bring_up(name);
         } else {
             if cfg.groups != old.groups {

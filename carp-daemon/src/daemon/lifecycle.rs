@@ -278,6 +278,7 @@ impl Daemon {
             info!("SIGHUP: [daemon] settings are read at start only; restart carpd to apply them");
         }
         let mut rebuild = diff.added.clone();
+        let mut pending_state = BTreeMap::new();
         for name in &diff.removed {
             if let Err(err) = self.remove_interface(name).await {
                 warn!(interface = %name, error = %err, "SIGHUP: removing");
@@ -291,15 +292,17 @@ impl Daemon {
                 continue;
             };
             if change.in_place() {
-                if let Err(err) =
-                    cif.fsm
-                        .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)
-                {
-                    warn!(interface = %change.name, error = %err, "SIGHUP");
-                    continue;
+                if (cfg.advbase, cfg.advskew) != (cif.cfg.advbase, cif.cfg.advskew) {
+                    if let Err(err) =
+                        cif.fsm
+                            .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)
+                    {
+                        warn!(interface = %change.name, error = %err, "SIGHUP");
+                        continue;
+                    }
+                    cif.cfg.advbase = cfg.advbase;
+                    cif.cfg.advskew = cfg.advskew;
                 }
-                cif.cfg.advbase = cfg.advbase;
-                cif.cfg.advskew = cfg.advskew;
                 if change.fields.contains(&config::Field::Groups) {
                     self.set_groups(&change.name, cfg.groups.clone());
                 }
@@ -307,6 +310,10 @@ impl Daemon {
                     self.set_initial_state(&change.name, cfg.initial_state);
                 }
             } else {
+                // `state` is applied once: a rebuilt interface keeps what is still pending.
+                if !change.fields.contains(&config::Field::InitialState) {
+                    pending_state.insert(change.name.clone(), cif.pending_state);
+                }
                 if let Err(err) = self.remove_interface(&change.name).await {
                     warn!(interface = %change.name, error = %err, "SIGHUP: removing");
                 }
@@ -318,7 +325,14 @@ impl Daemon {
                 continue;
             };
             match self.add_interface(cfg.clone()).await {
-                Ok(()) => self.bring_up(name),
+                Ok(()) => {
+                    if let (Some(pending), Some(cif)) =
+                        (pending_state.get(name), self.ifs.get_mut(name))
+                    {
+                        cif.pending_state = *pending;
+                    }
+                    self.bring_up(name)
+                }
                 Err(err) => warn!(interface = %name, error = %err, "SIGHUP: adding"),
             }
         }
