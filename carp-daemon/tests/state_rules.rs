@@ -329,6 +329,16 @@ fn group_carp_can_be_left_and_joined_in_place() {
         status(&r1, "carp1")["groups"],
         serde_json::json!(["regress"])
     );
+    // `carpctl carp` shows the members of group carp, as `ifconfig carp` does.
+    let members: serde_json::Value =
+        serde_json::from_str(&ok(r1.carpctl(&["--json", "carp"]))).unwrap();
+    let names: Vec<&str> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["carp0"]);
     ok(r1.carpctl(&["-g", "carp", "carpdemote", "5"]));
     assert_eq!(status(&r1, "carp0")["demote"], 5);
     assert_eq!(status(&r1, "carp1")["demote"], 0, "not in group carp");

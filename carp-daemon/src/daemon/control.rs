@@ -31,10 +31,23 @@ impl Daemon {
     }
 
     fn status(&self, interface: Option<&str>) -> Response {
+        // As ifconfig: a name that is no interface's (and does not end in a digit) names a
+        // group, and shows its members.
+        let by_group = interface.is_some_and(|n| {
+            !n.ends_with(|c: char| c.is_ascii_digit()) && !self.ifs.contains_key(n)
+        });
         let list: Vec<InterfaceStatus> = self
             .ifs
             .values()
-            .filter(|c| interface.is_none_or(|n| n == c.cfg.name))
+            .filter(|c| {
+                interface.is_none_or(|n| {
+                    if by_group {
+                        c.cfg.groups.iter().any(|g| g == n)
+                    } else {
+                        n == c.cfg.name
+                    }
+                })
+            })
             .map(|c| InterfaceStatus {
                 name: c.cfg.name.clone(),
                 state: match c.fsm.state() {
