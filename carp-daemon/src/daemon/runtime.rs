@@ -396,8 +396,8 @@ impl Daemon {
             .kernel_adjust(groups.iter().map(String::as_str), applied);
         self.propagate_demote();
         if send_all {
-            let masters: Vec<String> = self.ifs.keys().cloned().collect();
-            self.advertise_masters(&masters);
+            let every: Vec<String> = self.ifs.keys().cloned().collect();
+            self.advertise_masters(&every);
         }
     }
 

@@ -61,13 +61,13 @@
 //!
 //! # Split brain healing
 //! A MASTER that hears a valid advert from a worse master (one it does not step back for)
-//! sends an advert and a full announcement at once, at most once per interval; its state
-//! does not change. OpenBSD ignores such an advert and lets the
-//! intruder step back when it hears our next regular advert; keepalived re-advertises at once
-//! (its issues #166, #1528: users lost their VIPs to switches that learned the intruder's port
-//! during a brief double master). Answering at once makes the intruder step back within a
-//! round trip and pulls the switches and neighbours back to us; the once-per-interval limit
-//! keeps a peer that keeps advertising worse values from making us flood.
+//! sends an advert and a full announcement at once, at most once per interval; its state does
+//! not change. OpenBSD ignores such an advert and lets the intruder step back when it hears
+//! our next regular advert; keepalived re-advertises at once (its issues #166, #1528: users
+//! lost their VIPs to switches that learned the intruder's port during a brief double
+//! master). Answering at once makes the intruder step back within a round trip and pulls the
+//! switches and neighbours back to us; the once-per-interval limit keeps a peer that keeps
+//! advertising worse values from making us flood.
 //!
 //! # Where this differs from OpenBSD, on purpose
 //! - A repeated [`Event::Up`] (or [`Event::Addresses`]) does not restart running timers:
@@ -698,8 +698,9 @@ impl Vhid {
         }
     }
 
-    /// A master's regular advert (also the immediate one after a demote rise), with the
-    /// delayed repeat of the takeover announcement (`sc_delayed_arp`).
+    /// A master's advert (regular, [`Event::AdvertiseNow`], or healing a split brain), with
+    /// the delayed ARP-only repeat of the takeover announcement (`sc_delayed_arp`); the next
+    /// regular one follows an interval later, as `carp_send_ad` re-arms `ad_tmo`.
     fn advertise(&mut self, now: Duration, out: &mut Vec<Action>) {
         out.push(self.advert_action());
         if let Some(left) = self.delayed_announce {
