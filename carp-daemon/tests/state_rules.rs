@@ -134,6 +134,7 @@ fn first_master_down_timer_is_exactly_three_intervals() {
         })
         .expect("master again");
         let took = start.elapsed();
+        eprintln!("master {took:?} after carpctl up");
         assert!(
             took >= Duration::from_millis(2900) && took < Duration::from_millis(3400),
             "master {took:?} after up; log:\n{}",
@@ -402,6 +403,7 @@ fn a_master_answers_a_worse_master_at_once_and_announces_once_per_takeover() {
     ok(r2.carpctl(&["carp0", "state", "master"]));
     r2.wait_state("BACKUP", Duration::from_secs(2));
     let back = forced.elapsed();
+    eprintln!("double master ended within {back:?} (carpctl state master to BACKUP seen)");
     let pcap = heal.stop_and_read().unwrap();
     assert!(garps(&pcap, VIP4) >= 1, "no gratuitous ARP from r1");
     assert!(neighbour_adverts(&pcap, VIP6) >= 1, "no NA from r1");
