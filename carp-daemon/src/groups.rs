@@ -1,19 +1,27 @@
 //! Interface groups and their demote counters, as OpenBSD keeps them.
 //!
-//! - Every carp interface is in group `carp`; user groups come and go with their members.
+//! - Every carp interface starts in group `carp` and may leave it (`-group carp`, as OpenBSD's
+//!   regress test carp_1.sh does); group `carp` always exists (`ifconfig -g carp` works with no
+//!   member), other groups come and go with their members.
 //! - Each group has a demote counter (0..=255). A user's `carpdemote`/`-carpdemote` that would
 //!   leave that range is refused and changes nothing (OpenBSD: EINVAL/ERANGE); the daemon's
-//!   own adjustments (carpdev link loss, failed advert sends) clamp instead.
-//! - A carp interface advertises the SUM of the counters of all its groups, capped at 255
-//!   (`carp_group_demote_count`), not the largest.
+//!   own adjustments (carpdev link loss, failed advert sends) clamp instead
+//!   (`carp_group_demote_adj`), and one that takes a group from 0 to 1 is reported, because
+//!   then every master advertises at once (`carp_send_ad_all`).
+//! - A carp interface advertises the SUM of the counters of the groups it is in (group `all`
+//!   skipped), capped at 255 (`carp_group_demote_count`), not the largest; if that sum is 0
+//!   while the interface has a pending demotion of its own, it advertises that instead.
 //! - Each interface remembers the demotion it caused itself (link loss, send errors); when it
 //!   joins or leaves a group, that pending demotion moves with it (`carp_ifgroup_ioctl`).
 use std::collections::BTreeMap;
 
 use carp_common::wire::CARP_MAX_DEMOTE;
 
-/// The group every carp interface is in.
+/// The group every carp interface starts in.
 pub const CARP_GROUP: &str = "carp";
+
+/// OpenBSD's group of every interface; its counter never counts for carp (`IFG_ALL`).
+pub const ALL_GROUP: &str = "all";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
@@ -61,15 +69,33 @@ impl Groups {
             .map(|(g, c)| (g.as_str(), *c))
     }
 
-    /// What an interface in `user_groups` (besides `carp`) advertises: the capped sum.
-    pub fn demote_of<'a>(&self, user_groups: impl IntoIterator<Item = &'a str>) -> u8 {
-        let mut sum = u32::from(self.counters.get(CARP_GROUP).copied().unwrap_or(0));
-        for g in user_groups {
-            if g != CARP_GROUP {
-                sum += u32::from(self.counters.get(g).copied().unwrap_or(0));
-            }
+    /// What an interface in `groups` (every group it is in) with its own pending demotion
+    /// `own_demote` advertises (`carp_group_demote_count`): the sum of the groups' counters,
+    /// capped at 255; its own count when that sum is 0.
+    pub fn demote_of<'a>(&self, groups: impl IntoIterator<Item = &'a str>, own_demote: u8) -> u8 {
+        let sum: u32 = groups
+            .into_iter()
+            .filter(|g| *g != ALL_GROUP)
+            .map(|g| u32::from(self.counters.get(g).copied().unwrap_or(0)))
+            .sum();
+        let count = if sum == 0 { u32::from(own_demote) } else { sum };
+        count.min(u32::from(CARP_MAX_DEMOTE)) as u8
+    }
+
+    /// The daemon's own adjustment of every group of an interface (`carp_group_demote_adj`):
+    /// clamps each at 0 and 255. True if a raise took some group from 0 to 1, the case in
+    /// which every master advertises at once (`carp_send_ad_all`).
+    pub fn kernel_adjust<'a>(
+        &mut self,
+        groups: impl IntoIterator<Item = &'a str>,
+        by: i16,
+    ) -> bool {
+        let mut left_zero = false;
+        for g in groups.into_iter().filter(|g| *g != ALL_GROUP) {
+            self.clamped_adjust(g, by);
+            left_zero |= by > 0 && self.counters.get(g) == Some(&1);
         }
-        sum.min(u32::from(CARP_MAX_DEMOTE)) as u8
+        left_zero
     }
 
     /// A user's `carpdemote N` (positive) or `-carpdemote N` (negative): all or nothing.
@@ -129,7 +155,7 @@ mod tests {
     fn carp_group_always_exists_at_zero() {
         let g = Groups::new();
         assert_eq!(g.counter("carp"), Some(0));
-        assert_eq!(g.demote_of([]), 0);
+        assert_eq!(g.demote_of(["carp"], 0), 0);
     }
 
     #[test]
@@ -140,11 +166,53 @@ mod tests {
         g.user_adjust("carp", 100).unwrap();
         g.user_adjust("web", 100).unwrap();
         g.user_adjust("db", 20).unwrap();
-        assert_eq!(g.demote_of(["web"]), 200, "sum, not max");
-        assert_eq!(g.demote_of(["web", "db"]), 220);
+        assert_eq!(g.demote_of(["carp", "web"], 0), 200, "sum, not max");
+        assert_eq!(g.demote_of(["carp", "web", "db"], 0), 220);
         g.user_adjust("db", 100).unwrap();
-        assert_eq!(g.demote_of(["web", "db"]), 255, "capped");
-        assert_eq!(g.demote_of(["db"]), 220);
+        assert_eq!(g.demote_of(["carp", "web", "db"], 0), 255, "capped");
+        assert_eq!(g.demote_of(["carp", "db"], 0), 220);
+        // Only the groups the interface is in count: without carp (`-group carp`).
+        assert_eq!(g.demote_of(["web"], 0), 100);
+        assert_eq!(g.demote_of(["db"], 0), 120);
+    }
+
+    #[test]
+    fn group_all_never_counts() {
+        let mut g = Groups::new();
+        g.join("all", 0);
+        g.user_adjust("all", 50).unwrap();
+        assert_eq!(g.demote_of(["carp", "all"], 0), 0);
+        assert!(!g.kernel_adjust(["all"], 1));
+        assert_eq!(g.counter("all"), Some(50));
+    }
+
+    #[test]
+    fn own_demotion_is_advertised_when_the_groups_sum_to_zero() {
+        let mut g = Groups::new();
+        g.join("web", 0);
+        // An interface in no group with a counter (it left carp, say) still advertises its
+        // own link loss (carp_group_demote_count).
+        assert_eq!(g.demote_of(["web"], 1), 1);
+        assert_eq!(g.demote_of(Vec::<&str>::new(), 2), 2);
+        // Once a group has a count, the sum wins, even if smaller.
+        g.user_adjust("web", 1).unwrap();
+        assert_eq!(g.demote_of(["web"], 3), 1);
+    }
+
+    #[test]
+    fn kernel_adjust_reports_a_group_leaving_zero() {
+        let mut g = Groups::new();
+        g.join("web", 0);
+        assert!(g.kernel_adjust(["carp", "web"], 1), "0 -> 1");
+        assert!(!g.kernel_adjust(["carp", "web"], 1), "1 -> 2");
+        assert!(!g.kernel_adjust(["carp", "web"], -1), "lowering never");
+        assert_eq!((g.counter("carp"), g.counter("web")), (Some(1), Some(1)));
+        // One group still at 0 is enough.
+        g.join("db", 0);
+        assert!(g.kernel_adjust(["web", "db"], 1));
+        // Clamped at 0 going down.
+        g.kernel_adjust(["db"], -5);
+        assert_eq!(g.counter("db"), Some(0));
     }
 
     #[test]

@@ -38,14 +38,21 @@ impl InterfaceChange {
     }
 
     /// Everything that changed is applied to the running interface, without a rebuild:
-    /// timers (the election carries on with them), the passphrase (a new HMAC key; the
-    /// replay counter and the state are kept), and up/down (OpenBSD's `ifconfig carpN
-    /// up|down`: the link stays, only the election stops or starts).
+    /// timers (`fsm::Vhid::set_timing`: the election carries on with them), the passphrase
+    /// (a new HMAC key; the replay counter and the state are kept), up/down (OpenBSD's
+    /// `ifconfig carpN up|down`: the link stays, only the election stops or starts), a new
+    /// group set (its demotion moves, state and counter kept) and a new `state` (forced
+    /// once). No rebuild, so no failover.
     pub fn in_place(&self) -> bool {
         self.fields.iter().all(|f| {
             matches!(
                 f,
-                Field::Advbase | Field::Advskew | Field::Passphrase | Field::Up
+                Field::Advbase
+                    | Field::Advskew
+                    | Field::Passphrase
+                    | Field::Up
+                    | Field::Groups
+                    | Field::InitialState
             )
         })
     }

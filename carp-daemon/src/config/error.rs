@@ -217,8 +217,10 @@ pub enum Problem {
     BadInterfaceName { name: String, why: &'static str },
     #[error("invalid group name '{name}': {why}")]
     BadGroupName { name: String, why: &'static str },
-    #[error("every carp interface is in group carp; it cannot leave it")]
-    LeaveCarpGroup,
+    #[error(
+        "'groups' lists carp while 'carp_group' is false: leave carp out of 'groups', or drop 'carp_group = false'"
+    )]
+    CarpGroupContradiction,
     #[error("{0} must be an absolute path")]
     NotAbsolute(String),
     #[error(

@@ -386,15 +386,21 @@ impl Parser<'_> {
                     let Some(arg) = self.argument(words, &word) else {
                         return;
                     };
-                    let located = self.located(arg);
-                    self.draft.groups.push(located);
+                    if arg == super::CARP_GROUP {
+                        self.draft.carp_group = true;
+                    } else {
+                        let located = self.located(arg);
+                        self.draft.groups.push(located);
+                    }
                 }
                 "-group" => {
                     let Some(arg) = self.argument(words, &word) else {
                         return;
                     };
-                    if arg == super::CARP_GROUP {
-                        self.report(Problem::LeaveCarpGroup);
+                    // OpenBSD's carp_1.sh does `-group carp group NAME` to keep its demotion
+                    // apart: carp is a group like the others.
+                    if arg == super::CARP_GROUP && self.draft.carp_group {
+                        self.draft.carp_group = false;
                     } else if self.draft.groups.iter().any(|g| g.value == arg) {
                         self.draft.groups.retain(|g| g.value != arg);
                     } else {

@@ -43,7 +43,7 @@ pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Seve
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/carp";
 /// Default directory for the control socket and runtime files.
 pub const DEFAULT_STATE_DIR: &str = "/run/carpd";
-/// The group every carp interface is in; never stored in [`CarpInterface::groups`].
+/// The group every carp interface starts in (and may leave: `-group carp`).
 pub const CARP_GROUP: &str = "carp";
 /// Longest Linux interface (and OpenBSD group) name: IFNAMSIZ 16 less the NUL.
 pub const IFNAME_MAX: usize = 15;
@@ -140,7 +140,8 @@ pub struct CarpInterface {
     /// In configuration order, each address once; at least one of `ipv4`/`ipv6` is non-empty.
     pub ipv4: Vec<Addr4>,
     pub ipv6: Vec<Addr6>,
-    /// User groups, in configuration order, each once; "carp" is implicit and not listed.
+    /// Every group the interface is in, each once: "carp" first unless it left it
+    /// (`-group carp`, TOML `carp_group = false`), then the others in configuration order.
     pub groups: Vec<String>,
     /// `state master|backup`.
     pub initial_state: Option<ForcedState>,

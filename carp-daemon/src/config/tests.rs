@@ -63,7 +63,10 @@ fn summary(i: &CarpInterface) -> String {
     for a in &i.ipv6 {
         s += &format!(" inet6 {a}");
     }
-    for g in &i.groups {
+    if !i.groups.iter().any(|g| g == super::CARP_GROUP) {
+        s += " -group carp";
+    }
+    for g in i.groups.iter().filter(|g| *g != super::CARP_GROUP) {
         s += &format!(" group {g}");
     }
     match i.initial_state {
@@ -73,6 +76,55 @@ fn summary(i: &CarpInterface) -> String {
     }
     s += if i.up { " up" } else { " down" };
     s
+}
+
+#[test]
+fn group_carp_can_be_left_and_joined_again() {
+    // OpenBSD's regress/sys/netinet/carp/carp_1.sh: `-group carp group NAME`.
+    let i = one("inet 10.0.0.1/24 vhid 1 carpdev em0\n-group carp group regress\n");
+    assert_eq!(i.groups, ["regress"]);
+    let i = one("inet 10.0.0.1/24 vhid 1 carpdev em0 group web\n");
+    assert_eq!(i.groups, ["carp", "web"], "carp first, then in order");
+    // Joining it again puts it back; leaving it twice warns as for any other group.
+    let i = one("inet 10.0.0.1/24 vhid 1 carpdev em0\n-group carp\ngroup carp\n");
+    assert_eq!(i.groups, ["carp"]);
+    let twice = [(
+        "hostname.carp0",
+        "inet 10.0.0.1/24 vhid 1 carpdev em0\n-group carp\n-group carp\n",
+    )];
+    assert_eq!(
+        check(&twice).result.unwrap().interfaces[0].groups,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        warnings(&twice),
+        ["hostname.carp0:3: warning: '-group carp': the interface is not in that group"]
+    );
+
+    let toml = |extra: &str| {
+        format!(
+            "[[interface]]\nname = \"carp0\"\ncarpdev = \"em0\"\nvhid = 1\n\
+             addresses = [\"10.0.0.1/24\"]\n{extra}"
+        )
+    };
+    let groups_of = |text: &str| match check(&[("c.toml", text)]).result {
+        Ok(c) => Ok(c.interfaces[0].groups.clone()),
+        Err(e) => Err(e.to_string()),
+    };
+    assert_eq!(
+        groups_of(&toml("groups = [\"web\"]\n")).unwrap(),
+        ["carp", "web"]
+    );
+    assert_eq!(
+        groups_of(&toml("groups = [\"web\"]\ncarp_group = false\n")).unwrap(),
+        ["web"]
+    );
+    assert_eq!(groups_of(&toml("carp_group = true\n")).unwrap(), ["carp"]);
+    assert_eq!(
+        groups_of(&toml("carp_group = false\ngroups = [\"carp\"]\n")).unwrap_err(),
+        "c.toml:6: [interface carp0] key 'carp_group': 'groups' lists carp while \
+         'carp_group' is false: leave carp out of 'groups', or drop 'carp_group = false'"
+    );
 }
 
 /// examples/carpd.toml with every commented-out setting (`#key = value`, no space after
@@ -403,11 +455,6 @@ fn hostname_errors_name_file_line_and_problem() {
             "invalid group name 'averyveryverylongname': longer than 15 bytes",
         ),
         (
-            format!("inet 10.0.0.1/24{OK}\n-group carp"),
-            Some(2),
-            "every carp interface is in group carp; it cannot leave it",
-        ),
-        (
             "inet 10.0.0.1/24 vhid 1 carpdev carp0".into(),
             Some(1),
             "carpdev carp0 is the carp interface itself",
@@ -730,7 +777,8 @@ fn toml_errors_name_the_key() {
             iface(&format!("{ok}advskw = 3\n")),
             vec![
                 "c.toml:6: unknown field 'advskw', expected one of 'name', 'carpdev', 'vhid', \
-                 'advbase', 'advskew', 'pass', 'addresses', 'groups', 'state', 'up'",
+                 'advbase', 'advskew', 'pass', 'addresses', 'groups', 'carp_group', 'state', \
+                 'up'",
             ],
         ),
         (
@@ -961,7 +1009,23 @@ fn diff_reports_added_removed_changed_and_unchanged() {
         ]
     );
     assert!(d.changed[0].timers_only() && !d.changed[0].needs_rebuild());
+    assert!(d.changed[0].in_place());
     assert!(!d.changed[1].timers_only() && d.changed[1].needs_rebuild());
+    assert!(!d.changed[1].in_place());
+    // Groups (carp included) and state are applied in place.
+    let change = |fields| InterfaceChange {
+        name: "carp0".into(),
+        fields,
+    };
+    assert!(change(vec![Field::Groups]).in_place());
+    assert!(change(vec![Field::Advbase, Field::Groups, Field::InitialState]).in_place());
+    assert!(!change(vec![Field::Groups]).timers_only());
+    let before = one("inet 10.0.0.1/24 vhid 1 carpdev em0 group web\n");
+    let after = one("inet 10.0.0.1/24 vhid 1 carpdev em0 -group carp group web state master\n");
+    assert_eq!(
+        super::diff::changed_fields(&before, &after),
+        [Field::Groups, Field::InitialState]
+    );
     assert!(!d.daemon_changed && !d.is_empty());
     assert!(diff(&new, &new).is_empty());
     assert!(old.interfaces[0].same_settings(&new.interfaces[0]));

@@ -55,6 +55,7 @@ struct RawInterface {
     pass: Option<Spanned<String>>,
     addresses: Option<Vec<Spanned<String>>>,
     groups: Option<Vec<Spanned<String>>>,
+    carp_group: Option<Spanned<bool>>,
     state: Option<Spanned<String>>,
     up: Option<Spanned<bool>>,
 }
@@ -180,6 +181,7 @@ fn interface(
         pass,
         addresses,
         groups,
+        carp_group,
         state,
         up,
     } = entry.into_inner();
@@ -213,6 +215,11 @@ fn interface(
         .flatten()
         .map(|g| l.value("groups", g))
         .collect();
+    if let Some(v) = carp_group {
+        let v = l.value("carp_group", v);
+        d.carp_group = v.value;
+        d.carp_group_at = (!v.value).then_some(v.at);
+    }
     d.state = state.map(|v| l.value("state", v));
     d.up = up.is_none_or(|v| *v.get_ref());
     d
@@ -240,7 +247,7 @@ mod tests {
         } = raw.daemon.expect("[daemon] in the example").into_inner();
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
-        let mut seen = [false; 10];
+        let mut seen = [false; 11];
         for entry in raw.interface {
             let RawInterface {
                 name,
@@ -251,6 +258,7 @@ mod tests {
                 pass,
                 addresses,
                 groups,
+                carp_group,
                 state,
                 up,
             } = entry.into_inner();
@@ -263,6 +271,7 @@ mod tests {
                 pass.is_some(),
                 addresses.is_some(),
                 groups.is_some(),
+                carp_group.is_some(),
                 state.is_some(),
                 up.is_some(),
             ];
@@ -271,7 +280,7 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, [true; 10],
+            seen, [true; 11],
             "an [[interface]] key is missing from the example"
         );
     }

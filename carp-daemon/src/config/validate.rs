@@ -67,7 +67,12 @@ pub(super) struct Draft {
     pub advskew: Option<Located<Num>>,
     pub pass: Option<Located<String>>,
     pub addresses: Vec<Located<DraftAddr>>,
+    /// Groups joined besides carp, in order.
     pub groups: Vec<Located<String>>,
+    /// In group carp: true unless `-group carp` (hostname.if) or `carp_group = false` (TOML).
+    pub carp_group: bool,
+    /// Where `carp_group = false` was written (TOML), to point at a contradiction.
+    pub carp_group_at: Option<Location>,
     pub state: Option<Located<String>>,
     pub up: bool,
 }
@@ -105,6 +110,8 @@ impl Draft {
             pass: None,
             addresses: Vec::new(),
             groups: Vec::new(),
+            carp_group: true,
+            carp_group_at: None,
             state: None,
             up: true,
         }
@@ -409,7 +416,11 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             }
         }
     });
+    // Every carp interface starts in group carp (OpenBSD's carp_clone_create); it may leave it.
     let mut groups: Vec<String> = Vec::new();
+    if d.carp_group {
+        groups.push(super::CARP_GROUP.to_owned());
+    }
     for g in &d.groups {
         match check_group(&g.value) {
             Err(why) => {
@@ -419,8 +430,11 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
                 };
                 sink.push(&g.at, problem);
             }
-            // "carp" is implicit: the model holds only the user's groups.
-            Ok(()) if g.value == super::CARP_GROUP || groups.contains(&g.value) => {}
+            Ok(()) if g.value == super::CARP_GROUP && !d.carp_group => {
+                let at = d.carp_group_at.as_ref().unwrap_or(&g.at);
+                sink.push(at, Problem::CarpGroupContradiction);
+            }
+            Ok(()) if groups.contains(&g.value) => {}
             Ok(()) => groups.push(g.value.clone()),
         }
     }

@@ -137,7 +137,7 @@ pub enum Target {
 pub enum Op {
     /// `group NAME`: join a group (a no-op when already a member, as EEXIST is in ifconfig).
     AddGroup(String),
-    /// `-group NAME`: leave a group. The daemon refuses to leave [`CARP_GROUP`].
+    /// `-group NAME`: leave a group, [`CARP_GROUP`] included (OpenBSD allows it).
     RemoveGroup(String),
     /// `-g GROUP carpdemote [N]`: add N (default 1) to the group's demote counter.
     Demote(u8),

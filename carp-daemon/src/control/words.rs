@@ -124,9 +124,10 @@ WORDS
         (advbase 255, advskew 255) so that a backup takes over at once.
     group name
         Add the interface to a group (created on first use). Group names have at most 15
-        bytes and must not end in a digit. Every carp interface is in group carp.
+        bytes and must not end in a digit. Every carp interface starts in group carp.
     -group name
-        Remove the interface from a group.
+        Remove the interface from a group; `-group carp` too, so that carpdemote on group
+        carp leaves it alone. Its own pending demotion (link loss) moves with it.
     advskew N
         Skew the advertisement interval by N/256 s (0..254). The lowest interval wins the
         election; use it to prefer one host.
@@ -139,7 +140,8 @@ WORDS
         The shared passphrase for the advertisement HMAC, at most 19 bytes (OpenBSD would
         silently use only the first 19; carpctl refuses instead).
     state master | backup
-        Force the election state: master acts as if the master-down timer fired.
+        Force the election state once: master acts as if the master-down timer fired.
+        Ignored while the interface is INIT (down, no carpdev link, no addresses).
 
     Addresses, carpdev and the other ifconfig words are set in carpd's configuration.
 

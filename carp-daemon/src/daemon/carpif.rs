@@ -36,6 +36,9 @@ pub struct CarpIf {
     /// Demotion this interface caused itself (link loss, send errors); follows it between
     /// groups.
     pub own_demote: u8,
+    /// `state master|backup` not applied yet: applied once, when the vhid first leaves INIT
+    /// (or at once if it is running), then cleared.
+    pub pending_state: Option<fsm::ForcedState>,
     pub stats: VhidStats,
     pub last_transition: Option<(String, Instant)>,
 }
@@ -54,6 +57,7 @@ impl CarpIf {
         };
         // The entropy seeds the jitter that breaks ties between identical peers.
         let fsm = fsm::Vhid::new(params, preempt, rand::random())?;
+        let pending_state = cfg.initial_state.map(forced_state);
         Ok(Self {
             vmac: virtual_mac(cfg.vhid),
             cfg,
@@ -63,6 +67,7 @@ impl CarpIf {
             auth,
             counter: rand::random(),
             own_demote: 0,
+            pending_state,
             stats: VhidStats::default(),
             last_transition: None,
         })
@@ -114,6 +119,14 @@ impl CarpIf {
             self.auth.sign(self.counter),
         )
         .encode()
+    }
+}
+
+/// The state machine's form of a configured `state master|backup`.
+pub fn forced_state(state: crate::config::ForcedState) -> fsm::ForcedState {
+    match state {
+        crate::config::ForcedState::Master => fsm::ForcedState::Master,
+        crate::config::ForcedState::Backup => fsm::ForcedState::Backup,
     }
 }
 

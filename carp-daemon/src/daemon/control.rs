@@ -6,10 +6,10 @@ use crate::control::protocol::{
     CarpState, CarpStats, ForcedState, InterfaceAddress, InterfaceStatus, Op, Request, Response,
     StatsReport, Target, Transition, format_mac,
 };
-use crate::groups::{CARP_GROUP, Groups};
+use crate::groups::Groups;
 use crate::proto::fsm;
 
-use super::runtime::{Daemon, now};
+use super::runtime::Daemon;
 
 impl Daemon {
     pub async fn on_control(&mut self, request: Request) -> Response {
@@ -31,10 +31,23 @@ impl Daemon {
     }
 
     fn status(&self, interface: Option<&str>) -> Response {
+        // As ifconfig: a name that is no interface's (and does not end in a digit) names a
+        // group, and shows its members.
+        let by_group = interface.is_some_and(|n| {
+            !n.ends_with(|c: char| c.is_ascii_digit()) && !self.ifs.contains_key(n)
+        });
         let list: Vec<InterfaceStatus> = self
             .ifs
             .values()
-            .filter(|c| interface.is_none_or(|n| n == c.cfg.name))
+            .filter(|c| {
+                interface.is_none_or(|n| {
+                    if by_group {
+                        c.cfg.groups.iter().any(|g| g == n)
+                    } else {
+                        n == c.cfg.name
+                    }
+                })
+            })
             .map(|c| InterfaceStatus {
                 name: c.cfg.name.clone(),
                 state: match c.fsm.state() {
@@ -47,9 +60,7 @@ impl Daemon {
                 advbase: c.cfg.advbase,
                 advskew: c.cfg.advskew,
                 demote: c.fsm.demote(),
-                groups: std::iter::once(CARP_GROUP.to_owned())
-                    .chain(c.cfg.groups.iter().cloned())
-                    .collect(),
+                groups: c.cfg.groups.clone(),
                 lladdr: format_mac(&c.vmac),
                 addresses: c
                     .addresses()
@@ -130,9 +141,19 @@ impl Daemon {
             demote = self.groups.counter(group),
             "group demote count set"
         );
-        // A master whose advertised demote rose advertises at once (the state machine's
-        // DemoteChanged), so a demotion hands over in about one round trip.
         self.propagate_demote();
+        // A raise makes the masters among the group's members advertise at once (the
+        // SIOCSIFGATTR case of carp_ioctl, for members up and running: a master is), so a
+        // demotion hands over in about one round trip. A lowering waits for the next advert.
+        if ops.iter().any(|op| matches!(op, Op::Demote(n) if *n > 0)) {
+            let members: Vec<String> = self
+                .ifs
+                .values()
+                .filter(|c| c.cfg.up && c.cfg.groups.iter().any(|g| g == group))
+                .map(|c| c.cfg.name.clone())
+                .collect();
+            self.advertise_masters(&members);
+        }
         Ok(())
     }
 
@@ -145,15 +166,13 @@ impl Daemon {
         for op in &ops {
             match op {
                 Op::AddGroup(g) => {
-                    if g == CARP_GROUP || cfg.groups.contains(g) {
+                    if cfg.groups.contains(g) {
                         return Err(format!("{name}: group {g}: already a member"));
                     }
                     cfg.groups.push(g.clone());
                 }
+                // Group carp included: OpenBSD's carp_1.sh does `-group carp group NAME`.
                 Op::RemoveGroup(g) => {
-                    if g == CARP_GROUP {
-                        return Err(format!("{name}: group carp: every carp interface is in it"));
-                    }
                     let Some(pos) = cfg.groups.iter().position(|x| x == g) else {
                         return Err(format!("{name}: group {g}: not a member"));
                     };
@@ -187,7 +206,7 @@ impl Daemon {
         }
         .validate()
         .map_err(|e| format!("{name}: {e}"))?;
-        let auth = super::carpif::auth_for(&cfg).map_err(|e| format!("{name}: pass: {e}"))?;
+        super::carpif::auth_for(&cfg).map_err(|e| format!("{name}: pass: {e}"))?;
 
         let old = self.ifs.get(name).expect("checked above").cfg.clone();
         if cfg.vhid != old.vhid {
@@ -197,31 +216,8 @@ impl Daemon {
                 .await
                 .map_err(|e| format!("{name}: {e}"))?;
         } else {
-            for g in cfg.groups.iter().filter(|g| !old.groups.contains(g)) {
-                let own = self.ifs[name].own_demote;
-                self.groups.join(g, own);
-            }
-            for g in old.groups.iter().filter(|g| !cfg.groups.contains(g)) {
-                let own = self.ifs[name].own_demote;
-                let left = self
-                    .ifs
-                    .values()
-                    .filter(|c| c.cfg.name != name && c.cfg.groups.contains(g))
-                    .count();
-                self.groups.leave(g, own, left);
-            }
-            let cif = self.ifs.get_mut(name).expect("checked above");
-            if (cfg.advbase, cfg.advskew) != (old.advbase, old.advskew) {
-                cif.fsm
-                    .set_timing(now(), cfg.advbase, cfg.advskew)
-                    .map_err(|e| format!("{name}: {e}"))?;
-            }
-            // pass: a new HMAC key, in place (same counter, same state).
-            cif.auth = auth;
-            let want_up = cfg.up;
-            cif.cfg = crate::config::CarpInterface { up: old.up, ..cfg };
-            self.propagate_demote();
-            self.set_admin_up(name, want_up)
+            // Timers, pass, groups and up/down: in place, state and counter kept.
+            self.apply_in_place(name, cfg)
                 .await
                 .map_err(|e| format!("{name}: {e}"))?;
         }

@@ -164,6 +164,17 @@ impl Daemon {
             }
             return Err(err);
         }
+        // carp_set_ifp → carp_carpdev_state: a carpdev without link (no carrier, or
+        // administratively down, which the kernel reports without IFF_LOWER_UP) demotes the
+        // interface's groups at once; its return undoes it (`on_link`).
+        if !self
+            .carpdevs
+            .get(&self.ifs[&name].cfg.carpdev)
+            .is_some_and(|d| d.carrier)
+        {
+            warn!(interface = %name, "carpdev has no link: demoting the interface's groups by 1");
+            self.adjust_own_demote(&name, 1);
+        }
         Ok(())
     }
 
@@ -177,11 +188,7 @@ impl Daemon {
         for g in &cfg.groups {
             self.groups.join(g, 0);
         }
-        let demote = self.groups.demote_of(cfg.groups.iter().map(String::as_str));
-        if let Some(cif) = self.ifs.get_mut(name) {
-            cif.fsm
-                .handle(super::runtime::now(), fsm::Event::DemoteChanged(demote));
-        }
+        self.propagate_demote();
         info!(interface = %cfg.name, carpdev = %cfg.carpdev, vhid = cfg.vhid,
               advbase = cfg.advbase, advskew = cfg.advskew, "carp interface configured");
         Ok(())
@@ -302,8 +309,19 @@ impl Daemon {
         // A new HMAC key only (OpenBSD carp_prepare_ad runs on every send): adverts signed
         // with it from the next one on, with the same counter.
         cif.auth = auth;
-        let want_up = cfg.up;
-        cif.cfg = CarpInterface { up: old.up, ..cfg };
+        let (want_up, groups, state) = (cfg.up, cfg.groups.clone(), cfg.initial_state);
+        cif.cfg = CarpInterface {
+            up: old.up,
+            groups: old.groups.clone(),
+            initial_state: old.initial_state,
+            ..cfg
+        };
+        if groups != old.groups {
+            self.set_groups(name, groups);
+        }
+        if state != old.initial_state {
+            self.set_initial_state(name, state);
+        }
         self.set_admin_up(name, want_up).await
     }
 
@@ -321,11 +339,23 @@ impl Daemon {
             return Err(Error::Other(format!("{name}: no such interface")));
         };
         CarpIf::new(cfg.clone(), 0, self.settings.preempt)?;
+        // `state` is applied once: a rebuilt interface keeps what is still pending, unless
+        // the change sets a new `state`.
+        let pending = self.ifs[name].pending_state;
+        let keep_pending = |daemon: &mut Self, state_changed: bool| {
+            if let Some(cif) = daemon.ifs.get_mut(name)
+                && !state_changed
+            {
+                cif.pending_state = pending;
+            }
+        };
+        let state_changed = cfg.initial_state != old.initial_state;
         let new_carpdev = cfg.carpdev.clone();
         let opened_here = !self.carpdevs.contains_key(&new_carpdev);
         self.ensure_carpdev(&new_carpdev, name).await?;
         self.remove_interface(name).await?;
         let Err(err) = self.add_interface(cfg).await else {
+            keep_pending(self, state_changed);
             self.bring_up(name);
             return Ok(());
         };
@@ -335,6 +365,7 @@ impl Daemon {
         }
         match self.add_interface(old).await {
             Ok(()) => {
+                keep_pending(self, false);
                 self.bring_up(name);
                 Err(err)
             }
@@ -388,8 +419,6 @@ impl Daemon {
         }
         self.dataplane.remove_vhid(ifindex, cif.cfg.vhid)?;
         let own = cif.own_demote;
-        self.groups
-            .leave(crate::groups::CARP_GROUP, own, self.ifs.len());
         for g in &cif.cfg.groups {
             let left = self
                 .ifs
@@ -423,7 +452,6 @@ impl Daemon {
         if diff.daemon_changed {
             info!("SIGHUP: [daemon] settings are read at start only; restart carpd to apply them");
         }
-        let rebuild = diff.added.clone();
         for name in &diff.removed {
             if let Err(err) = self.remove_interface(name).await {
                 warn!(interface = %name, error = %err, "SIGHUP: removing");
@@ -443,7 +471,7 @@ impl Daemon {
                       "SIGHUP: change not applied; the interface keeps its previous settings");
             }
         }
-        for name in &rebuild {
+        for name in &diff.added {
             let Some(cfg) = new.interfaces.iter().find(|c| &c.name == name) else {
                 continue;
             };

@@ -14,7 +14,7 @@ use crate::control::server::{ControlRequest, ControlServer};
 use crate::dataplane::{
     AdvertReader, AttachMode, Dataplane, VhidDataplaneState, master_hold, monotonic_now,
 };
-use crate::groups::{CARP_GROUP, Groups};
+use crate::groups::Groups;
 use crate::metrics::{ScrapeRequest, Snapshot, VhidMetrics};
 use crate::net::NetHandle;
 use crate::notify::Notifier;
@@ -324,17 +324,68 @@ impl Daemon {
         let families = cif.families();
         if cif.cfg.up && carrier && !families.is_empty() {
             self.drive(name, fsm::Event::Up(families));
-            if let Some(state) = self.ifs.get(name).and_then(|c| c.cfg.initial_state) {
-                let forced = match state {
-                    crate::config::ForcedState::Master => fsm::ForcedState::Master,
-                    crate::config::ForcedState::Backup => fsm::ForcedState::Backup,
-                };
-                self.drive(name, fsm::Event::ForceState(forced));
-            }
+            self.apply_pending_state(name);
         }
     }
 
-    /// Changes the demotion an interface caused itself, and its groups' counters with it.
+    /// `state master|backup`, once: forced now if the vhid runs, else kept until it first
+    /// leaves INIT ([`Daemon::bring_up`]). Never again after that: a carpdev link that
+    /// comes back goes INIT → BACKUP and listens like any other.
+    pub fn apply_pending_state(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        if cif.fsm.state() == fsm::State::Init {
+            return;
+        }
+        if let Some(forced) = cif.pending_state.take() {
+            self.drive(name, fsm::Event::ForceState(forced));
+        }
+    }
+
+    /// A reload changed `state`: the new value is applied once (as [`CarpIf::new`] takes
+    /// it at start), now if the vhid runs; no value cancels one still pending.
+    pub fn set_initial_state(&mut self, name: &str, state: Option<crate::config::ForcedState>) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        cif.cfg.initial_state = state;
+        cif.pending_state = state.map(super::carpif::forced_state);
+        self.apply_pending_state(name);
+    }
+
+    /// Moves an interface to the group set `groups` in place (`ifconfig carpN [-]group`):
+    /// its pending own demotion leaves the groups it leaves and joins those it joins
+    /// (`carp_ifgroup_ioctl`); state and counter are untouched. The new advertised demote
+    /// goes out with the next advert.
+    pub fn set_groups(&mut self, name: &str, groups: Vec<String>) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let own = cif.own_demote;
+        let old = cif.cfg.groups.clone();
+        for g in groups.iter().filter(|g| !old.contains(g)) {
+            self.groups.join(g, own);
+        }
+        for g in old.iter().filter(|g| !groups.contains(g)) {
+            let left = self
+                .ifs
+                .values()
+                .filter(|c| c.cfg.name != name && c.cfg.groups.contains(g))
+                .count();
+            self.groups.leave(g, own, left);
+        }
+        if let Some(cif) = self.ifs.get_mut(name) {
+            info!(interface = %name, groups = ?groups, "groups changed");
+            cif.cfg.groups = groups;
+        }
+        self.propagate_demote();
+    }
+
+    /// Changes the demotion an interface caused itself (carpdev link loss, send errors), and
+    /// its groups' counters with it (`carp_group_demote_adj`). A raise that takes one of its
+    /// groups from 0 to 1 makes every master of every carp interface advertise at once
+    /// (`carp_send_ad_all`); any other change goes out with the next advert.
     pub fn adjust_own_demote(&mut self, name: &str, by: i16) {
         let Some(cif) = self.ifs.get_mut(name) else {
             return;
@@ -342,31 +393,38 @@ impl Daemon {
         let new = (i16::from(cif.own_demote) + by).clamp(0, 255) as u8;
         let applied = i16::from(new) - i16::from(cif.own_demote);
         cif.own_demote = new;
-        let groups: Vec<String> = std::iter::once(CARP_GROUP.to_owned())
-            .chain(cif.cfg.groups.iter().cloned())
-            .collect();
-        for g in &groups {
-            self.groups.clamped_adjust(g, applied);
-        }
+        let groups = cif.cfg.groups.clone();
+        let send_all = self
+            .groups
+            .kernel_adjust(groups.iter().map(String::as_str), applied);
         self.propagate_demote();
+        if send_all {
+            let every: Vec<String> = self.ifs.keys().cloned().collect();
+            self.advertise_masters(&every);
+        }
     }
 
-    /// Tells every state machine whose advertised demote changed.
+    /// Tells every state machine whose advertised demote changed; they send it with their
+    /// next advert.
     pub fn propagate_demote(&mut self) {
         let changes: Vec<(String, u8)> = self
             .ifs
             .iter()
             .map(|(n, c)| {
-                (
-                    n.clone(),
-                    self.groups
-                        .demote_of(c.cfg.groups.iter().map(String::as_str)),
-                )
+                let groups = c.cfg.groups.iter().map(String::as_str);
+                (n.clone(), self.groups.demote_of(groups, c.own_demote))
             })
             .filter(|(n, d)| self.ifs.get(n).is_some_and(|c| c.fsm.demote() != *d))
             .collect();
         for (name, demote) in changes {
             self.drive(&name, fsm::Event::DemoteChanged(demote));
+        }
+    }
+
+    /// The masters among `names` send an advert now (`carp_send_ad`); the others ignore it.
+    pub fn advertise_masters(&mut self, names: &[String]) {
+        for name in names {
+            self.drive(name, fsm::Event::AdvertiseNow);
         }
     }
 
@@ -408,7 +466,7 @@ impl Daemon {
                     }
                 }
             }
-            fsm::Action::SendGratuitous => self.announce(name),
+            fsm::Action::Announce(kind) => self.announce(name, kind),
             fsm::Action::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
                 self.set_dataplane(name, now, to);
@@ -500,8 +558,9 @@ impl Daemon {
         results
     }
 
-    /// Gratuitous ARP and unsolicited NA for every address of the interface.
-    fn announce(&mut self, name: &str) {
+    /// Gratuitous ARP for every IPv4 address of the interface, and with
+    /// [`fsm::Announcement::ArpAndNa`] an unsolicited NA for every IPv6 address.
+    fn announce(&mut self, name: &str, kind: fsm::Announcement) {
         let Some(cif) = self.ifs.get(name) else {
             return;
         };
@@ -513,6 +572,9 @@ impl Daemon {
             if let Err(err) = dev.announcer.gratuitous_arp(cif.vmac, addr) {
                 warn!(interface = %name, error = %err, "gratuitous ARP not sent");
             }
+        }
+        if kind == fsm::Announcement::ArpOnly {
+            return;
         }
         for addr in cif.ipv6() {
             if let Err(err) = dev.announcer.unsolicited_na(cif.vmac, addr, router) {

@@ -33,36 +33,59 @@
 //! and leaves `tv_usec` at our advskew. The spec file says "longer than 3 × our advbase"; the
 //! source wins. It is what makes the bow-out advert (255/255) a one-packet handover.
 //!
+//! # First timer after coming up
+//! The master-down timer armed on INIT → BACKUP ([`Event::Up`]) is exactly `3 × I`, as
+//! OpenBSD's `carp_setrun`: its regress test `carp_1.sh` expects the better host master 3.1 s
+//! after configuring it at advbase 1.
+//!
 //! # Identical settings
 //! OpenBSD breaks a tie (same interval, same demote) only by timing: two masters that hear each
-//! other both step back, and whichever master-down timer fires first wins. Two hosts started
-//! together, or stepping back together, can stay in lock step. We keep OpenBSD's comparison
-//! (it is what peers on the wire expect) and add jitter where lock step starts: the first
-//! master-down timer after INIT→BACKUP, and the one armed after a tie, run `3 × I + j` with
-//! `j` uniform in `[0, I)`. The jitter comes from a small deterministic generator seeded with
+//! other both step back, and whichever master-down timer fires first wins. Two hosts that
+//! collided this way heard each other's adverts within one link delay, so their timers would
+//! expire within a link delay of each other again, and they can stay in lock step. We keep
+//! OpenBSD's comparison (it is what peers on the wire expect) and add jitter there only: the
+//! master-down timer armed after stepping back for an [`Reason::EqualMaster`] runs
+//! `3 × I + j` with `j` uniform in `[0, I/4)`. A quarter interval is far more than a link
+//! delay (250 ms at advbase 1, about 1 ms at the shortest interval), so the first timer to
+//! fire makes its advert arrive before the other fires, while the worst-case takeover stays
+//! within `3.25 × I`. The jitter comes from a small deterministic generator seeded with
 //! the `entropy` the daemon passes to [`Vhid::new`] (a random value there, a fixed one in
-//! tests), so the machine stays reproducible. Ordinary restarts of the timer on a received
-//! advert get no jitter, so failure detection stays exactly `3 × I`.
+//! tests), so the machine stays reproducible. Every other timer (first after coming up,
+//! restarts on a received advert) gets no jitter, so failure detection stays exactly `3 × I`.
+//!
+//! # Announcements
+//! A takeover sends a gratuitous ARP for every IPv4 address and an unsolicited neighbour
+//! advertisement for every IPv6 address ([`Announcement::ArpAndNa`]); after the second advert
+//! that follows, only the ARP is repeated ([`Announcement::ArpOnly`], OpenBSD's
+//! `sc_delayed_arp`): neighbour advertisements go out once per takeover.
+//!
+//! # Split brain healing
+//! A MASTER that hears a valid advert from a worse master (one it does not step back for)
+//! sends an advert and a full announcement at once, at most once per interval; its state does
+//! not change. OpenBSD ignores such an advert and lets the intruder step back when it hears
+//! our next regular advert; keepalived re-advertises at once (its issues #166, #1528: users
+//! lost their VIPs to switches that learned the intruder's port during a brief double
+//! master). Answering at once makes the intruder step back within a round trip and pulls the
+//! switches and neighbours back to us; the once-per-interval limit keeps a peer that keeps
+//! advertising worse values from making us flood.
 //!
 //! # Where this differs from OpenBSD, on purpose
 //! - A repeated [`Event::Up`] (or [`Event::Addresses`]) does not restart running timers:
 //!   OpenBSD's `carp_setrun_all(sc, 0)` re-arms them on every ioctl, which would let a chatty
 //!   event source postpone master-down forever. Newly present families get a timer.
 //! - Adding an address does not pass through INIT (OpenBSD's `carp_set_addr` does).
-//! - The takeover announcement (gratuitous ARP and unsolicited NA) is repeated after the
-//!   second advert that follows it, as OpenBSD's `sc_delayed_arp`, but OpenBSD repeats only
-//!   the ARP; repeating the NA too is harmless and helps the same switches.
-//! - A raised demote count makes a master advertise at once on every rise. OpenBSD does so for
-//!   `ifconfig -g .. carpdemote` and when a group's counter leaves 0.
+//! - Split brain healing (above).
 //!
 //! # Left to the caller
 //! - Whether the interface may run (admin up, carpdev link up, addresses present) is the
 //!   daemon's knowledge; it reports it with [`Event::Up`], [`Event::LinkDown`],
 //!   [`Event::AdminDown`], [`Event::Addresses`].
-//! - Group demote counters live in the daemon; it reports the sum with
-//!   [`Event::DemoteChanged`] and applies the [`Action::AdjustDemote`] this machine asks for
-//!   after send errors. The demotion for carpdev link loss (`carp_carpdev_state`) is
-//!   interface-level and the daemon's too.
+//! - Group demote counters live in the daemon; it reports the advertised value with
+//!   [`Event::DemoteChanged`] (recorded, sent with the next advert) and applies the
+//!   [`Action::AdjustDemote`] this machine asks for after send errors. Which demote changes
+//!   are advertised at once (`carp_send_ad_all`, the `SIOCSIFGATTR` case of `carp_ioctl`) is
+//!   decided across interfaces, by the daemon: it sends [`Event::AdvertiseNow`]. The demotion
+//!   for carpdev link loss (`carp_carpdev_state`) is interface-level and the daemon's too.
 //! - The counter, HMAC and packets: see [`super::hmac`] and [`super::packet`].
 use std::time::Duration;
 
@@ -227,8 +250,13 @@ pub enum Event {
     /// [`Vhid::next_deadline`] has passed: runs every timer due by `now`.
     TimerExpired,
     /// The demote count this vhid advertises (the capped sum over its interface's groups)
-    /// is now this. A master whose count rose advertises at once, so backups see it now.
+    /// is now this. Recorded for the next advert and for comparisons; the daemon decides
+    /// whether it goes out at once ([`Event::AdvertiseNow`]).
     DemoteChanged(u8),
+    /// A master sends an advert now (OpenBSD `carp_send_ad` called from `carp_send_ad_all` or
+    /// for a raised group demotion), and the next one an interval later. Ignored unless
+    /// MASTER.
+    AdvertiseNow,
     /// `ifconfig carpN state master|backup`. MASTER acts as if the master-down timer fired;
     /// BACKUP stops advertising and waits. Ignored in INIT, as OpenBSD ignores it.
     ForceState(ForcedState),
@@ -260,11 +288,10 @@ pub enum Action {
         advskew: u8,
         demote: u8,
     },
-    /// Gratuitous ARP for every IPv4 address (sender MAC the virtual MAC) and an unsolicited
-    /// neighbour advertisement (override flag; router flag when forwarding) for every IPv6
-    /// address. Comes right after the takeover advert, and again after the second advert
-    /// that follows it, for switches that missed the first.
-    SendGratuitous,
+    /// Announce the virtual addresses to the link: see [`Announcement`]. Comes right after
+    /// the takeover advert, as the ARP-only repeat after the second advert that follows it,
+    /// and when healing a split brain.
+    Announce(Announcement),
     /// The state changed.
     StateChanged {
         from: State,
@@ -274,6 +301,18 @@ pub enum Action {
     /// Add this to the demote counter of every group of the interface (the kernel-side
     /// adjustment: clamp at 0, never refuse).
     AdjustDemote(i8),
+}
+
+/// What an [`Action::Announce`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Announcement {
+    /// Gratuitous ARP for every IPv4 address (sender MAC the virtual MAC) and an unsolicited
+    /// neighbour advertisement (override flag; router flag when forwarding) for every IPv6
+    /// address: on takeover and when healing a split brain.
+    ArpAndNa,
+    /// Gratuitous ARP only: OpenBSD's delayed repeat (`sc_delayed_arp`) for switches that
+    /// missed the first; neighbour advertisements are sent once per takeover.
+    ArpOnly,
 }
 
 /// Why the state changed.
@@ -373,6 +412,8 @@ pub struct Vhid {
     delayed_announce: Option<u8>,
     send_errors: u32,
     send_successes: u32,
+    /// MASTER: when we last answered a worse master (split brain healing).
+    healed_at: Option<Duration>,
     /// State of the jitter generator.
     jitter_state: u64,
 }
@@ -393,6 +434,7 @@ impl Vhid {
             delayed_announce: None,
             send_errors: 0,
             send_successes: 0,
+            healed_at: None,
             jitter_state: entropy,
         })
     }
@@ -489,10 +531,9 @@ impl Vhid {
                 demote,
             } => self.on_advert(now, family, advbase, advskew, demote, &mut out),
             Event::TimerExpired => self.on_timers(now, &mut out),
-            Event::DemoteChanged(demote) => {
-                let raised = demote > self.demote;
-                self.demote = demote;
-                if raised && self.state == State::Master {
+            Event::DemoteChanged(demote) => self.demote = demote,
+            Event::AdvertiseNow => {
+                if self.state == State::Master {
                     self.advertise(now, &mut out);
                 }
             }
@@ -522,7 +563,8 @@ impl Vhid {
         }
         self.transition(State::Backup, Reason::Up, out);
         self.delayed_announce = None;
-        let first = self.master_down_interval() + self.jitter();
+        // carp_setrun: exactly 3 intervals, no jitter.
+        let first = self.master_down_interval();
         for f in families.iter() {
             self.master_down_at[f.index()] = Some(now + first);
         }
@@ -571,6 +613,7 @@ impl Vhid {
                 } else if theirs == ours && demote == self.demote {
                     Reason::EqualMaster
                 } else {
+                    self.heal(now, out);
                     return;
                 };
                 self.become_backup(now, reason, reason == Reason::EqualMaster, out);
@@ -613,13 +656,32 @@ impl Vhid {
         }
     }
 
+    /// A worse master is on the link: advertise and announce at once so that it steps back
+    /// and the link learns our port again, at most once per interval.
+    fn heal(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self
+            .healed_at
+            .is_some_and(|at| now < at.saturating_add(self.interval()))
+        {
+            return;
+        }
+        self.healed_at = Some(now);
+        self.advertise(now, out);
+        // A delayed ARP repeat due with this advert is covered by the full announcement.
+        if out.last() == Some(&Action::Announce(Announcement::ArpOnly)) {
+            out.pop();
+        }
+        out.push(Action::Announce(Announcement::ArpAndNa));
+    }
+
     /// `carp_master_down` from BACKUP: advertise, announce, then advertise every interval.
     fn become_master(&mut self, now: Duration, reason: Reason, out: &mut Vec<Action>) {
         self.transition(State::Master, reason, out);
         self.master_down_at = [None, None];
         out.push(self.advert_action());
-        out.push(Action::SendGratuitous);
+        out.push(Action::Announce(Announcement::ArpAndNa));
         self.delayed_announce = Some(2);
+        self.healed_at = None;
         self.advert_at = Some(now + self.interval());
     }
 
@@ -636,14 +698,15 @@ impl Vhid {
         }
     }
 
-    /// A master's regular advert (also the immediate one after a demote rise), with the
-    /// delayed repeat of the takeover announcement (`sc_delayed_arp`).
+    /// A master's advert (regular, [`Event::AdvertiseNow`], or healing a split brain), with
+    /// the delayed ARP-only repeat of the takeover announcement (`sc_delayed_arp`); the next
+    /// regular one follows an interval later, as `carp_send_ad` re-arms `ad_tmo`.
     fn advertise(&mut self, now: Duration, out: &mut Vec<Action>) {
         out.push(self.advert_action());
         if let Some(left) = self.delayed_announce {
             let left = left.saturating_sub(1);
             if left == 0 {
-                out.push(Action::SendGratuitous);
+                out.push(Action::Announce(Announcement::ArpOnly));
                 self.delayed_announce = None;
             } else {
                 self.delayed_announce = Some(left);
@@ -709,14 +772,14 @@ impl Vhid {
         }
     }
 
-    /// Uniform in `[0, interval)`, from SplitMix64 over the injected entropy.
+    /// Uniform in `[0, interval / 4)`, from SplitMix64 over the injected entropy.
     fn jitter(&mut self) -> Duration {
         self.jitter_state = self.jitter_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.jitter_state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        let span = self.interval().as_nanos();
+        let span = self.interval().as_nanos() / 4;
         // span < 2^38 ns and the fraction has 53 bits: the product fits in a u128, the
         // result in a u64.
         let nanos = (span * u128::from(z >> 11)) >> 53;
@@ -729,6 +792,8 @@ mod tests {
     use super::*;
 
     const T0: Duration = Duration::from_secs(100);
+
+    const TAKEOVER_ANNOUNCE: Action = Action::Announce(Announcement::ArpAndNa);
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -819,13 +884,32 @@ mod tests {
     }
 
     #[test]
-    fn up_goes_to_backup_with_a_jittered_first_timer() {
-        let mut v = vhid(1, 0, false);
-        let a = v.handle(T0, Event::Up(Families::V4));
-        assert_eq!(a, vec![changed(State::Init, State::Backup, Reason::Up)]);
-        let d = v.next_deadline().unwrap();
-        assert!(d >= T0 + ms(3000) && d < T0 + ms(4000), "{d:?}");
-        assert_eq!(v.master_down_at[Family::V6.index()], None);
+    fn up_goes_to_backup_with_exactly_three_intervals() {
+        // carp_setrun; OpenBSD's carp_1.sh: the better host is master 3.1 s after
+        // configuring at advbase 1. No seed changes that.
+        for seed in [0, 7, 42, u64::MAX] {
+            let mut v = Vhid::new(
+                VhidParams {
+                    vhid: 1,
+                    advbase: 1,
+                    advskew: 0,
+                },
+                false,
+                seed,
+            )
+            .unwrap();
+            let a = v.handle(T0, Event::Up(Families::V4));
+            assert_eq!(a, vec![changed(State::Init, State::Backup, Reason::Up)]);
+            assert_eq!(v.next_deadline(), Some(T0 + ms(3000)));
+            assert_eq!(v.master_down_at[Family::V6.index()], None);
+        }
+        // Both families, and a link that comes back: 3 intervals again.
+        let mut v = vhid(1, 128, false);
+        v.handle(T0, Event::Up(Families::BOTH));
+        assert_eq!(v.master_down_at, [Some(T0 + ms(4500)); 2]);
+        v.handle(T0 + ms(10), Event::LinkDown);
+        v.handle(T0 + ms(20), Event::Up(Families::BOTH));
+        assert_eq!(v.next_deadline(), Some(T0 + ms(4520)));
     }
 
     #[test]
@@ -842,6 +926,8 @@ mod tests {
             )
             .unwrap();
             v.handle(T0, Event::Up(Families::V4));
+            v.handle(T0, Event::ForceState(ForcedState::Master));
+            v.handle(T0 + ms(10), rx(1, 0, 0));
             v.next_deadline().unwrap()
         };
         assert_eq!(deadline(7), deadline(7));
@@ -875,7 +961,7 @@ mod tests {
             vec![
                 changed(State::Backup, State::Master, Reason::MasterDownTimer),
                 advert(1, 0, 0),
-                Action::SendGratuitous,
+                TAKEOVER_ANNOUNCE,
             ]
         );
         assert_eq!(v.next_deadline(), Some(due + ms(1000)));
@@ -893,7 +979,7 @@ mod tests {
         t += ms(1000);
         assert_eq!(
             v.handle(t, Event::TimerExpired),
-            vec![advert(1, 0, 0), Action::SendGratuitous]
+            vec![advert(1, 0, 0), Action::Announce(Announcement::ArpOnly)]
         );
         // Then never again.
         for _ in 0..5 {
@@ -966,7 +1052,7 @@ mod tests {
             vec![
                 changed(State::Backup, State::Master, Reason::Preempt),
                 advert(1, 0, 0),
-                Action::SendGratuitous,
+                TAKEOVER_ANNOUNCE,
             ]
         );
     }
@@ -1039,7 +1125,7 @@ mod tests {
             vec![
                 changed(State::Backup, State::Master, Reason::BowOut),
                 advert(1, 100, 0),
-                Action::SendGratuitous,
+                TAKEOVER_ANNOUNCE,
             ]
         );
     }
@@ -1077,9 +1163,10 @@ mod tests {
     fn master_keeps_its_place_against_worse_masters() {
         for (advbase, advskew, demote) in [(1, 101, 0), (2, 0, 0), (1, 0, 1), (0, 0, 1)] {
             let mut v = master(1, 100, false);
-            assert!(
-                v.handle(T0 + ms(1), rx(advbase, advskew, demote))
-                    .is_empty(),
+            // Split brain healing: it answers, and stays.
+            assert_eq!(
+                v.handle(T0 + ms(1), rx(advbase, advskew, demote)),
+                vec![advert(1, 100, 0), TAKEOVER_ANNOUNCE],
                 "{advbase}/{advskew}/{demote}"
             );
             assert_eq!(v.state(), State::Master);
@@ -1087,16 +1174,34 @@ mod tests {
     }
 
     #[test]
-    fn equal_masters_both_step_back_with_jitter() {
-        let mut v = master(1, 0, false);
-        let t = T0 + ms(10);
-        let a = v.handle(t, rx(1, 0, 0));
-        assert_eq!(
-            a,
-            vec![changed(State::Master, State::Backup, Reason::EqualMaster)]
-        );
-        let d = v.next_deadline().unwrap();
-        assert!(d >= t + ms(3000) && d < t + ms(4000));
+    fn equal_masters_both_step_back_with_a_small_jitter() {
+        let mut extras = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let mut v = Vhid::new(
+                VhidParams {
+                    vhid: 1,
+                    advbase: 1,
+                    advskew: 0,
+                },
+                false,
+                seed,
+            )
+            .unwrap();
+            v.handle(T0, Event::Up(Families::V4));
+            v.handle(T0, Event::ForceState(ForcedState::Master));
+            let t = T0 + ms(10);
+            let a = v.handle(t, rx(1, 0, 0));
+            assert_eq!(
+                a,
+                vec![changed(State::Master, State::Backup, Reason::EqualMaster)]
+            );
+            let extra = v.next_deadline().unwrap() - (t + ms(3000));
+            // A quarter of an interval at most.
+            assert!(extra < ms(250), "{extra:?}");
+            extras.insert(extra);
+        }
+        // And it does vary.
+        assert!(extras.len() > 32, "{extras:?}");
     }
 
     #[test]
@@ -1110,7 +1215,8 @@ mod tests {
             changed(State::Master, State::Backup, Reason::PreferredMaster)
         );
         let mut v = master(0, 0, false);
-        assert!(v.handle(T0 + ms(1), rx(0, 1, 0)).is_empty());
+        v.handle(T0 + ms(1), rx(0, 1, 0));
+        assert_eq!(v.state(), State::Master);
     }
 
     #[test]
@@ -1132,18 +1238,90 @@ mod tests {
     }
 
     #[test]
-    fn raised_demote_makes_a_master_advertise_at_once() {
+    fn a_demote_change_goes_out_with_the_next_advert() {
         let mut v = master(1, 0, false);
         let t = T0 + ms(300);
-        assert_eq!(v.handle(t, Event::DemoteChanged(1)), vec![advert(1, 0, 1)]);
-        assert_eq!(v.next_deadline(), Some(t + ms(1000)));
+        assert!(v.handle(t, Event::DemoteChanged(1)).is_empty());
         assert_eq!(v.demote(), 1);
-        // Lowering it waits for the next regular advert.
+        assert_eq!(v.next_deadline(), Some(T0 + ms(1000)));
+        assert_eq!(
+            v.handle(T0 + ms(1000), Event::TimerExpired),
+            vec![advert(1, 0, 1)]
+        );
         assert!(v.handle(t, Event::DemoteChanged(0)).is_empty());
-        // A backup never advertises.
+        // A backup records it too.
         let mut b = backup(1, 0, false);
         assert!(b.handle(t, Event::DemoteChanged(10)).is_empty());
         assert_eq!(b.demote(), 10);
+    }
+
+    #[test]
+    fn advertise_now_sends_from_a_master_only() {
+        let mut v = master(1, 0, false);
+        let t = T0 + ms(300);
+        v.handle(t, Event::DemoteChanged(7));
+        assert_eq!(v.handle(t, Event::AdvertiseNow), vec![advert(1, 0, 7)]);
+        // The regular adverts continue one interval after it (carp_send_ad re-arms ad_tmo).
+        assert_eq!(v.next_deadline(), Some(t + ms(1000)));
+        let mut b = backup(1, 0, false);
+        let due = b.next_deadline();
+        assert!(b.handle(t, Event::AdvertiseNow).is_empty());
+        assert_eq!(b.next_deadline(), due);
+        assert!(vhid(1, 0, false).handle(t, Event::AdvertiseNow).is_empty());
+    }
+
+    #[test]
+    fn neighbour_advertisements_go_out_once_per_takeover() {
+        let mut v = backup(1, 0, false);
+        let mut announced = Vec::new();
+        let mut t = T0 + ms(3000);
+        for _ in 0..6 {
+            for a in v.handle(t, Event::TimerExpired) {
+                if let Action::Announce(kind) = a {
+                    announced.push(kind);
+                }
+            }
+            t += ms(1000);
+        }
+        assert_eq!(
+            announced,
+            [Announcement::ArpAndNa, Announcement::ArpOnly],
+            "the repeat is ARP only"
+        );
+    }
+
+    #[test]
+    fn a_master_answers_a_worse_master_at_once_once_per_interval() {
+        let mut v = master(1, 100, false);
+        let t = T0 + ms(200);
+        // A worse master (longer interval): advert and full announcement now, still master.
+        assert_eq!(
+            v.handle(t, rx(1, 200, 0)),
+            vec![advert(1, 100, 0), TAKEOVER_ANNOUNCE]
+        );
+        assert_eq!(v.state(), State::Master);
+        let interval = v.interval();
+        assert_eq!(v.next_deadline(), Some(t + interval));
+        // Again within the interval: nothing.
+        assert!(v.handle(t + ms(100), rx(1, 200, 0)).is_empty());
+        assert!(v.handle(t + interval - ms(1), rx(2, 0, 0)).is_empty());
+        // An interval later: once more. A more demoted one counts as worse too.
+        let later = t + interval;
+        let a = v.handle(later, rx(0, 0, 1));
+        assert_eq!(a, vec![advert(1, 100, 0), TAKEOVER_ANNOUNCE]);
+        // A backup never does this, whatever it hears.
+        let mut b = backup(1, 0, false);
+        assert!(b.handle(later, rx(1, 10, 0)).is_empty());
+    }
+
+    #[test]
+    fn a_new_takeover_may_heal_at_once() {
+        let mut v = master(1, 0, false);
+        assert_eq!(v.handle(T0 + ms(1), rx(1, 5, 0)).len(), 2);
+        v.handle(T0 + ms(2), rx(0, 0, 0));
+        assert_eq!(v.state(), State::Backup);
+        v.handle(T0 + ms(3), Event::ForceState(ForcedState::Master));
+        assert_eq!(v.handle(T0 + ms(4), rx(1, 5, 0)).len(), 2);
     }
 
     #[test]
@@ -1155,7 +1333,7 @@ mod tests {
             vec![
                 changed(State::Backup, State::Master, Reason::Forced),
                 advert(1, 0, 0),
-                Action::SendGratuitous,
+                TAKEOVER_ANNOUNCE,
             ]
         );
         assert!(

@@ -91,7 +91,7 @@ impl Sim {
                     assert!(follow.is_empty());
                 }
                 Action::AdjustDemote(_) => panic!("no send errors on this link"),
-                Action::SendGratuitous | Action::StateChanged { .. } => {}
+                Action::Announce(_) | Action::StateChanged { .. } => {}
             }
         }
     }
@@ -308,4 +308,65 @@ fn the_backup_takes_over_three_intervals_after_the_master_dies() {
     let md = interval(1, 100) * 3;
     assert!(sim.now <= died + md, "{:?}", sim.now - died);
     assert!(sim.now > died + md - interval(1, 0), "{:?}", sim.now - died);
+}
+
+#[test]
+fn the_better_host_is_master_exactly_three_intervals_after_coming_up() {
+    // OpenBSD's carp_1.sh: both configured at once, advbase 1; the better one is master
+    // after 3 s (it checks at 3.1 s), whatever the seeds.
+    for seeds in [(1, 2), (99, 3), (u64::MAX, 0)] {
+        let config = [
+            Peer {
+                demote: 0,
+                advbase: 1,
+                advskew: 0,
+                seed: seeds.0,
+            },
+            Peer {
+                demote: 0,
+                advbase: 1,
+                advskew: 100,
+                seed: seeds.1,
+            },
+        ];
+        let mut sim = Sim::start(&config, false, Duration::from_micros(50));
+        while sim.masters().is_empty() {
+            sim.step();
+        }
+        assert_eq!(sim.now, Duration::from_secs(3));
+        assert_eq!(sim.masters(), vec![0]);
+    }
+}
+
+#[test]
+fn a_double_master_heals_within_a_round_trip() {
+    let config = [
+        Peer {
+            demote: 0,
+            advbase: 1,
+            advskew: 0,
+            seed: 1,
+        },
+        Peer {
+            demote: 0,
+            advbase: 1,
+            advskew: 100,
+            seed: 2,
+        },
+    ];
+    let delay = Duration::from_micros(50);
+    let mut sim = Sim::start(&config, false, delay);
+    let settled = settle_time(&config);
+    assert_eq!(sim.run(settled, settled * 2), Ok(0));
+    // The worse peer becomes master too (a healed partition, a forced state).
+    let t = sim.now;
+    let actions = sim.peers[1].handle(t, Event::ForceState(super::fsm::ForcedState::Master));
+    sim.carry_out(1, actions);
+    assert_eq!(sim.masters(), vec![0, 1]);
+    // Its advert reaches peer 0, which answers at once; that answer sends peer 1 back.
+    while sim.masters().len() > 1 {
+        sim.step();
+    }
+    assert_eq!(sim.masters(), vec![0]);
+    assert_eq!(sim.now, t + delay * 2);
 }
