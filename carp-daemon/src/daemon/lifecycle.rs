@@ -181,6 +181,9 @@ impl Daemon {
         if let Some(cif) = self.ifs.get_mut(name) {
             cif.ifindex = ifindex;
         }
+        // Guarded while still down: from here on nothing leaves it unless we are master.
+        self.dataplane
+            .attach_guard(&cfg.name, ifindex, carpdev_ifindex, cfg.vhid)?;
         crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cfg.name)?;
         for a in &cfg.ipv4 {
             self.net
@@ -192,6 +195,7 @@ impl Daemon {
                 .add_address(ifindex, a.addr.into(), a.prefix_len)
                 .await?;
         }
+        self.add_link_local(name, &cfg, ifindex, vip).await?;
         if cfg.up {
             self.net.set_up(ifindex, true).await?;
         }
@@ -205,6 +209,40 @@ impl Daemon {
         }
         info!(interface = %cfg.name, carpdev = %cfg.carpdev, vhid = cfg.vhid,
               advbase = cfg.advbase, advskew = cfg.advskew, "carp interface configured");
+        Ok(())
+    }
+
+    /// Gives the carp interface its IPv6 link-local address, a virtual address like the
+    /// configured ones (in the same order: dataplane and carpdev group first, then the
+    /// kernel), unless the interface has no IPv6.
+    async fn add_link_local(
+        &mut self,
+        name: &str,
+        cfg: &CarpInterface,
+        ifindex: u32,
+        vip: VipEntry,
+    ) -> Result<(), Error> {
+        if !crate::net::sysctl::ipv6_enabled(&cfg.name) {
+            debug!(interface = %cfg.name, "IPv6 is off: no link-local address");
+            return Ok(());
+        }
+        let Some(cif) = self.ifs.get(name) else {
+            return Ok(());
+        };
+        let (ll, carpdev_ifindex) = (
+            crate::net::link::carp_link_local(cif.vmac),
+            cif.carpdev_ifindex,
+        );
+        if let Some(cif) = self.ifs.get_mut(name) {
+            // Recorded first, so that remove_interface undoes whatever of the steps below
+            // was done when one fails.
+            cif.link_local = Some(ll);
+        }
+        self.dataplane.add_vip6(carpdev_ifindex, ll, vip)?;
+        if let Some(dev) = self.carpdevs.get_mut(&cfg.carpdev) {
+            dev.groups6.join(&ll)?;
+        }
+        self.net.add_link_local(ifindex, ll).await?;
         Ok(())
     }
 
@@ -224,14 +262,15 @@ impl Daemon {
         )?;
         if cif.ifindex != 0 {
             self.net.delete_link(cif.ifindex).await?;
+            self.dataplane.remove_guard(cif.ifindex)?;
         }
         for a in &cif.cfg.ipv4 {
             self.dataplane.remove_vip4(ifindex, a.addr)?;
         }
-        for a in &cif.cfg.ipv6 {
-            self.dataplane.remove_vip6(ifindex, a.addr)?;
+        for addr in cif.ipv6() {
+            self.dataplane.remove_vip6(ifindex, addr)?;
             if let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev)
-                && let Err(err) = dev.groups6.leave(&a.addr)
+                && let Err(err) = dev.groups6.leave(&addr)
             {
                 // Not joined (a start that failed half-way): nothing to leave.
                 debug!(interface = %name, error = %err, "leaving a solicited-node group");
