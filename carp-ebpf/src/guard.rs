@@ -7,9 +7,10 @@
 //! ICMP replies. A frame from the virtual MAC makes every learning switch move the MAC to
 //! the sender's port, so a BACKUP sending one steals the master's traffic. Attached to
 //! carpN's egress (a clsact filter, which lives as long as carpN, so it keeps guarding after
-//! carpd died), this program lets through exactly what OpenBSD's carp would send: everything
-//! while MASTER, nothing otherwise. The test is the XDP program's ([`is_live_master`]), so a
-//! master whose carpd stopped refreshing its deadline falls silent here too.
+//! carpd died), this program does what OpenBSD's `carp_output` does (it refuses output with
+//! `ENETUNREACH` unless the vhid is MASTER): everything passes while master, nothing
+//! otherwise. The test is the XDP program's ([`is_live_master`]), so a master whose carpd
+//! stopped refreshing its deadline falls silent here too.
 use crate::maps::{GUARDS, VHIDS, count, is_live_master};
 
 /// Whether a frame may leave the carp interface `ifindex`. An interface the dataplane does

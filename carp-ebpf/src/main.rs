@@ -88,9 +88,9 @@ pub fn carp_guard(ctx: TcContext) -> i32 {
     // SAFETY: the kernel hands a valid __sk_buff; `ifindex` is readable by tc programs.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     if guard::may_send(ifindex) {
-        TC_ACT_OK as i32
+        TC_ACT_OK
     } else {
-        TC_ACT_SHOT as i32
+        TC_ACT_SHOT
     }
 }
 
