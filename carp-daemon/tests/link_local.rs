@@ -269,3 +269,32 @@ fn sigkilled_backup_stays_silent() {
     assert!(leaked.is_empty(), "{}", leaked.join("\n"));
     assert_eq!(r1.state().as_deref(), Some("MASTER"));
 }
+
+#[test]
+fn down_and_up_keep_the_link_local() {
+    let Some(lab) = lab("e2e_link_local_down_up", 1) else {
+        return;
+    };
+    let h1 = lab.host(0);
+    let r1 = Router::start(&lab, h1, &hostname_carp0(h1, T1), &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    for words in [["carp0", "down"], ["carp0", "up"]] {
+        let out = r1.carpctl(&words);
+        assert!(out.success(), "{out:?}");
+    }
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    // Linux drops a link's IPv6 addresses when it goes down; carpd puts them back.
+    let addrs = h1
+        .run(["ip", "-6", "addr", "show", "dev", "carp0"])
+        .unwrap()
+        .stdout;
+    assert!(addrs.contains(&format!("{LINK_LOCAL}/64")), "{addrs}");
+    assert!(addrs.contains(&format!("{VIP6}/64")), "{addrs}");
+    let target = format!("{LINK_LOCAL}%{}", lab.client().ifname());
+    wait_until(Duration::from_secs(5), || {
+        lab.client()
+            .run(["ping", "-6", "-c", "1", "-W", "1", &target])
+            .is_ok_and(|o| o.success())
+    })
+    .unwrap_or_else(|_| panic!("the client never reached {target} after down and up"));
+}

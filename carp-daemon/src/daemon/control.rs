@@ -228,6 +228,10 @@ impl Daemon {
             } else if !was_up && now_up {
                 let ifindex = self.ifs[name].ifindex;
                 let _ = self.net.set_up(ifindex, true).await;
+                // The kernel dropped the IPv6 addresses (the link-local too) with the link.
+                if let Err(err) = self.add_kernel_addresses(name).await {
+                    tracing::warn!(interface = name, error = %err, "restoring addresses after up");
+                }
                 self.bring_up(name);
             }
         }

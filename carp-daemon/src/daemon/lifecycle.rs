@@ -185,17 +185,8 @@ impl Daemon {
         self.dataplane
             .attach_guard(&cfg.name, ifindex, carpdev_ifindex, cfg.vhid)?;
         crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cfg.name)?;
-        for a in &cfg.ipv4 {
-            self.net
-                .add_address(ifindex, a.addr.into(), a.prefix_len)
-                .await?;
-        }
-        for a in &cfg.ipv6 {
-            self.net
-                .add_address(ifindex, a.addr.into(), a.prefix_len)
-                .await?;
-        }
-        self.add_link_local(name, &cfg, ifindex, vip).await?;
+        self.register_link_local(name, &cfg, vip)?;
+        self.add_kernel_addresses(name).await?;
         if cfg.up {
             self.net.set_up(ifindex, true).await?;
         }
@@ -212,37 +203,51 @@ impl Daemon {
         Ok(())
     }
 
-    /// Gives the carp interface its IPv6 link-local address, a virtual address like the
-    /// configured ones (in the same order: dataplane and carpdev group first, then the
-    /// kernel), unless the interface has no IPv6.
-    async fn add_link_local(
+    /// Makes the carp interface's IPv6 link-local address a virtual address like the
+    /// configured ones: dataplane entry and carpdev group here, before the kernel gets it
+    /// ([`Daemon::add_kernel_addresses`]). Nothing when the interface has no IPv6.
+    fn register_link_local(
         &mut self,
         name: &str,
         cfg: &CarpInterface,
-        ifindex: u32,
         vip: VipEntry,
     ) -> Result<(), Error> {
         if !crate::net::sysctl::ipv6_enabled(&cfg.name) {
             debug!(interface = %cfg.name, "IPv6 is off: no link-local address");
             return Ok(());
         }
-        let Some(cif) = self.ifs.get(name) else {
+        let Some(cif) = self.ifs.get_mut(name) else {
             return Ok(());
         };
-        let (ll, carpdev_ifindex) = (
-            crate::net::link::carp_link_local(cif.vmac),
-            cif.carpdev_ifindex,
-        );
-        if let Some(cif) = self.ifs.get_mut(name) {
-            // Recorded first, so that remove_interface undoes whatever of the steps below
-            // was done when one fails.
-            cif.link_local = Some(ll);
-        }
+        let ll = crate::net::link::carp_link_local(cif.vmac);
+        // Recorded first, so that remove_interface undoes whatever of the steps below was
+        // done when one fails.
+        cif.link_local = Some(ll);
+        let carpdev_ifindex = cif.carpdev_ifindex;
         self.dataplane.add_vip6(carpdev_ifindex, ll, vip)?;
         if let Some(dev) = self.carpdevs.get_mut(&cfg.carpdev) {
             dev.groups6.join(&ll)?;
         }
-        self.net.add_link_local(ifindex, ll).await?;
+        Ok(())
+    }
+
+    /// Gives the kernel every address of a carp interface whose dataplane entries exist:
+    /// the configured ones (no DAD, no prefix route) and the link-local (no DAD, with its
+    /// route). Addresses already there are left as they are. Also what restores them after
+    /// the interface was down: Linux drops a link's IPv6 addresses when it goes down
+    /// (`keep_addr_on_down` keeps no link-local ones either).
+    pub(super) async fn add_kernel_addresses(&self, name: &str) -> Result<(), Error> {
+        let Some(cif) = self.ifs.get(name) else {
+            return Ok(());
+        };
+        for (addr, prefix_len) in cif.addresses() {
+            match addr {
+                std::net::IpAddr::V6(ll) if Some(ll) == cif.link_local => {
+                    self.net.add_link_local(cif.ifindex, ll).await?
+                }
+                _ => self.net.add_address(cif.ifindex, addr, prefix_len).await?,
+            }
+        }
         Ok(())
     }
 
