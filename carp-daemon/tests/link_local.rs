@@ -298,3 +298,54 @@ fn down_and_up_keep_the_link_local() {
     })
     .unwrap_or_else(|_| panic!("the client never reached {target} after down and up"));
 }
+
+/// `carpctl stats`' count of IPv4 adverts sent.
+fn adverts_sent_v4(r: &Router) -> u64 {
+    let out = r.carpctl(&["stats"]);
+    out.stdout
+        .lines()
+        .find(|l| l.contains("sent (IPv4)"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn ipv4_only_interface_has_the_link_local_but_sends_no_ipv6_adverts() {
+    let Some(lab) = lab("e2e_link_local_v4only", 1) else {
+        return;
+    };
+    let h1 = lab.host(0);
+    let config = format!(
+        "inet {VIP4} 255.255.255.0 vhid 1 pass {PASS} carpdev {} advbase {} advskew {}\n",
+        h1.ifname(),
+        T1.advbase,
+        T1.advskew
+    );
+    let capture = h1.capture_sent("ip proto 112 or ip6 proto 112", 0).unwrap();
+    let r1 = Router::start(&lab, h1, &config, &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    let before = adverts_sent_v4(&r1);
+    wait_until(Duration::from_secs(5), || {
+        adverts_sent_v4(&r1) >= before + 3
+    })
+    .expect("three more IPv4 adverts");
+    let pcap = capture.stop_and_read().unwrap();
+    let ethertype = |p: &carp_tests::pcap::Packet| u16::from_be_bytes([p.data[12], p.data[13]]);
+    assert!(pcap.packets.iter().any(|p| ethertype(p) == 0x0800));
+    assert!(
+        !pcap.packets.iter().any(|p| ethertype(p) == 0x86dd),
+        "an IPv4-only carp interface sent IPv6 adverts"
+    );
+    let text = r1.carpctl(&["carp0"]).stdout;
+    assert!(
+        text.contains(&format!("\tinet6 {LINK_LOCAL}%carp0 prefixlen 64")),
+        "{text}"
+    );
+    let target = format!("{LINK_LOCAL}%{}", lab.client().ifname());
+    wait_until(Duration::from_secs(5), || {
+        lab.client()
+            .run(["ping", "-6", "-c", "1", "-W", "1", &target])
+            .is_ok_and(|o| o.success())
+    })
+    .unwrap_or_else(|_| panic!("the client never reached {target}"));
+}

@@ -54,7 +54,8 @@ pub struct LinkInfo {
     pub parent_ifindex: Option<u32>,
     /// `IFLA_IFALIAS`.
     pub alias: Option<String>,
-    /// IPv6 address generation is off (`addrgenmode none`): no link-local address.
+    /// IPv6 address generation is off (`addrgenmode none`): the kernel makes no link-local
+    /// address itself.
     pub ipv6_addr_gen_none: bool,
 }
 
