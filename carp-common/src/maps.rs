@@ -1,4 +1,5 @@
-//! Keys and values of the BPF maps shared by the XDP program and carpd.
+//! Keys and values of the BPF maps shared by the dataplane programs (the XDP program on the
+//! carpdevs, the egress guard on the carp interfaces) and carpd.
 //!
 //! Every type is `#[repr(C)]` with explicit padding so that the layout is the same in the
 //! BPF object and in userspace, and so that the BTF the object carries names every field
@@ -20,6 +21,9 @@ pub mod pin {
     pub const COUNTERS: &str = "carp_counters";
     /// Ring buffer of valid advertisements for served vhids: [`super::AdvertEvent`].
     pub const ADVERTS: &str = "carp_adverts";
+    /// The vhid each carp interface belongs to, for its egress guard: carp interface
+    /// ifindex (`u32`) → [`super::VhidKey`].
+    pub const GUARDS: &str = "carp_guards";
     /// Subdirectory holding one pinned XDP link per carpdev, named after the interface.
     pub const LINKS_DIR: &str = "links";
 }
@@ -149,6 +153,10 @@ pub struct DataplaneCounters {
     pub advert_ring_full: u64,
     /// VLAN-tagged frames passed to the stack untouched.
     pub vlan_passed: u64,
+    /// Frames leaving a carp interface dropped by its egress guard: this host is not the
+    /// live master of the interface's vhid (BACKUP, INIT, master deadline passed), or the
+    /// interface is not (or no longer) known to the dataplane.
+    pub egress_dropped_not_master: u64,
 }
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
@@ -201,7 +209,7 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 16 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 17 * 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
     }

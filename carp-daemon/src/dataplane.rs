@@ -1,6 +1,6 @@
-//! The XDP dataplane as carpd drives it: load the embedded program, pin its maps and links
-//! under the pin directory, attach it to carpdevs, and write the election state into the
-//! maps.
+//! The XDP dataplane as carpd drives it: load the embedded programs, pin their maps and links
+//! under the pin directory, attach the XDP program to carpdevs and the egress guard to carp
+//! interfaces, and write the election state into the maps.
 //!
 //! Pin layout (default `/sys/fs/bpf/carp`, one directory per daemon):
 //!
@@ -11,8 +11,14 @@
 //! <pin-dir>/carp_devs       ifindex -> carpdev MAC
 //! <pin-dir>/carp_counters   per-CPU dataplane counters
 //! <pin-dir>/carp_adverts    ring buffer of received advertisements
+//! <pin-dir>/carp_guards     carp interface ifindex -> (carpdev ifindex, vhid)
 //! <pin-dir>/links/<ifname>  the XDP link of each carpdev
 //! ```
+//!
+//! The egress guard is a clsact filter on each carp interface, not a pinned link: it lives
+//! exactly as long as the interface (the kernel removes it with the interface, and nothing
+//! removes it before), so a carp interface whose carpd was SIGKILLed stays guarded, and no
+//! pin is left behind by an interface deleted behind carpd's back.
 //!
 //! Everything outlives carpd. A restarted carpd adopts the pinned maps (their entries keep
 //! the dataplane silent or answering exactly as before) and swaps its program into each
@@ -27,8 +33,9 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        ProgramError, Xdp, XdpMode,
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, LinkError, PinnedLink},
+        tc::{NlOptions, TcAttachOptions, TcError},
         xdp::XdpLink,
     },
 };
@@ -44,14 +51,18 @@ pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR
 /// Name of the XDP program inside the object.
 const PROGRAM: &str = "carp";
 
+/// Name of the egress guard (a tc classifier) inside the object.
+const GUARD_PROGRAM: &str = "carp_guard";
+
 /// Every pinned map, in the order they are created.
-const MAP_NAMES: [&str; 6] = [
+const MAP_NAMES: [&str; 7] = [
     pin::VHIDS,
     pin::VIP4,
     pin::VIP6,
     pin::CARPDEVS,
     pin::COUNTERS,
     pin::ADVERTS,
+    pin::GUARDS,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +94,20 @@ pub enum DataplaneError {
     MissingMap(&'static str),
     #[error("reading the monotonic clock: {0}")]
     Clock(nix::Error),
+    #[error("egress guard on {interface}: {source}")]
+    Guard {
+        interface: String,
+        source: GuardError,
+    },
+}
+
+/// Why the egress guard could not be put on a carp interface.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("adding the clsact qdisc: {0}")]
+    Qdisc(#[source] TcError),
+    #[error("attaching the filter: {0}")]
+    Attach(#[source] ProgramError),
 }
 
 /// How to attach to a carpdev. `Auto` lets the kernel choose (native where the driver has
@@ -143,6 +168,7 @@ pub struct Dataplane {
     carpdevs: HashMap<MapData, u32, CarpdevEntry>,
     counters: PerCpuArray<MapData, DataplaneCounters>,
     adverts: Option<RingBuf<MapData>>,
+    guards: HashMap<MapData, u32, VhidKey>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
 }
@@ -190,11 +216,17 @@ impl Dataplane {
         let carpdevs = take(&mut ebpf, pin::CARPDEVS)?;
         let counters = take(&mut ebpf, pin::COUNTERS)?;
         let adverts = Some(take(&mut ebpf, pin::ADVERTS)?);
+        let guards = take(&mut ebpf, pin::GUARDS)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
             .try_into()?;
         program.load()?;
+        let guard: &mut SchedClassifier = ebpf
+            .program_mut(GUARD_PROGRAM)
+            .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
+            .try_into()?;
+        guard.load()?;
         Ok(Self {
             ebpf,
             pin_dir,
@@ -204,6 +236,7 @@ impl Dataplane {
             carpdevs,
             counters,
             adverts,
+            guards,
             links: Vec::new(),
         })
     }
@@ -214,6 +247,14 @@ impl Dataplane {
             .program(PROGRAM)
             .and_then(|p| <&Xdp>::try_from(p).ok())
             .expect("the program was loaded as XDP in from_ebpf")
+    }
+
+    /// The egress guard program (for BPF_PROG_TEST_RUN in tests).
+    pub fn guard_program(&self) -> &SchedClassifier {
+        self.ebpf
+            .program(GUARD_PROGRAM)
+            .and_then(|p| <&SchedClassifier>::try_from(p).ok())
+            .expect("the guard was loaded as a classifier in from_ebpf")
     }
 
     fn program_mut(&mut self) -> &mut Xdp {
@@ -302,6 +343,76 @@ impl Dataplane {
         self.pin_dir
             .as_ref()
             .map(|d| d.join(pin::LINKS_DIR).join(ifname))
+    }
+
+    /// Puts the egress guard on the carp interface `carp_ifname` (ifindex `carp_ifindex`),
+    /// which belongs to `vhid` on the carpdev `carpdev_ifindex`: from then on a frame leaves
+    /// the interface only while this host is that vhid's live master.
+    ///
+    /// The map entry is written first, so the guard never runs without knowing its vhid
+    /// (it would drop everything, which is safe, but would count it as unknown). The filter
+    /// goes into a clsact qdisc created here: call this once, on a carp interface carpd has
+    /// just created. The kernel removes both with the interface; carpd never detaches them
+    /// itself (see the module doc).
+    pub fn attach_guard(
+        &mut self,
+        carp_ifname: &str,
+        carp_ifindex: u32,
+        carpdev_ifindex: u32,
+        vhid: u8,
+    ) -> Result<(), DataplaneError> {
+        self.set_guard(carp_ifindex, carpdev_ifindex, vhid)?;
+        let fail = |source| DataplaneError::Guard {
+            interface: carp_ifname.to_owned(),
+            source,
+        };
+        aya::programs::tc::qdisc_add_clsact(carp_ifname).map_err(|e| fail(GuardError::Qdisc(e)))?;
+        let guard: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(GUARD_PROGRAM)
+            .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
+            .expect("the guard was loaded as a classifier in from_ebpf");
+        // Netlink (clsact) rather than a tcx link: a tcx link would go with carpd's file
+        // descriptor unless pinned, and a pin would outlive the interface.
+        let id = guard
+            .attach_with_options(
+                carp_ifname,
+                TcAttachType::Egress,
+                TcAttachOptions::Netlink(NlOptions::default()),
+            )
+            .map_err(|e| fail(GuardError::Attach(e)))?;
+        let link = guard
+            .take_link(id)
+            .map_err(|e| fail(GuardError::Attach(e)))?;
+        // Dropping the link would detach the filter; it must stay for as long as the
+        // interface exists, whatever happens to carpd.
+        std::mem::forget(link);
+        Ok(())
+    }
+
+    /// Records which vhid the carp interface `carp_ifindex` belongs to, for its guard.
+    pub fn set_guard(
+        &mut self,
+        carp_ifindex: u32,
+        carpdev_ifindex: u32,
+        vhid: u8,
+    ) -> Result<(), DataplaneError> {
+        let key = VhidKey {
+            ifindex: carpdev_ifindex,
+            vhid: u32::from(vhid),
+        };
+        self.guards
+            .insert(carp_ifindex, key, 0)
+            .map_err(|source| DataplaneError::Map {
+                map: pin::GUARDS,
+                source,
+            })
+    }
+
+    /// Forgets a carp interface (after it was deleted): a guard still attached to an
+    /// interface of that index would drop everything.
+    pub fn remove_guard(&mut self, carp_ifindex: u32) -> Result<(), DataplaneError> {
+        ignore_missing(self.guards.remove(&carp_ifindex), pin::GUARDS)
     }
 
     /// Removes every pin under the pin directory (maps and links) after the daemon has
@@ -478,6 +589,10 @@ impl Dataplane {
         for k in keys {
             ignore_missing(self.carpdevs.remove(&k), pin::CARPDEVS)?;
         }
+        let keys: Vec<u32> = self.guards.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            ignore_missing(self.guards.remove(&k), pin::GUARDS)?;
+        }
         Ok(())
     }
 
@@ -526,6 +641,7 @@ pub fn sum_counters(a: &DataplaneCounters, b: &DataplaneCounters) -> DataplaneCo
         advert_own_source: a.advert_own_source + b.advert_own_source,
         advert_ring_full: a.advert_ring_full + b.advert_ring_full,
         vlan_passed: a.vlan_passed + b.vlan_passed,
+        egress_dropped_not_master: a.egress_dropped_not_master + b.egress_dropped_not_master,
     }
 }
 

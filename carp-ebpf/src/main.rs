@@ -1,6 +1,8 @@
-//! The carpd XDP program, attached to every carpdev.
+//! carpd's dataplane: the XDP program `carp`, attached to every carpdev, and the egress guard
+//! `carp_guard`, attached to every carp interface (see `guard`). One object, so both use the
+//! same maps.
 //!
-//! Per frame, in this order:
+//! Per frame the XDP program does, in this order:
 //! 1. carpdev not configured in `carp_devs` → pass (the program is inert until carpd says).
 //! 2. VLAN-tagged → pass untouched (a tagged frame belongs to a VLAN interface above us;
 //!    it is never parsed as if it were untagged).
@@ -17,11 +19,16 @@
 mod advert;
 mod arp;
 mod csum;
+mod guard;
 mod maps;
 mod ndp;
 mod packet;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 use carp_common::wire::{
     ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_CARP,
     IPPROTO_ICMPV6, vhid_of_virtual_mac,
@@ -72,6 +79,18 @@ pub fn carp(ctx: XdpContext) -> u32 {
             _ => xdp_action::XDP_PASS,
         },
         _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// Egress of a carp interface: pass while this host is the vhid's live master, else drop.
+#[classifier]
+pub fn carp_guard(ctx: TcContext) -> i32 {
+    // SAFETY: the kernel hands a valid __sk_buff; `ifindex` is readable by tc programs.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    if guard::may_send(ifindex) {
+        TC_ACT_OK
+    } else {
+        TC_ACT_SHOT
     }
 }
 

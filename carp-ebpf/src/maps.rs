@@ -1,4 +1,4 @@
-//! The program's maps. Types and names come from carp-common so that carpd and `bpftool`
+//! The programs' maps (one object: the XDP program and the egress guard share them). Types and names come from carp-common so that carpd and `bpftool`
 //! see exactly what the program sees.
 use aya_ebpf::{
     btf_maps::{HashMap, PerCpuArray, RingBuf},
@@ -27,6 +27,9 @@ pub static COUNTERS: PerCpuArray<DataplaneCounters, 1> = PerCpuArray::new();
 #[btf_map(name = "carp_adverts")]
 pub static ADVERTS: RingBuf<AdvertEvent, { ADVERT_RING_BYTES as usize }> = RingBuf::new();
 
+#[btf_map(name = "carp_guards")]
+pub static GUARDS: HashMap<u32, VhidKey, { MAX_VHIDS as usize }> = HashMap::new();
+
 /// Bumps one counter of this CPU's copy. Per-CPU, so no atomics are needed.
 #[inline(always)]
 pub fn count(field: fn(&mut DataplaneCounters) -> &mut u64) {
@@ -50,7 +53,9 @@ pub fn vhid_entry(ifindex: u32, vhid: u8) -> Option<VhidEntry> {
     unsafe { VHIDS.get(key).copied() }
 }
 
-/// True while this host is master for the vhid and carpd keeps the deadline fresh.
+/// True while this host is master for the vhid and carpd keeps the deadline fresh. The one
+/// test behind every "may this host speak for the vhid" decision: ARP and NS answers, frames
+/// to the virtual MAC, and the egress guard of the carp interface.
 #[inline(always)]
 pub fn is_live_master(entry: &VhidEntry) -> bool {
     // SAFETY: a helper call without arguments.

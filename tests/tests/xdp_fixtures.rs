@@ -3,7 +3,9 @@
 //! bytes for XDP_TX, and which counters move.
 //!
 //! BPF_PROG_TEST_RUN runs the program with the loopback device as ingress interface, so the
-//! fixtures configure ifindex 1 as the carpdev.
+//! fixtures configure ifindex 1 as the carpdev. The egress guard of the carp interfaces runs
+//! the same way (its skb's device is the loopback too), so ifindex 1 is also the carp
+//! interface it guards.
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 const PEER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+/// The carp interface's link-local address for VHID (the EUI-64 of VMAC).
+const LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x0200, 0x5eff, 0xfe00, 0x0101);
+const CLIENT_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x99);
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
@@ -115,6 +120,7 @@ fn all_counters() -> Vec<(&'static str, Field)> {
         c!(advert_own_source),
         c!(advert_ring_full),
         c!(vlan_passed),
+        c!(egress_dropped_not_master),
     ]
 }
 
@@ -231,6 +237,27 @@ fn fixtures() -> Vec<Fixture> {
         "ns for VIP6 as expired master",
         ExpiredMaster,
         ns.clone(),
+        Expect::Drop,
+        &[c!(ns_dropped_not_master)],
+    ));
+    let ll_ns = neighbor_solicitation(CLIENT_MAC, CLIENT_LL, LINK_LOCAL);
+    v.push(fixture(
+        "ns for the carp link-local as master",
+        Master,
+        ll_ns.clone(),
+        Expect::Tx(neighbor_advertisement(
+            VMAC,
+            LINK_LOCAL,
+            CLIENT_MAC,
+            CLIENT_LL,
+            0x40 | 0x20,
+        )),
+        &[c!(ns_replied)],
+    ));
+    v.push(fixture(
+        "ns for the carp link-local as backup",
+        Backup,
+        ll_ns,
         Expect::Drop,
         &[c!(ns_dropped_not_master)],
     ));
@@ -534,15 +561,17 @@ fn configured_dataplane() -> Dataplane {
         },
     )
     .unwrap();
-    dp.add_vip6(
-        IFINDEX,
-        VIP6,
-        VipEntry {
-            vhid: VHID as u32,
-            flags: 0,
-        },
-    )
-    .unwrap();
+    for addr in [VIP6, LINK_LOCAL] {
+        dp.add_vip6(
+            IFINDEX,
+            addr,
+            VipEntry {
+                vhid: VHID as u32,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    }
     dp
 }
 
@@ -652,4 +681,122 @@ fn unconfigured_carpdev_passes_everything() {
         let (verdict, out) = run(&dp, &frame).unwrap();
         assert_eq!((verdict, out), (XDP_PASS, frame));
     }
+}
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+
+/// Runs the egress guard on `frame` leaving the carp interface (ifindex 1, see the top).
+fn run_guard(dp: &Dataplane, frame: &[u8]) -> u32 {
+    let mut out = vec![0u8; 512];
+    let result = dp
+        .guard_program()
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("run the egress guard");
+    out.truncate(result.data_size_out as usize);
+    assert_eq!(out, frame, "the guard never changes a frame");
+    result.return_value
+}
+
+/// What a carp interface's kernel sends from the virtual MAC: an ARP request, a neighbour
+/// solicitation and an MLDv2 report for the link-local's solicited-node group.
+fn frames_from_the_virtual_mac() -> Vec<(&'static str, Vec<u8>)> {
+    let mld_report = {
+        // MLDv2 report (type 143), one record: CHANGE_TO_EXCLUDE for ff02::1:ff00:101.
+        let group = solicited_node(LINK_LOCAL).octets();
+        let mut icmp = vec![143, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0];
+        icmp.extend_from_slice(&group);
+        let mld_routers = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
+        let sum = icmpv6_checksum(LINK_LOCAL, mld_routers, &icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let ip = ipv6(LINK_LOCAL, mld_routers, 58, 1, &icmp);
+        ethernet([0x33, 0x33, 0, 0, 0, 0x16], VMAC, 0x86dd, &ip)
+    };
+    vec![
+        ("arp request", arp_request(VMAC, VIP4, CLIENT4)),
+        (
+            "neighbour solicitation",
+            neighbor_solicitation(VMAC, LINK_LOCAL, CLIENT_LL),
+        ),
+        ("mld report", mld_report),
+    ]
+}
+
+#[test]
+fn egress_guard_passes_only_the_live_master() {
+    if !require_root("egress_guard_passes_only_the_live_master") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    dp.set_guard(IFINDEX, IFINDEX, VHID).unwrap();
+    let cases = [
+        (State::Master, TC_ACT_OK),
+        (State::Backup, TC_ACT_SHOT),
+        (State::Init, TC_ACT_SHOT),
+        (State::ExpiredMaster, TC_ACT_SHOT),
+    ];
+    let mut failures = Vec::new();
+    for (state, want) in cases {
+        set_state(&mut dp, state);
+        for (name, frame) in frames_from_the_virtual_mac() {
+            let before = dp.counters().unwrap();
+            let verdict = run_guard(&dp, &frame);
+            let after = dp.counters().unwrap();
+            if verdict != want {
+                failures.push(format!(
+                    "{name} as {state:?}: verdict {verdict}, want {want}"
+                ));
+            }
+            let dropped = u64::from(want == TC_ACT_SHOT);
+            for (counter, field) in all_counters() {
+                let expected = if counter == "egress_dropped_not_master" {
+                    dropped
+                } else {
+                    0
+                };
+                let got = field(&after) - field(&before);
+                if got != expected {
+                    failures.push(format!(
+                        "{name} as {state:?}: counter {counter} moved by {got}, expected {expected}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn egress_guard_fails_closed_for_unknown_interfaces_and_vhids() {
+    if !require_root("egress_guard_fails_closed_for_unknown_interfaces_and_vhids") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    set_state(&mut dp, State::Master);
+    let frame = arp_request(VMAC, VIP4, CLIENT4);
+    let dropped = |dp: &Dataplane| dp.counters().unwrap().egress_dropped_not_master;
+
+    // No guard entry for the interface (not registered yet, or already forgotten).
+    let before = dropped(&dp);
+    assert_eq!(run_guard(&dp, &frame), TC_ACT_SHOT);
+    assert_eq!(dropped(&dp), before + 1);
+
+    // Registered: passes while master.
+    dp.set_guard(IFINDEX, IFINDEX, VHID).unwrap();
+    assert_eq!(run_guard(&dp, &frame), TC_ACT_OK);
+
+    // Its vhid is another one, of which this host is not master.
+    dp.set_guard(IFINDEX, IFINDEX, VHID + 1).unwrap();
+    let before = dropped(&dp);
+    assert_eq!(run_guard(&dp, &frame), TC_ACT_SHOT);
+    assert_eq!(dropped(&dp), before + 1);
+
+    // Forgotten again.
+    dp.set_guard(IFINDEX, IFINDEX, VHID).unwrap();
+    dp.remove_guard(IFINDEX).unwrap();
+    assert_eq!(run_guard(&dp, &frame), TC_ACT_SHOT);
 }

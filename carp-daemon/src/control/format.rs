@@ -237,7 +237,8 @@ fn carp_lines(out: &mut String, c: &CarpStats, loops: u64) {
     ]);
 }
 
-/// The XDP program's counters (carp_common::maps::DataplaneCounters), netstat-style.
+/// The dataplane's counters (carp_common::maps::DataplaneCounters: the XDP program's, then
+/// the egress guard's), netstat-style.
 #[rustfmt::skip] // a table, as above
 fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
     netstat_lines(out, &[
@@ -257,6 +258,7 @@ fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
         (d.advert_own_source,          "\t\t{n} discarded as sent by this host"),
         (d.advert_ring_full,           "\t\t{n} dropped because carpd was not keeping up"),
         (d.vlan_passed,                "\t{n} VLAN-tagged frame{s} passed to the stack"),
+        (d.egress_dropped_not_master,  "\t{n} frame{s} leaving a carp interface dropped (not master)"),
     ]);
 }
 
@@ -499,7 +501,8 @@ mod tests {
              \t\t2 discarded for bad checksums\n\
              \t\t0 discarded as sent by this host\n\
              \t\t0 dropped because carpd was not keeping up\n\
-             \t0 VLAN-tagged frames passed to the stack\n"
+             \t0 VLAN-tagged frames passed to the stack\n\
+             \t0 frames leaving a carp interface dropped (not master)\n"
         );
     }
 

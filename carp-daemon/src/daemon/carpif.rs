@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use carp_common::wire::virtual_mac;
 
 use crate::config::CarpInterface;
+use crate::net::link::{LINK_LOCAL_PREFIX_LEN, carp_link_local};
 use crate::proto::{self, CarpAuth, CarpHeader, fsm};
 
 /// Per-vhid protocol counters (the `carpctl stats` lines, summed over interfaces).
@@ -28,6 +29,9 @@ pub struct CarpIf {
     pub ifindex: u32,
     pub carpdev_ifindex: u32,
     pub vmac: [u8; 6],
+    /// The interface's IPv6 link-local address ([`carp_link_local`] of the virtual MAC)
+    /// once the kernel holds it; `None` before, and on a host without IPv6.
+    pub link_local: Option<Ipv6Addr>,
     pub fsm: fsm::Vhid,
     pub auth: CarpAuth,
     /// Our replay cookie: one random value per vhid, sent in every advert (OpenBSD). An
@@ -60,6 +64,7 @@ impl CarpIf {
         let pending_state = cfg.initial_state.map(forced_state);
         Ok(Self {
             vmac: virtual_mac(cfg.vhid),
+            link_local: None,
             cfg,
             ifindex: 0,
             carpdev_ifindex,
@@ -77,25 +82,38 @@ impl CarpIf {
         self.cfg.ipv4.iter().map(|a| a.addr)
     }
 
+    /// Every IPv6 address the interface answers for: its link-local address (when it has
+    /// one), then the configured ones. A new master announces each of them (OpenBSD
+    /// `carp_send_na` walks every inet6 address of the interface, the link-local included).
     pub fn ipv6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
-        self.cfg.ipv6.iter().map(|a| a.addr)
+        self.link_local
+            .into_iter()
+            .chain(self.cfg.ipv6.iter().map(|a| a.addr))
     }
 
+    /// Every address of the interface as `ifconfig` lists it: IPv4, then the link-local,
+    /// then the configured IPv6 addresses.
     pub fn addresses(&self) -> Vec<(IpAddr, u8)> {
         let v4 = self
             .cfg
             .ipv4
             .iter()
             .map(|a| (IpAddr::V4(a.addr), a.prefix_len));
+        let link_local = self
+            .link_local
+            .map(|a| (IpAddr::V6(a), LINK_LOCAL_PREFIX_LEN));
         let v6 = self
             .cfg
             .ipv6
             .iter()
             .map(|a| (IpAddr::V6(a.addr), a.prefix_len));
-        v4.chain(v6).collect()
+        v4.chain(link_local).chain(v6).collect()
     }
 
-    /// The address families the interface has addresses of.
+    /// The address families the interface has configured addresses of. The link-local
+    /// address does not count: an IPv4-only interface sends IPv4 adverts only, as in OpenBSD
+    /// (`carp_addr_updated` counts no link-local inet6 address, and `carp_send_ad` sends IPv6
+    /// adverts only when it counted one).
     pub fn families(&self) -> fsm::Families {
         fsm::Families {
             v4: !self.cfg.ipv4.is_empty(),
@@ -130,10 +148,15 @@ pub fn forced_state(state: crate::config::ForcedState) -> fsm::ForcedState {
     }
 }
 
-/// The HMAC context of an interface, from its passphrase and addresses.
+/// The HMAC context of an interface, from its passphrase and addresses. The link-local
+/// address is handed over like OpenBSD's address list holds it; [`CarpAuth`] leaves it out
+/// of what we sign (OpenBSD `HMAC_NOV6LL`) and accepts it only in the variant OpenBSD also
+/// accepts (`HMAC_ORIG`).
 pub fn auth_for(cfg: &CarpInterface) -> Result<CarpAuth, proto::AuthError> {
     let v4: Vec<Ipv4Addr> = cfg.ipv4.iter().map(|a| a.addr).collect();
-    let v6: Vec<Ipv6Addr> = cfg.ipv6.iter().map(|a| a.addr).collect();
+    let v6: Vec<Ipv6Addr> = std::iter::once(carp_link_local(virtual_mac(cfg.vhid)))
+        .chain(cfg.ipv6.iter().map(|a| a.addr))
+        .collect();
     CarpAuth::new(
         cfg.passphrase.as_deref().unwrap_or(""),
         cfg.vhid,
@@ -141,4 +164,61 @@ pub fn auth_for(cfg: &CarpInterface) -> Result<CarpAuth, proto::AuthError> {
         &v6,
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Addr4, Origin};
+
+    fn ipv4_only() -> CarpInterface {
+        CarpInterface {
+            name: "carp0".into(),
+            carpdev: "eth0".into(),
+            vhid: 1,
+            advbase: 1,
+            advskew: 0,
+            passphrase: Some("secret".into()),
+            ipv4: vec![Addr4 {
+                addr: Ipv4Addr::new(192, 0, 2, 1),
+                prefix_len: 24,
+            }],
+            ipv6: vec![],
+            groups: vec![],
+            initial_state: None,
+            up: true,
+            source: Origin {
+                path: "hostname.carp0".into(),
+                line: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_link_local_is_listed_and_announced_but_adds_no_family() {
+        let mut cif = CarpIf::new(ipv4_only(), 2, false).unwrap();
+        let ll: Ipv6Addr = "fe80::200:5eff:fe00:101".parse().unwrap();
+        assert_eq!(cif.ipv6().count(), 0, "not before the kernel holds it");
+        cif.link_local = Some(ll);
+        assert_eq!(cif.ipv6().collect::<Vec<_>>(), [ll]);
+        assert_eq!(
+            cif.addresses(),
+            [("192.0.2.1".parse().unwrap(), 24), (IpAddr::V6(ll), 64)]
+        );
+        // Still an IPv4-only interface: it sends IPv4 adverts only.
+        let families = cif.families();
+        assert!(families.v4 && !families.v6, "{families:?}");
+    }
+
+    #[test]
+    fn the_link_local_is_not_signed() {
+        let cfg = ipv4_only();
+        let with = auth_for(&cfg).unwrap();
+        let v4 = [Ipv4Addr::new(192, 0, 2, 1)];
+        let without = CarpAuth::new("secret", 1, &v4, &[], None).unwrap();
+        // What we send is the same with or without it (OpenBSD HMAC_NOV6LL)...
+        assert_eq!(with.sign(42), without.sign(42));
+        // ...and what OpenBSD signs, without link-locals, verifies.
+        assert!(with.verify(42, &without.sign(42)));
+    }
 }

@@ -207,14 +207,7 @@ impl Daemon {
             interval,
             VhidDataplaneState::Init,
         )?;
-        let vip = VipEntry {
-            vhid: u32::from(cfg.vhid),
-            flags: if ipv6_forwarding() {
-                VIP_FLAG_ROUTER
-            } else {
-                0
-            },
-        };
+        let vip = vip_entry(cfg.vhid);
         for a in &cfg.ipv4 {
             self.dataplane.add_vip4(carpdev_ifindex, a.addr, vip)?;
         }
@@ -239,7 +232,11 @@ impl Daemon {
         if let Some(cif) = self.ifs.get_mut(name) {
             cif.ifindex = ifindex;
         }
+        // Guarded while still down: from here on nothing leaves it unless we are master.
+        self.dataplane
+            .attach_guard(&cfg.name, ifindex, carpdev_ifindex, cfg.vhid)?;
         crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cfg.name)?;
+        self.register_link_local(name, &cfg)?;
         self.restore_addresses(name).await?;
         if cfg.up {
             self.net.set_up(ifindex, true).await?;
@@ -247,15 +244,22 @@ impl Daemon {
         Ok(())
     }
 
-    /// Adds every configured address the interface's link lacks (adding one it has is a
-    /// no-op). The kernel drops IPv6 addresses when a link goes down, so an `up` needs this.
-    pub(super) async fn restore_addresses(&mut self, name: &str) -> Result<(), Error> {
+    /// Gives the kernel every address of a carp interface whose dataplane entries exist:
+    /// the configured ones (no DAD, no prefix route) and the link-local (no DAD, with its
+    /// route). Addresses already there are left as they are. Also what restores them after
+    /// the interface was down: Linux drops a link's IPv6 addresses when it goes down
+    /// (`keep_addr_on_down` keeps no link-local ones either).
+    pub(super) async fn restore_addresses(&self, name: &str) -> Result<(), Error> {
         let Some(cif) = self.ifs.get(name) else {
             return Ok(());
         };
-        let ifindex = cif.ifindex;
         for (addr, prefix_len) in cif.addresses() {
-            self.net.add_address(ifindex, addr, prefix_len).await?;
+            match addr {
+                std::net::IpAddr::V6(ll) if Some(ll) == cif.link_local => {
+                    self.net.add_link_local(cif.ifindex, ll).await?
+                }
+                _ => self.net.add_address(cif.ifindex, addr, prefix_len).await?,
+            }
         }
         Ok(())
     }
@@ -388,6 +392,34 @@ impl Daemon {
         Ok(())
     }
 
+    /// Makes the carp interface's IPv6 link-local address a virtual address like the
+    /// configured ones: dataplane entry and carpdev group here, before the kernel gets it
+    /// ([`Daemon::restore_addresses`]). Nothing when the interface has no IPv6.
+    fn register_link_local(&mut self, name: &str, cfg: &CarpInterface) -> Result<(), Error> {
+        if !crate::net::sysctl::ipv6_enabled(&cfg.name) {
+            debug!(interface = %cfg.name, "IPv6 is off: no link-local address");
+            return Ok(());
+        }
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return Ok(());
+        };
+        let ll = crate::net::link::carp_link_local(cif.vmac);
+        if cif.link_local == Some(ll) {
+            // A link rebuilt after someone deleted it: the entries are still there.
+            return Ok(());
+        }
+        // Recorded first, so that remove_interface undoes whatever of the steps below was
+        // done when one fails.
+        cif.link_local = Some(ll);
+        let carpdev_ifindex = cif.carpdev_ifindex;
+        self.dataplane
+            .add_vip6(carpdev_ifindex, ll, vip_entry(cfg.vhid))?;
+        if let Some(dev) = self.carpdevs.get_mut(&cfg.carpdev) {
+            dev.groups6.join(&ll)?;
+        }
+        Ok(())
+    }
+
     /// Takes an interface out: bow-out advert if master, dataplane silent, then the Linux
     /// interface and the map entries are removed.
     pub async fn remove_interface(&mut self, name: &str) -> Result<(), Error> {
@@ -404,14 +436,15 @@ impl Daemon {
         )?;
         if cif.ifindex != 0 {
             self.net.delete_link(cif.ifindex).await?;
+            self.dataplane.remove_guard(cif.ifindex)?;
         }
         for a in &cif.cfg.ipv4 {
             self.dataplane.remove_vip4(ifindex, a.addr)?;
         }
-        for a in &cif.cfg.ipv6 {
-            self.dataplane.remove_vip6(ifindex, a.addr)?;
+        for addr in cif.ipv6() {
+            self.dataplane.remove_vip6(ifindex, addr)?;
             if let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev)
-                && let Err(err) = dev.groups6.leave(&a.addr)
+                && let Err(err) = dev.groups6.leave(&addr)
             {
                 // Not joined (a start that failed half-way): nothing to leave.
                 debug!(interface = %name, error = %err, "leaving a solicited-node group");
@@ -512,5 +545,18 @@ impl Daemon {
         self.dataplane.remove_pins()?;
         info!("carpd stopped");
         Ok(())
+    }
+}
+
+/// The dataplane's entry of a virtual address of `vhid` (NAs carry the router flag when this
+/// host forwards IPv6, as OpenBSD's do).
+fn vip_entry(vhid: u8) -> VipEntry {
+    VipEntry {
+        vhid: u32::from(vhid),
+        flags: if ipv6_forwarding() {
+            VIP_FLAG_ROUTER
+        } else {
+            0
+        },
     }
 }

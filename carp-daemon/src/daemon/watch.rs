@@ -169,7 +169,9 @@ impl Daemon {
         match drift {
             Drift::Deleted => {
                 if let Some(cif) = self.ifs.get_mut(name) {
-                    cif.ifindex = 0;
+                    let gone = std::mem::take(&mut cif.ifindex);
+                    // The kernel took the egress guard with the link; drop its map entry.
+                    self.dataplane.remove_guard(gone)?;
                 }
                 self.build_link(name).await?;
                 Ok("recreated")

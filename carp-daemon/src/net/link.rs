@@ -2,8 +2,9 @@
 //!
 //! Each public method is one small, named netlink exchange (or a short fixed sequence of
 //! them), so that an error says which request failed on what. See the [module
-//! doc](super) for why carp interfaces are NOARP macvlans without link-local addresses and
-//! why their addresses have neither DAD nor a prefix route.
+//! doc](super) for why carp interfaces are macvlans whose only link-local address is the one
+//! derived from the virtual MAC, and why their addresses have neither DAD nor (the
+//! link-local's aside) a prefix route.
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -53,7 +54,8 @@ pub struct LinkInfo {
     pub parent_ifindex: Option<u32>,
     /// `IFLA_IFALIAS`.
     pub alias: Option<String>,
-    /// IPv6 address generation is off (`addrgenmode none`): no link-local address.
+    /// IPv6 address generation is off (`addrgenmode none`): the kernel makes no link-local
+    /// address itself.
     pub ipv6_addr_gen_none: bool,
 }
 
@@ -246,10 +248,15 @@ impl NetHandle {
         Ok(links)
     }
 
-    /// Creates the carp interface `name`: a NOARP macvlan in bridge mode on the carpdev,
-    /// with the virtual MAC `vmac`, IPv6 address generation off and the carpd alias,
-    /// left down. Returns its ifindex. If a step after the creation fails, the half-made
-    /// link is deleted again. Fails with `EEXIST` if `name` already exists.
+    /// Creates the carp interface `name`: a macvlan in bridge mode on the carpdev, with the
+    /// virtual MAC `vmac`, IPv6 address generation off and the carpd alias, left down.
+    /// Returns its ifindex. If a step after the creation fails, the half-made link is
+    /// deleted again. Fails with `EEXIST` if `name` already exists.
+    ///
+    /// ARP is on: the kernel must resolve neighbours on it (replies to a client's link-local
+    /// address leave through it). What keeps a BACKUP's kernel from sending from the virtual
+    /// MAC is the dataplane's egress guard, which the caller attaches before bringing the
+    /// interface up (see the [module doc](super)).
     pub async fn create_carp_interface(
         &self,
         name: &str,
@@ -272,12 +279,11 @@ impl NetHandle {
         Ok(ifindex)
     }
 
-    /// RTM_NEWLINK of the macvlan. NOARP goes in at creation, so the link never exists
-    /// without it; the MAC too, so it never carries a random one.
+    /// RTM_NEWLINK of the macvlan. The MAC goes in at creation, so the link never carries a
+    /// random one.
     async fn add_macvlan(&self, name: &str, carpdev: u32, vmac: [u8; 6]) -> Result<(), NetError> {
         let message = LinkMacVlan::new(name, carpdev, MacVlanMode::Bridge)
             .address(vmac.to_vec())
-            .arp(false)
             .build();
         self.handle
             .link()
@@ -298,7 +304,8 @@ impl NetHandle {
 
     /// RTM_SETLINK of IPv6 `addrgenmode none` and the carpd alias. The kernel refuses the
     /// IPv6 part in the creating RTM_NEWLINK (`EAFNOSUPPORT`), hence a second request,
-    /// made while the link is still down so no link-local address is ever generated.
+    /// made while the link is still down so the kernel never generates a link-local address
+    /// (or DAD for one) itself: carpd adds the carp one ([`NetHandle::add_link_local`]).
     async fn configure_carp_interface(
         &self,
         ifindex: u32,
@@ -381,6 +388,32 @@ impl NetHandle {
             Err(err) => Err(NetError::from_rtnetlink(
                 "RTM_NEWADDR",
                 format!("{addr}/{prefix_len} on {}", on_ifindex(ifindex)),
+                err,
+            )),
+        }
+    }
+
+    /// Adds the carp interface's IPv6 link-local address (see [`carp_link_local`]) as a
+    /// `/64` with `IFA_F_NODAD`: both routers hold it, as they hold every virtual address.
+    /// Unlike those it keeps its prefix route: `fe80::/64 dev carpN` is how replies to a
+    /// client's link-local address, which arrived on carpN, leave through carpN. Adding it
+    /// again succeeds (`EEXIST`).
+    pub async fn add_link_local(&self, ifindex: u32, addr: Ipv6Addr) -> Result<(), NetError> {
+        let mut request =
+            self.handle
+                .address()
+                .add(ifindex, IpAddr::V6(addr), LINK_LOCAL_PREFIX_LEN);
+        let message = request.message_mut();
+        message.header.flags = AddressHeaderFlags::Nodad;
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(err) if is_errno(&err, &[libc::EEXIST]) => Ok(()),
+            Err(err) => Err(NetError::from_rtnetlink(
+                "RTM_NEWADDR",
+                format!("{addr}/{LINK_LOCAL_PREFIX_LEN} on {}", on_ifindex(ifindex)),
                 err,
             )),
         }
@@ -512,6 +545,29 @@ pub(crate) fn pick_sources(addresses: &[IfAddress]) -> SourceAddrs {
     SourceAddrs { v4, v6_link_local }
 }
 
+/// Prefix length of the carp interface's link-local address (RFC 4291 2.5.6).
+pub const LINK_LOCAL_PREFIX_LEN: u8 = 64;
+
+/// The IPv6 link-local address of a carp interface: `fe80::/64` with the modified EUI-64
+/// interface identifier of its MAC (RFC 4291 2.5.1, appendix A: `ff:fe` in the middle, the
+/// universal/local bit flipped). For the virtual MAC `00:00:5e:00:01:<vhid>` that is
+/// `fe80::200:5eff:fe00:1<vhid in hex>`, the address OpenBSD gives `carpN` (e.g.
+/// `fe80::200:5eff:fe00:102%carp0` for vhid 2).
+pub fn carp_link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a[0] = 0xfe;
+    a[1] = 0x80;
+    a[8] = mac[0] ^ 0x02;
+    a[9] = mac[1];
+    a[10] = mac[2];
+    a[11] = 0xff;
+    a[12] = 0xfe;
+    a[13] = mac[3];
+    a[14] = mac[4];
+    a[15] = mac[5];
+    Ipv6Addr::from(a)
+}
+
 fn fmt_mac(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -538,12 +594,14 @@ pub fn solicited_node_group(addr: &Ipv6Addr) -> Ipv6Addr {
 
 /// Membership of the carpdev in the solicited-node groups of the virtual IPv6 addresses.
 ///
-/// carpN is NOARP, so the kernel does not join these groups on it (that is what keeps MLD
-/// reports from leaving from the virtual MAC). Without a membership somewhere, neighbour
-/// solicitations for the virtual addresses are dropped by the carpdev NIC's multicast
-/// filter, or never forwarded to us by an MLD-snooping switch, and the XDP program cannot
-/// answer them. Joining on the carpdev puts the group in its filter and sends the MLD report
-/// from the carpdev's own MAC and link-local address, which is harmless on a BACKUP.
+/// The kernel joins these groups on carpN too, but the MLD reports it sends for them leave
+/// from the virtual MAC and so only while this host is master (the egress guard drops them
+/// otherwise): a BACKUP, or a master that joined while it was backup, would be left out by
+/// an MLD-snooping switch. Without a membership it reports, neighbour solicitations for the
+/// virtual addresses are dropped by such a switch (or by the carpdev NIC's multicast filter,
+/// should the macvlan not have synced the group to it), and the XDP program cannot answer
+/// them. Joining on the carpdev puts the group in its filter and sends the MLD report from
+/// the carpdev's own MAC and link-local address, which is harmless on a BACKUP.
 ///
 /// Two virtual addresses can share a group (same low 24 bits), so memberships are counted.
 /// Dropping this leaves every group (the kernel does, with the socket).
@@ -687,6 +745,23 @@ mod tests {
     }
 
     #[test]
+    fn carp_link_local_is_the_modified_eui64_of_the_mac() {
+        use carp_common::wire::virtual_mac;
+        let ll = |vhid| carp_link_local(virtual_mac(vhid)).to_string();
+        // OpenBSD's carp0 addresses (ifconfig shows fe80::200:5eff:fe00:102%carp0 for vhid 2).
+        assert_eq!(ll(1), "fe80::200:5eff:fe00:101");
+        assert_eq!(ll(2), "fe80::200:5eff:fe00:102");
+        assert_eq!(ll(0x2a), "fe80::200:5eff:fe00:12a");
+        assert_eq!(ll(255), "fe80::200:5eff:fe00:1ff");
+        // The universal/local bit is flipped, not set: a local MAC loses it.
+        assert_eq!(
+            carp_link_local([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]).to_string(),
+            "fe80::11:22ff:fe33:4455"
+        );
+        assert!(carp_link_local(virtual_mac(7)).is_unicast_link_local());
+    }
+
+    #[test]
     fn only_aliased_virtual_mac_macvlans_are_carpds() {
         let mut link = LinkInfo {
             ifindex: 5,
@@ -695,7 +770,7 @@ mod tests {
             admin_up: true,
             carrier: true,
             oper_up: true,
-            noarp: true,
+            noarp: false,
             kind: Some("macvlan".into()),
             parent_ifindex: Some(2),
             alias: Some(format!("{CARP_ALIAS_PREFIX}1")),
@@ -746,8 +821,8 @@ pub(super) mod netns_tests {
     }
 
     #[test]
-    fn carp_interface_is_a_noarp_macvlan_with_the_virtual_mac_and_no_link_local() {
-        in_netns("carp_interface_is_a_noarp_macvlan", |ns| async move {
+    fn carp_interface_is_a_macvlan_with_the_virtual_mac_and_only_the_carp_link_local() {
+        in_netns("carp_interface_is_a_macvlan", |ns| async move {
             let net = NetHandle::new().await.unwrap();
             let cdev = carpdev(&ns, &net).await;
             let vmac = virtual_mac(1);
@@ -765,7 +840,10 @@ pub(super) mod netns_tests {
             assert_eq!(link.kind.as_deref(), Some("macvlan"));
             assert_eq!(link.mac, vmac);
             assert_eq!(link.parent_ifindex, Some(cdev.ifindex));
-            assert!(link.noarp, "carp1 must be NOARP");
+            assert!(
+                !link.noarp,
+                "carp1 resolves neighbours (the egress guard keeps it quiet)"
+            );
             assert!(link.ipv6_addr_gen_none, "carp1 must have addrgenmode none");
             assert!(!link.admin_up, "carp1 is left down");
             assert_eq!(link.alias.as_deref(), Some("carpd vhid 1"));
@@ -802,6 +880,27 @@ pub(super) mod netns_tests {
                 net.addresses(ifindex).await.unwrap(),
                 vec![],
                 "carp1 has no address"
+            );
+
+            // The carp link-local: no DAD, a /64 with its prefix route, usable at once.
+            let ll = carp_link_local(vmac);
+            for _ in 0..2 {
+                // The second round proves adding is idempotent.
+                net.add_link_local(ifindex, ll).await.unwrap();
+            }
+            let addrs = net.addresses(ifindex).await.unwrap();
+            assert_eq!(addrs.len(), 1, "{addrs:?}");
+            let a = addrs[0];
+            assert_eq!(a.addr, IpAddr::V6(ll));
+            assert_eq!(a.prefix_len, LINK_LOCAL_PREFIX_LEN);
+            assert!(a.nodad && !a.noprefixroute, "{a:?}");
+            assert!(!a.tentative && !a.dadfailed, "{a:?}");
+            let routes = ip(&ns, &["-6", "route", "show", "dev", "carp1"]);
+            assert!(routes.contains("fe80::/64"), "{routes}");
+            let shown = ip(&ns, &["-6", "addr", "show", "dev", "carp1"]);
+            assert!(
+                shown.contains("inet6 fe80::200:5eff:fe00:101/64 scope link nodad"),
+                "{shown}"
             );
 
             let again = net.create_carp_interface("carp1", cdev.ifindex, vmac).await;
@@ -852,9 +951,10 @@ pub(super) mod netns_tests {
                     &["-6", "route", "show", "table", "local", "dev", "carp1"],
                 );
                 assert!(local6.contains("local 2001:db8::10"), "{local6}");
-                // NOARP: no solicited-node group on carp1, hence no MLD report from its MAC.
+                // Not NOARP: the kernel joins the solicited-node group on carp1 (its MLD
+                // reports leave only through the dataplane's egress guard, i.e. as master).
                 let groups = ip(&ns, &["-6", "maddr", "show", "dev", "carp1"]);
-                assert!(!groups.contains("ff02::1:ff00:10"), "{groups}");
+                assert!(groups.contains("ff02::1:ff00:10"), "{groups}");
 
                 for _ in 0..2 {
                     // The second round proves removing is idempotent.

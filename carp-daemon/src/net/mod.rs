@@ -15,41 +15,61 @@
 //! - ipvlan has no MAC of its own, and a dummy interface is not attached to the wire.
 //!
 //! The XDP program on the carpdev answers ARP and neighbour solicitations for the virtual
-//! addresses as MASTER and drops them as BACKUP. So the kernel itself must never answer for,
-//! announce, or send anything from the virtual MAC; every switch that sees a frame from the
-//! virtual MAC moves the MAC to that port, and a BACKUP doing so steals the MASTER's traffic.
-//! That is what the following choices are about:
+//! addresses as MASTER and drops them as BACKUP, before the kernel sees them. And nothing may
+//! leave from the virtual MAC unless this host is master: every switch that sees a frame
+//! from the virtual MAC moves the MAC to that port, and a BACKUP doing so steals the
+//! MASTER's traffic. That is what the following choices are about:
 //!
-//! - **carpN is created with `IFF_NOARP`** (`ip link set carpN arp off`). Without it, the
-//!   kernel answers ARP for the virtual addresses out of carpN (the macvlan receives the
-//!   carpdev's broadcasts), and, worse, joins the IPv6 solicited-node group of each virtual
-//!   address on carpN and sends MLDv2 reports for it from the virtual MAC (source `::`,
-//!   there being no link-local address), on a BACKUP too: seen on the wire while writing
-//!   this module. On a NOARP device the kernel neither processes ARP nor joins
-//!   solicited-node groups. Consequence for the daemon: the carpdev has to join the
-//!   solicited-node groups of the virtual IPv6 addresses itself
-//!   ([`link::SolicitedNodeGroups`]), or neighbour solicitations for them never pass a NIC's
-//!   multicast filter or an MLD-snooping switch, and the XDP program never sees them.
-//! - **Addresses carry `IFA_F_NODAD`** (both routers hold every address; duplicate address
-//!   detection would fail it, and its probes would leave from the virtual MAC) **and
-//!   `IFA_F_NOPREFIXROUTE`**: no connected route via carpN. Otherwise a BACKUP's kernel
-//!   would route traffic for the subnet out of carpN and resolve neighbours with ARP/NS
-//!   from the virtual MAC and address. Traffic leaves through the carpdev's own route;
-//!   replies sourced from a virtual address leave from the carpdev's MAC, which is harmless.
-//!   The kernel still installs the `local` route (needed to accept traffic for the address)
+//! - **An egress guard on carpN** (the dataplane's `carp_guard` tc program, a clsact
+//!   filter on carpN's egress, see [`crate::dataplane`]): a frame leaves carpN only while
+//!   this host is the live master of carpN's vhid (the state and deadline test the XDP
+//!   program uses for its answers); everything else is dropped and counted
+//!   (`egress_dropped_not_master`). It is attached while carpN is still down, before it has
+//!   an address, and lives as long as carpN: a BACKUP whose carpd was SIGKILLed stays
+//!   silent. With it, carpN needs no `IFF_NOARP`, which it had before and which also kept
+//!   the kernel from resolving neighbours on it (a NOARP device's neighbour entries get the
+//!   device's own MAC), so that nothing could be sent to a client through carpN. Without
+//!   NOARP the kernel resolves neighbours on carpN, joins the groups of its IPv6 addresses
+//!   and sends MLD reports, neighbour solicitations and ARP requests from the virtual MAC:
+//!   all of it reaches the wire as master only, as in OpenBSD, whose `carp_output` refuses
+//!   (`ENETUNREACH`) whatever a carp interface sends while not MASTER (seen on the wire
+//!   while writing this: without the guard a BACKUP sends MLD reports, solicitations and
+//!   ARP requests from the virtual MAC).
+//!   The carpdev still joins the solicited-node groups of the virtual IPv6 addresses itself
+//!   ([`link::SolicitedNodeGroups`]): reports from carpN leave only as master, so an
+//!   MLD-snooping switch would stop forwarding solicitations to a BACKUP, or to a master
+//!   that joined while it was a backup.
+//! - **carpN has the IPv6 link-local address `fe80::200:5eff:fe00:1<vhid hex>`**, the
+//!   modified EUI-64 of the virtual MAC ([`link::carp_link_local`]), as OpenBSD's carp
+//!   interface has: both routers hold it, so it is a virtual address like the others (in
+//!   the dataplane's maps, answered by the master's XDP, announced on takeover, joined on
+//!   the carpdev), and what IPv6 hosts use as their default router when router
+//!   advertisements come from carpN. It has `IFA_F_NODAD` and keeps its `fe80::/64` route
+//!   via carpN: a client's packet to it arrives on carpN, and the reply to the client's own
+//!   link-local address leaves through carpN, resolved from the virtual MAC (as master). It
+//!   is not part of the HMAC we sign (OpenBSD `HMAC_NOV6LL`) and adds no address family:
+//!   an IPv4-only carpN sends IPv4 adverts only. A host without IPv6 (`disable_ipv6`) gets
+//!   none.
+//! - **carpN has IPv6 `addr_gen_mode none`**, set before it is brought up: the kernel
+//!   generates no link-local address (nor runs DAD for one) itself; carpd adds the one above.
+//!   The kernel refuses this attribute in the `RTM_NEWLINK` that creates the link
+//!   (`EAFNOSUPPORT`: the IPv6 state of the device does not exist yet), so it is set right
+//!   after creation, while the link is still down.
+//! - **Virtual addresses carry `IFA_F_NODAD`** (both routers hold every address; duplicate
+//!   address detection would fail it, and its probes would leave from the virtual MAC)
+//!   **and `IFA_F_NOPREFIXROUTE`**: no connected route via carpN, so traffic to the subnet
+//!   leaves through the carpdev's own route and its MAC whatever the state; replies
+//!   sourced from a virtual address leave from the carpdev's MAC, which is harmless. The
+//!   kernel still installs the `local` route (needed to accept traffic for the address)
 //!   and, for an IPv4 prefix shorter than /31, a `broadcast` route for the subnet broadcast
 //!   address via carpN in table `local`.
-//! - **carpN has IPv6 `addr_gen_mode none`**, set before it is brought up: no link-local
-//!   address, since two routers would derive the same one from the shared MAC. The kernel
-//!   refuses this attribute in the `RTM_NEWLINK` that creates the link (`EAFNOSUPPORT`: the
-//!   IPv6 state of the device does not exist yet), so it is set right after creation, while
-//!   the link is still down.
 //! - **sysctls** ([`sysctl`]): on the carpdev `arp_ignore=1` (answer ARP only for addresses
 //!   of the receiving interface; the default 0 answers for the virtual addresses on carpN
 //!   too) and `arp_announce=2` (never use a virtual address as the sender of an ARP
 //!   request); the previous values are recorded in the state directory before anything is
 //!   changed, and restored on exit or, after a crash, on the next start. On carpN, which
-//!   carpd creates and deletes and so needs no restore: the same two, plus `arp_notify=0`,
+//!   carpd creates and deletes and so needs no restore: `arp_ignore=8` (its kernel answers
+//!   no ARP; XDP answers for the virtual addresses), `arp_announce=2`, `arp_notify=0`,
 //!   `rp_filter=0`, `promote_secondaries=1`, and IPv6 `accept_dad=0`, `ndisc_notify=0`,
 //!   `accept_ra=0`, `forwarding=0`. See [`sysctl`] for why each.
 //!

@@ -14,8 +14,14 @@
 //! sysctls go with it: nothing to record or restore. New interfaces inherit
 //! `net.*.conf.default`, which an administrator may have changed, so every value that
 //! matters is set explicitly:
-//! - `ipv4 arp_ignore=1`, `arp_announce=2`: as on the carpdev. carpN is NOARP, so these
-//!   only matter if someone turns ARP back on.
+//! - `ipv4 arp_ignore=8`: carpN's kernel answers no ARP request at all. Requests for the
+//!   virtual addresses are the XDP program's (answered as master, dropped otherwise, before
+//!   they reach carpN); nothing else is carpN's to answer. carpN is not NOARP (its kernel
+//!   resolves neighbours, see the [module doc](super)), so without this it would answer, from
+//!   the virtual MAC, for a virtual address XDP let through (one added by hand, not in the
+//!   dataplane's maps); the egress guard would drop that answer on a BACKUP, not on a master.
+//! - `ipv4 arp_announce=2`: ARP requests carpN sends when it resolves a neighbour name one
+//!   of its own addresses as sender, never another interface's.
 //! - `ipv4 arp_notify=0`: no gratuitous ARP from the virtual MAC when carpN comes up.
 //! - `ipv4 rp_filter=0`: traffic for a virtual address arrives on carpN, but the route back
 //!   to its sender goes through the carpdev; strict reverse-path filtering (1) drops it
@@ -77,7 +83,7 @@ pub const CARPDEV_SETTINGS: &[Setting] = &[
 
 /// What carpd sets on a carp interface before giving it addresses (see the module doc).
 pub const CARP_INTERFACE_SETTINGS: &[Setting] = &[
-    set("ipv4", "arp_ignore", "1"),
+    set("ipv4", "arp_ignore", "8"),
     set("ipv4", "arp_announce", "2"),
     set("ipv4", "arp_notify", "0"),
     set("ipv4", "rp_filter", "0"),
@@ -129,6 +135,20 @@ pub fn apply_carp_interface(state_dir: &Path, carp_ifname: &str) -> Result<(), N
 /// error is returned.
 pub fn restore_leftover(state_dir: &Path) -> Result<(), NetError> {
     restore_at(Path::new(PROC_SYS), state_dir)
+}
+
+/// Whether `ifname` has IPv6: the kernel has it (no `ipv6.disable=1`) and the interface's
+/// `disable_ipv6` is 0. The carp interface gets its IPv6 link-local address only then; with
+/// IPv6 off an IPv4-only carp interface works as before.
+pub fn ipv6_enabled(ifname: &str) -> bool {
+    ipv6_enabled_at(Path::new(PROC_SYS), ifname)
+}
+
+fn ipv6_enabled_at(root: &Path, ifname: &str) -> bool {
+    relative_path(ifname, ("ipv6", "disable_ipv6"))
+        .ok()
+        .and_then(|rel| read_value(&root.join(rel)).ok())
+        .is_some_and(|v| v == "0")
 }
 
 /// The current value of `net.<family>.conf.<ifname>.<key>`, as /proc/sys shows it to the
@@ -489,6 +509,17 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_is_enabled_only_with_disable_ipv6_zero() {
+        let on = fake_proc("carp1", &[("ipv6", "disable_ipv6", "0")]);
+        assert!(ipv6_enabled_at(on.path(), "carp1"));
+        assert!(!ipv6_enabled_at(on.path(), "carp2"), "no such interface");
+        let off = fake_proc("carp1", &[("ipv6", "disable_ipv6", "1")]);
+        assert!(!ipv6_enabled_at(off.path(), "carp1"));
+        let no_ipv6 = fake_proc("carp1", &[("ipv4", "arp_ignore", "0")]);
+        assert!(!ipv6_enabled_at(no_ipv6.path(), "carp1"), "ipv6.disable=1");
+    }
+
+    #[test]
     fn ipv6_settings_are_skipped_without_ipv6() {
         let root = fake_proc(
             "carp1",
@@ -693,7 +724,7 @@ mod traffic_tests {
             let ping = ["ping", "-c1", "-W1", "192.0.2.10"];
 
             // No XDP here: nobody answers ARP for the virtual address. Not the carpdev
-            // (arp_ignore=1), not carp1 (NOARP). The peer's resolution fails.
+            // (arp_ignore=1), not carp1 (arp_ignore=8). The peer's resolution fails.
             assert!(
                 !netns_exec_ok(host, &ping),
                 "the kernel answered ARP for the VIP"
