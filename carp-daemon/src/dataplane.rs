@@ -108,8 +108,8 @@ pub enum DataplaneError {
 }
 
 /// How to attach to a carpdev (`--xdp-mode`). `Auto` chooses per carpdev, see [`xdp_mode`]:
-/// generic on a veth whose peer is not known to receive in NAPI mode, native elsewhere (and
-/// generic if the driver refuses native).
+/// generic on a veth whose peer is not known to have a native XDP program, native elsewhere
+/// (and generic if the driver refuses native).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttachMode {
     #[default]

@@ -52,9 +52,9 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     /// XDP attach mode on the carpdevs. auto chooses per carpdev and logs its choice and why:
-    /// on a veth, native only if the peer is in this namespace and receives in NAPI mode (a
-    /// native XDP program or GRO on it), since a veth drops native XDP_TX otherwise, and
-    /// generic if not; on other drivers native, or generic if the driver refuses native.
+    /// on a veth, native only if its peer is in this namespace and has a native XDP program
+    /// (without one, native XDP_TX never reaches the peer), generic otherwise; on other
+    /// drivers native, or generic if the driver refuses native.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
@@ -72,7 +72,7 @@ struct Args {
 enum XdpModeArg {
     /// Per carpdev: generic on a veth whose peer would drop native XDP_TX, native elsewhere.
     Auto,
-    /// In the driver. On a veth, only if its peer has a native XDP program or GRO on.
+    /// In the driver. On a veth, answers arrive only if its peer has a native XDP program.
     Native,
     /// In the network stack: slower, works on every interface.
     Generic,

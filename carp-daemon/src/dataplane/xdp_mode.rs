@@ -2,25 +2,28 @@
 //!
 //! The program answers ARP and neighbour solicitations with XDP_TX, so a mode is right only
 //! if XDP_TX frames reach the wire. On most drivers native mode does. A veth is the
-//! exception: in native mode it hands XDP_TX frames straight to its peer's receive queue,
-//! and the peer takes them only while it receives in NAPI mode, which it does while it has a
-//! native XDP program of its own or GRO on (`veth_xdp_xmit` drops them otherwise, counted in
-//! the carpdev's `ethtool -S` as `rx_queue_N_xdp_tx_errors`). The peer of a container's or a
-//! lab's veth is usually a plain bridge port in another namespace, so there native XDP_TX
-//! silently never arrives; generic XDP transmits through the stack and always works.
+//! exception: in native mode it hands XDP_TX frames straight to its peer's receive ring, and
+//! they arrive only if the peer runs a native XDP program of its own. Without one,
+//! `veth_xdp_xmit` drops them (the peer is not in NAPI mode), and with GRO on the peer (which
+//! also puts it in NAPI mode since Linux 5.13) they are queued but never delivered, because
+//! `veth_xdp_flush` wakes the peer only when it has an XDP program (seen on Linux 6.18: the
+//! carpdev counts `rx_queue_0_xdp_tx` in `ethtool -S`, and nothing reaches the switch). The
+//! peer of a container's or a lab's veth is usually a plain bridge port in another
+//! namespace, so there native XDP_TX silently never arrives; generic XDP transmits through
+//! the stack and always works.
 //!
 //! `auto` therefore decides per carpdev, at attach time:
 //!
 //! - driver `veth` (ETHTOOL_GDRVINFO): find the peer (IFLA_LINK; IFLA_LINK_NETNSID when it
-//!   is in another namespace). Native if the peer is in this namespace and receives in NAPI
-//!   mode (a native XDP program attached, or GRO on); generic otherwise, also when the peer
-//!   is in another namespace, where carpd cannot see it.
+//!   is in another namespace). Native if the peer is in this namespace and has a native XDP
+//!   program (IFLA_XDP); generic otherwise, also when the peer is in another namespace,
+//!   where carpd cannot see it.
 //! - any other driver: native; if the driver refuses native XDP (no `ndo_bpf`, as bridges and
 //!   VLAN devices), generic, with a warning.
 //!
-//! The decision is taken once, when carpd attaches; turning GRO off on the peer later, or
-//! removing its program, silences a native-mode carpdev. `--xdp-mode native|generic` skips
-//! all of this for those who set up their peers themselves.
+//! The decision is taken once, when carpd attaches: removing the peer's program later
+//! silences a native-mode carpdev. `--xdp-mode native|generic` skips all of this for those
+//! who set up their peers themselves.
 use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -66,9 +69,11 @@ pub enum VethPeer {
     /// In this network namespace, with what decides its receive mode.
     Here {
         name: String,
-        /// A program attached in native (driver) mode: generic XDP does not enable NAPI.
+        /// A program attached in native (driver) mode: what makes native XDP_TX arrive
+        /// (generic XDP on the peer does not put it in NAPI mode).
         native_xdp: bool,
-        /// GRO on: veth enables NAPI for it since Linux 5.13.
+        /// GRO on: NAPI mode without an XDP program, which is not enough for XDP_TX
+        /// (see the module documentation); reported in the reason.
         gro: bool,
     },
     /// In another network namespace (IFLA_LINK_NETNSID): out of sight.
@@ -120,20 +125,25 @@ pub fn plan(requested: AttachMode, facts: &Carpdev) -> Plan {
     match (facts.driver.as_deref(), &facts.veth_peer) {
         (Ok("veth"), Some(VethPeer::Here { name, native_xdp, gro })) => {
             if *native_xdp {
-                native(format!("veth whose peer {name} has a native XDP program: it receives in NAPI mode"), false)
+                native(
+                    format!("veth whose peer {name} has a native XDP program: native XDP_TX reaches it"),
+                    false,
+                )
             } else if *gro {
-                native(format!("veth whose peer {name} has GRO on: it receives in NAPI mode"), false)
+                generic(format!(
+                    "veth whose peer {name} has GRO on but no native XDP program: native XDP_TX would be queued to it and never delivered"
+                ))
             } else {
                 generic(format!(
-                    "veth whose peer {name} has neither a native XDP program nor GRO: native XDP_TX would be dropped"
+                    "veth whose peer {name} has no native XDP program: native XDP_TX would be dropped"
                 ))
             }
         }
         (Ok("veth"), Some(VethPeer::OtherNamespace)) => generic(
-            "veth whose peer is in another network namespace: native XDP_TX would be dropped unless that peer receives in NAPI mode".into(),
+            "veth whose peer is in another network namespace: native XDP_TX would be dropped unless that peer has a native XDP program".into(),
         ),
         (Ok("veth"), Some(VethPeer::Unknown(why))) => generic(format!(
-            "veth whose peer could not be inspected ({why}): native XDP_TX would be dropped unless it receives in NAPI mode"
+            "veth whose peer could not be inspected ({why}): native XDP_TX would be dropped unless it has a native XDP program"
         )),
         (Ok("veth"), None) => generic("veth whose peer was not looked up".into()),
         (Ok(driver), _) => native(format!("driver {driver}"), true),
@@ -395,16 +405,23 @@ mod tests {
     }
 
     #[test]
-    fn veth_with_a_peer_in_napi_mode_is_native() {
-        for (xdp, gro, why) in [(true, false, "native XDP program"), (false, true, "GRO on")] {
-            let p = plan(AttachMode::Auto, &veth(here(xdp, gro)));
+    fn veth_with_a_native_xdp_peer_is_native() {
+        for gro in [false, true] {
+            let p = plan(AttachMode::Auto, &veth(here(true, gro)));
             assert_eq!(p.mode, Mode::Native, "{p:?}");
             assert!(!p.generic_if_refused, "veth always has native XDP");
-            assert!(
-                p.reason.contains("sw-h1") && p.reason.contains(why),
-                "{p:?}"
-            );
+            assert!(p.reason.contains("sw-h1 has a native XDP program"), "{p:?}");
         }
+    }
+
+    #[test]
+    fn veth_whose_peer_has_only_gro_is_generic() {
+        let p = plan(AttachMode::Auto, &veth(here(false, true)));
+        assert_eq!(p.mode, Mode::Generic, "{p:?}");
+        assert!(
+            p.reason.contains("GRO on but no native XDP program"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -565,8 +565,8 @@ fn start_carpd(
     }
     let file = dir.join("carpd.toml");
     std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
-    // Native XDP: the lab runs XDP on the switch side of every cable, as native XDP_TX on
-    // a veth needs.
+    // Native XDP, explicitly: the bench's lab puts the switch side of every cable in NAPI
+    // mode (LabSpec::napi_peers), as native XDP_TX on a veth needs.
     spawn_carpd(
         host,
         &bins.carpd,
