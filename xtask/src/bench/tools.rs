@@ -578,7 +578,7 @@ fn start_carpd(
 }
 
 /// Starts `carpd` in `host` with one configuration file, its own state and pin
-/// directories, and an XDP mode (native or generic).
+/// directories, and an XDP mode (auto, native or generic).
 pub fn spawn_carpd(
     host: &Host,
     carpd: &Path,
