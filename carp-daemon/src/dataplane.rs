@@ -243,18 +243,10 @@ impl Dataplane {
 
     /// Attaches the program to `ifname`. With a pin directory, an XDP link pinned there by an
     /// earlier run is taken over atomically (`bpf_link_update`); otherwise a new link is
-    /// created and pinned, in the mode [`xdp_mode::plan`] chooses for `mode`. Logs the mode
+    /// created and pinned, in the mode [`xdp_mode::plan_for`] chooses for `mode`. Logs the mode
     /// and why at info. Returns whether an existing link was adopted.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<bool, DataplaneError> {
-        let facts = match mode {
-            AttachMode::Auto => xdp_mode::probe(ifname),
-            // Explicit modes need no facts: nothing is looked up.
-            _ => xdp_mode::Carpdev {
-                driver: Err("not looked up".into()),
-                veth_peer: None,
-            },
-        };
-        let plan = xdp_mode::plan(mode, &facts);
+        let plan = xdp_mode::plan_for(ifname, mode);
         let Some(pin_dir) = self.pin_dir.clone() else {
             self.attach_planned(ifname, &plan)?;
             return Ok(false);

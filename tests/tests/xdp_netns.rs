@@ -267,7 +267,7 @@ fn auto_mode_sees_a_veth_peer_in_the_same_namespace() {
         }),
         "veth GRO is off by default"
     );
-    assert_eq!(xdp_mode::plan(AttachMode::Auto, &plain).mode, Mode::Generic);
+    assert_eq!(xdp_mode::auto_plan(&plain).mode, Mode::Generic);
 
     host.run_ok(["ethtool", "-K", "vb", "gro", "on"]).unwrap();
     let gro = probe();
@@ -276,7 +276,7 @@ fn auto_mode_sees_a_veth_peer_in_the_same_namespace() {
         "{gro:?}"
     );
     // GRO alone puts the peer in NAPI mode but does not deliver XDP_TX: still generic.
-    assert_eq!(xdp_mode::plan(AttachMode::Auto, &gro).mode, Mode::Generic);
+    assert_eq!(xdp_mode::auto_plan(&gro).mode, Mode::Generic);
     host.run_ok(["ethtool", "-K", "vb", "gro", "off"]).unwrap();
 
     // A native XDP program on the peer (any program: ours, unpinned) is what delivers XDP_TX.
@@ -299,6 +299,30 @@ fn auto_mode_sees_a_veth_peer_in_the_same_namespace() {
         ),
         "{xdp:?}"
     );
-    assert_eq!(xdp_mode::plan(AttachMode::Auto, &xdp).mode, Mode::Native);
+    assert_eq!(xdp_mode::auto_plan(&xdp).mode, Mode::Native);
     drop(peer_program);
+}
+
+#[test]
+fn auto_mode_falls_back_to_generic_where_the_driver_refuses_native() {
+    let Some(lab) = lab("xdp_netns_fallback") else {
+        return;
+    };
+    let host = lab.host(0);
+    // A bridge has no native XDP (no ndo_bpf), nor have VLAN devices.
+    host.run_ok(["ip", "link", "add", "brx", "type", "bridge"])
+        .unwrap();
+    host.run_ok(["ip", "link", "set", "brx", "up"]).unwrap();
+    host.in_netns(|| {
+        let mut dp = Dataplane::load_unpinned().expect("load");
+        assert!(
+            dp.attach("brx", AttachMode::Native).is_err(),
+            "explicit native is not silently changed"
+        );
+        let plan = xdp_mode::plan_for("brx", AttachMode::Auto);
+        assert_eq!((plan.mode, plan.generic_if_refused), (Mode::Native, true));
+        dp.attach("brx", AttachMode::Auto).expect("auto attaches");
+        assert_eq!(xdp_mode::attached_mode("brx"), Some(Mode::Generic));
+    })
+    .unwrap();
 }

@@ -99,19 +99,29 @@ pub struct Plan {
     pub generic_if_refused: bool,
 }
 
-/// The attach plan for a carpdev: the decision `--xdp-mode` and the carpdev's facts lead to.
-/// Pure; `facts` is only consulted for [`AttachMode::Auto`].
-pub fn plan(requested: AttachMode, facts: &Carpdev) -> Plan {
-    let fixed = |mode: Mode| Plan {
-        mode,
-        reason: format!("--xdp-mode {mode}"),
-        generic_if_refused: false,
-    };
-    match requested {
-        AttachMode::Native => return fixed(Mode::Native),
-        AttachMode::Generic => return fixed(Mode::Generic),
-        AttachMode::Auto => {}
+impl Plan {
+    /// An explicit `--xdp-mode native|generic`: taken as given, no fallback.
+    pub fn fixed(mode: Mode) -> Plan {
+        Plan {
+            mode,
+            reason: format!("--xdp-mode {mode}"),
+            generic_if_refused: false,
+        }
     }
+}
+
+/// The attach plan for `ifname` under `--xdp-mode requested`; only `auto` looks at the
+/// carpdev (in the calling thread's network namespace).
+pub fn plan_for(ifname: &str, requested: AttachMode) -> Plan {
+    match requested {
+        AttachMode::Native => Plan::fixed(Mode::Native),
+        AttachMode::Generic => Plan::fixed(Mode::Generic),
+        AttachMode::Auto => auto_plan(&probe(ifname)),
+    }
+}
+
+/// What `--xdp-mode auto` chooses for a carpdev with these facts, and why. Pure.
+pub fn auto_plan(facts: &Carpdev) -> Plan {
     let generic = |reason: String| Plan {
         mode: Mode::Generic,
         reason,
@@ -393,11 +403,14 @@ mod tests {
 
     #[test]
     fn explicit_modes_are_taken_as_given() {
-        let facts = veth(VethPeer::OtherNamespace);
-        let p = plan(AttachMode::Native, &facts);
-        assert_eq!((p.mode, p.generic_if_refused), (Mode::Native, false));
-        assert_eq!(p.reason, "--xdp-mode native");
-        let p = plan(AttachMode::Generic, &facts);
+        // No lookup: not even a missing interface changes an explicit mode.
+        let p = plan_for("no-such-if0", AttachMode::Native);
+        assert_eq!(p, Plan::fixed(Mode::Native));
+        assert_eq!(
+            (p.reason.as_str(), p.generic_if_refused),
+            ("--xdp-mode native", false)
+        );
+        let p = plan_for("no-such-if0", AttachMode::Generic);
         assert_eq!(
             (p.mode, p.reason.as_str()),
             (Mode::Generic, "--xdp-mode generic")
@@ -407,7 +420,7 @@ mod tests {
     #[test]
     fn veth_with_a_native_xdp_peer_is_native() {
         for gro in [false, true] {
-            let p = plan(AttachMode::Auto, &veth(here(true, gro)));
+            let p = auto_plan(&veth(here(true, gro)));
             assert_eq!(p.mode, Mode::Native, "{p:?}");
             assert!(!p.generic_if_refused, "veth always has native XDP");
             assert!(p.reason.contains("sw-h1 has a native XDP program"), "{p:?}");
@@ -416,7 +429,7 @@ mod tests {
 
     #[test]
     fn veth_whose_peer_has_only_gro_is_generic() {
-        let p = plan(AttachMode::Auto, &veth(here(false, true)));
+        let p = auto_plan(&veth(here(false, true)));
         assert_eq!(p.mode, Mode::Generic, "{p:?}");
         assert!(
             p.reason.contains("GRO on but no native XDP program"),
@@ -426,16 +439,16 @@ mod tests {
 
     #[test]
     fn veth_with_a_plain_or_hidden_peer_is_generic() {
-        let plain = plan(AttachMode::Auto, &veth(here(false, false)));
+        let plain = auto_plan(&veth(here(false, false)));
         assert_eq!(plain.mode, Mode::Generic);
         assert!(plain.reason.contains("would be dropped"), "{plain:?}");
-        let away = plan(AttachMode::Auto, &veth(VethPeer::OtherNamespace));
+        let away = auto_plan(&veth(VethPeer::OtherNamespace));
         assert_eq!(away.mode, Mode::Generic);
         assert!(
             away.reason
                 .starts_with("veth whose peer is in another network namespace")
         );
-        let unknown = plan(AttachMode::Auto, &veth(VethPeer::Unknown("EPERM".into())));
+        let unknown = auto_plan(&veth(VethPeer::Unknown("EPERM".into())));
         assert_eq!(unknown.mode, Mode::Generic);
         assert!(unknown.reason.contains("EPERM"));
     }
@@ -447,7 +460,7 @@ mod tests {
                 driver: driver.clone(),
                 veth_peer: None,
             };
-            let p = plan(AttachMode::Auto, &facts);
+            let p = auto_plan(&facts);
             assert_eq!((p.mode, p.generic_if_refused), (Mode::Native, true));
             let name = driver.unwrap_or_else(|e| e);
             assert!(p.reason.contains(&name), "{p:?}");
@@ -459,7 +472,7 @@ mod tests {
         let facts = probe("no-such-if0");
         assert!(facts.driver.is_err(), "{facts:?}");
         assert_eq!(facts.veth_peer, None);
-        assert_eq!(plan(AttachMode::Auto, &facts).mode, Mode::Native);
+        assert_eq!(auto_plan(&facts).mode, Mode::Native);
         assert_eq!(attached_mode("no-such-if0"), None);
     }
 }
