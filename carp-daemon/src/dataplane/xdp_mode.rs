@@ -161,7 +161,7 @@ pub fn auto_plan(facts: &Carpdev) -> Plan {
     }
 }
 
-/// Finds out what [`plan`] needs about `ifname`, in the calling thread's network namespace.
+/// Finds out what [`auto_plan`] needs about `ifname`, in the calling thread's network namespace.
 /// Nothing here fails: what cannot be found out is recorded as unknown.
 pub fn probe(ifname: &str) -> Carpdev {
     let driver = driver_name(ifname).map_err(|e| format!("ETHTOOL_GDRVINFO: {e}"));
