@@ -24,6 +24,12 @@
 //! the dataplane silent or answering exactly as before) and swaps its program into each
 //! pinned link with `bpf_link_update`, atomically: there is no moment without the program,
 //! and so none in which the kernel would answer ARP for a virtual address.
+//!
+//! The attach mode (`--xdp-mode`) is chosen per carpdev by [`xdp_mode`]: `auto` picks
+//! generic on a veth whose peer would drop native XDP_TX, native elsewhere.
+//!
+//! The pin directory must be on a bpf filesystem. `ip netns exec` mounts a fresh sysfs over
+//! /sys, hiding the host's /sys/fs/bpf: [`check_pin_dir`] says so, and what to do.
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -33,7 +39,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        ProgramError, SchedClassifier, TcAttachType, Xdp,
         links::{FdLink, LinkError, PinnedLink},
         tc::{NlOptions, TcAttachOptions, TcError},
         xdp::XdpLink,
@@ -44,6 +50,8 @@ use carp_common::maps::{
     VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry, pin,
 };
 use carp_common::wire::virtual_mac;
+
+pub mod xdp_mode;
 
 /// The XDP object built from `carp-ebpf` by build.rs (bpfel-unknown-none, BTF included).
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/carp"));
@@ -88,8 +96,22 @@ pub enum DataplaneError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not on a bpf filesystem (mount one with `mount -t bpf bpf /sys/fs/bpf`)")]
-    NotBpffs { path: PathBuf },
+    #[error(
+        "pin directory {path} is not on a bpf filesystem: {found} is on {fs}{cause}. Either \
+         mount one (`mount -t bpf bpf /sys/fs/bpf`, the pin directory under it), or enter \
+         only the network namespace, which keeps the host's bpffs (`nsenter \
+         --net=/run/netns/NAME carpd ...` instead of `ip netns exec NAME carpd ...`)"
+    )]
+    NotBpffs {
+        path: PathBuf,
+        /// The nearest existing directory at or above `path`: the one whose filesystem
+        /// was checked.
+        found: PathBuf,
+        /// That filesystem's name, or its magic number.
+        fs: String,
+        /// The likely cause, when the filesystem tells it.
+        cause: &'static str,
+    },
     #[error("the program's map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("reading the monotonic clock: {0}")]
@@ -110,24 +132,15 @@ pub enum GuardError {
     Attach(#[source] ProgramError),
 }
 
-/// How to attach to a carpdev. `Auto` lets the kernel choose (native where the driver has
-/// it, generic otherwise).
+/// How to attach to a carpdev (`--xdp-mode`). `Auto` chooses per carpdev, see [`xdp_mode`]:
+/// generic on a veth whose peer is not known to have a native XDP program, native elsewhere
+/// (and generic if the driver refuses native).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttachMode {
     #[default]
     Auto,
     Native,
     Generic,
-}
-
-impl AttachMode {
-    fn xdp_mode(self) -> XdpMode {
-        match self {
-            AttachMode::Auto => XdpMode::Default,
-            AttachMode::Native => XdpMode::Driver,
-            AttachMode::Generic => XdpMode::Skb,
-        }
-    }
 }
 
 /// State of a vhid as the dataplane is told it.
@@ -271,10 +284,12 @@ impl Dataplane {
 
     /// Attaches the program to `ifname`. With a pin directory, an XDP link pinned there by an
     /// earlier run is taken over atomically (`bpf_link_update`); otherwise a new link is
-    /// created and pinned. Returns whether an existing link was adopted.
+    /// created and pinned, in the mode [`xdp_mode::plan_for`] chooses for `mode`. Logs the mode
+    /// and why at info. Returns whether an existing link was adopted.
     pub fn attach(&mut self, ifname: &str, mode: AttachMode) -> Result<bool, DataplaneError> {
+        let plan = xdp_mode::plan_for(ifname, mode);
         let Some(pin_dir) = self.pin_dir.clone() else {
-            self.program_mut().attach(ifname, mode.xdp_mode())?;
+            self.attach_planned(ifname, &plan)?;
             return Ok(false);
         };
         let path = pin_dir.join(pin::LINKS_DIR).join(ifname);
@@ -302,6 +317,7 @@ impl Dataplane {
                         })?;
                     drop(fd_link);
                     self.links.push((ifname.to_owned(), pinned));
+                    log_adopted(ifname, &plan);
                     return Ok(true);
                 }
                 Err(err) => {
@@ -311,7 +327,7 @@ impl Dataplane {
                 }
             }
         }
-        let id = self.program_mut().attach(ifname, mode.xdp_mode())?;
+        let id = self.attach_planned(ifname, &plan)?;
         let link = self.program_mut().take_link(id)?;
         let fd_link = FdLink::try_from(link).map_err(|source| DataplaneError::Link {
             path: path.clone(),
@@ -323,6 +339,33 @@ impl Dataplane {
         })?;
         self.links.push((ifname.to_owned(), pinned));
         Ok(false)
+    }
+
+    /// Attaches a new link in the planned mode, falling back to generic where the plan allows
+    /// it and the driver refuses native XDP; logs the mode it ends up in.
+    fn attach_planned(
+        &mut self,
+        ifname: &str,
+        plan: &xdp_mode::Plan,
+    ) -> Result<aya::programs::xdp::XdpLinkId, DataplaneError> {
+        let err = match self.program_mut().attach(ifname, plan.mode.xdp_mode()) {
+            Ok(id) => {
+                tracing::info!(carpdev = %ifname, mode = %plan.mode, reason = ?plan.reason, "XDP attached");
+                return Ok(id);
+            }
+            Err(err) => err,
+        };
+        if !(plan.mode == xdp_mode::Mode::Native && plan.generic_if_refused) {
+            return Err(err.into());
+        }
+        let refused = error_chain(&err);
+        tracing::warn!(carpdev = %ifname, error = %refused, "the driver refused native XDP; attaching in generic mode");
+        let id = self
+            .program_mut()
+            .attach(ifname, xdp_mode::Mode::Generic.xdp_mode())?;
+        let reason = format!("{}, which refused native XDP: {refused}", plan.reason);
+        tracing::info!(carpdev = %ifname, mode = %xdp_mode::Mode::Generic, reason = ?reason, "XDP attached");
+        Ok(id)
     }
 
     /// Detaches the program from `ifname` and removes the link's pin.
@@ -655,23 +698,103 @@ fn ignore_missing(
     }
 }
 
-/// Creates `dir` and checks that it is on bpffs (pins anywhere else fail obscurely).
+/// Logs the mode of an adopted link (the one it was created in by an earlier run), and warns
+/// when it is not what this run would choose.
+fn log_adopted(ifname: &str, plan: &xdp_mode::Plan) {
+    let Some(mode) = xdp_mode::attached_mode(ifname) else {
+        tracing::info!(carpdev = %ifname, mode = "unknown", reason = "adopted the pinned XDP link of an earlier run", "XDP attached");
+        return;
+    };
+    tracing::info!(carpdev = %ifname, mode = %mode, reason = "adopted the pinned XDP link of an earlier run", "XDP attached");
+    if mode != plan.mode {
+        tracing::warn!(
+            carpdev = %ifname,
+            adopted = %mode,
+            chosen = %plan.mode,
+            reason = ?plan.reason,
+            "the adopted XDP link runs in another mode than this run would choose; stop carpd \
+             (SIGTERM removes its pins) and start it again to attach anew"
+        );
+    }
+}
+
+/// An error and its sources, one after the other.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Checks that `dir` is on bpffs, then creates it (pins anywhere else fail obscurely).
 fn ensure_bpffs_dir(dir: &Path) -> Result<(), DataplaneError> {
+    check_pin_dir(dir)?;
     std::fs::create_dir_all(dir).map_err(|source| DataplaneError::PinDir {
         path: dir.to_owned(),
         source,
-    })?;
-    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-    let stat = nix::sys::statfs::statfs(dir).map_err(|e| DataplaneError::PinDir {
-        path: dir.to_owned(),
-        source: e.into(),
-    })?;
-    if stat.filesystem_type().0 as i64 != BPF_FS_MAGIC {
-        return Err(DataplaneError::NotBpffs {
-            path: dir.to_owned(),
-        });
+    })
+}
+
+/// statfs(2) f_type of a bpf filesystem.
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// Checks, without creating anything, that the pin directory `dir` is (or would be created)
+/// on a bpf filesystem: the filesystem of `dir`, or of its nearest existing ancestor, must be
+/// bpffs. Directories that cannot be searched (a non-root `carpd --check` under a 0700
+/// /sys/fs/bpf) count as missing, so their parent is checked.
+pub fn check_pin_dir(dir: &Path) -> Result<(), DataplaneError> {
+    let mut probe = dir;
+    let stat = loop {
+        match nix::sys::statfs::statfs(probe) {
+            Ok(stat) => break stat,
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EACCES)
+                if probe != Path::new("/") && probe != Path::new(".") =>
+            {
+                probe = match probe.parent() {
+                    Some(p) if p.as_os_str().is_empty() => Path::new("."),
+                    Some(p) => p,
+                    None => Path::new("/"),
+                };
+            }
+            Err(e) => {
+                return Err(DataplaneError::PinDir {
+                    path: probe.to_owned(),
+                    source: e.into(),
+                });
+            }
+        }
+    };
+    let magic = stat.filesystem_type().0 as i64;
+    if magic == BPF_FS_MAGIC {
+        return Ok(());
     }
-    Ok(())
+    let (fs, cause) = filesystem_name(magic);
+    Err(DataplaneError::NotBpffs {
+        path: dir.to_owned(),
+        found: probe.to_owned(),
+        fs,
+        cause,
+    })
+}
+
+/// A filesystem's name for an error message, and what its presence where a bpffs was
+/// expected usually means.
+fn filesystem_name(magic: i64) -> (String, &'static str) {
+    const SYSFS_MAGIC: i64 = 0x62656572;
+    const TMPFS_MAGIC: i64 = 0x01021994;
+    match magic {
+        SYSFS_MAGIC => (
+            "sysfs".into(),
+            " (as under `ip netns exec`, which mounts a fresh /sys without the host's \
+             /sys/fs/bpf)",
+        ),
+        TMPFS_MAGIC => ("tmpfs".into(), ""),
+        other => (format!("a filesystem of type {other:#x}"), ""),
+    }
 }
 
 /// Removes a pin directory: its maps, its links directory, the directory itself.
@@ -746,6 +869,66 @@ mod tests {
         assert_eq!(list.len(), std::mem::size_of::<DataplaneCounters>() / 8);
         assert!(list.contains(&("arp_replied".to_owned(), 3)));
         assert!(list.contains(&("vlan_passed".to_owned(), 9)));
+    }
+
+    /// A mount point of a bpf filesystem, from /proc/self/mounts.
+    fn bpffs_mount() -> Option<PathBuf> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+        mounts.lines().find_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let (dir, fstype) = (fields.next()?, fields.next()?);
+            (fstype == "bpf").then(|| PathBuf::from(dir))
+        })
+    }
+
+    #[test]
+    fn a_regular_directory_is_not_bpffs() {
+        let dir = std::env::temp_dir().join(format!("carpd-pin-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = check_pin_dir(&dir).unwrap_err();
+        let missing = dir.join("a/b/carp");
+        let err_missing = check_pin_dir(&missing).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        match err {
+            DataplaneError::NotBpffs { path, found, .. } => {
+                assert_eq!((path, found), (dir.clone(), dir.clone()));
+            }
+            other => panic!("{other}"),
+        }
+        // A missing directory is judged by its nearest existing ancestor, and nothing is
+        // created.
+        match &err_missing {
+            DataplaneError::NotBpffs { path, found, .. } => {
+                assert_eq!((path, found), (&missing, &dir));
+            }
+            other => panic!("{other}"),
+        }
+        let text = err_missing.to_string();
+        assert!(text.contains("mount -t bpf bpf /sys/fs/bpf"), "{text}");
+        assert!(text.contains("nsenter --net=/run/netns/NAME"), "{text}");
+    }
+
+    #[test]
+    fn sysfs_is_named_as_what_ip_netns_exec_leaves() {
+        // /sys itself is sysfs wherever tests run; /sys/fs/bpf may be a bpffs on top of it.
+        let err = check_pin_dir(Path::new("/sys/class")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/sys/class is on sysfs"), "{text}");
+        assert!(text.contains("ip netns exec"), "{text}");
+    }
+
+    #[test]
+    fn a_bpffs_and_a_missing_directory_under_it_are_accepted() {
+        let Some(mount) = bpffs_mount() else {
+            eprintln!("skipped: no bpf filesystem mounted");
+            return;
+        };
+        check_pin_dir(&mount).unwrap();
+        check_pin_dir(&mount.join("carpd-no-such-dir/carp")).unwrap();
+        assert!(
+            !mount.join("carpd-no-such-dir").exists(),
+            "the check creates nothing"
+        );
     }
 
     #[test]

@@ -170,8 +170,6 @@ fn a_start_that_fails_half_way_leaves_nothing_behind() {
             dir.to_str().unwrap(),
             "--pin-dir",
             pin_dir.to_str().unwrap(),
-            "--xdp-mode",
-            "generic",
         ])
         .unwrap();
     if run.success() {

@@ -289,8 +289,6 @@ fn notify_watchdog_hooks_and_metrics() {
         dir.to_str().unwrap(),
         "--pin-dir",
         pin.to_str().unwrap(),
-        "--xdp-mode",
-        "generic",
     ]);
     cmd.env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "200000");

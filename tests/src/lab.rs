@@ -41,7 +41,7 @@ use crate::cleanup::{self, BPFFS_ROOT};
 use crate::netns::{Netns, NetnsCommand, run_root_ok};
 use crate::process::{self, CmdOutput, LabProcess, ProcTable};
 use crate::wait::wait_for;
-use crate::{LabError, xdp_pass};
+use crate::{LabError, veth_napi_peer};
 
 /// Name of every host's LAN port inside its namespace; carpd attaches XDP to it.
 pub const HOST_IFNAME: &str = "eth0";
@@ -68,9 +68,11 @@ pub struct LabSpec {
     /// Whether the hosts get IPv6 addresses. Without, IPv6 is disabled in the host
     /// namespaces altogether, so captures show no IPv6 chatter.
     pub ipv6: bool,
-    /// Whether to attach the pass-through XDP program to every switch-side port at build
-    /// (see [`Lab::enable_peer_xdp`]), so that native-mode XDP_TX works from every host.
-    pub peer_xdp: bool,
+    /// Whether to put every switch-side port in NAPI mode at build, with a native XDP pass
+    /// program (see [`Lab::enable_napi_peer`]), so that native-mode XDP_TX from the hosts
+    /// reaches the switch. Off by default: a plain bridge port, as users have, where native
+    /// XDP_TX from a veth is dropped. Only for tests and benchmarks that measure native mode.
+    pub napi_peers: bool,
 }
 
 impl Default for LabSpec {
@@ -80,7 +82,7 @@ impl Default for LabSpec {
             hosts: 2,
             client: true,
             ipv6: true,
-            peer_xdp: false,
+            napi_peers: false,
         }
     }
 }
@@ -159,9 +161,9 @@ impl Lab {
         if spec.client {
             self.client = Some(self.add_host(hint, "client", 100, spec.ipv6)?);
         }
-        if spec.peer_xdp {
+        if spec.napi_peers {
             for host in self.hosts.iter().chain(&self.client) {
-                self.attach_peer_xdp(host)?;
+                self.attach_napi_peer(host)?;
             }
         }
         for host in self.hosts.iter().chain(&self.client) {
@@ -345,23 +347,23 @@ impl Lab {
         self.pin_root().join(name)
     }
 
-    /// Attaches a pass-through XDP program in native mode to the switch-side port of router
-    /// `index` (zero-based), so that frames the host's native-mode XDP program sends with
-    /// XDP_TX are received by the switch (a veth delivers those only to a peer in NAPI mode,
-    /// which XDP on the peer enables). Stays attached for the lab's lifetime.
-    pub fn enable_peer_xdp(&self, index: usize) -> Result<(), LabError> {
-        self.attach_peer_xdp(self.host(index))
+    /// Puts the switch-side port of router `index` (zero-based) in NAPI mode, by attaching a
+    /// native XDP pass program to it, so that frames the host's native-mode XDP program sends
+    /// with XDP_TX are received by the switch (a veth delivers those only to a peer in NAPI
+    /// mode). For measurements of native mode; stays attached for the lab's lifetime.
+    pub fn enable_napi_peer(&self, index: usize) -> Result<(), LabError> {
+        self.attach_napi_peer(self.host(index))
     }
 
-    fn attach_peer_xdp(&self, host: &Host) -> Result<(), LabError> {
+    fn attach_napi_peer(&self, host: &Host) -> Result<(), LabError> {
         let switch = self.switch.as_ref().expect("built");
         let port = host.switch_port.clone();
         let (ifindex, _) = link_info(switch, &port)?;
         let link = switch
-            .enter(move || xdp_pass::attach_native(ifindex))?
+            .enter(move || veth_napi_peer::attach_native(ifindex))?
             .map_err(|e| {
                 LabError::sys(
-                    format!("attach pass-through XDP to {port}"),
+                    format!("attach the NAPI-mode XDP pass program to {port}"),
                     Some(switch.name()),
                     e,
                 )

@@ -34,8 +34,8 @@ pub mod netns;
 pub mod pcap;
 pub mod privilege;
 pub mod process;
+mod veth_napi_peer;
 pub mod wait;
-mod xdp_pass;
 
 pub use capture::Capture;
 pub use error::LabError;

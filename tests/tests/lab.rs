@@ -79,7 +79,7 @@ fn ping_cut_restore_and_nothing_left_behind() {
             client: true,
             ipv6: true,
             // Exercised here so that plain connectivity is proven with it too.
-            peer_xdp: true,
+            napi_peers: true,
         },
     )
     .unwrap();
@@ -116,7 +116,7 @@ fn ping_cut_restore_and_nothing_left_behind() {
     ]);
     assert!(
         port.contains("xdp"),
-        "pass-through XDP on the switch port: {port}"
+        "NAPI-mode XDP pass program on the switch port: {port}"
     );
     // Code run with in_netns sees the host's interfaces.
     let ifindex = h1

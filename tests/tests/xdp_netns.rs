@@ -1,12 +1,14 @@
 //! The XDP program on a real veth in a namespace lab: a client's ARP requests and neighbour
 //! solicitations for the virtual addresses are answered with the virtual MAC only while the
 //! map says master, and the answers stop by themselves once the master entry is no longer
-//! refreshed. Also: the verifier accepts the program in generic and native mode, and a
-//! restarted loader adopts the pinned maps and link without detaching.
+//! refreshed. Also: the verifier accepts the program in generic and native mode, a
+//! restarted loader adopts the pinned maps and link without detaching, and auto mode chooses
+//! a mode whose answers reach the client on a plain lab.
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use carp_common::maps::VipEntry;
+use carp_daemon::dataplane::xdp_mode::{self, Mode, VethPeer};
 use carp_daemon::dataplane::{
     AttachMode, Dataplane, VhidDataplaneState, master_hold, monotonic_now,
 };
@@ -160,9 +162,9 @@ fn verifier_accepts_generic_and_native_mode_on_veth() {
     let Some(lab) = lab("xdp_netns_modes") else {
         return;
     };
-    // Native XDP_TX on veth needs the peer to run XDP too (or NAPI): the switch side gets a
-    // pass-through program, as ../shared/TOOLCHAIN.md notes.
-    lab.enable_peer_xdp(0).expect("peer XDP");
+    // Native XDP_TX on a veth reaches the switch only if the switch-side port receives in
+    // NAPI mode: this measurement of native mode opts in to the lab's NAPI peer.
+    lab.enable_napi_peer(0).expect("NAPI-mode switch port");
     for mode in [AttachMode::Generic, AttachMode::Native] {
         let mut dp = attach(&lab, mode);
         let ifindex = lab.host(0).ifindex();
@@ -216,4 +218,111 @@ fn restarted_loader_adopts_pinned_maps_and_link() {
     })
     .unwrap();
     assert_eq!(arping(&lab), None, "detached: nobody answers for the VIP");
+}
+
+#[test]
+fn auto_mode_answers_on_a_plain_lab() {
+    let Some(lab) = lab("xdp_netns_auto") else {
+        return;
+    };
+    // A plain lab: the host's eth0 is a veth whose peer is a bridge port in the switch
+    // namespace, out of carpd's sight. Auto must choose generic, and the answers arrive.
+    let host = lab.host(0);
+    let facts = host.in_netns(|| xdp_mode::probe("eth0")).unwrap();
+    assert_eq!(facts.driver.as_deref(), Ok("veth"));
+    assert_eq!(facts.veth_peer, Some(VethPeer::OtherNamespace));
+    let mut dp = attach(&lab, AttachMode::Auto);
+    let attached = host.in_netns(|| xdp_mode::attached_mode("eth0")).unwrap();
+    assert_eq!(attached, Some(Mode::Generic));
+    set_master(&mut dp, host.ifindex(), Duration::from_secs(30));
+    assert_eq!(
+        arping(&lab).as_deref(),
+        Some(VMAC),
+        "ARP reply in auto mode"
+    );
+    assert_eq!(ndisc(&lab).as_deref(), Some(VMAC), "NA in auto mode");
+}
+
+#[test]
+fn auto_mode_sees_a_veth_peer_in_the_same_namespace() {
+    let Some(lab) = lab("xdp_netns_peer") else {
+        return;
+    };
+    let host = lab.host(0);
+    // A second veth pair, both ends in the host's namespace (removed with it).
+    host.run_ok([
+        "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+    ])
+    .unwrap();
+    host.run_ok(["ip", "link", "set", "va", "up"]).unwrap();
+    host.run_ok(["ip", "link", "set", "vb", "up"]).unwrap();
+    let probe = || host.in_netns(|| xdp_mode::probe("va")).unwrap();
+    let plain = probe();
+    assert_eq!(
+        plain.veth_peer,
+        Some(VethPeer::Here {
+            name: "vb".into(),
+            native_xdp: false,
+            gro: false
+        }),
+        "veth GRO is off by default"
+    );
+    assert_eq!(xdp_mode::auto_plan(&plain).mode, Mode::Generic);
+
+    host.run_ok(["ethtool", "-K", "vb", "gro", "on"]).unwrap();
+    let gro = probe();
+    assert!(
+        matches!(gro.veth_peer, Some(VethPeer::Here { gro: true, .. })),
+        "{gro:?}"
+    );
+    // GRO alone puts the peer in NAPI mode but does not deliver XDP_TX: still generic.
+    assert_eq!(xdp_mode::auto_plan(&gro).mode, Mode::Generic);
+    host.run_ok(["ethtool", "-K", "vb", "gro", "off"]).unwrap();
+
+    // A native XDP program on the peer (any program: ours, unpinned) is what delivers XDP_TX.
+    let peer_program = host
+        .in_netns(|| {
+            let mut dp = Dataplane::load_unpinned().expect("load");
+            dp.attach("vb", AttachMode::Native).expect("attach to vb");
+            dp
+        })
+        .unwrap();
+    let xdp = probe();
+    assert!(
+        matches!(
+            xdp.veth_peer,
+            Some(VethPeer::Here {
+                native_xdp: true,
+                gro: false,
+                ..
+            })
+        ),
+        "{xdp:?}"
+    );
+    assert_eq!(xdp_mode::auto_plan(&xdp).mode, Mode::Native);
+    drop(peer_program);
+}
+
+#[test]
+fn auto_mode_falls_back_to_generic_where_the_driver_refuses_native() {
+    let Some(lab) = lab("xdp_netns_fallback") else {
+        return;
+    };
+    let host = lab.host(0);
+    // A bridge has no native XDP (no ndo_bpf), nor have VLAN devices.
+    host.run_ok(["ip", "link", "add", "brx", "type", "bridge"])
+        .unwrap();
+    host.run_ok(["ip", "link", "set", "brx", "up"]).unwrap();
+    host.in_netns(|| {
+        let mut dp = Dataplane::load_unpinned().expect("load");
+        assert!(
+            dp.attach("brx", AttachMode::Native).is_err(),
+            "explicit native is not silently changed"
+        );
+        let plan = xdp_mode::plan_for("brx", AttachMode::Auto);
+        assert_eq!((plan.mode, plan.generic_if_refused), (Mode::Native, true));
+        dp.attach("brx", AttachMode::Auto).expect("auto attaches");
+        assert_eq!(xdp_mode::attached_mode("brx"), Some(Mode::Generic));
+    })
+    .unwrap();
 }

@@ -45,6 +45,15 @@ pub fn run(_args: &Args) -> Result<()> {
         state(&bin, &lab, routers[1]).unwrap_or_default(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(line) = daemons[0]
+        .log()
+        .lines()
+        .find(|l| l.contains("XDP attached"))
+    {
+        // carpd's own words: which XDP mode auto chose on r1's veth, and why.
+        let fields = line.split_once("XDP attached").map_or(line, |(_, f)| f);
+        println!("r1 dataplane:{fields}");
+    }
     println!();
     println!("r1# carpctl carp0");
     print_indented(&carpctl(&bin, &lab, routers[0], &["carp0"])?);
@@ -136,7 +145,8 @@ fn start_carpd(lab: &Lab, host: &Host, bin: &Path, advskew: u8) -> Result<LabPro
         &file,
         &dir,
         &lab.pin_dir(host.name()),
-        "generic",
+        // As users run it: auto chooses generic on the lab's plain veths, and says so.
+        "auto",
     )
 }
 

@@ -29,7 +29,8 @@ struct Args {
         required_unless_present_any = ["generate_man", "generate_completions"]
     )]
     config: Vec<PathBuf>,
-    /// Validate the configuration and exit: 0 if valid, 1 with every error listed if not.
+    /// Validate the configuration, and check that the pin directory is on a bpf filesystem,
+    /// then exit: 0 if carpd could start with it, 1 with every error listed if not.
     #[arg(long)]
     check: bool,
     /// Directory for the control socket and runtime files [default: /run/carpd, or the TOML
@@ -51,7 +52,10 @@ struct Args {
     /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9712) at /metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
-    /// XDP attach mode on the carpdevs.
+    /// XDP attach mode on the carpdevs. auto chooses per carpdev and logs its choice and why:
+    /// on a veth, native only if its peer is in this namespace and has a native XDP program
+    /// (without one, native XDP_TX never reaches the peer), generic otherwise; on other
+    /// drivers native, or generic if the driver refuses native.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
@@ -67,9 +71,11 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum XdpModeArg {
-    /// Native where the driver supports it, generic otherwise.
+    /// Per carpdev: generic on a veth whose peer would drop native XDP_TX, native elsewhere.
     Auto,
+    /// In the driver. On a veth, answers arrive only if its peer has a native XDP program.
     Native,
+    /// In the network stack: slower, works on every interface.
     Generic,
 }
 
@@ -106,6 +112,12 @@ fn main() -> anyhow::Result<()> {
                     "configuration OK: {} carp interface(s)",
                     config.interfaces.len()
                 );
+                // The same pin directory carpd would use, and the same check it makes first.
+                let pin_dir = args.pin_dir.unwrap_or(config.daemon.pin_dir);
+                if let Err(err) = carp_daemon::dataplane::check_pin_dir(&pin_dir) {
+                    eprintln!("{err}");
+                    std::process::exit(1);
+                }
                 Ok(())
             }
             Err(err) => {

@@ -125,8 +125,7 @@ impl<'a> Router<'a> {
             self.dir.display().to_string(),
             "--pin-dir".into(),
             pin_dir.display().to_string(),
-            "--xdp-mode".into(),
-            "generic".into(),
+            // No --xdp-mode: auto, as users run it, on the plain lab users have.
             "--log".into(),
             "info".into(),
         ];

@@ -565,8 +565,8 @@ fn start_carpd(
     }
     let file = dir.join("carpd.toml");
     std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
-    // Native XDP: the lab runs XDP on the switch side of every cable, as native XDP_TX on
-    // a veth needs.
+    // Native XDP, explicitly: the bench's lab puts the switch side of every cable in NAPI
+    // mode (LabSpec::napi_peers), as native XDP_TX on a veth needs.
     spawn_carpd(
         host,
         &bins.carpd,
@@ -578,7 +578,7 @@ fn start_carpd(
 }
 
 /// Starts `carpd` in `host` with one configuration file, its own state and pin
-/// directories, and an XDP mode (native or generic).
+/// directories, and an XDP mode (auto, native or generic).
 pub fn spawn_carpd(
     host: &Host,
     carpd: &Path,

@@ -1,11 +1,15 @@
-//! A pass-through XDP program for the switch side of a veth pair.
+//! A switch-side XDP pass program that puts a veth peer in NAPI mode, for measurements of
+//! native-mode XDP on the hosts' ports.
 //!
-//! A veth only accepts frames that an XDP program on the *other* end sends with XDP_TX or
-//! redirects, when its own receive side runs in NAPI mode, which it does while it has an XDP
-//! program attached. So a test of native XDP on a host's port needs something on the
-//! switch-side port: this two-instruction program returning XDP_PASS, which changes nothing
-//! else about the switch. It is loaded with the bpf(2) system call directly, as it is too
-//! small to justify an object file and a build step.
+//! A veth in native mode hands the frames its XDP program sends with XDP_TX to its peer, and
+//! the peer takes them only while it receives in NAPI mode: while it has a native XDP program
+//! attached (or GRO on). A plain bridge port is in neither, so native XDP_TX from a host
+//! never reaches the switch, which is what users of containers and bridged labs have and
+//! what carpd's `--xdp-mode auto` avoids by choosing generic there. Labs that measure native
+//! mode opt in to this two-instruction program returning XDP_PASS on the switch-side ports
+//! ([`crate::LabSpec::napi_peers`]); it changes nothing else about the switch. It is loaded
+//! with the bpf(2) system call directly, as it is too small to justify an object file and a
+//! build step.
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::libc;
@@ -88,13 +92,13 @@ fn bpf<T>(cmd: libc::c_int, attr: &T) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Attaches the pass-through program to `ifindex` (in the calling thread's network
+/// Attaches the pass program to `ifindex` (in the calling thread's network
 /// namespace) in native (driver) mode. The returned bpf_link fd keeps it attached: closing it,
 /// or deleting the interface, detaches it.
 pub(crate) fn attach_native(ifindex: u32) -> std::io::Result<OwnedFd> {
     let license = c"GPL";
     let mut name = [0u8; 16];
-    name[..8].copy_from_slice(b"lab_pass");
+    name[..9].copy_from_slice(b"napi_peer");
     let load = ProgLoadAttr {
         prog_type: BPF_PROG_TYPE_XDP,
         insn_cnt: PROGRAM.len() as u32,
