@@ -100,6 +100,8 @@ pub struct Lab {
     workdir: PathBuf,
     pin_dirs: Mutex<Vec<PathBuf>>,
     xdp_links: Mutex<Vec<OwnedFd>>,
+    /// Whether every switch-side port runs the NAPI-mode peer program ([`LabSpec::napi_peers`]).
+    napi_peers: bool,
 }
 
 impl std::fmt::Debug for Lab {
@@ -132,6 +134,7 @@ impl Lab {
             workdir,
             pin_dirs: Mutex::new(Vec::new()),
             xdp_links: Mutex::new(Vec::new()),
+            napi_peers: spec.napi_peers,
         };
         // On error, `lab` is dropped here and removes whatever was built.
         lab.build(&sanitize_hint(name_hint), &spec)?;
@@ -345,6 +348,12 @@ impl Lab {
     /// gives the same path. Removed with the lab.
     pub fn pin_dir(&self, name: &str) -> PathBuf {
         self.pin_root().join(name)
+    }
+
+    /// Whether the lab was built with the NAPI-mode peer program on every switch-side port
+    /// (then native XDP works on the hosts' veths; otherwise the lab is what users have).
+    pub fn napi_peers(&self) -> bool {
+        self.napi_peers
     }
 
     /// Puts the switch-side port of router `index` (zero-based) in NAPI mode, by attaching a

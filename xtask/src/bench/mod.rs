@@ -62,6 +62,10 @@ pub struct Args {
     /// only when carpd is included; without it the dataplane section is skipped.
     #[arg(long, value_enum)]
     only: Vec<Tool>,
+    /// The lab users have: no NAPI-mode program on the switch-side ports, carpd in its
+    /// default XDP mode (auto: generic on these veths). Default: the native-mode lab.
+    #[arg(long)]
+    plain_lab: bool,
 }
 
 /// How much of everything to do.
@@ -83,6 +87,8 @@ pub struct Plan {
     pub cost_window: Duration,
     pub vhid_counts: Vec<u8>,
     pub rate_window: Duration,
+    /// The plain lab (no NAPI-mode peers on the switch side, carpd in auto mode).
+    pub plain_lab: bool,
 }
 
 impl Plan {
@@ -100,6 +106,7 @@ impl Plan {
             cost_window: Duration::from_secs(20),
             vhid_counts: vec![1, 16, 255],
             rate_window: Duration::from_secs(10),
+            plain_lab: false,
         }
     }
 
@@ -117,6 +124,7 @@ impl Plan {
             cost_window: Duration::from_secs(2),
             vhid_counts: vec![1],
             rate_window: Duration::from_secs(3),
+            plain_lab: false,
         }
     }
 
@@ -134,6 +142,7 @@ impl Plan {
             cost_window: Duration::from_secs(2),
             vhid_counts: vec![1, 2],
             rate_window: Duration::from_secs(1),
+            plain_lab: false,
         }
     }
 }
@@ -154,6 +163,7 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.only.is_empty() {
         plan.tools = args.only.clone();
     }
+    plan.plain_lab = args.plain_lab;
     let out = match &args.out {
         Some(out) => out.clone(),
         None if args.smoke => workspace_root().join("target/bench-smoke/BENCHMARKS.md"),
@@ -176,9 +186,9 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &std::path::Path, command_line: &
             hosts: 2,
             client: true,
             ipv6: false,
-            // The bench measures native mode, and native XDP_TX on a veth reaches the switch
-            // only if the switch-side port receives in NAPI mode.
-            napi_peers: true,
+            // By default the bench measures native mode, and native XDP_TX on a veth reaches
+            // the switch only if the switch-side port receives in NAPI mode.
+            napi_peers: !plan.plain_lab,
         },
     )
     .context("building the lab")?;

@@ -146,7 +146,14 @@ fn markdown(r: &Results) -> String {
         }
         md.push('\n');
     }
-    md.push_str(METHOD);
+    let lab = if r.plan.plain_lab {
+        "the plain lab users have (no program on the switch side; carpd in XDP mode auto, \
+         which is generic on these veths)"
+    } else {
+        "native XDP on veth (a pass program on each switch-side port puts it in NAPI mode, \
+         which native XDP_TX on a veth needs)"
+    };
+    md.push_str(&METHOD.replace("native XDP on veth", lab));
     md.push('\n');
     failover_section(&mut md, r);
     reference_section(&mut md, r);

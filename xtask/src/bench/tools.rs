@@ -565,15 +565,17 @@ fn start_carpd(
     }
     let file = dir.join("carpd.toml");
     std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
-    // Native XDP, explicitly: the bench's lab puts the switch side of every cable in NAPI
-    // mode (LabSpec::napi_peers), as native XDP_TX on a veth needs.
+    // Native XDP, explicitly, where the lab puts the switch side of every cable in NAPI mode
+    // (LabSpec::napi_peers), as native XDP_TX on a veth needs; on the plain lab (--plain-lab)
+    // the default mode, as users run it.
+    let xdp_mode = if lab.napi_peers() { "native" } else { "auto" };
     spawn_carpd(
         host,
         &bins.carpd,
         &file,
         dir,
         &lab.pin_dir(host.name()),
-        "native",
+        xdp_mode,
     )
 }
 
