@@ -19,15 +19,6 @@ const T2: Timers = Timers {
     advskew: 120,
 };
 
-fn ok(out: carp_tests::CmdOutput) -> String {
-    assert!(
-        out.success(),
-        "command failed: {}{}",
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
-}
 
 /// A field of carp0 in `carpctl --json carp0`.
 fn status_field(r: &Router, field: &str) -> serde_json::Value {

@@ -18,15 +18,6 @@ const T2: Timers = Timers {
     advskew: 120,
 };
 
-fn ok(out: carp_tests::CmdOutput) -> String {
-    assert!(
-        out.success(),
-        "carpctl failed: {}{}",
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
-}
 
 #[test]
 fn group_demotion_hands_over_and_promotion_returns_with_preempt() {

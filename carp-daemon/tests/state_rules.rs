@@ -22,15 +22,6 @@ const SLOW: Timers = Timers {
 
 const RELOADED: &str = "SIGHUP: configuration reloaded";
 
-fn ok(out: carp_tests::CmdOutput) -> String {
-    assert!(
-        out.success(),
-        "carpctl failed: {}{}",
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
-}
 
 /// carpctl's JSON view of one interface.
 fn status(r: &Router<'_>, iface: &str) -> serde_json::Value {

@@ -276,3 +276,14 @@ pub fn links(host: &Host) -> Vec<String> {
         .map(|n| n.split('@').next().unwrap_or(n).to_owned())
         .collect()
 }
+
+/// The standard output of a command that must have succeeded (carpctl, mostly).
+pub fn ok(out: carp_tests::CmdOutput) -> String {
+    assert!(
+        out.success(),
+        "command failed: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
