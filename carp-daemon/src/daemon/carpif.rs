@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use carp_common::wire::virtual_mac;
 
 use crate::config::CarpInterface;
-use crate::proto::{self, CarpAuth, CarpHeader, fsm};
+use crate::proto::{self, CarpAuth, CarpHeader, Passphrase, fsm};
 
 /// Per-vhid protocol counters (the `carpctl stats` lines, summed over interfaces).
 #[derive(Debug, Clone, Copy, Default)]
@@ -122,7 +122,7 @@ pub fn auth_for(cfg: &CarpInterface) -> Result<CarpAuth, proto::AuthError> {
     let v4: Vec<Ipv4Addr> = cfg.ipv4.iter().map(|a| a.addr).collect();
     let v6: Vec<Ipv6Addr> = cfg.ipv6.iter().map(|a| a.addr).collect();
     CarpAuth::new(
-        cfg.passphrase.as_deref().unwrap_or(""),
+        cfg.passphrase.as_ref().map_or("", Passphrase::expose),
         cfg.vhid,
         &v4,
         &v6,
