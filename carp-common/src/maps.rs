@@ -149,6 +149,16 @@ pub struct DataplaneCounters {
     pub advert_ring_full: u64,
     /// VLAN-tagged frames passed to the stack untouched.
     pub vlan_passed: u64,
+
+    // --- The responder's input checks. ---------------------------------------------------
+    /// ARP requests for a virtual address dropped: the Ethernet source or the ARP sender
+    /// hardware address is broadcast or multicast.
+    pub arp_dropped_bad_source: u64,
+    /// Neighbour solicitations for a virtual address dropped as invalid (RFC 4861 7.1.1):
+    /// hop limit not 255, code not 0, a multicast Ethernet or IP source, an option of length
+    /// zero or not fitting the payload, or, from the unspecified address, a destination other
+    /// than a solicited-node address or a source link-layer option.
+    pub ns_dropped_invalid: u64,
 }
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
@@ -201,7 +211,7 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 16 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 18 * 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
     }

@@ -526,6 +526,8 @@ pub fn sum_counters(a: &DataplaneCounters, b: &DataplaneCounters) -> DataplaneCo
         advert_own_source: a.advert_own_source + b.advert_own_source,
         advert_ring_full: a.advert_ring_full + b.advert_ring_full,
         vlan_passed: a.vlan_passed + b.vlan_passed,
+        arp_dropped_bad_source: a.arp_dropped_bad_source + b.arp_dropped_bad_source,
+        ns_dropped_invalid: a.ns_dropped_invalid + b.ns_dropped_invalid,
     }
 }
 

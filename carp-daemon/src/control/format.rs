@@ -257,6 +257,8 @@ fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
         (d.advert_own_source,          "\t\t{n} discarded as sent by this host"),
         (d.advert_ring_full,           "\t\t{n} dropped because carpd was not keeping up"),
         (d.vlan_passed,                "\t{n} VLAN-tagged frame{s} passed to the stack"),
+        (d.arp_dropped_bad_source,     "\t{n} ARP request{s} for a VIP from a group address dropped"),
+        (d.ns_dropped_invalid,         "\t{n} invalid neighbor solicitation{s} for a VIP dropped"),
     ]);
 }
 
@@ -499,7 +501,9 @@ mod tests {
              \t\t2 discarded for bad checksums\n\
              \t\t0 discarded as sent by this host\n\
              \t\t0 dropped because carpd was not keeping up\n\
-             \t0 VLAN-tagged frames passed to the stack\n"
+             \t0 VLAN-tagged frames passed to the stack\n\
+             \t0 ARP requests for a VIP from a group address dropped\n\
+             \t0 invalid neighbor solicitations for a VIP dropped\n"
         );
     }
 
