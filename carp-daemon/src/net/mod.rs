@@ -59,11 +59,13 @@
 //!   addresses, lookups, leftovers of a crashed run.
 //! - [`monitor`]: [`LinkMonitor`], carrier and admin state changes from `RTNLGRP_LINK`.
 //! - [`sysctl`]: the sysctls above and their crash-safe restore file.
+//! - [`ethtool`]: whether the NIC hides VLAN tags from XDP (receive VLAN offload).
 //!
 //! Everything here works on the network namespace of the thread that created the netlink
 //! sockets (and, for sysctls, of the calling thread): carpd runs in one namespace, and the
 //! tests each run in one of their own.
 
+pub mod ethtool;
 pub mod link;
 pub mod monitor;
 pub mod sysctl;
