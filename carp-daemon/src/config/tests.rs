@@ -1206,6 +1206,10 @@ fn passphrases_never_appear_in_messages_or_debug_output() {
             format!("{ok}pass = '''{SECRET}\n"),
             "invalid multi-line literal string",
         ),
+        (
+            format!("{ok}pass = \"{SECRET}\"\npass = \"{SECRET}2\"\n"),
+            "duplicate key",
+        ),
         // Too long, or with a NUL.
         (
             format!("{ok}pass = \"{long}\"\n"),

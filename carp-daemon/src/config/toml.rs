@@ -166,7 +166,10 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
                 Some(span) => Location::Line(path.to_owned(), line_of(text, span.start)),
                 None => Location::File(path.to_owned()),
             };
-            if e.span().is_some_and(|span| on_pass_line(text, span.start)) {
+            // ("duplicate key 'pass'" names the key only, and says more.)
+            if e.span().is_some_and(|span| on_pass_line(text, span.start))
+                && !e.message().starts_with("duplicate key")
+            {
                 diags.push(Diagnostic::new(at, Problem::PassSyntax));
                 return TomlFile {
                     interfaces: Vec::new(),
