@@ -902,6 +902,7 @@ fn the_example_files_are_valid_together() {
     // The defaults, as the example shows them.
     assert_eq!(config.daemon.pin_dir, PathBuf::from(DEFAULT_PIN_DIR));
     assert_eq!(config.daemon.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
