@@ -157,6 +157,16 @@ pub struct DataplaneCounters {
     /// live master of the interface's vhid (BACKUP, INIT, master deadline passed), or the
     /// interface is not (or no longer) known to the dataplane.
     pub egress_dropped_not_master: u64,
+
+    // --- The responder's input checks. ---------------------------------------------------
+    /// ARP requests for a virtual address dropped: the Ethernet source or the ARP sender
+    /// hardware address is broadcast or multicast.
+    pub arp_dropped_bad_source: u64,
+    /// Neighbour solicitations for a virtual address dropped as invalid (RFC 4861 7.1.1):
+    /// hop limit not 255, code not 0, a multicast Ethernet or IP source, an option of length
+    /// zero or not fitting the payload, or, from the unspecified address, a destination other
+    /// than a solicited-node address or a source link-layer option.
+    pub ns_dropped_invalid: u64,
 }
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
@@ -209,7 +219,7 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 17 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 19 * 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
     }

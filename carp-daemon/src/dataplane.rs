@@ -685,6 +685,8 @@ pub fn sum_counters(a: &DataplaneCounters, b: &DataplaneCounters) -> DataplaneCo
         advert_ring_full: a.advert_ring_full + b.advert_ring_full,
         vlan_passed: a.vlan_passed + b.vlan_passed,
         egress_dropped_not_master: a.egress_dropped_not_master + b.egress_dropped_not_master,
+        arp_dropped_bad_source: a.arp_dropped_bad_source + b.arp_dropped_bad_source,
+        ns_dropped_invalid: a.ns_dropped_invalid + b.ns_dropped_invalid,
     }
 }
 

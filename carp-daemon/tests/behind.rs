@@ -19,7 +19,6 @@ const T2: Timers = Timers {
     advskew: 120,
 };
 
-
 /// A field of carp0 in `carpctl --json carp0`.
 fn status_field(r: &Router, field: &str) -> serde_json::Value {
     let out = ok(r.carpctl(&["--json", "carp0"]));

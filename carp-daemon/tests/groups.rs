@@ -18,7 +18,6 @@ const T2: Timers = Timers {
     advskew: 120,
 };
 
-
 #[test]
 fn group_demotion_hands_over_and_promotion_returns_with_preempt() {
     let Some(lab) = lab("e2e_demote", 2) else {

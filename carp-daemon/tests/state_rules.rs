@@ -22,7 +22,6 @@ const SLOW: Timers = Timers {
 
 const RELOADED: &str = "SIGHUP: configuration reloaded";
 
-
 /// carpctl's JSON view of one interface.
 fn status(r: &Router<'_>, iface: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(r.carpctl(&["--json", iface]))).unwrap();

@@ -1,14 +1,20 @@
 //! ARP for virtual IPv4 addresses: answered here, in place, while master; dropped otherwise,
 //! so that neither the kernel nor anything else on a backup answers.
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+//!
+//! A request from a broadcast or multicast Ethernet (or ARP sender) address is dropped and
+//! counted: the reply would go to a group, teaching every host there the virtual MAC at
+//! once, for a sender that cannot exist. The reply is exactly an ARP frame (42 bytes): the
+//! request's padding or trailing bytes are cut, never echoed back (the NIC pads a short
+//! frame to the Ethernet minimum, as it does for the kernel's own ARP replies).
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use carp_common::{
     maps::Vip4Key,
-    wire::{ETH_HLEN, ETH_P_IP},
+    wire::{ARP_LEN, ETH_HLEN, ETH_P_IP},
 };
 
 use crate::{
     maps::{VIP4, count, is_live_master, vhid_entry},
-    packet::{ArpEthIpv4, EthHdr, be16, ptr_at, read_at},
+    packet::{ArpEthIpv4, EthHdr, be16, is_group_mac, ptr_at, read_at},
 };
 
 const ARPHRD_ETHER: u16 = 1;
@@ -18,7 +24,10 @@ const ARPOP_REPLY: u16 = 2;
 /// The frame is an ARP frame (ethertype checked by the caller).
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
-    let Some(arp) = read_at::<ArpEthIpv4>(ctx, ETH_HLEN) else {
+    let (Some(eth), Some(arp)) = (
+        read_at::<EthHdr>(ctx, 0),
+        read_at::<ArpEthIpv4>(ctx, ETH_HLEN),
+    ) else {
         return xdp_action::XDP_PASS;
     };
     if be16(arp.htype) != ARPHRD_ETHER
@@ -37,6 +46,10 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     let Some(vip) = (unsafe { VIP4.get(key).copied() }) else {
         return xdp_action::XDP_PASS; // not a virtual address: the kernel's business
     };
+    if is_group_mac(&eth.src) || is_group_mac(&arp.sha) {
+        count(|c| &mut c.arp_dropped_bad_source);
+        return xdp_action::XDP_DROP;
+    }
     if arp.spa == arp.tpa {
         // A gratuitous ARP (another master announcing the address): never answered.
         count(|c| &mut c.arp_gratuitous_dropped);
@@ -48,6 +61,13 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
         return xdp_action::XDP_DROP;
     };
 
+    // The reply is as long as an ARP frame, whatever followed the request.
+    let want = (ETH_HLEN + ARP_LEN) as i32;
+    let have = (ctx.data_end() - ctx.data()) as i32;
+    // SAFETY: helper call on our own context; pointers are taken after it.
+    if have > want && unsafe { bpf_xdp_adjust_tail(ctx.ctx, want - have) } != 0 {
+        return xdp_action::XDP_PASS;
+    }
     let (Some(eth), Some(out)) = (
         ptr_at::<EthHdr>(ctx, 0),
         ptr_at::<ArpEthIpv4>(ctx, ETH_HLEN),

@@ -1,5 +1,15 @@
 //! Neighbour solicitations for virtual IPv6 addresses: answered here with a neighbour
 //! advertisement (target link-layer option = the virtual MAC) while master, dropped otherwise.
+//!
+//! A solicitation for a virtual address is answered only if it passes RFC 4861 7.1.1's
+//! checks that concern us: hop limit 255, code 0, no option of length zero, a source that is
+//! not multicast (IP or Ethernet), and, from the unspecified address (duplicate address
+//! detection), a solicited-node multicast destination and no source link-layer option.
+//! Any other is dropped and counted (`ns_dropped_invalid`); the kernel would discard it too.
+//! The ICMPv6 checksum is not verified here (a variable-length sum); a corrupted
+//! solicitation for a virtual address is answered as the intact one would have been.
+//! The reply is always exactly the advertisement (86 bytes), whatever the solicitation's
+//! length.
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use carp_common::{
     maps::{VIP_FLAG_ROUTER, Vip6Key},
@@ -12,10 +22,16 @@ use carp_common::{
 use crate::{
     csum,
     maps::{VIP6, count, is_live_master, vhid_entry},
-    packet::{EthHdr, Ipv6Hdr, NdLinkLayerOpt, NdMsg, be16, ptr_at, read_at},
+    packet::{EthHdr, Ipv6Hdr, NdLinkLayerOpt, NdMsg, be16, is_group_mac, ptr_at, read_at},
 };
 
+const ND_OPT_SOURCE_LINKADDR: u8 = 1;
 const ND_OPT_TARGET_LINKADDR: u8 = 2;
+/// Options looked at in a solicitation; one with more is not answered. Real ones carry one
+/// or two (source link-layer address; a nonce during duplicate address detection).
+const NS_MAX_OPTIONS: usize = 8;
+/// ff02::1:ff00:0/104, the solicited-node multicast prefix (RFC 4291 2.7.1).
+const SOLICITED_NODE_PREFIX: [u8; 13] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff];
 const NA_FLAG_ROUTER: u8 = 0x80;
 const NA_FLAG_SOLICITED: u8 = 0x40;
 const NA_FLAG_OVERRIDE: u8 = 0x20;
@@ -40,12 +56,9 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     let Some(ns) = read_at::<NdMsg>(ctx, ETH_HLEN + IPV6_HLEN) else {
         return xdp_action::XDP_PASS;
     };
-    // RFC 4861 7.1.1 validity checks that decide whether this is a solicitation at all;
-    // anything else goes to the kernel, which applies the rest.
+    // Is this a whole solicitation at all? Anything else goes to the kernel.
     let payload_len = be16(ip6.payload_len) as usize;
     if ns.icmp_type != ICMPV6_NEIGHBOR_SOLICIT
-        || ns.code != 0
-        || ip6.hop_limit != 255
         || payload_len < core::mem::size_of::<NdMsg>()
         || ETH_HLEN + IPV6_HLEN + payload_len > ctx.data_end() - ctx.data()
     {
@@ -59,6 +72,10 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     let Some(vip) = (unsafe { VIP6.get(key).copied() }) else {
         return xdp_action::XDP_PASS;
     };
+    if !is_valid_solicitation(ctx, eth, ip6, &ns, payload_len) {
+        count(|c| &mut c.ns_dropped_invalid);
+        return xdp_action::XDP_DROP;
+    }
     let Some(entry) = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master) else {
         count(|c| &mut c.ns_dropped_not_master);
         return xdp_action::XDP_DROP;
@@ -125,6 +142,47 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     unsafe { out.write_unaligned(frame) };
     count(|c| &mut c.ns_replied);
     xdp_action::XDP_TX
+}
+
+/// RFC 4861 7.1.1, as far as it decides whether to answer (see the module doc).
+#[inline(always)]
+fn is_valid_solicitation(
+    ctx: &XdpContext,
+    eth: &EthHdr,
+    ip6: &Ipv6Hdr,
+    ns: &NdMsg,
+    payload_len: usize,
+) -> bool {
+    if ip6.hop_limit != 255 || ns.code != 0 || is_group_mac(&eth.src) || ip6.src[0] == 0xff {
+        return false;
+    }
+    // The options fill the payload exactly, none of length zero (the kernel's
+    // ndisc_parse_options); a source link-layer address is noted.
+    let end = ETH_HLEN + IPV6_HLEN + payload_len;
+    let mut off = ETH_HLEN + IPV6_HLEN + core::mem::size_of::<NdMsg>();
+    let mut has_sllao = false;
+    for _ in 0..NS_MAX_OPTIONS {
+        if off + 2 > end {
+            break;
+        }
+        let Some([opt_type, len]) = read_at::<[u8; 2]>(ctx, off) else {
+            return false;
+        };
+        if len == 0 {
+            return false;
+        }
+        has_sllao |= opt_type == ND_OPT_SOURCE_LINKADDR;
+        off += len as usize * 8;
+    }
+    // Short of `end`: more options than looked at, or a stray byte; past it: an option
+    // longer than the payload.
+    if off != end {
+        return false;
+    }
+    if ip6.src == [0u8; 16] {
+        return !has_sllao && ip6.dst[..13] == SOLICITED_NODE_PREFIX;
+    }
+    true
 }
 
 /// ICMPv6 checksum of the advertisement: pseudo-header (RFC 8200 8.1) plus the message.

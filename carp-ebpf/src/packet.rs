@@ -97,3 +97,10 @@ pub struct NdLinkLayerOpt {
 pub fn be16(bytes: [u8; 2]) -> u16 {
     u16::from_be_bytes(bytes)
 }
+
+/// A broadcast or multicast MAC (the group bit, the least significant bit of the first
+/// octet, is set): never a sender, so never an address to answer to.
+#[inline(always)]
+pub fn is_group_mac(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 != 0
+}

@@ -213,6 +213,24 @@ pub enum Problem {
     PassphraseTooLong { len: usize },
     #[error("passphrase contains a NUL byte (OpenBSD's ifconfig would stop there)")]
     PassphraseContainsNul,
+    /// A `pass` that is not a string: its TOML type is named, its value never shown.
+    #[error("pass must be a string, not {0} (the value is not shown: it may be a passphrase)")]
+    PassNotAString(&'static str),
+    #[error("'pass' and 'pass_file' are both set; give the passphrase one way")]
+    PassAndPassFile,
+    #[error("cannot read pass_file {path}: {why}")]
+    PassFile { path: String, why: String },
+    /// A TOML syntax error on a `pass` line: the toml crate's message may quote the text.
+    #[error(
+        "invalid 'pass' value (not shown: it may be a passphrase); write it as a quoted string, e.g. pass = \"...\""
+    )]
+    PassSyntax,
+    /// An unknown word right after `pass PHRASE` is likely the rest of a passphrase with a
+    /// space in it, so it is not quoted back.
+    #[error(
+        "unknown word after the passphrase (not shown: it may be part of it); quote a passphrase that contains spaces"
+    )]
+    WordAfterPass,
     #[error("invalid interface name '{name}': {why}")]
     BadInterfaceName { name: String, why: &'static str },
     #[error("invalid group name '{name}': {why}")]
@@ -293,6 +311,21 @@ pub enum Problem {
     LinkLocal(Ipv6Addr),
     #[error("no carp interfaces configured")]
     NoInterfaces,
+    #[error(
+        "no passphrase: the advertisements' HMAC is keyed with zeros, so any host on the LAN can take this vhid over; set 'pass' (or 'pass_file' in TOML)"
+    )]
+    NoPassphrase,
+    /// A file holding a passphrase is readable by more than its owner (`mode` is the
+    /// permission bits). OpenBSD's netstart warns about hostname.if files the same way.
+    #[error(
+        "holds a passphrase and is readable by {whom} (mode {mode:04o}); make it readable by its owner only: chmod 600 {path}",
+        whom = readable_by(*.mode)
+    )]
+    SecretReadable { mode: u32, path: String },
+    #[error(
+        "holds a passphrase but is owned by uid {uid}, not root: whoever owns it can change the key; chown root {path}"
+    )]
+    SecretOwner { uid: u32, path: String },
 
     // --- notes ---------------------------------------------------------------------------
     #[error("description ignored (Linux interfaces have an alias instead; carpd does not set it)")]
@@ -310,10 +343,22 @@ impl Problem {
             | RepeatedAddress(_)
             | BroadcastIgnored { .. }
             | LinkLocal(_)
-            | NoInterfaces => Severity::Warning,
+            | NoInterfaces
+            | NoPassphrase
+            | SecretReadable { .. }
+            | SecretOwner { .. } => Severity::Warning,
             DescriptionIgnored => Severity::Note,
             _ => Severity::Error,
         }
+    }
+}
+
+/// "group", "others" or "group and others", from permission bits.
+fn readable_by(mode: u32) -> &'static str {
+    match (mode & 0o040 != 0, mode & 0o004 != 0) {
+        (true, true) => "group and others",
+        (true, false) => "group",
+        _ => "others",
     }
 }
 

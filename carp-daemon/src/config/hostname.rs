@@ -27,6 +27,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+use super::Passphrase;
 use super::error::{Diagnostic, Family, Location, Problem};
 use super::validate::{
     Draft, DraftAddr, Located, Num, derived_broadcast, parse_cidr, parse_prefix_len,
@@ -350,7 +351,11 @@ impl Parser<'_> {
     /// ifconfig words, in any order. An unknown word ends the line: how many arguments it
     /// would take is unknown, so what follows cannot be read reliably.
     fn keywords(&mut self, words: &mut Words, mut pending: Option<&mut PendingAddress>) {
+        let mut after_pass = false;
         while let Some(word) = words.next() {
+            // An unknown word right after `pass PHRASE` may be the rest of a passphrase
+            // with a space in it (`pass my secret`): it is not quoted back.
+            let follows_pass = std::mem::take(&mut after_pass);
             match word.as_str() {
                 "vhid" | "advbase" | "advskew" => {
                     let Some(arg) = self.argument(words, &word) else {
@@ -367,7 +372,8 @@ impl Parser<'_> {
                     let Some(arg) = self.argument(words, &word) else {
                         return;
                     };
-                    self.draft.pass = Some(self.located(arg));
+                    self.draft.pass = Some(self.located(Passphrase::new(arg)));
+                    after_pass = true;
                 }
                 "carpdev" => {
                     let Some(arg) = self.argument(words, &word) else {
@@ -443,6 +449,7 @@ impl Parser<'_> {
                 "dhcp" | "autoconf" | "-autoconf" | "rtsol" => {
                     return self.report(Problem::Dynamic(word));
                 }
+                _ if follows_pass => return self.report(Problem::WordAfterPass),
                 w => {
                     let problem = match unsupported(w) {
                         Some(why) => Problem::Unsupported { word, why },

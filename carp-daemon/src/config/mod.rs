@@ -25,6 +25,7 @@
 mod diff;
 mod error;
 mod hostname;
+mod secret;
 mod toml;
 mod validate;
 
@@ -36,6 +37,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use crate::proto::Passphrase;
 pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 
@@ -136,7 +138,8 @@ pub struct CarpInterface {
     /// 1/256 s, 0..=254 (default 0).
     pub advskew: u8,
     /// At most 19 bytes (OpenBSD's key is 20 bytes with a NUL); `None`: no passphrase.
-    pub passphrase: Option<String>,
+    /// Its `Debug` is redacted, so printing the model never shows it.
+    pub passphrase: Option<Passphrase>,
     /// In configuration order, each address once; at least one of `ipv4`/`ipv6` is non-empty.
     pub ipv4: Vec<Addr4>,
     pub ipv6: Vec<Addr6>,
@@ -220,6 +223,9 @@ pub fn load<P: AsRef<Path>>(
 }
 
 /// Like [`load`], but hands the warnings back instead of logging them.
+///
+/// A file holding a passphrase that others than its owner can read, or that someone other
+/// than root or carpd's user owns, gets a warning (see `secret.rs` for why not an error).
 pub fn check_files<P: AsRef<Path>>(
     paths: &[P],
     interface_exists: &dyn Fn(&str) -> bool,
@@ -228,18 +234,29 @@ pub fn check_files<P: AsRef<Path>>(
         .iter()
         .map(|p| {
             let path = p.as_ref().to_owned();
-            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+            let text = read_with_access(&path).map_err(|e| e.to_string());
             (path, text)
         })
         .collect();
     check_inputs(inputs, interface_exists)
 }
 
-/// Parses and validates configuration texts that were read already.
+/// A file's text and its owner and mode, both from the one open file.
+fn read_with_access(path: &Path) -> std::io::Result<(String, Option<secret::FileAccess>)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let access = secret::FileAccess::of(&file.metadata()?);
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok((text, Some(access)))
+}
+
+/// Parses and validates configuration texts that were read already (their permissions are
+/// not known, so not checked).
 pub fn check_sources(sources: &[Source], interface_exists: &dyn Fn(&str) -> bool) -> Checked {
     let inputs = sources
         .iter()
-        .map(|s| (s.path.clone(), Ok(s.text.clone())))
+        .map(|s| (s.path.clone(), Ok((s.text.clone(), None))))
         .collect();
     check_inputs(inputs, interface_exists)
 }
@@ -267,10 +284,14 @@ fn kind_of(path: &Path) -> Option<Kind> {
         .map(|ifname| Kind::Hostname(ifname.to_owned()))
 }
 
-fn check_inputs(
-    inputs: Vec<(PathBuf, Result<String, String>)>,
-    interface_exists: &dyn Fn(&str) -> bool,
-) -> Checked {
+/// A file's name, and its text and access bits or why it could not be read.
+type Input = (
+    PathBuf,
+    Result<(String, Option<secret::FileAccess>), String>,
+);
+
+fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> Checked {
+    let euid = nix::unistd::geteuid().as_raw();
     let mut diags = Vec::new();
     let mut drafts = Vec::new();
     let mut daemons = Vec::new();
@@ -282,23 +303,35 @@ fn check_inputs(
             continue;
         }
         seen.push(path);
-        let text = match text {
-            Ok(text) => text,
+        let (text, access) = match text {
+            Ok((text, access)) => (text, *access),
             Err(e) => {
                 diags.push(Diagnostic::new(at, Problem::Read(e.clone())));
                 continue;
             }
         };
-        match kind_of(path) {
+        let holds_passphrase = match kind_of(path) {
             Some(Kind::Hostname(ifname)) => {
-                drafts.push(hostname::parse(path, &ifname, text, &mut diags));
+                let draft = hostname::parse(path, &ifname, text, &mut diags);
+                let holds = draft.pass.as_ref().is_some_and(|p| !p.value.is_empty());
+                drafts.push(draft);
+                holds
             }
             Some(Kind::Toml) => {
                 let file = toml::parse(path, text, &mut diags);
                 drafts.extend(file.interfaces);
                 daemons.extend(file.daemon);
+                file.holds_passphrase
             }
-            None => diags.push(Diagnostic::new(at, Problem::UnknownFileKind)),
+            None => {
+                diags.push(Diagnostic::new(at, Problem::UnknownFileKind));
+                false
+            }
+        };
+        if let Some(access) = access.filter(|_| holds_passphrase) {
+            for problem in secret::exposure(access, euid, path) {
+                diags.push(Diagnostic::new(Location::File(path.clone()), problem));
+            }
         }
     }
     let config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);

@@ -55,7 +55,7 @@ fn summary(i: &CarpInterface) -> String {
         i.name, i.carpdev, i.vhid, i.advbase, i.advskew
     );
     if let Some(p) = &i.passphrase {
-        s += &format!(" pass {p}");
+        s += &format!(" pass {}", p.expose());
     }
     for a in &i.ipv4 {
         s += &format!(" inet {a}");
@@ -674,6 +674,9 @@ fn warnings_and_notes_do_not_stop_a_configuration() {
     assert_eq!(
         w,
         [
+            "hostname.carp0: warning: no passphrase: the advertisements' HMAC is keyed with \
+             zeros, so any host on the LAN can take this vhid over; set 'pass' (or \
+             'pass_file' in TOML)",
             "hostname.carp0:3: warning: broadcast 10.0.0.127 ignored: Linux derives it from \
              the prefix (10.0.0.255); only the standard broadcast is supported",
             "hostname.carp0:3: warning: this 'inet' replaces 10.0.0.1 from line 2, as \
@@ -777,8 +780,8 @@ fn toml_errors_name_the_key() {
             iface(&format!("{ok}advskw = 3\n")),
             vec![
                 "c.toml:6: unknown field 'advskw', expected one of 'name', 'carpdev', 'vhid', \
-                 'advbase', 'advskew', 'pass', 'addresses', 'groups', 'carp_group', 'state', \
-                 'up'",
+                 'advbase', 'advskew', 'pass', 'pass_file', 'addresses', 'groups', 'carp_group', \
+                 'state', 'up'",
             ],
         ),
         (
@@ -926,7 +929,13 @@ fn unreadable_files_are_reported() {
 
 #[test]
 fn the_example_files_are_valid_together() {
-    let paths = [example("hostname.carp0"), example("carpd.toml")];
+    // Copied to files only root can read, as an operator installs them: the examples in
+    // the source tree are world-readable, which carpd would warn about.
+    let dir = private_dir("examples");
+    let paths = ["hostname.carp0", "carpd.toml"].map(|name| {
+        let text = std::fs::read_to_string(example(name)).unwrap();
+        private_file(&dir, name, &text)
+    });
     let c = check_files(&paths, &exists);
     let config = c.result.unwrap_or_else(|e| panic!("{e}"));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -941,11 +950,18 @@ fn the_example_files_are_valid_together() {
     // The defaults, as the example shows them.
     assert_eq!(config.daemon.pin_dir, PathBuf::from(DEFAULT_PIN_DIR));
     assert_eq!(config.daemon.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_example_toml_is_valid_with_every_commented_setting_enabled() {
-    let text = example_toml_with_all_keys();
+    // Except pass_file, which replaces pass (the two are exclusive) and names a file of the
+    // operator's host.
+    let text = example_toml_with_all_keys()
+        .lines()
+        .filter(|l| !l.starts_with("pass_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let c = check(&[("carpd.toml", &text)]);
     c.result.unwrap_or_else(|e| panic!("{e}"));
 }
@@ -1134,4 +1150,337 @@ proptest! {
             prop_assert_eq!(d.at.path(), Path::new("hostname.carp0"));
         }
     }
+}
+
+// --- passphrases -------------------------------------------------------------------------
+
+/// A passphrase no message, warning or `Debug` output may contain.
+const SECRET: &str = "Zq9xSeCrEtWv";
+
+/// A fresh directory, only root's, for files these tests write.
+fn private_dir(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("carpd-config-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// Writes `text` to `dir/name`, mode 0600.
+fn private_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    file_with_mode(dir, name, text, 0o600)
+}
+
+fn file_with_mode(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// Every finding of a check, as printed.
+fn all_messages(c: &Checked) -> Vec<String> {
+    let errors = c.result.as_ref().err().into_iter().flat_map(|e| &e.errors);
+    c.warnings
+        .iter()
+        .chain(errors)
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_vhid_without_passphrase_is_warned_about() {
+    let no_pass = "[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\nvhid = 1\n\
+                   addresses = [\"10.0.0.1/24\"]\n";
+    assert_eq!(
+        warnings(&[("c.toml", no_pass)]),
+        [
+            "c.toml:1: [interface carp0] key 'pass': warning: no passphrase: the \
+          advertisements' HMAC is keyed with zeros, so any host on the LAN can take this vhid \
+          over; set 'pass' (or 'pass_file' in TOML)"
+        ]
+    );
+    // An explicit empty passphrase is OpenBSD's "no pass" too: warned about at its line.
+    let w = warnings(&[(
+        "hostname.carp0",
+        "inet 10.0.0.1/24 vhid 1 carpdev em0\npass \"\"\n",
+    )]);
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].starts_with("hostname.carp0:2: warning: no passphrase"),
+        "{w:?}"
+    );
+    assert!(
+        warnings(&[(
+            "hostname.carp0",
+            "inet 10.0.0.1/24 vhid 1 carpdev em0 pass x\n"
+        )])
+        .is_empty()
+    );
+}
+
+#[test]
+fn passphrases_never_appear_in_messages_or_debug_output() {
+    let ok = "[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\nvhid = 1\n\
+              addresses = [\"10.0.0.1/24\"]\n";
+    let long = format!("{SECRET}{SECRET}");
+    let toml_cases = [
+        // Wrong types: the toml crate would quote the value.
+        (
+            format!("{ok}pass = 123456\n"),
+            "pass must be a string, not an integer",
+        ),
+        (
+            format!("{ok}pass = true\n"),
+            "pass must be a string, not a boolean",
+        ),
+        (
+            format!("{ok}pass = 1.5\n"),
+            "pass must be a string, not a float",
+        ),
+        (
+            format!("{ok}pass = [\"{SECRET}\"]\n"),
+            "pass must be a string, not an array",
+        ),
+        (
+            format!("{ok}pass = {{ x = \"{SECRET}\" }}\n"),
+            "pass must be a string, not a table",
+        ),
+        (
+            format!("{ok}pass = 1979-05-27\n"),
+            "pass must be a string, not a table or date",
+        ),
+        // Syntax errors on the pass line: unquoted, unterminated, a bad escape.
+        (
+            format!("{ok}pass = {SECRET}\n"),
+            "invalid 'pass' value (not shown",
+        ),
+        (
+            format!("{ok}pass = \"{SECRET}\n"),
+            "invalid 'pass' value (not shown",
+        ),
+        (
+            format!("{ok}  \"pass\"=\"{SECRET}\\q\"\n"),
+            "invalid 'pass' value (not shown",
+        ),
+        // (reported where the string should have ended, in the toml crate's words, which
+        // do not quote it)
+        (
+            format!("{ok}pass = '''{SECRET}\n"),
+            "invalid multi-line literal string",
+        ),
+        (
+            format!("{ok}pass = \"{SECRET}\"\npass = \"{SECRET}2\"\n"),
+            "duplicate key",
+        ),
+        // Too long, or with a NUL.
+        (
+            format!("{ok}pass = \"{long}\"\n"),
+            "passphrase is 24 bytes long",
+        ),
+        (
+            format!("{ok}pass = \"{SECRET}\\u0000\"\n"),
+            "passphrase contains a NUL byte",
+        ),
+    ];
+    for (text, want) in &toml_cases {
+        let c = check(&[("c.toml", text)]);
+        let msgs = all_messages(&c);
+        assert!(msgs.iter().any(|m| m.contains(want)), "{text}: {msgs:#?}");
+        assert!(c.result.is_err(), "{text}");
+        for m in &msgs {
+            assert!(!m.contains(SECRET) && !m.contains("123456"), "{text}: {m}");
+        }
+    }
+    let hostname_cases = [
+        // A passphrase with a space, unquoted: the second word is not quoted back.
+        (
+            format!("inet 10.0.0.1/24 vhid 1 carpdev em0 pass x {SECRET}\n"),
+            "unknown word after the passphrase",
+        ),
+        (
+            format!("vhid 1 carpdev em0 pass x mtu {SECRET}\ninet 10.0.0.1/24\n"),
+            "unknown word after the passphrase",
+        ),
+        (
+            format!("inet 10.0.0.1/24 vhid 1 carpdev em0 pass \"{SECRET}\n"),
+            "unterminated \" quote",
+        ),
+        (
+            format!("inet 10.0.0.1/24 vhid 1 carpdev em0 pass {long}\n"),
+            "passphrase is 24 bytes long",
+        ),
+    ];
+    for (text, want) in &hostname_cases {
+        let c = check(&[("hostname.carp0", text)]);
+        let msgs = all_messages(&c);
+        assert!(msgs.iter().any(|m| m.contains(want)), "{text}: {msgs:#?}");
+        for m in &msgs {
+            assert!(!m.contains(SECRET), "{text}: {m}");
+        }
+    }
+    // A known word after the passphrase is read as usual.
+    assert_eq!(
+        summary(&one(
+            "inet 10.0.0.1/24 vhid 1 pass x carpdev em0 advskew 7\n"
+        )),
+        "carp0 carpdev em0 vhid 1 advbase 1 advskew 7 pass x inet 10.0.0.1/24 up"
+    );
+
+    // The model, its Debug, and a reload's diff.
+    let config = check(&[("c.toml", &format!("{ok}pass = \"{SECRET}\"\n"))])
+        .result
+        .unwrap();
+    assert_eq!(
+        config.interfaces[0].passphrase,
+        Some(Passphrase::new(SECRET))
+    );
+    let debug = format!("{config:?} {config:#?}");
+    assert!(!debug.contains(SECRET), "{debug}");
+    assert!(debug.contains("Passphrase(<redacted>)"), "{debug}");
+    let mut changed = config.clone();
+    changed.interfaces[0].passphrase = Some(Passphrase::new("other"));
+    let d = diff(&config, &changed);
+    assert_eq!(d.changed[0].fields, [Field::Passphrase]);
+    assert!(!format!("{d:?}").contains(SECRET));
+}
+
+#[test]
+fn pass_file_holds_the_passphrase_less_one_newline() {
+    let dir = private_dir("pass-file");
+    let iface = |extra: &str| {
+        format!(
+            "[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\nvhid = 1\n\
+             addresses = [\"10.0.0.1/24\"]\n{extra}"
+        )
+    };
+    let key = private_file(&dir, "carp0.pass", &format!("{SECRET}\n"));
+    let conf = private_file(
+        &dir,
+        "c.toml",
+        &iface(&format!("pass_file = \"{}\"\n", key.display())),
+    );
+    let c = check_files(&[&conf], &exists);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let config = c.result.unwrap();
+    assert_eq!(
+        config.interfaces[0].passphrase,
+        Some(Passphrase::new(SECRET))
+    );
+
+    // Group- or world-readable: accepted, with a warning located at the key.
+    let open = file_with_mode(&dir, "open.pass", SECRET, 0o644);
+    let conf = private_file(
+        &dir,
+        "c.toml",
+        &iface(&format!("pass_file = \"{}\"\n", open.display())),
+    );
+    let c = check_files(&[&conf], &exists);
+    assert!(c.result.is_ok());
+    assert_eq!(
+        all_messages(&c),
+        [format!(
+            "{}:6: [interface carp0] key 'pass_file': warning: holds a passphrase and is \
+             readable by group and others (mode 0644); make it readable by its owner only: \
+             chmod 600 {}",
+            conf.display(),
+            open.display()
+        )]
+    );
+
+    // Errors, each at the key's line, none quoting the file's content.
+    let long = private_file(&dir, "long.pass", &format!("{SECRET}{SECRET}\n"));
+    let missing = dir.join("missing.pass");
+    let cases = [
+        (
+            format!("pass = \"x\"\npass_file = \"{}\"\n", key.display()),
+            "key 'pass_file': 'pass' and 'pass_file' are both set; give the passphrase one way"
+                .to_owned(),
+        ),
+        (
+            "pass_file = \"carp0.pass\"\n".to_owned(),
+            "key 'pass_file': pass_file must be an absolute path".to_owned(),
+        ),
+        (
+            format!("pass_file = \"{}\"\n", missing.display()),
+            format!(
+                "key 'pass_file': cannot read pass_file {}: No such file or directory",
+                missing.display()
+            ),
+        ),
+        (
+            format!("pass_file = \"{}\"\n", dir.display()),
+            format!(
+                "key 'pass_file': cannot read pass_file {}: not a regular file",
+                dir.display()
+            ),
+        ),
+        (
+            format!("pass_file = \"{}\"\n", long.display()),
+            "key 'pass_file': passphrase is 24 bytes long".to_owned(),
+        ),
+    ];
+    for (extra, want) in cases {
+        let conf = private_file(&dir, "c.toml", &iface(&extra));
+        let c = check_files(&[&conf], &exists);
+        let msgs = all_messages(&c);
+        assert!(c.result.is_err(), "{extra}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with(&format!("{}:", conf.display())) && m.contains(&want)),
+            "{extra}: {msgs:#?}"
+        );
+        assert!(msgs.iter().all(|m| !m.contains(SECRET)), "{msgs:#?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn configuration_files_holding_a_passphrase_should_be_private() {
+    let dir = private_dir("modes");
+    let with_pass = "inet 10.0.0.1/24 vhid 1 carpdev em0 pass x\n";
+    let private = private_file(&dir, "hostname.carp0", with_pass);
+    let c = check_files(&[&private], &exists);
+    assert!(
+        c.result.is_ok() && c.warnings.is_empty(),
+        "{:?}",
+        c.warnings
+    );
+
+    let open = file_with_mode(&dir, "hostname.carp0", with_pass, 0o640);
+    let c = check_files(&[&open], &exists);
+    assert!(c.result.is_ok(), "a warning, not an error");
+    assert_eq!(
+        all_messages(&c),
+        [format!(
+            "{0}: warning: holds a passphrase and is readable by group (mode 0640); make it \
+             readable by its owner only: chmod 600 {0}",
+            open.display()
+        )]
+    );
+
+    // No passphrase in the file, nothing to hide (but the vhid has no passphrase).
+    let no_pass = file_with_mode(
+        &dir,
+        "hostname.carp1",
+        "inet 10.0.1.1/24 vhid 2 carpdev em0\n",
+        0o644,
+    );
+    let c = check_files(&[&no_pass], &exists);
+    assert_eq!(all_messages(&c).len(), 1);
+    assert!(all_messages(&c)[0].contains("no passphrase"));
+
+    // TOML alike; a pass_file reference is no secret itself.
+    let toml = "[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\nvhid = 1\n\
+                addresses = [\"10.0.0.1/24\"]\npass = \"x\"\n";
+    let open = file_with_mode(&dir, "c.toml", toml, 0o604);
+    let msgs = all_messages(&check_files(&[&open], &exists));
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0].contains("readable by others (mode 0604)"),
+        "{msgs:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,12 +10,20 @@
 //! Limit: serde stops at the first *schema* error of a file (a syntax error, an unknown key,
 //! a string where a number belongs). That one is reported with its line, and the other files
 //! are still checked; the rest of that file is not.
+//!
+//! Passphrases: the toml crate's messages quote the offending value ("invalid type: integer
+//! `123`"), so `pass` is read by a visitor that accepts any type and reports only the type's
+//! name, and a syntax error on a `pass` line is reported without the toml crate's words.
+//! `pass_file` is read here, where its key's line is known (see `secret.rs`).
 use std::path::Path;
 
 use ::toml::Spanned;
 use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::Passphrase;
 use super::error::{Diagnostic, Family, Location, Origin, Problem, Table};
+use super::secret;
 use super::validate::{Draft, DraftDaemon, Located, Num, parse_cidr};
 
 /// What one TOML file contributes.
@@ -23,6 +31,9 @@ pub(super) struct TomlFile {
     pub interfaces: Vec<Draft>,
     /// `None` when the file has no `[daemon]` table.
     pub daemon: Option<DraftDaemon>,
+    /// Some `[[interface]]` has a non-empty `pass` in this file itself, so who may read the
+    /// file matters.
+    pub holds_passphrase: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,12 +63,89 @@ struct RawInterface {
     vhid: Option<Spanned<i128>>,
     advbase: Option<Spanned<i128>>,
     advskew: Option<Spanned<i128>>,
-    pass: Option<Spanned<String>>,
+    pass: Option<Spanned<RawPass>>,
+    pass_file: Option<Spanned<String>>,
     addresses: Option<Vec<Spanned<String>>>,
     groups: Option<Vec<Spanned<String>>>,
     carp_group: Option<Spanned<bool>>,
     state: Option<Spanned<String>>,
     up: Option<Spanned<bool>>,
+}
+
+/// `pass` as written: a string, or the name of the TOML type it wrongly is. Its `Debug`
+/// shows neither.
+enum RawPass {
+    Text(Passphrase),
+    Wrong(&'static str),
+}
+
+impl std::fmt::Debug for RawPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawPass::Text(p) => write!(f, "Text({p:?})"),
+            RawPass::Wrong(kind) => write!(f, "Wrong({kind})"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPass {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PassVisitor)
+    }
+}
+
+struct PassVisitor;
+
+impl<'de> Visitor<'de> for PassVisitor {
+    type Value = RawPass;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPass, E> {
+        Ok(RawPass::Text(Passphrase::new(v)))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawPass, E> {
+        Ok(RawPass::Wrong("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawPass, E> {
+        Ok(RawPass::Wrong("an integer"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawPass, E> {
+        Ok(RawPass::Wrong("an integer"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawPass, E> {
+        Ok(RawPass::Wrong("a float"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawPass, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(RawPass::Wrong("an array"))
+    }
+
+    // TOML dates arrive as a map too.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPass, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(RawPass::Wrong("a table or date"))
+    }
+}
+
+/// Is the error at `offset` on a line that sets `pass` (`pass = ...`, `"pass" = ...`)?
+/// Its text may then be the passphrase, and the toml crate's message may quote it.
+fn on_pass_line(text: &str, offset: usize) -> bool {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].trim_start();
+    ["pass", "\"pass\"", "'pass'"].iter().any(|key| {
+        line.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -79,6 +167,17 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
                 Some(span) => Location::Line(path.to_owned(), line_of(text, span.start)),
                 None => Location::File(path.to_owned()),
             };
+            // ("duplicate key 'pass'" names the key only, and says more.)
+            if e.span().is_some_and(|span| on_pass_line(text, span.start))
+                && !e.message().starts_with("duplicate key")
+            {
+                diags.push(Diagnostic::new(at, Problem::PassSyntax));
+                return TomlFile {
+                    interfaces: Vec::new(),
+                    daemon: None,
+                    holds_passphrase: false,
+                };
+            }
             // Say it in TOML's terms rather than serde's, and quote keys as carpd does.
             let message = e
                 .message()
@@ -90,17 +189,26 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
             return TomlFile {
                 interfaces: Vec::new(),
                 daemon: None,
+                holds_passphrase: false,
             };
         }
     };
     let daemon = raw.daemon.map(|d| daemon(path, text, d.into_inner()));
+    let holds_passphrase = raw.interface.iter().any(|entry| {
+        matches!(entry.get_ref().pass.as_ref().map(Spanned::get_ref),
+            Some(RawPass::Text(p)) if !p.is_empty())
+    });
     let interfaces = raw
         .interface
         .into_iter()
         .enumerate()
         .map(|(i, entry)| interface(path, text, i + 1, entry, diags))
         .collect();
-    TomlFile { interfaces, daemon }
+    TomlFile {
+        interfaces,
+        daemon,
+        holds_passphrase,
+    }
 }
 
 /// Builds [`Located`] values for the keys of one table.
@@ -179,6 +287,7 @@ fn interface(
         advbase,
         advskew,
         pass,
+        pass_file,
         addresses,
         groups,
         carp_group,
@@ -202,7 +311,40 @@ fn interface(
     d.vhid = vhid.map(|v| l.number("vhid", v));
     d.advbase = advbase.map(|v| l.number("advbase", v));
     d.advskew = advskew.map(|v| l.number("advskew", v));
-    d.pass = pass.map(|v| l.value("pass", v));
+    d.pass = pass.and_then(|v| match l.value("pass", v) {
+        Located {
+            value: RawPass::Text(p),
+            at,
+        } => Some(Located::new(p, at)),
+        Located {
+            value: RawPass::Wrong(kind),
+            at,
+        } => {
+            diags.push(Diagnostic::new(at, Problem::PassNotAString(kind)));
+            None
+        }
+    });
+    if let Some(file) = pass_file.map(|v| l.value("pass_file", v)) {
+        if d.pass.is_some() {
+            diags.push(Diagnostic::new(file.at, Problem::PassAndPassFile));
+        } else if !file.value.starts_with('/') {
+            let problem = Problem::NotAbsolute("pass_file".to_owned());
+            diags.push(Diagnostic::new(file.at, problem));
+        } else {
+            match secret::read_pass_file(Path::new(&file.value)) {
+                Ok((pass, access)) => {
+                    if !pass.is_empty() {
+                        let euid = nix::unistd::geteuid().as_raw();
+                        for problem in secret::exposure(access, euid, Path::new(&file.value)) {
+                            diags.push(Diagnostic::new(file.at.clone(), problem));
+                        }
+                    }
+                    d.pass = Some(Located::new(pass, file.at));
+                }
+                Err(problem) => diags.push(Diagnostic::new(file.at, problem)),
+            }
+        }
+    }
     for a in addresses.into_iter().flatten() {
         let a = l.value("addresses", a);
         match parse_cidr(&a.value, Family::Any) {
@@ -256,6 +398,7 @@ mod tests {
                 advbase,
                 advskew,
                 pass,
+                pass_file,
                 addresses,
                 groups,
                 carp_group,
@@ -269,6 +412,7 @@ mod tests {
                 advbase.is_some(),
                 advskew.is_some(),
                 pass.is_some(),
+                pass_file.is_some(),
                 addresses.is_some(),
                 groups.is_some(),
                 carp_group.is_some(),

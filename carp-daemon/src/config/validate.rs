@@ -13,6 +13,8 @@
 //! - An explicit IPv6 link-local address is **accepted with a warning**: useful as a stable
 //!   virtual gateway address, but (as on OpenBSD) left out of the HMAC.
 //! - A passphrase longer than 19 bytes is an **error** where OpenBSD silently truncates it.
+//! - A vhid without a passphrase is **accepted with a warning**, as OpenBSD accepts it: its
+//!   HMAC key is all zeros, so anyone on the LAN can forge its adverts.
 //! - carpd does not guess netmasks or pick a carpdev from the addresses' subnet, as OpenBSD
 //!   does: both must be given.
 //! - An unknown carpdev is an error at load time; the lookup is injected so tests (and
@@ -24,7 +26,9 @@ use std::path::{Path, PathBuf};
 use carp_common::wire::{CARP_MAX_ADVSKEW, CARP_MAX_PASSPHRASE_LEN};
 
 use super::error::{Diagnostic, Family, Location, Origin, Problem, Severity, Table};
-use super::{Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, IFNAME_MAX};
+use super::{
+    Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, IFNAME_MAX, Passphrase,
+};
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +69,8 @@ pub(super) struct Draft {
     pub vhid: Option<Located<Num>>,
     pub advbase: Option<Located<Num>>,
     pub advskew: Option<Located<Num>>,
-    pub pass: Option<Located<String>>,
+    /// From `pass`, or read from `pass_file` (located at that key).
+    pub pass: Option<Located<Passphrase>>,
     pub addresses: Vec<Located<DraftAddr>>,
     /// Groups joined besides carp, in order.
     pub groups: Vec<Located<String>>,
@@ -316,7 +321,7 @@ struct Checked {
     vhid: Option<(u8, Location)>,
     advbase: u8,
     advskew: u8,
-    passphrase: Option<String>,
+    passphrase: Option<Passphrase>,
     ipv4: Vec<(Addr4, Location)>,
     ipv6: Vec<(Addr6, Location)>,
     groups: Vec<String>,
@@ -399,12 +404,19 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         if p.value.len() > CARP_MAX_PASSPHRASE_LEN {
             let len = p.value.len();
             sink.push(&p.at, Problem::PassphraseTooLong { len });
-        } else if p.value.contains('\0') {
+        } else if p.value.expose().contains('\0') {
             sink.push(&p.at, Problem::PassphraseContainsNul);
         }
         // An empty passphrase is OpenBSD's "no pass": the key is 20 zero bytes either way.
         (!p.value.is_empty()).then(|| p.value.clone())
     });
+    if passphrase.is_none() {
+        let at = d
+            .pass
+            .as_ref()
+            .map_or_else(|| d.missing_at("pass"), |p| p.at.clone());
+        sink.push(&at, Problem::NoPassphrase);
+    }
     let initial_state = d.state.as_ref().and_then(|s| {
         // ifconfig compares with strcasecmp.
         match s.value.to_ascii_lowercase().as_str() {

@@ -259,6 +259,8 @@ fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
         (d.advert_ring_full,           "\t\t{n} dropped because carpd was not keeping up"),
         (d.vlan_passed,                "\t{n} VLAN-tagged frame{s} passed to the stack"),
         (d.egress_dropped_not_master,  "\t{n} frame{s} leaving a carp interface dropped (not master)"),
+        (d.arp_dropped_bad_source,     "\t{n} ARP request{s} for a VIP from a group address dropped"),
+        (d.ns_dropped_invalid,         "\t{n} invalid neighbor solicitation{s} for a VIP dropped"),
     ]);
 }
 
@@ -502,7 +504,9 @@ mod tests {
              \t\t0 discarded as sent by this host\n\
              \t\t0 dropped because carpd was not keeping up\n\
              \t0 VLAN-tagged frames passed to the stack\n\
-             \t0 frames leaving a carp interface dropped (not master)\n"
+             \t0 frames leaving a carp interface dropped (not master)\n\
+             \t0 ARP requests for a VIP from a group address dropped\n\
+             \t0 invalid neighbor solicitations for a VIP dropped\n"
         );
     }
 

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::proto::Passphrase;
+
 /// Version of this protocol. Raise it whenever a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -150,7 +152,7 @@ pub enum Op {
     /// `vhid N` (1..=255).
     Vhid(u8),
     /// `pass PHRASE` (at most 19 bytes; empty means no passphrase).
-    Pass(String),
+    Pass(Passphrase),
     /// `state master|backup`: force the election state.
     State(ForcedState),
     /// `up`: set the interface administratively up.
@@ -205,7 +207,7 @@ impl Op {
             Op::AdvSkew(v) if *v > ADVSKEW_MAX => Err(format!("advskew {v}: too large")),
             Op::AdvBase(v) if *v > ADVBASE_MAX => Err(format!("advbase {v}: too large")),
             Op::Vhid(v) if *v < VHID_MIN => Err(format!("vhid {v}: too small")),
-            Op::Pass(p) => check_pass(p),
+            Op::Pass(p) => check_pass(p.expose()),
             _ => Ok(()),
         }
     }
@@ -676,8 +678,8 @@ mod tests {
         assert_eq!(Op::AdvBase(0).check(&ifc), Ok(()));
         assert_eq!(Op::Vhid(0).check(&ifc), Err("vhid 0: too small".into()));
         assert_eq!(Op::Vhid(255).check(&ifc), Ok(()));
-        assert_eq!(Op::Pass("x".repeat(19)).check(&ifc), Ok(()));
-        assert!(Op::Pass("x".repeat(20)).check(&ifc).is_err());
+        assert_eq!(Op::Pass("x".repeat(19).into()).check(&ifc), Ok(()));
+        assert!(Op::Pass("x".repeat(20).into()).check(&ifc).is_err());
         assert_eq!(
             Op::AddGroup("web1".into()).check(&ifc),
             Err("setifgroup: group names may not end in a digit".into())

@@ -24,8 +24,8 @@
 //! Every word is checked before anything is sent, so a command with one bad word changes
 //! nothing (ifconfig applies words one by one and stops at the first bad one, half-applied).
 use super::protocol::{
-    ADVBASE_MAX, ADVSKEW_MAX, DEMOTE_STEP_MAX, ForcedState, NAME_MAX_BYTES, Op, Request, Target,
-    VHID_MIN, check_group_name, check_group_name_to_leave, check_pass,
+    ADVBASE_MAX, ADVSKEW_MAX, DEMOTE_STEP_MAX, ForcedState, NAME_MAX_BYTES, Op, Passphrase,
+    Request, Target, VHID_MIN, check_group_name, check_group_name_to_leave, check_pass,
 };
 
 /// What a carpctl command line asks for.
@@ -301,7 +301,7 @@ fn parse_interface_words(words: &[String]) -> Result<Vec<Op>, WordError> {
             "pass" => {
                 let p = arg()?;
                 check_pass(p).map_err(WordError::value)?;
-                Op::Pass(p.to_owned())
+                Op::Pass(Passphrase::new(p))
             }
             "state" => Op::State(forced_state(arg()?)?),
             "carpdemote" | "-carpdemote" => {
@@ -503,7 +503,7 @@ mod tests {
         // Exactly 19 bytes is the longest passphrase.
         assert_eq!(
             parse(&["carp0".into(), "pass".into(), "a".repeat(19)]).unwrap(),
-            apply("carp0", vec![Op::Pass("a".repeat(19))])
+            apply("carp0", vec![Op::Pass("a".repeat(19).into())])
         );
     }
 

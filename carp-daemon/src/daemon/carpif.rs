@@ -7,7 +7,7 @@ use carp_common::wire::virtual_mac;
 
 use crate::config::CarpInterface;
 use crate::net::link::{LINK_LOCAL_PREFIX_LEN, carp_link_local};
-use crate::proto::{self, CarpAuth, CarpHeader, fsm};
+use crate::proto::{self, CarpAuth, CarpHeader, Passphrase, fsm};
 
 /// Per-vhid protocol counters (the `carpctl stats` lines, summed over interfaces).
 #[derive(Debug, Clone, Copy, Default)]
@@ -158,7 +158,7 @@ pub fn auth_for(cfg: &CarpInterface) -> Result<CarpAuth, proto::AuthError> {
         .chain(cfg.ipv6.iter().map(|a| a.addr))
         .collect();
     CarpAuth::new(
-        cfg.passphrase.as_deref().unwrap_or(""),
+        cfg.passphrase.as_ref().map_or("", Passphrase::expose),
         cfg.vhid,
         &v4,
         &v6,

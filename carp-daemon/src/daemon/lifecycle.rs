@@ -135,6 +135,7 @@ impl Daemon {
         self.dataplane.set_carpdev(link.ifindex, link.mac)?;
         let adopted = self.dataplane.attach(name, self.opts.xdp_mode)?;
         debug!(carpdev = %name, adopted, "XDP dataplane attached");
+        crate::net::ethtool::warn_about_rx_vlan_offload(name);
         crate::net::sysctl::apply_carpdev(&self.settings.state_dir, name)?;
         let dev = Carpdev {
             name: name.to_owned(),

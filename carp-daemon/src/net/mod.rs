@@ -80,11 +80,13 @@
 //! - [`monitor`]: [`LinkMonitor`], link creation, deletion, carrier and admin state changes
 //!   from `RTNLGRP_LINK`, and address changes from the IPv4/IPv6 address groups.
 //! - [`sysctl`]: the sysctls above and their crash-safe restore file.
+//! - [`ethtool`]: whether the NIC hides VLAN tags from XDP (receive VLAN offload).
 //!
 //! Everything here works on the network namespace of the thread that created the netlink
 //! sockets (and, for sysctls, of the calling thread): carpd runs in one namespace, and the
 //! tests each run in one of their own.
 
+pub mod ethtool;
 pub mod link;
 pub mod monitor;
 pub mod sysctl;

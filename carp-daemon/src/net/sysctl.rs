@@ -50,7 +50,20 @@
 //! of every change made. [`restore_leftover`] writes the recorded values back and deletes
 //! the file; carpd calls it at start (a crashed run's changes are undone before new ones
 //! are made, so the record holds the administrator's values, not carpd's) and at exit.
-use std::io::{self, Write};
+//!
+//! Whoever can write that file chooses what root writes under /proc/sys, so it is trusted
+//! only as far as it has to be:
+//! - The state directory must be a directory (not a symbolic link) owned by root or by
+//!   carpd's own user and writable by its owner only; so must the file. Otherwise nothing
+//!   is read, recorded or restored, and the error says why.
+//! - Every entry must be `net/ipv4/conf/<interface>/<key>` or
+//!   `net/ipv6/conf/<interface>/<key>` (an interface name the kernel would accept, other
+//!   than `all` and `default`; a key of `[a-z0-9_]`), with a short printable value. One
+//!   entry that is not refuses the whole file before anything is written.
+//! - No symbolic link is followed: the file, its temporary and the /proc/sys files are
+//!   opened with `O_NOFOLLOW` (and the checked paths have no `..` to climb out with).
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -175,6 +188,144 @@ struct SavedValue {
     value: String,
 }
 
+/// Longest value accepted from the restore file (sysctl values carpd records are small
+/// integers).
+const VALUE_MAX: usize = 64;
+
+/// Why `path`, an entry of the restore file, is not one carpd could have written: only
+/// `net/{ipv4,ipv6}/conf/<interface>/<key>` are.
+fn check_entry_path(path: &str) -> Result<(), String> {
+    let shape = || {
+        format!(
+            "path '{}' is not net/ipv4/conf/<interface>/<key> or net/ipv6/conf/<interface>/<key>",
+            path.escape_default()
+        )
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    let [net, family, conf, ifname, key] = parts[..] else {
+        return Err(shape());
+    };
+    if net != "net" || !matches!(family, "ipv4" | "ipv6") || conf != "conf" {
+        return Err(shape());
+    }
+    // The kernel's dev_valid_name(); "all" and "default" are the family-wide settings,
+    // which carpd never records.
+    let valid_ifname = !ifname.is_empty()
+        && ifname.len() <= 15
+        && ifname != "."
+        && ifname != ".."
+        && !ifname.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control());
+    if !valid_ifname || ifname == "all" || ifname == "default" {
+        return Err(format!("{}: bad interface name", shape()));
+    }
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!("{}: bad key", shape()));
+    }
+    Ok(())
+}
+
+/// Why `value`, recorded for a sysctl, is not one carpd could have read from /proc/sys.
+fn check_entry_value(value: &str) -> Result<(), String> {
+    if value.len() > VALUE_MAX || !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(format!(
+            "value '{}' is not a sysctl value (at most {VALUE_MAX} printable ASCII characters)",
+            value.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// Every entry of `record` is a setting carpd could have recorded; else the first that is
+/// not, by position (1-based).
+fn check_record(record: &RestoreRecord) -> Result<(), String> {
+    for (i, e) in record.entries.iter().enumerate() {
+        check_entry_path(&e.path)
+            .and_then(|()| check_entry_value(&e.value))
+            .map_err(|why| format!("entry {}: {why}; nothing was restored", i + 1))?;
+    }
+    Ok(())
+}
+
+/// Why a state directory or restore file with this owner, mode and type cannot be trusted
+/// (`euid`: carpd's own user): only root and carpd may be able to change it, and it must
+/// not be a symbolic link.
+fn untrusted(
+    uid: u32,
+    mode: u32,
+    is_symlink: bool,
+    want_dir: bool,
+    is_dir: bool,
+    euid: u32,
+) -> Option<String> {
+    if is_symlink {
+        return Some("is a symbolic link".to_owned());
+    }
+    if want_dir != is_dir {
+        return Some(
+            if want_dir {
+                "not a directory"
+            } else {
+                "not a regular file"
+            }
+            .to_owned(),
+        );
+    }
+    if uid != 0 && uid != euid {
+        return Some(format!("owned by uid {uid}, not root"));
+    }
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "writable by group or others (mode {:04o})",
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
+/// Checks `meta` (from `lstat` or `fstat`) of the state directory or the restore file.
+fn check_trusted(path: &Path, meta: &std::fs::Metadata, want_dir: bool) -> Result<(), NetError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let is_symlink = meta.file_type().is_symlink();
+    match untrusted(
+        meta.uid(),
+        meta.mode(),
+        is_symlink,
+        want_dir,
+        meta.is_dir(),
+        euid,
+    ) {
+        None => Ok(()),
+        Some(why) => Err(NetError::RestoreFile {
+            path: path.to_owned(),
+            what: if want_dir {
+                "refusing the state directory"
+            } else {
+                "refusing the file"
+            },
+            source: io::Error::new(io::ErrorKind::PermissionDenied, why),
+        }),
+    }
+}
+
+/// The state directory holding `file`, checked (see the module doc); `Ok(false)` if it
+/// does not exist (then neither does the file).
+fn check_state_dir(file: &Path) -> Result<bool, NetError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => check_trusted(dir, &meta, true).map(|()| true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(NetError::RestoreFile {
+            path: dir.to_owned(),
+            what: "checking the state directory",
+            source,
+        }),
+    }
+}
+
 fn relative_path(ifname: &str, (family, key): (&str, &str)) -> Result<String, NetError> {
     // Interface names cannot contain '/', and "." and ".." are not interface names; refuse
     // anything that would leave /proc/sys/net/<family>/conf.
@@ -189,11 +340,23 @@ fn relative_path(ifname: &str, (family, key): (&str, &str)) -> Result<String, Ne
 }
 
 fn read_value(path: &Path) -> io::Result<String> {
-    Ok(std::fs::read_to_string(path)?.trim().to_owned())
+    let mut text = String::new();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .read_to_string(&mut text)?;
+    Ok(text.trim().to_owned())
 }
 
+/// Writes a sysctl that exists (never creates a file, never follows a symbolic link).
 fn write_value(path: &Path, value: &str) -> io::Result<()> {
-    std::fs::write(path, value)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(value.as_bytes())
 }
 
 /// The settings of `ifname` that differ from what `settings` want, with their current
@@ -295,27 +458,38 @@ fn restore_at(root: &Path, state_dir: &Path) -> Result<(), NetError> {
     })
 }
 
+/// Reads and checks the restore file (see the module doc); `None` if there is none.
 fn load_record(file: &Path) -> Result<Option<RestoreRecord>, NetError> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(NetError::RestoreFile {
-                path: file.to_owned(),
-                what: "reading",
-                source,
-            });
+    if !check_state_dir(file)? {
+        return Ok(None);
+    }
+    let err = |what| {
+        move |source| NetError::RestoreFile {
+            path: file.to_owned(),
+            what,
+            source,
         }
     };
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // ELOOP: the file is a symbolic link.
+        Err(source) => return Err(err("reading")(source)),
+    };
+    check_trusted(file, &f.metadata().map_err(err("reading"))?, false)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(err("reading"))?;
     // Written atomically, so a file that does not parse was edited by hand: say so rather
     // than guess (restoring half of it, or dropping it, could leave the host changed).
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| NetError::RestoreFile {
-            path: file.to_owned(),
-            what: "parsing",
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })
+    let record: RestoreRecord = serde_json::from_str(&text)
+        .map_err(|e| err("parsing")(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    check_record(&record)
+        .map_err(|why| err("refusing")(io::Error::new(io::ErrorKind::InvalidData, why)))?;
+    Ok(Some(record))
 }
 
 /// Replaces the restore file atomically: a crash leaves the old file or the new one.
@@ -331,7 +505,20 @@ fn store_record(file: &Path, record: &RestoreRecord) -> Result<(), NetError> {
     let text = serde_json::to_string_pretty(record)
         .map_err(io::Error::other)
         .map_err(err("encoding"))?;
-    let mut f = std::fs::File::create(&tmp).map_err(err("creating the temporary file"))?;
+    // A temporary left by a crash is replaced; a symbolic link in its place is not followed.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(err("removing an old temporary file")(e));
+        }
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(err("creating the temporary file"))?;
     f.write_all(text.as_bytes()).map_err(err("writing"))?;
     f.sync_all().map_err(err("syncing"))?;
     std::fs::rename(&tmp, file).map_err(err("renaming into place"))?;
@@ -517,6 +704,203 @@ mod tests {
         assert!(!ipv6_enabled_at(off.path(), "carp1"));
         let no_ipv6 = fake_proc("carp1", &[("ipv4", "arp_ignore", "0")]);
         assert!(!ipv6_enabled_at(no_ipv6.path(), "carp1"), "ipv6.disable=1");
+    }
+
+    #[test]
+    fn only_per_interface_ipv4_and_ipv6_paths_are_restore_entries() {
+        for good in [
+            "net/ipv4/conf/eth0/arp_ignore",
+            "net/ipv6/conf/eth0.100/accept_dad",
+            "net/ipv4/conf/bond-0_a/arp_announce",
+        ] {
+            assert_eq!(check_entry_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "net/ipv4/conf/eth0",
+            "net/ipv4/conf/eth0/arp_ignore/x",
+            "/net/ipv4/conf/eth0/arp_ignore",
+            "net/ipv4/conf/../arp_ignore",
+            "net/ipv4/conf/./arp_ignore",
+            "net/ipv4/conf//arp_ignore",
+            "net/ipv4/conf/eth0/..",
+            "net/ipv4/conf/eth0/ARP",
+            "net/ipv4/conf/all/forwarding",
+            "net/ipv6/conf/default/forwarding",
+            "net/ipv4/conf/a:b/arp_ignore",
+            "net/ipv4/conf/a b/arp_ignore",
+            "net/ipv4/conf/sixteen_bytes_xx/arp_ignore",
+            "net/ipv4/ip_forward/x/y",
+            "net/ipv4/neigh/eth0/gc_stale_time",
+            "kernel/conf/eth0/x/y",
+            "net/core/conf/eth0/x",
+            "../../etc/conf/x/passwd",
+        ] {
+            let why = check_entry_path(bad).unwrap_err();
+            assert!(
+                why.contains("is not net/ipv4/conf/<interface>/<key> or net/ipv6/conf/"),
+                "{bad}: {why}"
+            );
+        }
+        assert_eq!(check_entry_value("0"), Ok(()));
+        assert_eq!(check_entry_value("1 2"), Ok(()));
+        assert!(check_entry_value("1\n2").is_err());
+        assert!(check_entry_value(&"1".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn only_root_or_carpd_owned_unshared_directories_and_files_are_trusted() {
+        let dir = |uid, mode| untrusted(uid, mode, false, true, true, 1000);
+        assert_eq!(dir(0, 0o40755), None);
+        assert_eq!(dir(1000, 0o700), None);
+        assert_eq!(dir(0, 0o1755), None, "sticky is harmless");
+        assert_eq!(
+            dir(0, 0o775).as_deref(),
+            Some("writable by group or others (mode 0775)")
+        );
+        assert_eq!(
+            dir(0, 0o1777).as_deref(),
+            Some("writable by group or others (mode 1777)")
+        );
+        assert_eq!(dir(33, 0o755).as_deref(), Some("owned by uid 33, not root"));
+        assert_eq!(
+            untrusted(0, 0o755, true, true, false, 0).as_deref(),
+            Some("is a symbolic link")
+        );
+        assert_eq!(
+            untrusted(0, 0o644, false, true, false, 0).as_deref(),
+            Some("not a directory")
+        );
+        assert_eq!(untrusted(0, 0o644, false, false, false, 0), None);
+        assert_eq!(
+            untrusted(0, 0o755, false, false, true, 0).as_deref(),
+            Some("not a regular file")
+        );
+        assert!(untrusted(0, 0o666, false, false, false, 0).is_some());
+    }
+
+    /// A restore file in `state` with `entries`, written as carpd writes it.
+    fn record_with(state: &Path, entries: &[(&str, &str)]) {
+        let record = RestoreRecord {
+            entries: entries
+                .iter()
+                .map(|(path, value)| SavedValue {
+                    path: (*path).into(),
+                    value: (*value).into(),
+                })
+                .collect(),
+        };
+        store_record(&state.join(RESTORE_FILE), &record).unwrap();
+    }
+
+    #[test]
+    fn a_record_with_one_foreign_entry_restores_nothing() {
+        let root = fake_proc("eth0", &[("ipv4", "arp_ignore", "1")]);
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/passwd"), "root\n").unwrap();
+        let state = TempDir::new("sysctl-state");
+        for (path, saved) in [
+            ("net/ipv4/conf/eth0/../../../../etc/passwd", "x"),
+            ("net/ipv4/conf/all/arp_ignore", "0"),
+            ("net/ipv4/conf/eth0/arp_announce", "0\nx"),
+        ] {
+            record_with(
+                state.path(),
+                &[("net/ipv4/conf/eth0/arp_ignore", "0"), (path, saved)],
+            );
+            let err = restore_at(root.path(), state.path()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("refusing: entry 2: ") && msg.contains("nothing was restored"),
+                "{msg}"
+            );
+            assert_eq!(
+                value(root.path(), "eth0", "arp_ignore"),
+                "1",
+                "nothing written"
+            );
+            assert!(state.path().join(RESTORE_FILE).exists(), "the file is kept");
+            // Nor is anything recorded on top of it.
+            assert!(apply_at(root.path(), Some(state.path()), "eth0", CARPDEV_SETTINGS).is_err());
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("etc/passwd")).unwrap(),
+            "root\n"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_state_directory_or_file_is_not_used() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        let root = fake_proc("eth0", &[("ipv4", "arp_ignore", "1")]);
+        let refused = |state: &Path, what: &str| {
+            let err = restore_at(root.path(), state).unwrap_err();
+            assert!(err.to_string().contains(what), "{err}");
+            assert_eq!(
+                value(root.path(), "eth0", "arp_ignore"),
+                "1",
+                "nothing written"
+            );
+        };
+        let state = TempDir::new("sysctl-state");
+        let dir = state.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        record_with(&dir, &[("net/ipv4/conf/eth0/arp_ignore", "0")]);
+
+        mode(&dir, 0o777);
+        refused(
+            &dir,
+            "refusing the state directory: writable by group or others (mode 0777)",
+        );
+        mode(&dir, 0o755);
+        nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(4242)), None).unwrap();
+        refused(
+            &dir,
+            "refusing the state directory: owned by uid 4242, not root",
+        );
+        nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+
+        let link = state.path().join("link");
+        symlink(&dir, &link).unwrap();
+        refused(&link, "refusing the state directory: is a symbolic link");
+
+        mode(&dir.join(RESTORE_FILE), 0o666);
+        refused(
+            &dir,
+            "refusing the file: writable by group or others (mode 0666)",
+        );
+        mode(&dir.join(RESTORE_FILE), 0o600);
+
+        // The restore file a symbolic link (to a valid record elsewhere): not followed.
+        let elsewhere = state.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        record_with(&elsewhere, &[("net/ipv4/conf/eth0/arp_ignore", "0")]);
+        std::fs::remove_file(dir.join(RESTORE_FILE)).unwrap();
+        symlink(elsewhere.join(RESTORE_FILE), dir.join(RESTORE_FILE)).unwrap();
+        refused(&dir, "reading");
+
+        // Trusted again: restored.
+        std::fs::remove_file(dir.join(RESTORE_FILE)).unwrap();
+        record_with(&dir, &[("net/ipv4/conf/eth0/arp_ignore", "0")]);
+        restore_at(root.path(), &dir).unwrap();
+        assert_eq!(value(root.path(), "eth0", "arp_ignore"), "0");
+    }
+
+    #[test]
+    fn symbolic_links_in_proc_sys_are_not_followed() {
+        let root = fake_proc("eth0", &[("ipv4", "arp_ignore", "1")]);
+        let target = root.path().join("target");
+        std::fs::write(&target, "7\n").unwrap();
+        let sysctl = root.path().join("net/ipv4/conf/eth0/arp_announce");
+        std::os::unix::fs::symlink(&target, &sysctl).unwrap();
+        let state = TempDir::new("sysctl-state");
+        record_with(state.path(), &[("net/ipv4/conf/eth0/arp_announce", "0")]);
+        assert!(restore_at(root.path(), state.path()).is_err());
+        assert!(apply_at(root.path(), None, "eth0", CARPDEV_SETTINGS).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "7\n");
     }
 
     #[test]

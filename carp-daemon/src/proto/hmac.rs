@@ -46,6 +46,54 @@ use sha1::Sha1;
 
 type HmacSha1 = Hmac<Sha1>;
 
+/// A CARP passphrase: the HMAC key material. It has no `Display`, and its `Debug` prints
+/// `Passphrase(<redacted>)`, so no log line, error message or `{:?}` of a structure holding
+/// it (the configuration model, a carpctl request) can show it; code that needs the bytes
+/// asks for them by name ([`Passphrase::expose`]). On the control protocol's wire it is a
+/// plain JSON string (`serde(transparent)`), as before.
+#[derive(Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The passphrase itself, for the HMAC and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Length in bytes (what CARP's 19-byte limit counts).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// OpenBSD's "no pass": the key is 20 zero bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Passphrase {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<String> for Passphrase {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
 /// Why a passphrase cannot be used as a CARP key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -329,6 +377,17 @@ mod tests {
         let mut b = HmacSha1::new_from_slice(&padded).unwrap();
         b.update(msg);
         assert_eq!(a.finalize().into_bytes(), b.finalize().into_bytes());
+    }
+
+    #[test]
+    fn passphrases_are_redacted_in_debug_and_plain_on_the_wire() {
+        let p = Passphrase::new("SeCrEt");
+        assert_eq!(format!("{p:?}"), "Passphrase(<redacted>)");
+        assert_eq!(format!("{:?}", Some(&p)), "Some(Passphrase(<redacted>))");
+        assert_eq!(p.expose(), "SeCrEt");
+        // The control protocol sends it as the string it was before it had a type.
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"SeCrEt\"");
+        assert_eq!(serde_json::from_str::<Passphrase>("\"SeCrEt\"").unwrap(), p);
     }
 
     #[test]

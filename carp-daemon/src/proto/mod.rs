@@ -42,6 +42,6 @@ mod sim_tests;
 pub use fsm::{
     Action, Event, Families, Family, ForcedState, ParamError, Reason, State, Vhid, VhidParams,
 };
-pub use hmac::{AuthError, CarpAuth, hashed_lladdr};
+pub use hmac::{AuthError, CarpAuth, Passphrase, hashed_lladdr};
 pub use input::{LocalVhid, Reject, check_advert, verify_delivered};
 pub use packet::{CarpHeader, interval};
