@@ -90,7 +90,7 @@ fn group_carp_can_be_left_and_joined_again() {
     assert_eq!(i.groups, ["carp"]);
     let twice = [(
         "hostname.carp0",
-        "inet 10.0.0.1/24 vhid 1 carpdev em0\n-group carp\n-group carp\n",
+        "inet 10.0.0.1/24 vhid 1 carpdev em0 pass s3cret\n-group carp\n-group carp\n",
     )];
     assert_eq!(
         check(&twice).result.unwrap().interfaces[0].groups,
