@@ -99,6 +99,7 @@ impl Daemon {
             carp,
             loops_detected: loops,
             dataplane,
+            hooks_skipped: crate::hooks::skipped_total(),
         }
     }
 
