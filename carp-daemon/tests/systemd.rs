@@ -84,6 +84,22 @@ impl SystemdLab {
         if cgroup2_root().is_none() {
             return Some("no cgroup2 hierarchy mounted".into());
         }
+        // A container may forbid new namespaces or mounts even to root.
+        let probe = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--net",
+                "--cgroup",
+                "--mount-proc",
+            ])
+            .args(["sh", "-c", "mount -t tmpfs tmpfs /tmp"])
+            .stderr(Stdio::null())
+            .status();
+        if !probe.is_ok_and(|s| s.success()) {
+            return Some("cannot create PID, mount, network and cgroup namespaces here".into());
+        }
         None
     }
 
