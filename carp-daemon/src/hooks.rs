@@ -16,6 +16,8 @@
 //!   hook's own children (a `sleep`, a stuck `curl`) go with it.
 //! - The environment is the `CARP_*` variables and `PATH` only: nothing of carpd's own
 //!   environment (`NOTIFY_SOCKET`, `WATCHDOG_*`, ...) leaks into a hook.
+//! - At exit carpd waits a few seconds for the hooks still running ([`HookRunner::drain`]);
+//!   what is left then is killed with its process group.
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -73,6 +75,8 @@ struct Inner {
     /// exists exactly while its worker runs.
     queues: Mutex<HashMap<(PathBuf, String), Option<StateChange>>>,
     skipped: AtomicU64,
+    /// Woken whenever a worker finishes (see [`HookRunner::drain`]).
+    idle: tokio::sync::Notify,
 }
 
 impl HookRunner {
@@ -84,6 +88,7 @@ impl HookRunner {
                 slots: Arc::new(Semaphore::new(max_running)),
                 queues: Mutex::new(HashMap::new()),
                 skipped: AtomicU64::new(0),
+                idle: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -98,6 +103,32 @@ impl HookRunner {
     /// Changes replaced by a later one before their hook ran.
     pub fn skipped(&self) -> u64 {
         self.inner.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every queued and running hook has finished, for at most `timeout`; whether
+    /// they all did. carpd calls it on its way out, so that the hooks of its last state
+    /// changes (a master bowing out) run to their end instead of being killed with the
+    /// runtime.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let all_done = async {
+            loop {
+                let notified = self.inner.idle.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a worker finishing in between still wakes us.
+                notified.as_mut().enable();
+                if self
+                    .inner
+                    .queues
+                    .lock()
+                    .expect("hook queue lock")
+                    .is_empty()
+                {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, all_done).await.is_ok()
     }
 
     /// Queues `change` for `hook` and returns at once (needs a tokio runtime).
@@ -140,7 +171,10 @@ impl Inner {
                 }
                 pending
             };
-            let Some(change) = change else { return };
+            let Some(change) = change else {
+                self.idle.notify_waiters();
+                return;
+            };
             run_one(&key.0, &change, self.timeout).await;
             drop(permit);
         }
@@ -369,10 +403,10 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
-        wait_for("every queue to drain", || {
-            runner.inner.queues.lock().unwrap().is_empty()
-        })
-        .await;
+        assert!(
+            runner.drain(Duration::from_secs(60)).await,
+            "hooks still running"
+        );
         sampler.0.store(true, Ordering::Relaxed);
         let sampled_max = sampler.1.join().unwrap();
 
@@ -413,6 +447,31 @@ mod tests {
         for (interface, (_, new)) in &last {
             assert_eq!(new, "BACKUP", "{interface}'s last run");
         }
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_running_and_queued_hooks_within_its_limit() {
+        let dir = TempDir::new("drain");
+        let log = dir.0.join("log");
+        let hook = dir.script(
+            "slow.sh",
+            &format!(
+                "echo \"start $CARP_NEW_STATE\" >> {0}\nsleep 0.3\necho \"end $CARP_NEW_STATE\" >> {0}\n",
+                log.display()
+            ),
+        );
+        let runner = HookRunner::new(2, Duration::from_secs(10));
+        assert!(runner.drain(Duration::ZERO).await, "nothing to wait for");
+        runner.run(hook.clone(), change("carp0", "MASTER", "INIT"));
+        wait_for("the first run", || log.exists()).await;
+        runner.run(hook, change("carp0", "INIT", "BACKUP"));
+        // One run under way, one queued behind it: 0.6 s in all.
+        assert!(!runner.drain(Duration::from_millis(100)).await);
+        assert!(runner.drain(Duration::from_secs(10)).await);
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "start INIT\nend INIT\nstart BACKUP\nend BACKUP\n"
+        );
     }
 
     #[tokio::test]

@@ -171,6 +171,13 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
         task.abort();
     }
     let stopped = daemon.shutdown().await;
+    // The hooks of the last state changes (bowing out) run to their end, within limits.
+    if !crate::hooks::HookRunner::global()
+        .drain(HOOK_DRAIN_TIMEOUT)
+        .await
+    {
+        warn!(timeout = ?HOOK_DRAIN_TIMEOUT, "hooks still running at exit; killed");
+    }
     match failure {
         Some(fatal) => {
             if let Err(err) = stopped {
@@ -184,6 +191,9 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
 
 /// Received adverts handled between two checks of the timers.
 const ADVERT_CHUNK: usize = 64;
+
+/// How long carpd waits at exit for hooks still running (systemd's TimeoutStopSec is 10 s).
+const HOOK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Daemon {
     /// What a Prometheus scrape shows now.
