@@ -828,9 +828,19 @@ impl AdvertReader {
     }
 
     /// Waits until at least one advert is queued, then returns every queued one.
-    pub async fn next_batch(&mut self) -> std::io::Result<Vec<carp_common::maps::AdvertEvent>> {
+    ///
+    /// Every error is final: the ring buffer will never deliver again (see
+    /// [`AdvertReadError`]), and polling it again would return at once.
+    pub async fn next_batch(
+        &mut self,
+    ) -> Result<Vec<carp_common::maps::AdvertEvent>, AdvertReadError> {
         loop {
-            let mut guard = self.ring.readable_mut().await?;
+            let mut guard = self
+                .ring
+                .readable_mut()
+                .await
+                .map_err(|source| AdvertReadError::Closed { source })?;
+            let ready = guard.ready();
             let ring = guard.get_inner_mut();
             let mut batch = Vec::new();
             while let Some(item) = ring.next() {
@@ -842,8 +852,22 @@ impl AdvertReader {
             if !batch.is_empty() {
                 return Ok(batch);
             }
+            if ready.is_error() || ready.is_read_closed() {
+                return Err(AdvertReadError::HangUp);
+            }
         }
     }
+}
+
+/// Why the advert ring buffer stopped delivering. Both are final.
+#[derive(Debug, thiserror::Error)]
+pub enum AdvertReadError {
+    /// The readiness registration failed (tokio's I/O driver is shutting down or gone).
+    #[error("advert ring buffer closed: {source}")]
+    Closed { source: std::io::Error },
+    /// epoll reported an error or hang-up on the ring buffer's fd.
+    #[error("advert ring buffer closed: the kernel reported a hang-up on its fd")]
+    HangUp,
 }
 
 /// An [`carp_common::maps::AdvertEvent`] from ring-buffer bytes; `None` if the size is wrong

@@ -33,6 +33,12 @@ pub enum Error {
     },
     #[error("carpdev {name} of {interface} does not exist")]
     NoCarpdev { name: String, interface: String },
+    /// An event source of the main loop closed or keeps failing: carpd must be restarted.
+    #[error("event source {source_name} failed: {reason}")]
+    EventSourceFailed {
+        source_name: &'static str,
+        reason: String,
+    },
     #[error("{0}")]
     Other(String),
 }

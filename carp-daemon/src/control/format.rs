@@ -202,6 +202,14 @@ fn plural(n: u64) -> &'static str {
 pub fn stats(r: &StatsReport) -> String {
     let mut out = String::from("carp:\n");
     carp_lines(&mut out, &r.carp, r.loops_detected);
+    out.push_str("hooks:\n");
+    netstat_lines(
+        &mut out,
+        &[(
+            r.hooks_skipped,
+            "\t{n} state change{s} skipped (replaced while the hook ran)",
+        )],
+    );
     match &r.dataplane {
         Some(d) => {
             out.push_str("xdp:\n");
@@ -448,6 +456,7 @@ mod tests {
             },
             loops_detected: 0,
             dataplane: None,
+            hooks_skipped: 2,
         };
         assert_eq!(
             stats(&r),
@@ -468,6 +477,8 @@ mod tests {
              \t0 packets sent (IPv6)\n\
              \t\t0 send failed due to mbuf memory error\n\
              \t1 transition to master\n\
+             hooks:\n\
+             \t2 state changes skipped (replaced while the hook ran)\n\
              xdp: not attached\n"
         );
     }

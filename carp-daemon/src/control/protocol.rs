@@ -401,6 +401,10 @@ pub struct StatsReport {
     pub loops_detected: u64,
     /// The XDP program's counters, summed over CPUs; `None` when no dataplane is attached.
     pub dataplane: Option<DataplaneStats>,
+    /// State changes a busy hook never saw: a later change of the same interface replaced
+    /// them while they waited (see `crate::hooks`).
+    #[serde(default)]
+    pub hooks_skipped: u64,
 }
 
 /// The protocol counters of OpenBSD's `struct carpstats`, named as there, in the order
@@ -593,6 +597,7 @@ mod tests {
                 arp_replied: 3,
                 ..DataplaneStats::default()
             }),
+            hooks_skipped: 5,
         })));
         round_trip_response(Response::Ok);
         round_trip_response(Response::error("carp9: no such interface"));

@@ -15,6 +15,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -28,6 +29,12 @@ use super::protocol::{
 /// Connections served at once. carpctl opens one per command; the cap only bounds what a
 /// runaway script can make the daemon hold.
 const MAX_CONNECTIONS: usize = 16;
+
+/// How long a connection may sit without completing a request line (or without taking its
+/// answer) before carpd closes it. carpctl writes its request as soon as it has connected,
+/// so only a hung or malicious client ever waits this long; with every slot held by such
+/// clients, a new carpctl (which waits 5 s for its answer) is still served within this time.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One request for the daemon's main loop, with the channel its answer goes back on.
 ///
@@ -65,6 +72,7 @@ pub enum ServerError {
 pub struct ControlServer {
     listener: std::os::unix::net::UnixListener,
     guard: SocketFile,
+    idle_timeout: Duration,
 }
 
 impl ControlServer {
@@ -98,7 +106,17 @@ impl ControlServer {
         let guard = SocketFile(path.clone());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|source| ServerError::Permissions { path, source })?;
-        Ok(Self { listener, guard })
+        Ok(Self {
+            listener,
+            guard,
+            idle_timeout: IDLE_TIMEOUT,
+        })
+    }
+
+    /// Replaces [`IDLE_TIMEOUT`].
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
     }
 
     /// Path of the bound socket.
@@ -112,7 +130,11 @@ impl ControlServer {
     /// socket file) or until accepting fails for good. Each connection is served in its own
     /// task, so a slow client never stalls another or the daemon.
     pub async fn serve(self, daemon: mpsc::Sender<ControlRequest>) -> Result<(), ServerError> {
-        let Self { listener, guard } = self;
+        let Self {
+            listener,
+            guard,
+            idle_timeout,
+        } = self;
         let listen_err = |source| ServerError::Listen {
             path: guard.0.clone(),
             source,
@@ -140,7 +162,7 @@ impl ControlServer {
             };
             let daemon = daemon.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_connection(stream, daemon, own_uid).await {
+                if let Err(e) = serve_connection(stream, daemon, own_uid, idle_timeout).await {
                     tracing::debug!(error = %e, "control connection ended");
                 }
                 drop(permit);
@@ -201,27 +223,41 @@ fn clear_stale_socket(path: &Path) -> Result<(), ServerError> {
     })
 }
 
-/// Serves one connection: request lines in, one response line out for each, until EOF.
+/// Serves one connection: request lines in, one response line out for each, until EOF or
+/// until the client leaves it idle for `idle_timeout` (then it is closed).
 async fn serve_connection(
     stream: UnixStream,
     daemon: mpsc::Sender<ControlRequest>,
     own_uid: u32,
+    idle_timeout: Duration,
 ) -> io::Result<()> {
+    let idle = |e: tokio::time::error::Elapsed| {
+        io::Error::new(io::ErrorKind::TimedOut, format!("idle connection: {e}"))
+    };
     let peer_uid = stream.peer_cred()?.uid();
     let (read, mut write) = stream.into_split();
     if peer_uid != 0 && peer_uid != own_uid {
         let refusal = Response::error(format!(
             "permission denied: carpctl must run as root (caller uid {peer_uid})"
         ));
-        write
-            .write_all(&encode_line(&ResponseEnvelope::new(refusal)))
-            .await?;
-        return write.shutdown().await;
+        let refused = async {
+            write
+                .write_all(&encode_line(&ResponseEnvelope::new(refusal)))
+                .await?;
+            write.shutdown().await
+        };
+        return tokio::time::timeout(idle_timeout, refused)
+            .await
+            .map_err(idle)?;
     }
     let mut read = BufReader::new(read);
     let mut line = Vec::new();
     loop {
-        let response = match read_line_capped(&mut read, &mut line, MAX_REQUEST_BYTES).await? {
+        let next = read_line_capped(&mut read, &mut line, MAX_REQUEST_BYTES);
+        let response = match tokio::time::timeout(idle_timeout, next)
+            .await
+            .map_err(idle)??
+        {
             LineRead::Eof => return Ok(()),
             LineRead::TooLong => Response::error(format!(
                 "bad request: line longer than {MAX_REQUEST_BYTES} bytes"
@@ -231,9 +267,10 @@ async fn serve_connection(
                 Err(e) => Response::error(e.to_string()),
             },
         };
-        write
-            .write_all(&encode_line(&ResponseEnvelope::new(response)))
-            .await?;
+        let answer = encode_line(&ResponseEnvelope::new(response));
+        tokio::time::timeout(idle_timeout, write.write_all(&answer))
+            .await
+            .map_err(idle)??;
     }
 }
 
@@ -312,8 +349,8 @@ mod tests {
     use super::*;
     use crate::control::client::{ClientError, ControlClient};
     use crate::control::protocol::{Op, RequestEnvelope, ResponseEnvelope, Target};
-    use std::io::{BufRead, Write};
-    use std::time::Duration;
+    use std::io::{BufRead, Read, Write};
+    use std::time::Instant;
 
     /// A directory under the system temp dir, removed on drop (no tempfile dependency).
     struct TempDir(PathBuf);
@@ -364,8 +401,17 @@ mod tests {
     /// Binds a server in a fresh directory, serves it with the fake daemon, and returns the
     /// directory (keep it alive) and the server task.
     fn start(tag: &str) -> (TempDir, tokio::task::JoinHandle<Result<(), ServerError>>) {
+        start_with_idle_timeout(tag, IDLE_TIMEOUT)
+    }
+
+    fn start_with_idle_timeout(
+        tag: &str,
+        idle: Duration,
+    ) -> (TempDir, tokio::task::JoinHandle<Result<(), ServerError>>) {
         let dir = TempDir::new(tag);
-        let server = ControlServer::bind(&dir.0.join("state")).unwrap();
+        let server = ControlServer::bind(&dir.0.join("state"))
+            .unwrap()
+            .with_idle_timeout(idle);
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(fake_daemon(rx));
         let task = tokio::spawn(server.serve(tx));
@@ -483,6 +529,81 @@ mod tests {
             Response::error("bad request: line longer than 65536 bytes")
         );
         assert_eq!(second, Response::Stats(Default::default()));
+    }
+
+    /// A request through carpctl's own client, timed.
+    async fn timed_stats(state: &Path) -> (Response, Duration) {
+        let state = state.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut c = ControlClient::connect(&state).unwrap();
+            let r = c.request(&Request::Stats).unwrap();
+            (r, started.elapsed())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Connects and sends `bytes` (maybe nothing), then reads until carpd closes the
+    /// connection; how long that took.
+    fn hung_client(state: &Path, bytes: &'static [u8]) -> std::thread::JoinHandle<Duration> {
+        let path = socket_path(state);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(bytes).unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest)
+                .expect("closed by carpd, not timed out");
+            assert!(rest.is_empty(), "an idle client got an answer");
+            started.elapsed()
+        })
+    }
+
+    #[tokio::test]
+    async fn an_idle_client_neither_blocks_others_nor_stays_forever() {
+        let idle = Duration::from_secs(2);
+        let (dir, _task) = start_with_idle_timeout("idle", idle);
+        let state = dir.0.join("state");
+        // One client that connects and says nothing, one that stops in the middle of a line.
+        let silent = hung_client(&state, b"");
+        let halfway = hung_client(&state, b"{\"version\":1,");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (answer, took) = timed_stats(&state).await;
+        assert_eq!(answer, Response::Stats(Default::default()));
+        assert!(took < Duration::from_secs(1), "carpctl waited {took:?}");
+        for client in [silent, halfway] {
+            let open = tokio::task::spawn_blocking(move || client.join().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                open >= idle - Duration::from_millis(200) && open < idle * 4,
+                "an idle connection was closed after {open:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_slot_held_by_idle_clients_delays_carpctl_by_the_idle_timeout_at_most() {
+        let idle = Duration::from_millis(800);
+        let (dir, _task) = start_with_idle_timeout("slots", idle);
+        let state = dir.0.join("state");
+        let hung: Vec<_> = (0..MAX_CONNECTIONS)
+            .map(|_| hung_client(&state, b""))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (answer, took) = timed_stats(&state).await;
+        assert_eq!(answer, Response::Stats(Default::default()));
+        assert!(
+            took < idle + Duration::from_secs(2),
+            "carpctl waited {took:?} behind {MAX_CONNECTIONS} idle clients"
+        );
+        for client in hung {
+            tokio::task::spawn_blocking(move || client.join().unwrap())
+                .await
+                .unwrap();
+        }
     }
 
     #[tokio::test]

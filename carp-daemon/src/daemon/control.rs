@@ -110,6 +110,7 @@ impl Daemon {
             carp,
             loops_detected: loops,
             dataplane,
+            hooks_skipped: crate::hooks::skipped_total(),
         }
     }
 

@@ -13,6 +13,7 @@
 //! non-blocking, netlink calls are awaited between events.
 mod carpif;
 mod control;
+mod event_source;
 mod lifecycle;
 mod pinlock;
 mod runtime;

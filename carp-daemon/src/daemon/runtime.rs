@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::carpif::CarpIf;
+use super::event_source::SourceHealth;
 use crate::Error;
 use crate::config::DaemonSettings;
 use crate::control::server::{ControlRequest, ControlServer};
@@ -126,11 +127,15 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     notifier.ready(&format!("{} carp interface(s)", daemon.ifs.len()));
     info!(interfaces = daemon.ifs.len(), "carpd running");
 
-    loop {
+    // A source that closed ends the loop with an error (see event_source).
+    let mut ring_health = SourceHealth::new("advert ring buffer");
+    let mut link_health = SourceHealth::new("link monitor");
+    let failure = loop {
         let sleep = daemon.time_to_next_deadline();
         tokio::select! {
             batch = adverts.next_batch() => match batch {
                 Ok(batch) => {
+                    ring_health.delivered();
                     // Under a flood a batch holds thousands of (mostly bogus) adverts: keep
                     // firing due timers between chunks so our own adverts leave on time.
                     for chunk in batch.chunks(ADVERT_CHUNK) {
@@ -140,12 +145,12 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                         daemon.on_timers();
                     }
                 }
-                Err(err) => warn!(error = %err, "reading the advert ring buffer"),
+                Err(err) => if let Err(fatal) = ring_health.failed(&err) { break Some(fatal) },
             },
             () = tokio::time::sleep(sleep) => daemon.on_timers(),
             event = links.next() => match event {
-                Ok(event) => daemon.on_net_event(event).await,
-                Err(err) => warn!(error = %err, "reading link events"),
+                Ok(event) => { link_health.delivered(); daemon.on_net_event(event).await }
+                Err(err) => if let Err(fatal) = link_health.failed(&err) { break Some(fatal) },
             },
             Some(req) = control_rx.recv() => {
                 let response = daemon.on_control(req.request).await;
@@ -155,21 +160,43 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                 notifier.watchdog();
             }
-            _ = sigterm.recv() => { info!("SIGTERM: handing over and shutting down"); break }
-            _ = sigint.recv() => { info!("SIGINT: handing over and shutting down"); break }
+            _ = sigterm.recv() => { info!("SIGTERM: handing over and shutting down"); break None }
+            _ = sigint.recv() => { info!("SIGINT: handing over and shutting down"); break None }
             _ = sighup.recv() => daemon.reload().await,
         }
+    };
+    if let Some(fatal) = &failure {
+        error!(error = %fatal, "handing over and shutting down");
     }
     notifier.stopping();
     control_task.abort();
     if let Some(task) = metrics_task {
         task.abort();
     }
-    daemon.shutdown().await
+    let stopped = daemon.shutdown().await;
+    // The hooks of the last state changes (bowing out) run to their end, within limits.
+    if !crate::hooks::HookRunner::global()
+        .drain(HOOK_DRAIN_TIMEOUT)
+        .await
+    {
+        warn!(timeout = ?HOOK_DRAIN_TIMEOUT, "hooks still running at exit; killed");
+    }
+    match failure {
+        Some(fatal) => {
+            if let Err(err) = stopped {
+                warn!(error = %err, "shutting down");
+            }
+            Err(fatal)
+        }
+        None => stopped,
+    }
 }
 
 /// Received adverts handled between two checks of the timers.
 const ADVERT_CHUNK: usize = 64;
+
+/// How long carpd waits at exit for hooks still running (systemd's TimeoutStopSec is 10 s).
+const HOOK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Daemon {
     /// What a Prometheus scrape shows now.

@@ -212,6 +212,24 @@ mod netns_tests {
             .unwrap_or_else(|_| panic!("no link event for ifindex {ifindex} within {TIMEOUT:?}"))
     }
 
+    /// A monitor whose netlink connection ended says so, every time it is asked, at once:
+    /// the daemon's loop tells that apart from a passing error and stops.
+    #[test]
+    fn a_closed_connection_reads_as_closed_every_time() {
+        in_netns("link_monitor_closed", |_ns| async move {
+            let mut monitor = LinkMonitor::new().await.unwrap();
+            // What a failing netlink socket does to the connection task: it ends.
+            monitor.connection.abort();
+            for _ in 0..3 {
+                let err = tokio::time::timeout(TIMEOUT, monitor.next())
+                    .await
+                    .expect("a closed monitor answers at once")
+                    .unwrap_err();
+                assert!(matches!(err, NetError::MonitorClosed), "{err}");
+            }
+        });
+    }
+
     #[test]
     fn reports_carrier_loss_and_return_and_nothing_in_between() {
         in_netns("link_monitor_carrier", |ns| async move {
