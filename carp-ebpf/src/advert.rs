@@ -6,6 +6,10 @@
 //! receive socket. A ring buffer rather than AF_XDP: adverts are a few per second per vhid,
 //! the event is small, one ring serves every carpdev, and carpd waits on it with epoll.
 //!
+//! Repeats of the current master's advert, as carpd published it, are consumed before the
+//! ring (see `fastpath`): a flood cannot crowd them out, and a backup's carpd is not woken
+//! for each.
+//!
 //! Malformed adverts for a served vhid are dropped here and counted by reason, so a flood
 //! costs carpd nothing. An advert for a vhid not served here passes untouched: VRRP
 //! (keepalived) shares protocol 112 and the multicast groups, and another daemon may need it.
@@ -16,7 +20,7 @@ use carp_common::{
 };
 
 use crate::{
-    csum,
+    csum, fastpath,
     maps::{ADVERTS, count, vhid_entry},
     packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
 };
@@ -126,8 +130,16 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     if rx.eth.src == dev.mac {
         return drop_counted(|c| &mut c.advert_own_source);
     }
+    if fastpath::consume_master_repeat(rx.ifindex, vhid, rx.family, &rx.src, &header) {
+        return drop_counted(|c| &mut c.advert_master_fastpath);
+    }
 
-    let event = AdvertEvent {
+    // Written in place in the ring: an event built on the stack and copied would not fit
+    // the 512-byte stack beside the rest of the program.
+    let Some(mut slot) = ADVERTS.reserve(0) else {
+        return drop_counted(|c| &mut c.advert_ring_full);
+    };
+    slot.write(AdvertEvent {
         ifindex: rx.ifindex,
         family: rx.family,
         ttl: rx.ttl,
@@ -137,10 +149,8 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
         _pad2: [0; 2],
         carp: header,
         _pad3: [0; 4],
-    };
-    if ADVERTS.output(event, 0).is_err() {
-        return drop_counted(|c| &mut c.advert_ring_full);
-    }
+    });
+    slot.submit(0);
     count(|c| &mut c.advert_delivered);
     xdp_action::XDP_DROP
 }

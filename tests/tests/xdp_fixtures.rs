@@ -121,6 +121,7 @@ fn all_counters() -> Vec<(&'static str, Field)> {
         c!(advert_ring_full),
         c!(vlan_passed),
         c!(egress_dropped_not_master),
+        c!(advert_master_fastpath),
     ]
 }
 
