@@ -768,7 +768,7 @@ fn master_key(ifindex: u32, vhid: u8, family: u8) -> MasterAdvertKey {
 /// size (`ringbuf_map_alloc`).
 pub fn check_ring_bytes(bytes: u32) -> Result<u32, DataplaneError> {
     let page = page_size();
-    if bytes.is_power_of_two() && bytes >= page && bytes % page == 0 {
+    if bytes.is_power_of_two() && bytes >= page && bytes.is_multiple_of(page) {
         Ok(bytes)
     } else {
         Err(DataplaneError::RingSize { bytes, page })

@@ -53,7 +53,7 @@ pub fn consume_master_repeat(
         family,
         _pad: [0; 2],
     };
-    let Some(published) = MASTER_ADVERTS.get_ptr(&key) else {
+    let Some(published) = MASTER_ADVERTS.get_ptr(key) else {
         return false;
     };
     // SAFETY: read in place (a copy would not fit the 512-byte stack beside the advert);
@@ -63,13 +63,13 @@ pub fn consume_master_repeat(
     let published = unsafe { &*published };
     // Byte by byte with an early exit, rather than `==` (a memcmp call the BPF object
     // cannot make) or a fold (whose unrolled loads LLVM hoists and spills past the stack).
-    for i in 0..16 {
-        if published.src[i] != src[i] {
+    for (a, b) in published.src.iter().zip(src) {
+        if a != b {
             return false;
         }
     }
-    for i in 0..CARP_HEADER_LEN {
-        if published.carp[i] != header[i] {
+    for (a, b) in published.carp.iter().zip(header) {
+        if a != b {
             return false;
         }
     }
@@ -77,6 +77,6 @@ pub fn consume_master_repeat(
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     // A full map (more keys than vhids × families cannot happen) would only cost the
     // re-arm: the timer then fires as if this advert were lost.
-    let _ = MASTER_SEEN.insert(&key, &now, 0);
+    let _ = MASTER_SEEN.insert(key, now, 0);
     true
 }
