@@ -15,7 +15,7 @@
 //! (keepalived) shares protocol 112 and the multicast groups, and another daemon may need it.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use carp_common::{
-    maps::{AdvertEvent, CarpdevEntry, DataplaneCounters},
+    maps::{AdvertEvent, CarpdevEntry, DataplaneCounters, VHID_STATE_BACKUP},
     wire::{CARP_HEADER_LEN, CARP_TTL, CARP_VERSION, ETH_HLEN, IPV6_HLEN},
 };
 
@@ -104,10 +104,10 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     let Some(vhid) = read_at::<u8>(ctx, rx.payload_off + 1) else {
         return drop_counted(|c| &mut c.advert_bad_length);
     };
-    if vhid_entry(rx.ifindex, vhid).is_none() {
+    let Some(entry) = vhid_entry(rx.ifindex, vhid) else {
         count(|c| &mut c.advert_passed_unknown_vhid);
         return xdp_action::XDP_PASS;
-    }
+    };
 
     // The checks of OpenBSD's carp_proto_input, in its order.
     if rx.ttl != CARP_TTL {
@@ -130,7 +130,11 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     if rx.eth.src == dev.mac {
         return drop_counted(|c| &mut c.advert_own_source);
     }
-    if fastpath::consume_master_repeat(rx.ifindex, vhid, rx.family, &rx.src, &header) {
+    // Only a BACKUP follows a master: should a published entry outlive its BACKUP state
+    // (carpd clears it on every state change), a MASTER or INIT vhid still sees everything.
+    if entry.state == VHID_STATE_BACKUP
+        && fastpath::consume_master_repeat(rx.ifindex, vhid, rx.family, &rx.src, &header)
+    {
         return drop_counted(|c| &mut c.advert_master_fastpath);
     }
 

@@ -23,7 +23,9 @@
 //!
 //! carpd clears the entry when the vhid leaves BACKUP, and when its timers, passphrase or
 //! demotion change, so a stale pattern never keeps a vhid quiet: from then on every advert
-//! goes to carpd again until it publishes anew.
+//! goes to carpd again until it publishes anew. The program also takes the fast path only
+//! while the vhid's `carp_vhids` entry says BACKUP, so a MASTER or INIT vhid sees every advert
+//! even if an entry outlived its state.
 //!
 //! # Nothing changes in the protocol
 //! CARP's HMAC covers neither timing nor the IP source, and OpenBSD accepts a byte-identical

@@ -938,6 +938,21 @@ fn repeats_of_the_published_master_advert_take_the_fast_path() {
     assert_eq!(after.advert_bad_ttl - before.advert_bad_ttl, 1);
     assert_eq!(after.advert_master_fastpath, before.advert_master_fastpath);
 
+    // Only a BACKUP takes the fast path: a MASTER or INIT vhid sees the advert even while a
+    // pattern is (wrongly) left published.
+    for state in [State::Master, State::Init] {
+        set_state(&mut dp, state);
+        let before = dp.counters().unwrap();
+        run(&dp, &repeat4).unwrap();
+        let after = dp.counters().unwrap();
+        assert_eq!(ring_len(&mut ring), 1, "{state:?}: handed to carpd");
+        assert_eq!(
+            after.advert_master_fastpath, before.advert_master_fastpath,
+            "{state:?}"
+        );
+    }
+    set_state(&mut dp, State::Backup);
+
     // Cleared (the vhid left BACKUP): the master's advert goes to carpd again, and no
     // arrival time is left to postpone a timer.
     dp.clear_master_advert(IFINDEX, VHID).unwrap();
