@@ -24,6 +24,12 @@ pub mod pin {
     /// The vhid each carp interface belongs to, for its egress guard: carp interface
     /// ifindex (`u32`) → [`super::VhidKey`].
     pub const GUARDS: &str = "carp_guards";
+    /// The current master's advert per (carpdev, vhid, family), as carpd last authenticated
+    /// it while BACKUP: [`super::MasterAdvertKey`] → [`super::MasterAdvert`].
+    pub const MASTER_ADVERTS: &str = "carp_master_adverts";
+    /// When XDP last consumed an advert identical to the published one:
+    /// [`super::MasterAdvertKey`] → CLOCK_MONOTONIC nanoseconds (`u64`).
+    pub const MASTER_SEEN: &str = "carp_master_seen";
     /// Subdirectory holding one pinned XDP link per carpdev, named after the interface.
     pub const LINKS_DIR: &str = "links";
 }
@@ -35,7 +41,10 @@ pub const MAX_VIPS: u32 = 4096;
 /// Capacity of the carpdev map.
 pub const MAX_CARPDEVS: u32 = 64;
 /// Size of the advertisement ring buffer in bytes (a power of two, a multiple of the page size).
+/// The default: carpd can set another size at load (`--advert-ring-bytes`).
 pub const ADVERT_RING_BYTES: u32 = 256 * 1024;
+/// Capacity of the master-advert maps: one entry per vhid and family.
+pub const MAX_MASTER_ADVERTS: u32 = MAX_VHIDS * 2;
 
 /// `VhidEntry::state` values. Mirrors the election state of the vhid in carpd.
 pub const VHID_STATE_INIT: u32 = 0;
@@ -167,6 +176,10 @@ pub struct DataplaneCounters {
     /// zero or not fitting the payload, or, from the unspecified address, a destination other
     /// than a solicited-node address or a source link-layer option.
     pub ns_dropped_invalid: u64,
+    /// Advertisements identical to the current master's last authenticated one (same 36
+    /// header bytes, same IP source, as published in `carp_master_adverts`), consumed in XDP:
+    /// their arrival time goes to `carp_master_seen` instead of the ring to carpd.
+    pub advert_master_fastpath: u64,
 }
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
@@ -191,6 +204,35 @@ pub struct AdvertEvent {
     pub _pad3: [u8; 4],
 }
 
+/// `MasterAdvertKey::family` values.
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Key of the master-advert maps: one vhid on one carpdev, one IP family (a backup times
+/// the master per family, as OpenBSD's `md_tmo` and `md6_tmo`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MasterAdvertKey {
+    pub ifindex: u32,
+    pub vhid: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`], as [`AdvertEvent::family`].
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// What the current master's advert looks like, as carpd authenticated it while BACKUP.
+/// XDP consumes an advert equal to it in `carp` and `src` (TTL 255 is checked before) and
+/// only records when it came.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MasterAdvert {
+    /// IP source; IPv4 in the first 4 bytes, the rest zero (as [`AdvertEvent::src`]).
+    pub src: [u8; 16],
+    /// The 36-byte CARP header, counter and HMAC included.
+    pub carp: [u8; 36],
+    pub _pad: [u8; 4],
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -204,6 +246,8 @@ mod pod {
     unsafe impl aya::Pod for CarpdevEntry {}
     unsafe impl aya::Pod for DataplaneCounters {}
     unsafe impl aya::Pod for AdvertEvent {}
+    unsafe impl aya::Pod for MasterAdvertKey {}
+    unsafe impl aya::Pod for MasterAdvert {}
 }
 
 #[cfg(test)]
@@ -219,8 +263,10 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 19 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 20 * 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
+        assert_eq!(size_of::<MasterAdvertKey>(), 8);
+        assert_eq!(size_of::<MasterAdvert>(), 16 + 36 + 4);
     }
 }

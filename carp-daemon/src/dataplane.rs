@@ -12,6 +12,8 @@
 //! <pin-dir>/carp_counters   per-CPU dataplane counters
 //! <pin-dir>/carp_adverts    ring buffer of received advertisements
 //! <pin-dir>/carp_guards     carp interface ifindex -> (carpdev ifindex, vhid)
+//! <pin-dir>/carp_master_adverts  (ifindex, vhid, family) -> the followed master's advert
+//! <pin-dir>/carp_master_seen     (ifindex, vhid, family) -> when XDP last consumed a repeat
 //! <pin-dir>/links/<ifname>  the XDP link of each carpdev
 //! ```
 //!
@@ -27,6 +29,11 @@
 //!
 //! The attach mode (`--xdp-mode`) is chosen per carpdev by [`xdp_mode`]: `auto` picks
 //! generic on a veth whose peer would drop native XDP_TX, native elsewhere.
+//!
+//! A BACKUP vhid's master is followed in XDP ([`Dataplane::publish_master_advert`]): repeats
+//! of its authenticated advert are consumed there and only their arrival time is kept (see
+//! the fast path in carp-ebpf's `fastpath` module, and why it changes nothing in the
+//! protocol).
 //!
 //! The pin directory must be on a bpf filesystem. `ip netns exec` mounts a fresh sysfs over
 //! /sys, hiding the host's /sys/fs/bpf: [`check_pin_dir`] says so, and what to do.
@@ -46,8 +53,9 @@ use aya::{
     },
 };
 use carp_common::maps::{
-    CarpdevEntry, DataplaneCounters, VHID_STATE_BACKUP, VHID_STATE_INIT, VHID_STATE_MASTER,
-    VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry, pin,
+    CarpdevEntry, DataplaneCounters, FAMILY_V4, FAMILY_V6, MasterAdvert, MasterAdvertKey,
+    VHID_STATE_BACKUP, VHID_STATE_INIT, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key,
+    VipEntry, pin,
 };
 use carp_common::wire::virtual_mac;
 
@@ -63,7 +71,7 @@ const PROGRAM: &str = "carp";
 const GUARD_PROGRAM: &str = "carp_guard";
 
 /// Every pinned map, in the order they are created.
-const MAP_NAMES: [&str; 7] = [
+const MAP_NAMES: [&str; 9] = [
     pin::VHIDS,
     pin::VIP4,
     pin::VIP6,
@@ -71,6 +79,8 @@ const MAP_NAMES: [&str; 7] = [
     pin::COUNTERS,
     pin::ADVERTS,
     pin::GUARDS,
+    pin::MASTER_ADVERTS,
+    pin::MASTER_SEEN,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +122,11 @@ pub enum DataplaneError {
         /// The likely cause, when the filesystem tells it.
         cause: &'static str,
     },
+    #[error(
+        "advert ring size {bytes}: it must be a power of two and a multiple of the page size \
+         ({page} bytes)"
+    )]
+    RingSize { bytes: u32, page: u32 },
     #[error("the program's map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("reading the monotonic clock: {0}")]
@@ -182,6 +197,8 @@ pub struct Dataplane {
     counters: PerCpuArray<MapData, DataplaneCounters>,
     adverts: Option<RingBuf<MapData>>,
     guards: HashMap<MapData, u32, VhidKey>,
+    master_adverts: HashMap<MapData, MasterAdvertKey, MasterAdvert>,
+    master_seen: HashMap<MapData, MasterAdvertKey, u64>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
 }
@@ -190,6 +207,19 @@ impl Dataplane {
     /// Loads the program with its maps pinned under `pin_dir`, adopting maps already pinned
     /// there by an earlier run.
     pub fn load_pinned(pin_dir: &Path) -> Result<Self, DataplaneError> {
+        Self::load_pinned_with_ring(pin_dir, None)
+    }
+
+    /// As [`Dataplane::load_pinned`], with an advert ring of `ring_bytes` instead of
+    /// [`carp_common::maps::ADVERT_RING_BYTES`] (checked with [`check_ring_bytes`]). The size
+    /// applies when the ring is created: a ring pinned by an earlier run keeps its own.
+    pub fn load_pinned_with_ring(
+        pin_dir: &Path,
+        ring_bytes: Option<u32>,
+    ) -> Result<Self, DataplaneError> {
+        if let Some(bytes) = ring_bytes {
+            check_ring_bytes(bytes)?;
+        }
         ensure_bpffs_dir(pin_dir)?;
         std::fs::create_dir_all(pin_dir.join(pin::LINKS_DIR)).map_err(|source| {
             DataplaneError::PinDir {
@@ -202,6 +232,9 @@ impl Dataplane {
         let mut loader = EbpfLoader::new();
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
+        }
+        if let Some(bytes) = ring_bytes {
+            loader.map_max_entries(pin::ADVERTS, bytes);
         }
         let ebpf = loader.load(XDP_OBJECT)?;
         Self::from_ebpf(ebpf, Some(pin_dir.to_owned()))
@@ -230,6 +263,8 @@ impl Dataplane {
         let counters = take(&mut ebpf, pin::COUNTERS)?;
         let adverts = Some(take(&mut ebpf, pin::ADVERTS)?);
         let guards = take(&mut ebpf, pin::GUARDS)?;
+        let master_adverts = take(&mut ebpf, pin::MASTER_ADVERTS)?;
+        let master_seen = take(&mut ebpf, pin::MASTER_SEEN)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
@@ -250,6 +285,8 @@ impl Dataplane {
             counters,
             adverts,
             guards,
+            master_adverts,
+            master_seen,
             links: Vec::new(),
         })
     }
@@ -518,12 +555,67 @@ impl Dataplane {
             })
     }
 
+    /// Forgets a vhid, its followed master included.
     pub fn remove_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), DataplaneError> {
+        self.clear_master_advert(ifindex, vhid)?;
         let key = VhidKey {
             ifindex,
             vhid: vhid as u32,
         };
         ignore_missing(self.vhids.remove(&key), pin::VHIDS)
+    }
+
+    /// Publishes the advert a BACKUP vhid's master sent, as carpd authenticated it (`family`
+    /// 4 or 6, `src` the IP source as in [`carp_common::maps::AdvertEvent`], `carp` its 36
+    /// header bytes): from now on XDP consumes identical ones and records when the last came
+    /// ([`Dataplane::master_advert_seen`]).
+    pub fn publish_master_advert(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        family: u8,
+        src: [u8; 16],
+        carp: [u8; 36],
+    ) -> Result<(), DataplaneError> {
+        let key = master_key(ifindex, vhid, family);
+        let value = MasterAdvert {
+            src,
+            carp,
+            _pad: [0; 4],
+        };
+        self.master_adverts
+            .insert(key, value, 0)
+            .map_err(|source| DataplaneError::Map {
+                map: pin::MASTER_ADVERTS,
+                source,
+            })
+    }
+
+    /// The published advert of a vhid and family, if any.
+    pub fn master_advert(&self, ifindex: u32, vhid: u8, family: u8) -> Option<MasterAdvert> {
+        self.master_adverts
+            .get(&master_key(ifindex, vhid, family), 0)
+            .ok()
+    }
+
+    /// Stops following the master of a vhid, both families: every advert goes to carpd
+    /// again. The arrival times go too, so that none outlives the pattern it matched.
+    pub fn clear_master_advert(&mut self, ifindex: u32, vhid: u8) -> Result<(), DataplaneError> {
+        for family in [FAMILY_V4, FAMILY_V6] {
+            let key = master_key(ifindex, vhid, family);
+            ignore_missing(self.master_adverts.remove(&key), pin::MASTER_ADVERTS)?;
+            ignore_missing(self.master_seen.remove(&key), pin::MASTER_SEEN)?;
+        }
+        Ok(())
+    }
+
+    /// When XDP last consumed a repeat of the published advert (CLOCK_MONOTONIC, as
+    /// [`monotonic_now`]); `None` if it never did since the entry was cleared.
+    pub fn master_advert_seen(&self, ifindex: u32, vhid: u8, family: u8) -> Option<Duration> {
+        self.master_seen
+            .get(&master_key(ifindex, vhid, family), 0)
+            .ok()
+            .map(Duration::from_nanos)
     }
 
     /// The vhid entry as the program sees it.
@@ -636,6 +728,15 @@ impl Dataplane {
         for k in keys {
             ignore_missing(self.guards.remove(&k), pin::GUARDS)?;
         }
+        let keys: Vec<MasterAdvertKey> =
+            self.master_adverts.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            ignore_missing(self.master_adverts.remove(&k), pin::MASTER_ADVERTS)?;
+        }
+        let keys: Vec<MasterAdvertKey> = self.master_seen.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            ignore_missing(self.master_seen.remove(&k), pin::MASTER_SEEN)?;
+        }
         Ok(())
     }
 
@@ -652,6 +753,32 @@ impl Dataplane {
             .iter()
             .fold(DataplaneCounters::default(), |acc, c| sum_counters(&acc, c)))
     }
+}
+
+fn master_key(ifindex: u32, vhid: u8, family: u8) -> MasterAdvertKey {
+    MasterAdvertKey {
+        ifindex,
+        vhid,
+        family,
+        _pad: [0; 2],
+    }
+}
+
+/// Checks an advert ring size: the kernel wants a power of two that is a multiple of the page
+/// size (`ringbuf_map_alloc`).
+pub fn check_ring_bytes(bytes: u32) -> Result<u32, DataplaneError> {
+    let page = page_size();
+    if bytes.is_power_of_two() && bytes >= page && bytes.is_multiple_of(page) {
+        Ok(bytes)
+    } else {
+        Err(DataplaneError::RingSize { bytes, page })
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf reads a constant of the running system.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).unwrap_or(4096)
 }
 
 /// Every counter with its name (the field name, as bpftool prints it), sorted by name.
@@ -687,6 +814,7 @@ pub fn sum_counters(a: &DataplaneCounters, b: &DataplaneCounters) -> DataplaneCo
         egress_dropped_not_master: a.egress_dropped_not_master + b.egress_dropped_not_master,
         arp_dropped_bad_source: a.arp_dropped_bad_source + b.arp_dropped_bad_source,
         ns_dropped_invalid: a.ns_dropped_invalid + b.ns_dropped_invalid,
+        advert_master_fastpath: a.advert_master_fastpath + b.advert_master_fastpath,
     }
 }
 
@@ -696,6 +824,12 @@ fn ignore_missing(
 ) -> Result<(), DataplaneError> {
     match result {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        // aya reports a delete of a missing key as the syscall's ENOENT.
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
         Err(source) => Err(DataplaneError::Map { map, source }),
     }
 }
@@ -955,6 +1089,17 @@ mod tests {
             !mount.join("carpd-no-such-dir").exists(),
             "the check creates nothing"
         );
+    }
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_of_whole_pages() {
+        let page = page_size();
+        assert_eq!(check_ring_bytes(page).unwrap(), page);
+        assert_eq!(check_ring_bytes(page * 4).unwrap(), page * 4);
+        for bad in [0, page / 2, page * 3, page + 1] {
+            let err = check_ring_bytes(bad).unwrap_err().to_string();
+            assert!(err.contains("power of two"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -6,17 +6,21 @@
 //! receive socket. A ring buffer rather than AF_XDP: adverts are a few per second per vhid,
 //! the event is small, one ring serves every carpdev, and carpd waits on it with epoll.
 //!
+//! Repeats of the current master's advert, as carpd published it, are consumed before the
+//! ring (see `fastpath`): a flood cannot crowd them out, and a backup's carpd is not woken
+//! for each.
+//!
 //! Malformed adverts for a served vhid are dropped here and counted by reason, so a flood
 //! costs carpd nothing. An advert for a vhid not served here passes untouched: VRRP
 //! (keepalived) shares protocol 112 and the multicast groups, and another daemon may need it.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use carp_common::{
-    maps::{AdvertEvent, CarpdevEntry, DataplaneCounters},
+    maps::{AdvertEvent, CarpdevEntry, DataplaneCounters, VHID_STATE_BACKUP},
     wire::{CARP_HEADER_LEN, CARP_TTL, CARP_VERSION, ETH_HLEN, IPV6_HLEN},
 };
 
 use crate::{
-    csum,
+    csum, fastpath,
     maps::{ADVERTS, count, vhid_entry},
     packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
 };
@@ -100,10 +104,10 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     let Some(vhid) = read_at::<u8>(ctx, rx.payload_off + 1) else {
         return drop_counted(|c| &mut c.advert_bad_length);
     };
-    if vhid_entry(rx.ifindex, vhid).is_none() {
+    let Some(entry) = vhid_entry(rx.ifindex, vhid) else {
         count(|c| &mut c.advert_passed_unknown_vhid);
         return xdp_action::XDP_PASS;
-    }
+    };
 
     // The checks of OpenBSD's carp_proto_input, in its order.
     if rx.ttl != CARP_TTL {
@@ -126,8 +130,20 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     if rx.eth.src == dev.mac {
         return drop_counted(|c| &mut c.advert_own_source);
     }
+    // Only a BACKUP follows a master: should a published entry outlive its BACKUP state
+    // (carpd clears it on every state change), a MASTER or INIT vhid still sees everything.
+    if entry.state == VHID_STATE_BACKUP
+        && fastpath::consume_master_repeat(rx.ifindex, vhid, rx.family, &rx.src, &header)
+    {
+        return drop_counted(|c| &mut c.advert_master_fastpath);
+    }
 
-    let event = AdvertEvent {
+    // Written in place in the ring: an event built on the stack and copied would not fit
+    // the 512-byte stack beside the rest of the program.
+    let Some(mut slot) = ADVERTS.reserve(0) else {
+        return drop_counted(|c| &mut c.advert_ring_full);
+    };
+    slot.write(AdvertEvent {
         ifindex: rx.ifindex,
         family: rx.family,
         ttl: rx.ttl,
@@ -137,10 +153,8 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
         _pad2: [0; 2],
         carp: header,
         _pad3: [0; 4],
-    };
-    if ADVERTS.output(event, 0).is_err() {
-        return drop_counted(|c| &mut c.advert_ring_full);
-    }
+    });
+    slot.submit(0);
     count(|c| &mut c.advert_delivered);
     xdp_action::XDP_DROP
 }

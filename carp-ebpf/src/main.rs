@@ -19,6 +19,7 @@
 mod advert;
 mod arp;
 mod csum;
+mod fastpath;
 mod guard;
 mod maps;
 mod ndp;

@@ -5,8 +5,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use carp_common::maps::{
-    ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, MAX_CARPDEVS, MAX_VHIDS,
-    MAX_VIPS, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry,
+    ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, MAX_CARPDEVS,
+    MAX_MASTER_ADVERTS, MAX_VHIDS, MAX_VIPS, MasterAdvert, MasterAdvertKey, VHID_STATE_MASTER,
+    VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry,
 };
 
 #[btf_map(name = "carp_vhids")]
@@ -26,6 +27,16 @@ pub static COUNTERS: PerCpuArray<DataplaneCounters, 1> = PerCpuArray::new();
 
 #[btf_map(name = "carp_adverts")]
 pub static ADVERTS: RingBuf<AdvertEvent, { ADVERT_RING_BYTES as usize }> = RingBuf::new();
+
+/// Written by carpd only (see `fastpath`).
+#[btf_map(name = "carp_master_adverts")]
+pub static MASTER_ADVERTS: HashMap<MasterAdvertKey, MasterAdvert, { MAX_MASTER_ADVERTS as usize }> =
+    HashMap::new();
+
+/// Written by the program only: carpd never rewrites an arrival time.
+#[btf_map(name = "carp_master_seen")]
+pub static MASTER_SEEN: HashMap<MasterAdvertKey, u64, { MAX_MASTER_ADVERTS as usize }> =
+    HashMap::new();
 
 #[btf_map(name = "carp_guards")]
 pub static GUARDS: HashMap<u32, VhidKey, { MAX_VHIDS as usize }> = HashMap::new();

@@ -123,6 +123,7 @@ fn all_counters() -> Vec<(&'static str, Field)> {
         c!(egress_dropped_not_master),
         c!(arp_dropped_bad_source),
         c!(ns_dropped_invalid),
+        c!(advert_master_fastpath),
     ]
 }
 
@@ -1042,4 +1043,172 @@ fn egress_guard_fails_closed_for_unknown_interfaces_and_vhids() {
     dp.set_guard(IFINDEX, IFINDEX, VHID).unwrap();
     dp.remove_guard(IFINDEX).unwrap();
     assert_eq!(run_guard(&dp, &frame), TC_ACT_SHOT);
+}
+
+/// The IP source as [`AdvertEvent::src`] holds it.
+fn src4(addr: Ipv4Addr) -> [u8; 16] {
+    let mut src = [0u8; 16];
+    src[..4].copy_from_slice(&addr.octets());
+    src
+}
+
+/// Drains the ring; how many adverts it held.
+fn ring_len(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> usize {
+    let mut n = 0;
+    while ring.next().is_some() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn repeats_of_the_published_master_advert_take_the_fast_path() {
+    if !require_root("repeats_of_the_published_master_advert_take_the_fast_path") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    set_state(&mut dp, State::Backup);
+    let mut ring = dp.take_advert_ring().expect("ring buffer");
+    let master = CarpFields {
+        counter: 0x1122_3344_5566_7788,
+        hmac: [0x5a; 20],
+        ..CarpFields::advert(VHID)
+    };
+    let header = master.encode();
+    let repeat4 = advert_v4(PEER_MAC, PEER4, 255, &header);
+    let repeat6 = advert_v6(PEER_MAC, PEER6, 255, &header);
+
+    // Nothing published yet: the master's advert goes to carpd.
+    let (verdict, _) = run(&dp, &repeat4).unwrap();
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(ring_len(&mut ring), 1);
+    assert_eq!(dp.master_advert_seen(IFINDEX, VHID, 4), None);
+
+    dp.publish_master_advert(IFINDEX, VHID, 4, src4(PEER4), header)
+        .unwrap();
+    dp.publish_master_advert(IFINDEX, VHID, 6, PEER6.octets(), header)
+        .unwrap();
+    assert_eq!(
+        dp.master_advert(IFINDEX, VHID, 4).map(|m| (m.src, m.carp)),
+        Some((src4(PEER4), header))
+    );
+
+    // An identical advert: consumed, counted, its arrival recorded, the ring untouched.
+    for (family, frame) in [(4u8, &repeat4), (6u8, &repeat6)] {
+        let before = dp.counters().unwrap();
+        let t0 = monotonic_now().unwrap();
+        let (verdict, _) = run(&dp, frame).unwrap();
+        let t1 = monotonic_now().unwrap();
+        let after = dp.counters().unwrap();
+        assert_eq!(verdict, XDP_DROP, "IPv{family}");
+        assert_eq!(ring_len(&mut ring), 0, "IPv{family}: nothing reaches carpd");
+        assert_eq!(
+            after.advert_master_fastpath - before.advert_master_fastpath,
+            1
+        );
+        assert_eq!(after.advert_delivered, before.advert_delivered);
+        let seen = dp
+            .master_advert_seen(IFINDEX, VHID, family)
+            .expect("arrival recorded");
+        assert!(
+            t0 <= seen && seen <= t1,
+            "IPv{family}: {seen:?} not in [{t0:?}, {t1:?}]"
+        );
+    }
+
+    // Anything else still reaches carpd: one header byte different (a new counter, another
+    // HMAC, other timers: each with a valid checksum), another source, the other family's
+    // source, another vhid's pattern.
+    let mut one_byte = master;
+    one_byte.hmac[19] ^= 1;
+    let different = [
+        (
+            "another hmac",
+            advert_v4(PEER_MAC, PEER4, 255, &one_byte.encode()),
+        ),
+        (
+            "another counter",
+            advert_v4(
+                PEER_MAC,
+                PEER4,
+                255,
+                &CarpFields {
+                    counter: master.counter + 1,
+                    ..master
+                }
+                .encode(),
+            ),
+        ),
+        (
+            "another advskew",
+            advert_v4(
+                PEER_MAC,
+                PEER4,
+                255,
+                &CarpFields {
+                    advskew: 1,
+                    ..master
+                }
+                .encode(),
+            ),
+        ),
+        ("another source", advert_v4(PEER_MAC, OTHER4, 255, &header)),
+        (
+            "another IPv6 source",
+            advert_v6(PEER_MAC, CLIENT_LL, 255, &header),
+        ),
+    ];
+    for (what, frame) in &different {
+        let before = dp.counters().unwrap();
+        let (verdict, _) = run(&dp, frame).unwrap();
+        let after = dp.counters().unwrap();
+        assert_eq!(verdict, XDP_DROP, "{what}");
+        assert_eq!(ring_len(&mut ring), 1, "{what}: handed to carpd");
+        assert_eq!(
+            after.advert_delivered - before.advert_delivered,
+            1,
+            "{what}"
+        );
+        assert_eq!(
+            after.advert_master_fastpath, before.advert_master_fastpath,
+            "{what}"
+        );
+    }
+    // The checks before it still apply: a wrong TTL is dropped as such, not consumed.
+    let before = dp.counters().unwrap();
+    run(&dp, &advert_v4(PEER_MAC, PEER4, 64, &header)).unwrap();
+    let after = dp.counters().unwrap();
+    assert_eq!(after.advert_bad_ttl - before.advert_bad_ttl, 1);
+    assert_eq!(after.advert_master_fastpath, before.advert_master_fastpath);
+
+    // Only a BACKUP takes the fast path: a MASTER or INIT vhid sees the advert even while a
+    // pattern is (wrongly) left published.
+    for state in [State::Master, State::Init] {
+        set_state(&mut dp, state);
+        let before = dp.counters().unwrap();
+        run(&dp, &repeat4).unwrap();
+        let after = dp.counters().unwrap();
+        assert_eq!(ring_len(&mut ring), 1, "{state:?}: handed to carpd");
+        assert_eq!(
+            after.advert_master_fastpath, before.advert_master_fastpath,
+            "{state:?}"
+        );
+    }
+    set_state(&mut dp, State::Backup);
+
+    // Cleared (the vhid left BACKUP): the master's advert goes to carpd again, and no
+    // arrival time is left to postpone a timer.
+    dp.clear_master_advert(IFINDEX, VHID).unwrap();
+    assert_eq!(dp.master_advert_seen(IFINDEX, VHID, 4), None);
+    assert_eq!(dp.master_advert_seen(IFINDEX, VHID, 6), None);
+    let (verdict, _) = run(&dp, &repeat4).unwrap();
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(ring_len(&mut ring), 1);
+    assert_eq!(dp.master_advert_seen(IFINDEX, VHID, 4), None);
+
+    // Removing the vhid forgets its pattern too.
+    dp.publish_master_advert(IFINDEX, VHID, 4, src4(PEER4), header)
+        .unwrap();
+    dp.remove_vhid(IFINDEX, VHID).unwrap();
+    assert_eq!(dp.master_advert(IFINDEX, VHID, 4), None);
 }

@@ -58,6 +58,10 @@ struct Args {
     /// drivers native, or generic if the driver refuses native.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
+    /// Size in bytes of the ring buffer that hands received adverts to carpd (a power of two,
+    /// a multiple of the page size) [default: 262144]. For tests that need a small one.
+    #[arg(long, value_name = "BYTES", hide = true, value_parser = parse_ring_bytes)]
+    advert_ring_bytes: Option<u32>,
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     generate_completions: Option<clap_complete::Shell>,
@@ -77,6 +81,11 @@ enum XdpModeArg {
     Native,
     /// In the network stack: slower, works on every interface.
     Generic,
+}
+
+fn parse_ring_bytes(text: &str) -> Result<u32, String> {
+    let bytes: u32 = text.parse().map_err(|e| format!("{e}"))?;
+    carp_daemon::dataplane::check_ring_bytes(bytes).map_err(|e| e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -141,6 +150,7 @@ fn main() -> anyhow::Result<()> {
             XdpModeArg::Native => carp_daemon::dataplane::AttachMode::Native,
             XdpModeArg::Generic => carp_daemon::dataplane::AttachMode::Generic,
         },
+        advert_ring_bytes: args.advert_ring_bytes,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -258,6 +258,7 @@ fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
         (d.vmac_accepted,              "\t{n} frame{s} to a virtual MAC accepted as master"),
         (d.vmac_dropped_not_master,    "\t{n} frame{s} to a virtual MAC dropped (not master)"),
         (d.advert_delivered,           "\t{n} advertisement{s} handed to carpd"),
+        (d.advert_master_fastpath,     "\t{n} repeat{s} of the master's advertisement consumed in XDP"),
         (d.advert_passed_unknown_vhid, "\t{n} advertisement{s} for an unknown vhid passed on"),
         (d.advert_bad_length,          "\t\t{n} discarded because packet too short"),
         (d.advert_bad_version,         "\t\t{n} discarded packet{s} with a bad version"),
@@ -507,6 +508,7 @@ mod tests {
              \t0 frames to a virtual MAC accepted as master\n\
              \t0 frames to a virtual MAC dropped (not master)\n\
              \t10 advertisements handed to carpd\n\
+             \t0 repeats of the master's advertisement consumed in XDP\n\
              \t0 advertisements for an unknown vhid passed on\n\
              \t\t0 discarded because packet too short\n\
              \t\t0 discarded packets with a bad version\n\

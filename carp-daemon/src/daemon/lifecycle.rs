@@ -46,7 +46,8 @@ impl Daemon {
         crate::net::sysctl::restore_leftover(&settings.state_dir)?;
 
         let net = NetHandle::new().await?;
-        let mut dataplane = Dataplane::load_pinned(&settings.pin_dir)?;
+        let mut dataplane =
+            Dataplane::load_pinned_with_ring(&settings.pin_dir, opts.advert_ring_bytes)?;
         // A crashed run may have left interfaces holding virtual addresses. Silence its
         // dataplane entries first (they keep dropping ARP for those addresses), then remove
         // the interfaces, then forget the entries: at no point does anyone answer.
@@ -314,6 +315,11 @@ impl Daemon {
         // A new HMAC key only (OpenBSD carp_prepare_ad runs on every send): adverts signed
         // with it from the next one on, with the same counter.
         cif.auth = auth;
+        // New timers or passphrase: the followed master is judged anew by its next advert.
+        self.forget_master_advert(name);
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return Ok(());
+        };
         let (want_up, groups, state) = (cfg.up, cfg.groups.clone(), cfg.initial_state);
         cif.cfg = CarpInterface {
             up: old.up,

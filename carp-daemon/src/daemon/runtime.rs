@@ -37,6 +37,9 @@ pub struct DaemonOptions {
     /// `--metrics ADDR`: overrides the configuration's `metrics`.
     pub metrics: Option<std::net::SocketAddr>,
     pub xdp_mode: AttachMode,
+    /// `--advert-ring-bytes N`: the advert ring's size instead of the built-in one (tests
+    /// make it small); `None` keeps the default.
+    pub advert_ring_bytes: Option<u32>,
 }
 
 /// A carpdev at run time: its identity, link state and senders.
@@ -265,7 +268,45 @@ impl Daemon {
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
+            self.report_master_repeats(&name);
             self.drive(&name, fsm::Event::TimerExpired);
+        }
+    }
+
+    /// Before a BACKUP's timer fires: tells its state machine when the dataplane last
+    /// consumed a repeat of the followed master's advert, per family (see
+    /// [`fsm::Event::AdvertSeen`]); the machine re-arms from that time if it is newer than
+    /// what armed the timer.
+    fn report_master_repeats(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        if cif.fsm.state() != fsm::State::Backup {
+            return;
+        }
+        let (ifindex, vhid) = (cif.carpdev_ifindex, cif.cfg.vhid);
+        for (family, code) in [
+            (fsm::Family::V4, carp_common::maps::FAMILY_V4),
+            (fsm::Family::V6, carp_common::maps::FAMILY_V6),
+        ] {
+            if let Some(at) = self.dataplane.master_advert_seen(ifindex, vhid, code) {
+                self.drive(name, fsm::Event::AdvertSeen { family, at });
+            }
+        }
+    }
+
+    /// Stops the dataplane's fast path for a vhid's master: its adverts reach carpd again
+    /// until it follows one anew. Called whenever the verdict on the published advert could
+    /// change (state, timers, passphrase, demotion).
+    pub fn forget_master_advert(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        if let Err(err) = self
+            .dataplane
+            .clear_master_advert(cif.carpdev_ifindex, cif.cfg.vhid)
+        {
+            warn!(interface = %name, error = %err, "clearing the followed master advert");
         }
     }
 
@@ -297,7 +338,26 @@ impl Daemon {
                 } else {
                     fsm::Family::V4
                 };
+                let was_backup = cif.fsm.state() == fsm::State::Backup;
+                let (ifindex, vhid) = (cif.carpdev_ifindex, cif.cfg.vhid);
                 self.drive(&name, fsm::Event::advert(family, &header));
+                let follows = was_backup
+                    && self
+                        .ifs
+                        .get(&name)
+                        .is_some_and(|c| c.fsm.state() == fsm::State::Backup);
+                if follows {
+                    // The master this backup follows: its repeats need not wake carpd.
+                    if let Err(err) = self.dataplane.publish_master_advert(
+                        ifindex,
+                        vhid,
+                        event.family,
+                        event.src,
+                        event.carp,
+                    ) {
+                        warn!(interface = %name, error = %err, "publishing the followed master advert");
+                    }
+                }
             }
             Err(reject) => {
                 match reject {
@@ -462,6 +522,10 @@ impl Daemon {
             return;
         };
         let actions = cif.fsm.handle(now, event);
+        if matches!(event, fsm::Event::DemoteChanged(_)) {
+            // The followed advert may now mean a takeover: let carpd see the next one.
+            self.forget_master_advert(name);
+        }
         for action in actions {
             self.execute(name, now, action);
         }
@@ -496,6 +560,7 @@ impl Daemon {
             fsm::Action::Announce(kind) => self.announce(name, kind),
             fsm::Action::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
+                self.forget_master_advert(name);
                 self.set_dataplane(name, now, to);
                 if let Some(cif) = self.ifs.get(name) {
                     for hook in &self.settings.hooks {

@@ -19,6 +19,17 @@
 //!   IPv4 advert restarts only the IPv4 timer, so a backup whose IPv6 adverts stop arriving
 //!   takes over even while IPv4 ones still do.
 //!
+//! # Repeats of the master's advert seen by the dataplane
+//! A backup's daemon may not see every advert of the master it follows: the XDP program
+//! consumes repeats of the last one the daemon authenticated and records only when the last
+//! came. The daemon reports that time with [`Event::AdvertSeen`] before a master-down timer
+//! fires; the machine treats it exactly as receiving, at that time, the same advert it last
+//! restarted that family's timer for (kept in `followed`, forgotten on every state change).
+//! An arrival that would not push the timer later (it is not newer than what armed it) is
+//! ignored, so a stale report never postpones master-down. Since the machine judges the
+//! advert again, with its current demote and preempt, a report of a master that now loses
+//! the election makes this host take over, as the advert itself would.
+//!
 //! # Election (`carp_proto_input_c`)
 //! Intervals are compared as advertised, `advbase + advskew/256` without the 1/256 s floor
 //! (so 0/0 is shorter than 0/1), and the demote counts as sent.
@@ -249,6 +260,11 @@ pub enum Event {
     },
     /// [`Vhid::next_deadline`] has passed: runs every timer due by `now`.
     TimerExpired,
+    /// The dataplane consumed repeats of the master advert this BACKUP last restarted its
+    /// `family` master-down timer for, the last one at `at` (same clock as `now`; a time
+    /// after `now` counts as `now`). Handled as that advert received at `at`; ignored unless
+    /// BACKUP with such an advert, or when `at` would not move the timer later.
+    AdvertSeen { family: Family, at: Duration },
     /// The demote count this vhid advertises (the capped sum over its interface's groups)
     /// is now this. Recorded for the next advert and for comparisons; the daemon decides
     /// whether it goes out at once ([`Event::AdvertiseNow`]).
@@ -408,6 +424,9 @@ pub struct Vhid {
     advert_at: Option<Duration>,
     /// BACKUP: master-down deadline per family, indexed by [`Family::index`].
     master_down_at: [Option<Duration>; 2],
+    /// BACKUP: per family, the advert that last restarted the master-down timer (the master
+    /// followed), for [`Event::AdvertSeen`].
+    followed: [Option<Followed>; 2],
     /// MASTER: adverts still to send before the takeover announcement is repeated.
     delayed_announce: Option<u8>,
     send_errors: u32,
@@ -416,6 +435,14 @@ pub struct Vhid {
     healed_at: Option<Duration>,
     /// State of the jitter generator.
     jitter_state: u64,
+}
+
+/// The values of an advert a BACKUP restarted its timer for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Followed {
+    advbase: u8,
+    advskew: u8,
+    demote: u8,
 }
 
 impl Vhid {
@@ -431,6 +458,7 @@ impl Vhid {
             demote: 0,
             advert_at: None,
             master_down_at: [None, None],
+            followed: [None, None],
             delayed_announce: None,
             send_errors: 0,
             send_successes: 0,
@@ -531,6 +559,7 @@ impl Vhid {
                 demote,
             } => self.on_advert(now, family, advbase, advskew, demote, &mut out),
             Event::TimerExpired => self.on_timers(now, &mut out),
+            Event::AdvertSeen { family, at } => self.on_advert_seen(now, family, at, &mut out),
             Event::DemoteChanged(demote) => self.demote = demote,
             Event::AdvertiseNow => {
                 if self.state == State::Master {
@@ -618,26 +647,69 @@ impl Vhid {
                 };
                 self.become_backup(now, reason, reason == Reason::EqualMaster, out);
             }
-            State::Backup => {
-                // OpenBSD: sc_tv.tv_sec = advbase * 3, tv_usec still our advskew.
-                let too_slow_above = u64::from(self.params.advbase) * 3_000_000
-                    + advertised_us(0, self.params.advskew);
-                let reason = if self.preempt && ours < theirs && demote >= self.demote {
-                    Reason::Preempt
-                } else if demote > self.demote {
-                    Reason::MasterDemoted
-                } else if self.params.advbase != 0 && theirs > too_slow_above {
-                    if advbase == CARP_BOW_OUT && advskew == CARP_BOW_OUT {
-                        Reason::BowOut
-                    } else {
-                        Reason::MasterTooSlow
-                    }
-                } else {
+            State::Backup => match self.backup_verdict(advbase, advskew, demote) {
+                Some(reason) => self.become_master(now, reason, out),
+                None => {
                     self.master_down_at[family.index()] = Some(now + self.master_down_interval());
-                    return;
-                };
-                self.become_master(now, reason, out);
+                    self.followed[family.index()] = Some(Followed {
+                        advbase,
+                        advskew,
+                        demote,
+                    });
+                }
+            },
+        }
+    }
+
+    /// What a BACKUP does with a valid advert: take over (why), or `None` to follow it and
+    /// restart the master-down timer of its family.
+    fn backup_verdict(&self, advbase: u8, advskew: u8, demote: u8) -> Option<Reason> {
+        let ours = advertised_us(self.params.advbase, self.params.advskew);
+        let theirs = advertised_us(advbase, advskew);
+        // OpenBSD: sc_tv.tv_sec = advbase * 3, tv_usec still our advskew.
+        let too_slow_above =
+            u64::from(self.params.advbase) * 3_000_000 + advertised_us(0, self.params.advskew);
+        if self.preempt && ours < theirs && demote >= self.demote {
+            Some(Reason::Preempt)
+        } else if demote > self.demote {
+            Some(Reason::MasterDemoted)
+        } else if self.params.advbase != 0 && theirs > too_slow_above {
+            if advbase == CARP_BOW_OUT && advskew == CARP_BOW_OUT {
+                Some(Reason::BowOut)
+            } else {
+                Some(Reason::MasterTooSlow)
             }
+        } else {
+            None
+        }
+    }
+
+    /// Repeats of the followed advert, the last at `at`: that advert received at `at`. A
+    /// takeover it causes happens now (its advert and announcement go out now).
+    fn on_advert_seen(
+        &mut self,
+        now: Duration,
+        family: Family,
+        at: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        if self.state != State::Backup || !self.families.contains(family) {
+            return;
+        }
+        let (Some(seen), Some(armed)) = (
+            self.followed[family.index()],
+            self.master_down_at[family.index()],
+        ) else {
+            return;
+        };
+        let at = at.min(now);
+        let rearmed = at + self.master_down_interval();
+        if rearmed <= armed {
+            return; // not newer than what armed the timer
+        }
+        match self.backup_verdict(seen.advbase, seen.advskew, seen.demote) {
+            Some(reason) => self.become_master(now, reason, out),
+            None => self.master_down_at[family.index()] = Some(rearmed),
         }
     }
 
@@ -763,6 +835,8 @@ impl Vhid {
 
     fn transition(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
         if self.state != to {
+            // A master followed in BACKUP is judged anew after any change.
+            self.followed = [None, None];
             out.push(Action::StateChanged {
                 from: self.state,
                 to,
@@ -1533,5 +1607,126 @@ mod tests {
             "master down timer expired"
         );
         assert_eq!(State::Master.to_string(), "MASTER");
+    }
+
+    fn seen(family: Family, at: Duration) -> Event {
+        Event::AdvertSeen { family, at }
+    }
+
+    #[test]
+    fn advert_seen_rearms_from_its_arrival_time() {
+        // Master at advbase 1 followed from T0 + 1 s; its repeats are consumed by XDP.
+        let mut v = backup(1, 0, false);
+        assert!(v.handle(T0 + ms(1000), rx(1, 0, 0)).is_empty());
+        assert_eq!(v.next_deadline(), Some(T0 + ms(4000)));
+        // The timer fires at T0 + 4 s; the last repeat came at T0 + 3.9 s.
+        let fire = T0 + ms(4000);
+        assert!(v.handle(fire, seen(Family::V4, T0 + ms(3900))).is_empty());
+        assert_eq!(v.next_deadline(), Some(T0 + ms(6900)));
+        assert!(v.handle(fire, Event::TimerExpired).is_empty());
+        assert_eq!(v.state(), State::Backup);
+        // Equivalent to receiving that advert at that time.
+        let mut w = backup(1, 0, false);
+        w.handle(T0 + ms(1000), rx(1, 0, 0));
+        w.handle(T0 + ms(3900), rx(1, 0, 0));
+        assert_eq!(w.next_deadline(), v.next_deadline());
+    }
+
+    #[test]
+    fn advert_seen_before_the_timer_was_armed_changes_nothing() {
+        let mut v = backup(1, 0, false);
+        v.handle(T0 + ms(2000), rx(1, 0, 0));
+        let armed = v.next_deadline();
+        // The same report again, or an older one: no postponement.
+        assert!(
+            v.handle(T0 + ms(5000), seen(Family::V4, T0 + ms(2000)))
+                .is_empty()
+        );
+        assert!(
+            v.handle(T0 + ms(5000), seen(Family::V4, T0 + ms(1500)))
+                .is_empty()
+        );
+        assert_eq!(v.next_deadline(), armed);
+        // So the timer fires: the master is down.
+        let out = v.handle(T0 + ms(5000), Event::TimerExpired);
+        assert_eq!(
+            out[0],
+            changed(State::Backup, State::Master, Reason::MasterDownTimer)
+        );
+    }
+
+    #[test]
+    fn advert_seen_needs_a_followed_advert_of_that_family() {
+        // No advert received yet: nothing to repeat, the first timer stands.
+        let mut v = backup(1, 0, false);
+        let armed = v.next_deadline();
+        assert!(
+            v.handle(T0 + ms(3000), seen(Family::V4, T0 + ms(2900)))
+                .is_empty()
+        );
+        assert_eq!(v.next_deadline(), armed);
+        // An IPv4 advert followed says nothing about IPv6 (timers per family).
+        let mut v = vhid(1, 0, false);
+        v.handle(T0, Event::Up(Families::BOTH));
+        v.handle(T0 + ms(1000), rx(1, 0, 0));
+        v.handle(T0 + ms(3900), seen(Family::V6, T0 + ms(3800)));
+        assert_eq!(
+            v.master_down_at[Family::V6.index()],
+            Some(T0 + ms(3900) - ms(900))
+        );
+        v.handle(T0 + ms(3900), seen(Family::V4, T0 + ms(3800)));
+        assert_eq!(v.master_down_at[Family::V4.index()], Some(T0 + ms(6800)));
+    }
+
+    #[test]
+    fn advert_seen_is_forgotten_when_the_state_changes() {
+        let mut v = backup(1, 0, false);
+        v.handle(T0 + ms(1000), rx(1, 0, 0));
+        v.handle(T0 + ms(1500), Event::ForceState(ForcedState::Master));
+        v.handle(T0 + ms(1600), rx(0, 0, 0)); // a preferred master: back to BACKUP
+        assert_eq!(v.state(), State::Backup);
+        let armed = v.next_deadline();
+        // Repeats of the master followed before are not this master's.
+        assert!(
+            v.handle(T0 + ms(2000), seen(Family::V4, T0 + ms(1900)))
+                .is_empty()
+        );
+        assert_eq!(v.next_deadline(), armed);
+        // Nor does a MASTER or INIT vhid act on one.
+        let mut m = master(1, 0, false);
+        assert!(
+            m.handle(T0 + ms(500), seen(Family::V4, T0 + ms(400)))
+                .is_empty()
+        );
+        let mut i = vhid(1, 0, false);
+        assert!(i.handle(T0, seen(Family::V4, T0)).is_empty());
+        assert_eq!(i.next_deadline(), None);
+    }
+
+    #[test]
+    fn advert_seen_is_judged_with_the_current_demote() {
+        // Followed while we were more demoted than the master; our demotion is lifted: the
+        // master's repeat now shows a master more demoted than us, as the advert would.
+        let mut v = backup(1, 0, false);
+        v.handle(T0, Event::DemoteChanged(2));
+        v.handle(T0 + ms(1000), rx(1, 0, 1));
+        v.handle(T0 + ms(1500), Event::DemoteChanged(0));
+        let out = v.handle(T0 + ms(2000), seen(Family::V4, T0 + ms(1900)));
+        assert_eq!(
+            out[0],
+            changed(State::Backup, State::Master, Reason::MasterDemoted)
+        );
+        assert_eq!(out[1], advert(1, 0, 0));
+    }
+
+    #[test]
+    fn advert_seen_from_the_future_counts_as_now() {
+        let mut v = backup(1, 0, false);
+        v.handle(T0 + ms(1000), rx(1, 0, 0));
+        v.handle(T0 + ms(2000), seen(Family::V4, T0 + ms(9000)));
+        assert_eq!(
+            v.next_deadline(),
+            Some(T0 + ms(2000) + v.master_down_interval())
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! What a daemon costs: scheduler runtime (se.sum_exec_runtime in /proc/PID/task/*/sched,
-//! every thread and every process of the instance), context switches (wakeups), resident
-//! memory, and CPU per advertisement sent, for master and backup, by number of vhids.
+//! every thread and every process of the instance), context switches, wakeups (the voluntary
+//! ones: a backup's carpd should wake about once per master-down interval, its master's
+//! repeats being taken by the XDP fast path), resident memory, and CPU per advertisement
+//! sent, for master and backup, by number of vhids.
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -18,8 +20,10 @@ pub struct Usage {
     /// 10 ms ticks): sending an advert on a veth runs the switch's and the receivers' work
     /// in the sender's context, so the kernel share is most of it for every tool.
     pub kernel_share: f64,
-    /// Context switches per second (voluntary ones are wakeups from sleep).
+    /// Context switches per second.
     pub switches_per_s: f64,
+    /// Voluntary context switches per second: wakeups from sleep.
+    pub wakeups_per_s: f64,
     pub rss_kib: u64,
     /// CPU seconds per advertisement the master sent (0 for the backup's row).
     pub cpu_per_advert: f64,
@@ -61,6 +65,7 @@ pub fn measure(ctx: &Ctx, setting: Setting, vhids: u8, window: Duration) -> Resu
                 f64::NAN
             },
             switches_per_s: (after[i].switches - before[i].switches) as f64 / elapsed,
+            wakeups_per_s: (after[i].wakeups - before[i].wakeups) as f64 / elapsed,
             rss_kib: after[i].rss_kib,
             cpu_per_advert: if i == 0 && adverts > 0.0 {
                 cpu_s / adverts
@@ -82,6 +87,7 @@ pub fn measure(ctx: &Ctx, setting: Setting, vhids: u8, window: Duration) -> Resu
 struct Sample {
     runtime: f64,
     switches: u64,
+    wakeups: u64,
     rss_kib: u64,
     /// User and system time in clock ticks.
     utime: u64,
@@ -95,6 +101,7 @@ fn sample(pids: &[u32]) -> Sample {
             if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{task}/sched")) {
                 s.runtime += field(&text, "se.sum_exec_runtime").unwrap_or(0.0) / 1e3;
                 s.switches += field(&text, "nr_switches").unwrap_or(0.0) as u64;
+                s.wakeups += field(&text, "nr_voluntary_switches").unwrap_or(0.0) as u64;
             }
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{task}/stat")) {
                 let (u, k) = stat_times(&stat);

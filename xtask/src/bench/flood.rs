@@ -3,6 +3,12 @@
 //! port): a CARP advert for vhid 1 with a wrong HMAC, the same with TTL 64 (adverts must
 //! arrive with 255), and 36 bytes of garbage. During the flood: state changes, each
 //! daemon's CPU, and whether the master's adverts still leave on time.
+//!
+//! Then carpd alone under a flood of adverts with a valid checksum (and a wrong HMAC) into
+//! an advert ring of one page ([`SMALL_RING_BYTES`], set with carpd's `--advert-ring-bytes`):
+//! the ring is full all the time, and the backup keeps its master only because the XDP fast
+//! path takes the master's repeats before the ring. State changes, and how many of the
+//! master's adverts the backup's dataplane took on the fast path meanwhile.
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -11,7 +17,7 @@ use carp_tests::frames::{self, CarpFields};
 use super::analysis::{self, Jitter};
 use super::cost::cpu_seconds;
 use super::rawsock::{self, RawSocket};
-use super::tools::{Setting, VIP};
+use super::tools::{Binaries, Daemon, Role, Setting, VIP};
 use super::{Ctx, PROBE_IP, PROBE_MAC, Pair, unix_now};
 
 #[derive(Debug, Clone)]
@@ -73,5 +79,103 @@ pub fn measure(ctx: &Ctx, setting: Setting, duration: Duration) -> Result<FloodR
         master_cpu: (cpu_after[0] - cpu_before[0]) / elapsed,
         backup_cpu: (cpu_after[1] - cpu_before[1]) / elapsed,
         jitter,
+    })
+}
+
+/// carpd's advert ring for the valid-checksum flood: one page instead of 256 KiB.
+pub const SMALL_RING_BYTES: u32 = 4096;
+
+#[derive(Debug, Clone)]
+pub struct RingFloodResult {
+    pub setting: Setting,
+    pub sent_per_s: f64,
+    pub state_changes: usize,
+    /// Adverts the master sent during the flood, and how many of them the backup's dataplane
+    /// took on the fast path.
+    pub master_sent: u64,
+    pub backup_fastpath: u64,
+    /// Adverts the backup's dataplane dropped at "ring full" during the flood.
+    pub backup_ring_full: u64,
+    pub backup_cpu: f64,
+}
+
+/// Adverts for vhid 1 with a valid checksum and a wrong HMAC, advertising the best priority
+/// (and a demoted master), from the client and forged from the master's own address: each
+/// passes every check XDP can make, so without the fast path each would take a ring slot.
+pub fn valid_checksum_frames(master_ip: std::net::Ipv4Addr) -> Vec<Vec<u8>> {
+    let best = CarpFields {
+        advbase: 0,
+        advskew: 0,
+        ..CarpFields::advert(1)
+    };
+    let demoted = CarpFields {
+        demote: 255,
+        ..best
+    };
+    vec![
+        frames::advert_v4(PROBE_MAC, PROBE_IP, 255, &best.encode()),
+        frames::advert_v4(PROBE_MAC, master_ip, 255, &demoted.encode()),
+    ]
+}
+
+/// carpd's counters from `carpctl --json stats`: adverts sent, fast-path takes, ring-full
+/// drops.
+fn carpd_counts(ctx: &Ctx, d: &Daemon) -> Result<(u64, u64, u64)> {
+    let json: serde_json::Value =
+        serde_json::from_str(&d.carpctl(&ctx.lab, &["--json", "stats"])?)?;
+    let n = |section: &str, name: &str| json[section][name].as_u64().unwrap_or(0);
+    Ok((
+        n("carp", "carps_opackets") + n("carp", "carps_opackets6"),
+        n("dataplane", "advert_master_fastpath"),
+        n("dataplane", "advert_ring_full"),
+    ))
+}
+
+/// The valid-checksum flood into a small ring (carpd only).
+pub fn measure_small_ring(
+    ctx: &Ctx,
+    setting: Setting,
+    duration: Duration,
+) -> Result<RingFloodResult> {
+    let bins = Binaries {
+        carpd_args: vec![
+            "--advert-ring-bytes".to_owned(),
+            SMALL_RING_BYTES.to_string(),
+        ],
+        ..ctx.bins.clone()
+    };
+    let pair = Pair {
+        routers: [
+            Daemon::start(&ctx.lab, 0, setting, Role::Master, 1, &bins)?,
+            Daemon::start(&ctx.lab, 1, setting, Role::Backup, 1, &bins)?,
+        ],
+        retired_changes: 0,
+    };
+    let period = setting.master_down() + 2 * setting.advert_interval();
+    let m = pair.wait_stable(ctx, |_| period)?;
+    let (master, backup) = (&pair.routers[m], &pair.routers[1 - m]);
+    let changes_before = pair.state_changes();
+    let socket = RawSocket::open(ctx.lab.client())?;
+    let frames = valid_checksum_frames(ctx.lab.host(m).addr4());
+    let before = (carpd_counts(ctx, master)?, carpd_counts(ctx, backup)?);
+    let cpu_before = cpu_seconds(&backup.pids());
+    let started = Instant::now();
+    let sent = rawsock::flood(&socket, &frames, duration, ctx.interrupted())?;
+    let elapsed = started.elapsed().as_secs_f64();
+    ctx.check()?;
+    let cpu_after = cpu_seconds(&backup.pids());
+    // A master-down interval after the flood, for a late takeover to show.
+    ctx.sleep(setting.master_down())?;
+    let after = (carpd_counts(ctx, master)?, carpd_counts(ctx, backup)?);
+    let state_changes = pair.state_changes() - changes_before;
+    pair.stop(ctx)?;
+    Ok(RingFloodResult {
+        setting,
+        sent_per_s: sent as f64 / elapsed,
+        state_changes,
+        master_sent: after.0.0 - before.0.0,
+        backup_fastpath: after.1.1 - before.1.1,
+        backup_ring_full: after.1.2 - before.1.2,
+        backup_cpu: (cpu_after - cpu_before) / elapsed,
     })
 }

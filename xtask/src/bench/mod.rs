@@ -370,6 +370,34 @@ fn run_floods(
         );
         results.flood.push(f);
     }
+    // carpd alone: the valid-checksum flood into a small ring, at default timers (advbase 1)
+    // and at its fastest.
+    let mut carpds = [Setting::carpd_default()]
+        .into_iter()
+        .chain(fastests.iter().copied())
+        .filter(|s| s.tool() == Tool::Carpd && plan.tools.contains(&Tool::Carpd))
+        .collect::<Vec<_>>();
+    carpds.dedup();
+    for setting in carpds {
+        ctx.check()?;
+        let what = format!("small-ring flood {}", setting.label());
+        let Some(f) = ctx.attempt(&what, &mut results.errors, || {
+            flood::measure_small_ring(ctx, setting, plan.flood)
+        })?
+        else {
+            continue;
+        };
+        println!(
+            "  {:<55} {:>9.0} frames/s into a {} B ring: {} state changes, {} of the master's {} adverts on the backup's fast path",
+            setting.label(),
+            f.sent_per_s,
+            flood::SMALL_RING_BYTES,
+            f.state_changes,
+            f.backup_fastpath,
+            f.master_sent
+        );
+        results.ring_flood.push(f);
+    }
 
     Ok(())
 }
@@ -436,6 +464,7 @@ fn build(release: bool) -> Result<Binaries> {
     Ok(Binaries {
         carpd: dir.join("carpd"),
         carpctl: dir.join("carpctl"),
+        carpd_args: Vec::new(),
     })
 }
 

@@ -10,7 +10,7 @@ use super::analysis::{Summary, summarize};
 use super::cost::CostResult;
 use super::dataplane::RateResult;
 use super::failover::{Fault, RunFigures, Series};
-use super::flood::FloodResult;
+use super::flood::{FloodResult, RingFloodResult, SMALL_RING_BYTES};
 use super::plot;
 use super::soak::SoakResult;
 use super::tools::{Setting, Tool};
@@ -25,6 +25,8 @@ pub struct Results {
     pub soak: Option<SoakResult>,
     pub rate: Option<RateResult>,
     pub flood: Vec<FloodResult>,
+    /// carpd under the valid-checksum flood into a small advert ring.
+    pub ring_flood: Vec<RingFloodResult>,
     pub cost: Vec<CostResult>,
     /// Parts that failed, with the first line of their error.
     pub errors: Vec<String>,
@@ -41,6 +43,7 @@ impl Results {
             soak: None,
             rate: None,
             flood: Vec::new(),
+            ring_flood: Vec::new(),
             cost: Vec::new(),
             errors: Vec::new(),
             elapsed: Duration::ZERO,
@@ -161,6 +164,7 @@ fn markdown(r: &Results) -> String {
     soak_section(&mut md, r);
     rate_section(&mut md, r);
     flood_section(&mut md, r);
+    ring_flood_section(&mut md, r);
     cost_section(&mut md, r);
     md
 }
@@ -466,6 +470,47 @@ fn flood_section(md: &mut String, r: &Results) {
     md.push('\n');
 }
 
+fn ring_flood_section(md: &mut String, r: &Results) {
+    if r.ring_flood.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### carpd: a valid-checksum flood into a small advert ring
+"
+    );
+    let _ = writeln!(
+        md,
+        "Adverts for vhid 1 with a valid checksum and a wrong HMAC (the best priority, and a \
+         demoted master forged from the master's own address) from the client at the \
+         generator's maximum rate, for {}, with carpd's advert ring at {SMALL_RING_BYTES} bytes \
+         (`--advert-ring-bytes`; 256 KiB by default), so that it is full all the time. The \
+         backup keeps its master because its dataplane takes the master's repeats before the \
+         ring (the fast path: `advert_master_fastpath`); every other advert competes for a \
+         ring slot (`advert_ring_full` counts the losers).\n",
+        crate::human(r.plan.flood)
+    );
+    let _ = writeln!(
+        md,
+        "| carpd (timers) | flood frames /s | state changes | master's adverts | taken by the backup's fast path | backup ring-full drops | backup CPU |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for f in &r.ring_flood {
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} | {} | {} | {} | {:.1} % |",
+            f.setting.label(),
+            f.sent_per_s,
+            f.state_changes,
+            f.master_sent,
+            f.backup_fastpath,
+            f.backup_ring_full,
+            f.backup_cpu * 100.0
+        );
+    }
+    md.push('\n');
+}
+
 fn ratio(peer: f64, carpd: f64) -> String {
     if carpd > 0.0 {
         format!("{:.1}×", peer / carpd)
@@ -483,7 +528,10 @@ fn cost_section(md: &mut String, r: &Results) {
         md,
         "Over {} per row: scheduler runtime (se.sum_exec_runtime of every thread, from \
          /proc/PID/task/*/sched) as a share of one core and per advertisement sent, context \
-         switches per second (wakeups), resident memory (VmRSS, all processes of the \
+         switches per second, the backup's wakeups (voluntary context switches) per second \
+         and per master-down interval (a carpd backup's XDP program takes its master's \
+         repeated adverts, so its carpd wakes about once per master-down interval, not once \
+         per advert), resident memory (VmRSS, all processes of the \
          instance: ucarp runs one process per vhid, keepalived a parent and a VRRP child). \
          The kernel share (utime/stime, 10 ms ticks, \"–\" when under a tick) matters: on a \
          veth, sending one advert runs the switch's and the receivers' work in the \
@@ -492,13 +540,13 @@ fn cost_section(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "| tool (timers) | vhids | adverts /s | master CPU | of it in the kernel | µs CPU / advert | master switches /s | master RSS (MiB) | backup CPU | backup switches /s | backup RSS (MiB) |"
+        "| tool (timers) | vhids | adverts /s | master CPU | of it in the kernel | µs CPU / advert | master switches /s | master RSS (MiB) | backup CPU | backup switches /s | backup wakeups /s (per master-down) | backup RSS (MiB) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for c in &r.cost {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {:.3} % | {} | {:.1} | {:.1} | {:.1} | {:.3} % | {:.1} | {:.1} |",
+            "| {} | {} | {:.1} | {:.3} % | {} | {:.1} | {:.1} | {:.1} | {:.3} % | {:.1} | {:.1} ({:.2}) | {:.1} |",
             c.setting.label(),
             c.vhids,
             c.adverts_per_s,
@@ -513,6 +561,8 @@ fn cost_section(md: &mut String, r: &Results) {
             c.master.rss_kib as f64 / 1024.0,
             c.backup.cpu * 100.0,
             c.backup.switches_per_s,
+            c.backup.wakeups_per_s,
+            c.backup.wakeups_per_s * c.setting.master_down().as_secs_f64(),
             c.backup.rss_kib as f64 / 1024.0
         );
     }

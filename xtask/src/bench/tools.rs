@@ -204,6 +204,9 @@ pub enum State {
 pub struct Binaries {
     pub carpd: PathBuf,
     pub carpctl: PathBuf,
+    /// Extra arguments for every carpd started with these binaries (e.g. a small advert
+    /// ring for the flood into it).
+    pub carpd_args: Vec<String>,
 }
 
 /// One running tool instance on one host (for ucarp with several vhids: one process each).
@@ -569,13 +572,15 @@ fn start_carpd(
     // (LabSpec::napi_peers), as native XDP_TX on a veth needs; on the plain lab (--plain-lab)
     // the default mode, as users run it.
     let xdp_mode = if lab.napi_peers() { "native" } else { "auto" };
-    spawn_carpd(
+    let extra: Vec<&str> = bins.carpd_args.iter().map(String::as_str).collect();
+    spawn_carpd_with(
         host,
         &bins.carpd,
         &file,
         dir,
         &lab.pin_dir(host.name()),
         xdp_mode,
+        &extra,
     )
 }
 
@@ -589,7 +594,20 @@ pub fn spawn_carpd(
     pin_dir: &Path,
     xdp_mode: &str,
 ) -> Result<LabProcess> {
-    Ok(host.spawn([
+    spawn_carpd_with(host, carpd, config, state_dir, pin_dir, xdp_mode, &[])
+}
+
+/// [`spawn_carpd`] with extra arguments.
+pub fn spawn_carpd_with(
+    host: &Host,
+    carpd: &Path,
+    config: &Path,
+    state_dir: &Path,
+    pin_dir: &Path,
+    xdp_mode: &str,
+    extra: &[&str],
+) -> Result<LabProcess> {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         carpd.as_os_str(),
         "--config".as_ref(),
         config.as_os_str(),
@@ -599,7 +617,9 @@ pub fn spawn_carpd(
         pin_dir.as_os_str(),
         "--xdp-mode".as_ref(),
         xdp_mode.as_ref(),
-    ])?)
+    ];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+    Ok(host.spawn(args)?)
 }
 
 fn start_ucarp(
