@@ -79,6 +79,7 @@ fn check(payload: &[u8], ttl: u8) {
             drive_fsm(&h);
         }
         Err(e) => {
+            let e = Reject::from(e);
             assert!(matches!(e, Reject::TooShort | Reject::BadChecksum));
             assert_eq!(delivered, Err(e));
             if ttl == 255 {

@@ -19,7 +19,7 @@
 //! random counter per vhid forever, ucarp a new one per advert (random until it hears a peer,
 //! then counting up from the peer's), so only equality with our own is meaningful.
 use super::hmac::CarpAuth;
-use super::packet::CarpHeader;
+use super::packet::{CarpHeader, DecodeError};
 use carp_common::wire::{CARP_TTL, CARP_VERSION};
 
 /// Why a received advertisement was dropped. One variant per counter, in the order the checks
@@ -84,6 +84,15 @@ impl Reject {
             Reject::BadVersion => "badver",
             Reject::BadAuth => "badauth",
             Reject::Loop => "loop",
+        }
+    }
+}
+
+impl From<DecodeError> for Reject {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::TooShort => Reject::TooShort,
+            DecodeError::BadChecksum => Reject::BadChecksum,
         }
     }
 }

@@ -27,7 +27,7 @@
 //! [`fsm::Event::TimerExpired`].
 //!
 //! # Files
-//! - [`packet`]: the 36-byte header, its checksum, [`interval`].
+//! - [`packet`]: the 36-byte header, its checksum, [`DecodeError`], [`interval`].
 //! - [`input`]: the receive checks and [`Reject`].
 //! - [`hmac`]: key and message of the HMAC-SHA1, [`CarpAuth`].
 //! - [`fsm`]: the election.
@@ -44,4 +44,4 @@ pub use fsm::{
 };
 pub use hmac::{AuthError, CarpAuth, Passphrase, hashed_lladdr};
 pub use input::{LocalVhid, Reject, check_advert, verify_delivered};
-pub use packet::{CarpHeader, interval};
+pub use packet::{CarpHeader, DecodeError, interval};

@@ -29,7 +29,17 @@ use carp_common::wire::{
     CARP_AUTHLEN, CARP_HEADER_LEN, CARP_HMAC_LEN, CARP_TYPE_ADVERTISEMENT, CARP_VERSION,
 };
 
-use super::input::Reject;
+/// Why 36 bytes are not a CARP header. The receive path counts each as its
+/// [`Reject`](super::Reject) (`carps_badlen`, `carps_badsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer than 36 bytes.
+    #[error("packet shorter than the CARP header")]
+    TooShort,
+    /// The Internet checksum over the 36 header bytes is wrong.
+    #[error("bad checksum")]
+    BadChecksum,
+}
 
 /// A CARP header as it is on the wire, fields unvalidated beyond length and checksum.
 ///
@@ -98,15 +108,15 @@ impl CarpHeader {
 
     /// Parses the header at the start of an IP payload.
     ///
-    /// Rejects, in OpenBSD's order: [`Reject::TooShort`] below 36 bytes,
-    /// [`Reject::BadChecksum`] when the 36 header bytes do not sum to zero. Trailing bytes
+    /// Fails, in OpenBSD's order: [`DecodeError::TooShort`] below 36 bytes,
+    /// [`DecodeError::BadChecksum`] when the 36 header bytes do not sum to zero. Trailing bytes
     /// are ignored, as OpenBSD ignores them.
-    pub fn decode(payload: &[u8]) -> Result<Self, Reject> {
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         let Some(b) = payload.first_chunk::<CARP_HEADER_LEN>() else {
-            return Err(Reject::TooShort);
+            return Err(DecodeError::TooShort);
         };
         if internet_checksum(b) != 0 {
-            return Err(Reject::BadChecksum);
+            return Err(DecodeError::BadChecksum);
         }
         let (counter, hmac) = b[8..].split_at(8);
         let mut counter_bytes = [0u8; 8];
@@ -222,7 +232,7 @@ mod tests {
         for len in 0..CARP_HEADER_LEN {
             assert_eq!(
                 CarpHeader::decode(&b[..len]),
-                Err(Reject::TooShort),
+                Err(DecodeError::TooShort),
                 "len {len}"
             );
         }
@@ -232,7 +242,7 @@ mod tests {
     fn decode_checks_the_checksum() {
         let mut b = sample().encode();
         b[20] ^= 0x01;
-        assert_eq!(CarpHeader::decode(&b), Err(Reject::BadChecksum));
+        assert_eq!(CarpHeader::decode(&b), Err(DecodeError::BadChecksum));
     }
 
     #[test]
@@ -318,7 +328,7 @@ mod tests {
         fn single_bit_flips_are_caught(h in any_header(), bit in 0usize..(36 * 8)) {
             let mut b = h.encode();
             b[bit / 8] ^= 1 << (bit % 8);
-            prop_assert_eq!(CarpHeader::decode(&b), Err(Reject::BadChecksum));
+            prop_assert_eq!(CarpHeader::decode(&b), Err(DecodeError::BadChecksum));
         }
     }
 }
