@@ -39,6 +39,30 @@ pub enum Error {
         source_name: &'static str,
         reason: String,
     },
-    #[error("{0}")]
-    Other(String),
+    /// The carpdev has no Ethernet address (loopback, a tunnel): no frames to carry a virtual
+    /// MAC, no macvlan on top.
+    #[error(
+        "carpdev {name} of {interface} has no Ethernet address; a carp interface needs an \
+         Ethernet carpdev"
+    )]
+    CarpdevNotEthernet { name: String, interface: String },
+    #[error("{name}: no such interface")]
+    NoInterface { name: String },
+    /// New settings of an interface were refused, and building it again with the old ones
+    /// failed too: the interface is gone.
+    #[error("{refused}; restoring the old interface failed too: {restore}")]
+    RestoreFailed {
+        refused: Box<Error>,
+        restore: Box<Error>,
+    },
+    /// `boot_demote` could not be applied to the group `carp`.
+    #[error("boot demotion of group carp: {0}")]
+    BootDemote(#[source] crate::groups::GroupError),
+    /// The control socket for carpctl could not be set up.
+    #[error(transparent)]
+    ControlSocket(#[from] crate::control::server::ServerError),
+    /// The dataplane handed its advert ring buffer out before (it has one reader, carpd's
+    /// main loop).
+    #[error("advert ring buffer already taken")]
+    AdvertRingTaken,
 }

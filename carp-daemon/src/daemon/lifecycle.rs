@@ -7,7 +7,7 @@ use carp_common::maps::{VIP_FLAG_ROUTER, VipEntry};
 use tracing::{debug, info, warn};
 
 use super::carpif::CarpIf;
-use super::runtime::{Carpdev, Daemon, DaemonOptions, ipv6_forwarding};
+use super::{Carpdev, Daemon, DaemonOptions, ipv6_forwarding, now};
 use crate::Error;
 use crate::config::{self, CarpInterface, Config};
 use crate::dataplane::{Dataplane, VhidDataplaneState};
@@ -88,7 +88,7 @@ impl Daemon {
             daemon
                 .groups
                 .user_adjust(crate::groups::CARP_GROUP, by)
-                .map_err(|e| Error::Other(e.to_string()))?;
+                .map_err(Error::BootDemote)?;
             info!(demote = by, "boot demotion of group carp");
         }
         for cfg in config.interfaces {
@@ -128,10 +128,10 @@ impl Daemon {
             })?;
         if link.mac == [0; 6] {
             // Loopback, tunnels...: no frames to carry a virtual MAC, no macvlan on top.
-            return Err(Error::Other(format!(
-                "carpdev {name} of {for_interface} has no Ethernet address; a carp interface \
-                 needs an Ethernet carpdev"
-            )));
+            return Err(Error::CarpdevNotEthernet {
+                name: name.to_owned(),
+                interface: for_interface.to_owned(),
+            });
         }
         self.dataplane.set_carpdev(link.ifindex, link.mac)?;
         let adopted = self.dataplane.attach(name, self.opts.xdp_mode)?;
@@ -309,8 +309,7 @@ impl Daemon {
         let auth = super::carpif::auth_for(&cfg)?;
         let old = cif.cfg.clone();
         if (cfg.advbase, cfg.advskew) != (old.advbase, old.advskew) {
-            cif.fsm
-                .set_timing(super::runtime::now(), cfg.advbase, cfg.advskew)?;
+            cif.fsm.set_timing(now(), cfg.advbase, cfg.advskew)?;
         }
         // A new HMAC key only (OpenBSD carp_prepare_ad runs on every send): adverts signed
         // with it from the next one on, with the same counter.
@@ -347,7 +346,9 @@ impl Daemon {
         cfg: CarpInterface,
     ) -> Result<(), Error> {
         let Some(old) = self.ifs.get(name).map(|c| c.cfg.clone()) else {
-            return Err(Error::Other(format!("{name}: no such interface")));
+            return Err(Error::NoInterface {
+                name: name.to_owned(),
+            });
         };
         CarpIf::new(cfg.clone(), 0, self.settings.preempt)?;
         // `state` is applied once: a rebuilt interface keeps what is still pending, unless
@@ -380,9 +381,10 @@ impl Daemon {
                 self.bring_up(name);
                 Err(err)
             }
-            Err(restore) => Err(Error::Other(format!(
-                "{err}; restoring the old interface failed too: {restore}"
-            ))),
+            Err(restore) => Err(Error::RestoreFailed {
+                refused: Box::new(err),
+                restore: Box::new(restore),
+            }),
         }
     }
 

@@ -11,13 +11,79 @@
 //! One task, no locks: every event is handled to completion before the next, so the maps,
 //! the interfaces and the state machines never disagree. Nothing here blocks: sends are
 //! non-blocking, netlink calls are awaited between events.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::DaemonSettings;
+use crate::dataplane::{AttachMode, Dataplane, monotonic_now};
+use crate::groups::Groups;
+use crate::net::NetHandle;
+use crate::send::{advert::AdvertSender, announce::Announcer};
+use carpif::CarpIf;
+
 mod carpif;
-mod control;
+mod drive;
 mod event_source;
 mod lifecycle;
 mod pinlock;
+mod requests;
 mod runtime;
 mod watch;
 
 pub use lifecycle::load_config;
-pub use runtime::{DaemonOptions, run};
+pub use runtime::run;
+
+/// What the command line says; the configuration files say the rest.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub config_paths: Vec<PathBuf>,
+    /// Overrides the configuration's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// Overrides the configuration's pin directory.
+    pub pin_dir: Option<PathBuf>,
+    /// `--preempt` (OR-ed with the configuration's `preempt`).
+    pub preempt: bool,
+    /// `--boot-demote N`: overrides the configuration's `boot_demote`.
+    pub boot_demote: Option<u8>,
+    /// `--metrics ADDR`: overrides the configuration's `metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub xdp_mode: AttachMode,
+    /// `--advert-ring-bytes N`: the advert ring's size instead of the built-in one (tests
+    /// make it small); `None` keeps the default.
+    pub advert_ring_bytes: Option<u32>,
+}
+
+/// A carpdev at run time: its identity, link state and senders.
+struct Carpdev {
+    pub name: String,
+    pub ifindex: u32,
+    pub carrier: bool,
+    pub adverts: AdvertSender,
+    pub announcer: Announcer,
+    /// The solicited-node groups of the virtual IPv6 addresses, joined on the carpdev so
+    /// that neighbour solicitations for them pass the NIC's filter and reach XDP.
+    pub groups6: crate::net::SolicitedNodeGroups,
+}
+
+struct Daemon {
+    pub opts: DaemonOptions,
+    pub settings: DaemonSettings,
+    pub net: NetHandle,
+    pub dataplane: Dataplane,
+    pub carpdevs: BTreeMap<String, Carpdev>,
+    pub ifs: BTreeMap<String, CarpIf>,
+    pub groups: Groups,
+}
+
+/// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.
+fn now() -> Duration {
+    monotonic_now().expect("CLOCK_MONOTONIC is always readable")
+}
+
+/// Whether this host forwards IPv6 (then NAs carry the router flag, as OpenBSD's do).
+fn ipv6_forwarding() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false)
+}

@@ -9,7 +9,7 @@ use crate::control::protocol::{
 use crate::groups::Groups;
 use crate::proto::fsm;
 
-use super::runtime::Daemon;
+use super::Daemon;
 
 impl Daemon {
     pub async fn on_control(&mut self, request: Request) -> Response {

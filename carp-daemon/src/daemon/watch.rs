@@ -1,4 +1,5 @@
-//! Changes made behind carpd's back: a carp interface deleted (`ip link del carp0`) or set
+//! Link and address events: a carpdev's carrier going and coming (OpenBSD
+//! `carp_carpdev_state`), and changes made behind carpd's back: a carp interface deleted (`ip link del carp0`) or set
 //! down, a virtual address removed by hand, the carpdev deleted and created again.
 //!
 //! In each case the vhid goes INIT at once, so the dataplane stops answering for addresses
@@ -15,9 +16,9 @@
 //! says, addresses it added are expected.
 use std::net::IpAddr;
 
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use super::runtime::Daemon;
+use super::Daemon;
 use crate::Error;
 use crate::net::{LinkEvent, NetEvent};
 use crate::proto::fsm;
@@ -42,6 +43,35 @@ impl Daemon {
                 if let Some(name) = self.carp_interface_with_ifindex(ifindex) {
                     self.check_carp_interface(&name).await;
                 }
+            }
+        }
+    }
+
+    /// Carrier of an interface changed; only carpdevs matter.
+    pub fn on_link(&mut self, ifindex: u32, carrier: bool) {
+        let Some(dev) = self.carpdevs.values_mut().find(|d| d.ifindex == ifindex) else {
+            return;
+        };
+        if dev.carrier == carrier {
+            return;
+        }
+        dev.carrier = carrier;
+        let devname = dev.name.clone();
+        info!(carpdev = %devname, carrier, "carpdev link {}", if carrier { "up" } else { "down" });
+        let members: Vec<String> = self
+            .ifs
+            .iter()
+            .filter(|(_, c)| c.cfg.carpdev == devname)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in members {
+            // OpenBSD carp_carpdev_state: link loss demotes the interface's groups by 1
+            // (undone on return) and puts its vhids in INIT.
+            self.adjust_own_demote(&name, if carrier { -1 } else { 1 });
+            if carrier {
+                self.bring_up(&name);
+            } else {
+                self.drive(&name, fsm::Event::LinkDown);
             }
         }
     }

@@ -1,0 +1,305 @@
+//! Driving the state machines: feeding an event to a vhid's machine and carrying out the
+//! actions it returns (adverts out, gratuitous ARP/NA, the dataplane's view of the vhid,
+//! hooks), and the inputs every part of carpd shares: starting the election, forced
+//! states, group membership and demotion.
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{Daemon, ipv6_forwarding, now};
+use crate::dataplane::{VhidDataplaneState, master_hold, monotonic_now};
+use crate::proto::fsm;
+
+impl Daemon {
+    /// Stops the dataplane's fast path for a vhid's master: its adverts reach carpd again
+    /// until it follows one anew. Called whenever the verdict on the published advert could
+    /// change (state, timers, passphrase, demotion).
+    pub fn forget_master_advert(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        if let Err(err) = self
+            .dataplane
+            .clear_master_advert(cif.carpdev_ifindex, cif.cfg.vhid)
+        {
+            warn!(interface = %name, error = %err, "clearing the followed master advert");
+        }
+    }
+
+    /// Starts the election of an interface if it can run: configured up, carpdev with
+    /// carrier, addresses present (OpenBSD carp_setrun).
+    pub fn bring_up(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let carrier = self
+            .carpdevs
+            .get(&cif.cfg.carpdev)
+            .is_some_and(|d| d.carrier);
+        let families = cif.families();
+        if cif.cfg.up && carrier && !families.is_empty() {
+            self.drive(name, fsm::Event::Up(families));
+            self.apply_pending_state(name);
+        }
+    }
+
+    /// `state master|backup`, once: forced now if the vhid runs, else kept until it first
+    /// leaves INIT ([`Daemon::bring_up`]). Never again after that: a carpdev link that
+    /// comes back goes INIT → BACKUP and listens like any other.
+    pub fn apply_pending_state(&mut self, name: &str) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        if cif.fsm.state() == fsm::State::Init {
+            return;
+        }
+        if let Some(forced) = cif.pending_state.take() {
+            self.drive(name, fsm::Event::ForceState(forced));
+        }
+    }
+
+    /// A reload changed `state`: the new value is applied once (as [`CarpIf::new`](super::carpif::CarpIf::new) takes
+    /// it at start), now if the vhid runs; no value cancels one still pending.
+    pub fn set_initial_state(&mut self, name: &str, state: Option<crate::config::ForcedState>) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        cif.cfg.initial_state = state;
+        cif.pending_state = state.map(super::carpif::forced_state);
+        self.apply_pending_state(name);
+    }
+
+    /// Moves an interface to the group set `groups` in place (`ifconfig carpN [-]group`):
+    /// its pending own demotion leaves the groups it leaves and joins those it joins
+    /// (`carp_ifgroup_ioctl`); state and counter are untouched. The new advertised demote
+    /// goes out with the next advert.
+    pub fn set_groups(&mut self, name: &str, groups: Vec<String>) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let own = cif.own_demote;
+        let old = cif.cfg.groups.clone();
+        for g in groups.iter().filter(|g| !old.contains(g)) {
+            self.groups.join(g, own);
+        }
+        for g in old.iter().filter(|g| !groups.contains(g)) {
+            let left = self
+                .ifs
+                .values()
+                .filter(|c| c.cfg.name != name && c.cfg.groups.contains(g))
+                .count();
+            self.groups.leave(g, own, left);
+        }
+        if let Some(cif) = self.ifs.get_mut(name) {
+            info!(interface = %name, groups = ?groups, "groups changed");
+            cif.cfg.groups = groups;
+        }
+        self.propagate_demote();
+    }
+
+    /// Changes the demotion an interface caused itself (carpdev link loss, send errors), and
+    /// its groups' counters with it (`carp_group_demote_adj`). A raise that takes one of its
+    /// groups from 0 to 1 makes every master of every carp interface advertise at once
+    /// (`carp_send_ad_all`); any other change goes out with the next advert.
+    pub fn adjust_own_demote(&mut self, name: &str, by: i16) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        let new = (i16::from(cif.own_demote) + by).clamp(0, 255) as u8;
+        let applied = i16::from(new) - i16::from(cif.own_demote);
+        cif.own_demote = new;
+        let groups = cif.cfg.groups.clone();
+        let send_all = self
+            .groups
+            .kernel_adjust(groups.iter().map(String::as_str), applied);
+        self.propagate_demote();
+        if send_all {
+            let every: Vec<String> = self.ifs.keys().cloned().collect();
+            self.advertise_masters(&every);
+        }
+    }
+
+    /// Tells every state machine whose advertised demote changed; they send it with their
+    /// next advert.
+    pub fn propagate_demote(&mut self) {
+        let changes: Vec<(String, u8)> = self
+            .ifs
+            .iter()
+            .map(|(n, c)| {
+                let groups = c.cfg.groups.iter().map(String::as_str);
+                (n.clone(), self.groups.demote_of(groups, c.own_demote))
+            })
+            .filter(|(n, d)| self.ifs.get(n).is_some_and(|c| c.fsm.demote() != *d))
+            .collect();
+        for (name, demote) in changes {
+            self.drive(&name, fsm::Event::DemoteChanged(demote));
+        }
+    }
+
+    /// The masters among `names` send an advert now (`carp_send_ad`); the others ignore it.
+    pub fn advertise_masters(&mut self, names: &[String]) {
+        for name in names {
+            self.drive(name, fsm::Event::AdvertiseNow);
+        }
+    }
+
+    /// Feeds one event to an interface's state machine and carries out what it asks for.
+    pub fn drive(&mut self, name: &str, event: fsm::Event) {
+        let now = now();
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        let actions = cif.fsm.handle(now, event);
+        if matches!(event, fsm::Event::DemoteChanged(_)) {
+            // The followed advert may now mean a takeover: let carpd see the next one.
+            self.forget_master_advert(name);
+        }
+        for action in actions {
+            self.execute(name, now, action);
+        }
+    }
+
+    fn execute(&mut self, name: &str, now: Duration, action: fsm::Action) {
+        match action {
+            fsm::Action::SendAdvert {
+                advbase,
+                advskew,
+                demote,
+            } => {
+                let results = self.send_advert(name, advbase, advskew, demote);
+                let is_master = self
+                    .ifs
+                    .get(name)
+                    .is_some_and(|c| c.fsm.state() == fsm::State::Master);
+                if is_master && advbase != carp_common::wire::CARP_BOW_OUT {
+                    // Every advert a master sends pushes the dataplane's deadline forward.
+                    self.set_dataplane(name, now, fsm::State::Master);
+                }
+                for ok in results {
+                    let Some(cif) = self.ifs.get_mut(name) else {
+                        return;
+                    };
+                    let follow_up = cif.fsm.handle(now, fsm::Event::AdvertSendResult { ok });
+                    for a in follow_up {
+                        self.execute(name, now, a);
+                    }
+                }
+            }
+            fsm::Action::Announce(kind) => self.announce(name, kind),
+            fsm::Action::StateChanged { from, to, reason } => {
+                info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
+                self.forget_master_advert(name);
+                self.set_dataplane(name, now, to);
+                if let Some(cif) = self.ifs.get(name) {
+                    for hook in &self.settings.hooks {
+                        crate::hooks::spawn(
+                            hook.clone(),
+                            crate::hooks::StateChange {
+                                interface: name.to_owned(),
+                                carpdev: cif.cfg.carpdev.clone(),
+                                vhid: cif.cfg.vhid,
+                                old_state: from.as_str(),
+                                new_state: to.as_str(),
+                                reason: reason.as_str(),
+                            },
+                        );
+                    }
+                }
+                if let Some(cif) = self.ifs.get_mut(name) {
+                    cif.stats.transitions += 1;
+                    if to == fsm::State::Master {
+                        cif.stats.became_master += 1;
+                    }
+                    cif.last_transition = Some((reason.description().to_owned(), Instant::now()));
+                }
+            }
+            fsm::Action::AdjustDemote(by) => self.adjust_own_demote(name, i16::from(by)),
+        }
+    }
+
+    /// Writes the dataplane's view of the vhid: master with a fresh deadline, or silent.
+    fn set_dataplane(&mut self, name: &str, now: Duration, state: fsm::State) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let mono = monotonic_now().unwrap_or(now);
+        let dp_state = match state {
+            fsm::State::Master => VhidDataplaneState::Master {
+                until: mono + master_hold(cif.interval()),
+            },
+            fsm::State::Backup => VhidDataplaneState::Backup,
+            fsm::State::Init => VhidDataplaneState::Init,
+        };
+        if let Err(err) =
+            self.dataplane
+                .set_vhid(cif.carpdev_ifindex, cif.cfg.vhid, cif.interval(), dp_state)
+        {
+            warn!(interface = %name, error = %err, "updating the dataplane");
+        }
+    }
+
+    /// Sends one advert per address family the interface has; the result of each packet.
+    fn send_advert(&mut self, name: &str, advbase: u8, advskew: u8, demote: u8) -> Vec<bool> {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return Vec::new();
+        };
+        let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) else {
+            return Vec::new();
+        };
+        let header = cif.advert(advbase, advskew, demote);
+        let mut results = Vec::with_capacity(2);
+        // The carp interface's own first address: the source only if the carpdev has none.
+        if let Some(own_v4) = cif.cfg.ipv4.first().map(|a| a.addr) {
+            match dev.adverts.send_v4(cif.vmac, Some(own_v4), &header) {
+                Ok(()) => {
+                    cif.stats.sent_v4 += 1;
+                    results.push(true);
+                }
+                Err(err) => {
+                    results.push(false);
+                    cif.stats.send_errors += 1;
+                    warn!(interface = %name, error = %err, "advert not sent");
+                }
+            }
+        }
+        if !cif.cfg.ipv6.is_empty() {
+            match dev.adverts.send_v6(cif.vmac, &header) {
+                Ok(()) => {
+                    cif.stats.sent_v6 += 1;
+                    results.push(true);
+                }
+                Err(err) => {
+                    results.push(false);
+                    cif.stats.send_errors += 1;
+                    warn!(interface = %name, error = %err, "IPv6 advert not sent");
+                }
+            }
+        }
+        results
+    }
+
+    /// Gratuitous ARP for every IPv4 address of the interface, and with
+    /// [`fsm::Announcement::ArpAndNa`] an unsolicited NA for every IPv6 address.
+    fn announce(&mut self, name: &str, kind: fsm::Announcement) {
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        let Some(dev) = self.carpdevs.get(&cif.cfg.carpdev) else {
+            return;
+        };
+        let router = ipv6_forwarding();
+        for addr in cif.ipv4() {
+            if let Err(err) = dev.announcer.gratuitous_arp(cif.vmac, addr) {
+                warn!(interface = %name, error = %err, "gratuitous ARP not sent");
+            }
+        }
+        if kind == fsm::Announcement::ArpOnly {
+            return;
+        }
+        for addr in cif.ipv6() {
+            if let Err(err) = dev.announcer.unsolicited_na(cif.vmac, addr, router) {
+                warn!(interface = %name, error = %err, "neighbour advertisement not sent");
+            }
+        }
+    }
+}
