@@ -11,6 +11,20 @@
 //! One task, no locks: every event is handled to completion before the next, so the maps,
 //! the interfaces and the state machines never disagree. Nothing here blocks: sends are
 //! non-blocking, netlink calls are awaited between events.
+//!
+//! # Files
+//! Each module adds methods to `Daemon` (defined here, with its parts) and uses only the
+//! modules below it, never one above:
+//!
+//! ```text
+//!   runtime     the loop; adverts from the ring, timers, metrics scrapes
+//!   ├─ watch    link/address events: carpdev carrier, changes behind carpd's back
+//!   ├─ requests carpctl's requests (status, stats, apply)
+//!   └─ lifecycle  start, reload, shutdown; building and removing carp interfaces
+//!      └─ drive   an event into a vhid's state machine, its actions carried out
+//!         └─ mod.rs: Daemon, Carpdev, DaemonOptions, the clock
+//!   carpif (one carp interface's state), event_source, pinlock: leaves
+//! ```
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
