@@ -13,18 +13,18 @@
 //! non-blocking, netlink calls are awaited between events.
 //!
 //! # Files
-//! Each module adds methods to `Daemon` (defined here, with its parts) and uses only the
-//! modules below it, never one above:
+//! Each module adds methods to `Daemon` (defined here, with its parts) and calls only the
+//! modules listed below it, so nothing calls back up:
 //!
 //! ```text
-//!   runtime     the loop; adverts from the ring, timers, metrics scrapes
-//!   ├─ watch    link/address events: carpdev carrier, changes behind carpd's back
-//!   ├─ requests carpctl's requests (status, stats, apply)
-//!   └─ lifecycle  start, reload, shutdown; building and removing carp interfaces
-//!      └─ drive   an event into a vhid's state machine, its actions carried out
-//!         └─ mod.rs: Daemon, Carpdev, DaemonOptions, the clock
-//!   carpif (one carp interface's state), event_source, pinlock: leaves
+//!   runtime    the loop; adverts from the ring, due timers, metrics scrapes
+//!   watch      link/address events: carpdev carrier, changes behind carpd's back
+//!   requests   carpctl's requests: status, stats, apply
+//!   lifecycle  start, reload, shutdown; building and removing carp interfaces
+//!   drive      an event into a vhid's state machine, and its actions carried out
+//!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
+//! `carpif` (one carp interface's state), `event_source` and `pinlock` use none of them.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
