@@ -124,7 +124,7 @@ pub struct CarpInterface {
     pub carpdev: String,
     /// 1..=255; unique per carpdev.
     pub vhid: u8,
-    /// Seconds, 0..=255 (default 1).
+    /// Seconds, 0..=254 (default 1).
     pub advbase: u8,
     /// 1/256 s, 0..=254 (default 0).
     pub advskew: u8,

@@ -465,6 +465,11 @@ fn hostname_errors_name_file_line_and_problem() {
             "invalid group name 'averyveryverylongname': longer than 15 bytes",
         ),
         (
+            format!("inet 10.0.0.1/24{OK}\ngroup \"web db\""),
+            Some(2),
+            "invalid group name 'web db': contains whitespace or a control character",
+        ),
+        (
             "inet 10.0.0.1/24 vhid 1 carpdev carp0".into(),
             Some(1),
             "carpdev carp0 is the carp interface itself",

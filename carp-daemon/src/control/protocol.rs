@@ -602,6 +602,11 @@ mod tests {
             String::from_utf8(line).unwrap(),
             "{\"version\":1,\"request\":{\"type\":\"stats\"}}\n"
         );
+        // The state machine's ForcedState, spelled as ifconfig's `state` word.
+        assert_eq!(
+            serde_json::to_string(&Op::State(ForcedState::Backup)).unwrap(),
+            "{\"state\":\"backup\"}"
+        );
         let json = serde_json::to_value(sample_status()).unwrap();
         assert_eq!(json["state"], "MASTER");
         assert_eq!(json["addresses"][0]["addr"], "192.0.2.10");
@@ -663,6 +668,14 @@ mod tests {
         assert_eq!(Op::Vhid(255).check(&ifc), Ok(()));
         assert_eq!(Op::Pass("x".repeat(19).into()).check(&ifc), Ok(()));
         assert!(Op::Pass("x".repeat(20).into()).check(&ifc).is_err());
+        assert_eq!(
+            Op::Pass("a\0b".into()).check(&ifc),
+            Err("pass: contains a NUL byte".into())
+        );
+        assert_eq!(
+            Op::AddGroup("web db".into()).check(&ifc),
+            Err("setifgroup: group name contains whitespace or a control character".into())
+        );
         assert_eq!(
             Op::AddGroup("web1".into()).check(&ifc),
             Err("setifgroup: group names may not end in a digit".into())

@@ -13,6 +13,7 @@
 //! | `frobnicate`                   | `frobnicate: bad value`                            |
 //! | `group web1`                   | `setifgroup: group names may not end in a digit`   |
 //! | `group averyveryverylongname`  | `setifgroup: group name too long`                  |
+//! | `group 'web db'`               | `setifgroup: group name contains whitespace or ...`|
 //! | `-g carp carpdemote 200`       | `carp: invalid carp demotion: too large`           |
 //! | a 16-byte interface name       | `interface name 'NAME' too long`                   |
 //!
@@ -599,6 +600,13 @@ mod tests {
         assert_eq!(
             err("carp0 group averyveryverylong"),
             "setifgroup: group name too long"
+        );
+        // carpd's own rule, the configuration's too: a group name is one word.
+        assert_eq!(
+            parse(&["carp0".into(), "group".into(), "web db".into()])
+                .unwrap_err()
+                .message,
+            "setifgroup: group name contains whitespace or a control character"
         );
         assert_eq!(
             parse(&["carp0".into(), "group".into(), String::new()])
