@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 
 use carp_common::wire::CARP_MAX_DEMOTE;
 
-/// The group every carp interface starts in.
-pub const CARP_GROUP: &str = "carp";
+pub use crate::values::CARP_GROUP;
 
 /// OpenBSD's group of every interface; its counter never counts for carp (`IFG_ALL`).
 pub const ALL_GROUP: &str = "all";

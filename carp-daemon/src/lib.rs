@@ -3,6 +3,8 @@
 //! - [`proto`]: the protocol core: advertisement encode/decode, HMAC, the election state
 //!   machine. Pure: no I/O, no clock.
 //! - [`dataplane`]: loading, pinning and driving the XDP program built from `carp-ebpf`.
+//! - [`values`]: the rules for the values a user gives (names, passphrase, vhid, timers,
+//!   groups), shared by the configuration and carpctl.
 
 pub mod config;
 pub mod control;
@@ -16,5 +18,6 @@ pub mod net;
 pub mod notify;
 pub mod proto;
 pub mod send;
+pub mod values;
 
 pub use error::Error;

@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use carp_common::wire::CARP_MAX_PASSPHRASE_LEN;
+use crate::values::{GroupNameError, InterfaceNameError, PASSPHRASE_MAX};
 
 /// Whether a finding stops the configuration from being used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -208,7 +208,7 @@ pub enum Problem {
     BadState(String),
     #[error(
         "passphrase is {len} bytes long; CARP keeps at most {max} (OpenBSD would silently use only the first {max}, so the hosts would not agree on what the key is)",
-        max = CARP_MAX_PASSPHRASE_LEN
+        max = PASSPHRASE_MAX
     )]
     PassphraseTooLong { len: usize },
     #[error("passphrase contains a NUL byte (OpenBSD's ifconfig would stop there)")]
@@ -232,9 +232,12 @@ pub enum Problem {
     )]
     WordAfterPass,
     #[error("invalid interface name '{name}': {why}")]
-    BadInterfaceName { name: String, why: &'static str },
+    BadInterfaceName {
+        name: String,
+        why: InterfaceNameError,
+    },
     #[error("invalid group name '{name}': {why}")]
-    BadGroupName { name: String, why: &'static str },
+    BadGroupName { name: String, why: GroupNameError },
     #[error(
         "'groups' lists carp while 'carp_group' is false: leave carp out of 'groups', or drop 'carp_group = false'"
     )]

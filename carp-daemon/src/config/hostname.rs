@@ -32,6 +32,7 @@ use super::error::{Diagnostic, Family, Location, Problem};
 use super::validate::{
     Draft, DraftAddr, Located, Num, derived_broadcast, parse_cidr, parse_prefix_len,
 };
+use crate::values::CARP_GROUP;
 
 /// Parses the hostname.if text of interface `ifname`. Problems go to `diags`; the draft
 /// holds whatever could be understood.
@@ -392,7 +393,7 @@ impl Parser<'_> {
                     let Some(arg) = self.argument(words, &word) else {
                         return;
                     };
-                    if arg == super::CARP_GROUP {
+                    if arg == CARP_GROUP {
                         self.draft.carp_group = true;
                     } else {
                         let located = self.located(arg);
@@ -405,7 +406,7 @@ impl Parser<'_> {
                     };
                     // OpenBSD's carp_1.sh does `-group carp group NAME` to keep its demotion
                     // apart: carp is a group like the others.
-                    if arg == super::CARP_GROUP && self.draft.carp_group {
+                    if arg == CARP_GROUP && self.draft.carp_group {
                         self.draft.carp_group = false;
                     } else if self.draft.groups.iter().any(|g| g.value == arg) {
                         self.draft.groups.retain(|g| g.value != arg);

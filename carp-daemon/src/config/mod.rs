@@ -38,6 +38,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use crate::proto::Passphrase;
+/// `state master|backup` of a carp interface: forced once it first can run.
+pub use crate::values::ForcedState;
 pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 
@@ -45,10 +47,6 @@ pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Seve
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/carp";
 /// Default directory for the control socket and runtime files.
 pub const DEFAULT_STATE_DIR: &str = "/run/carpd";
-/// The group every carp interface starts in (and may leave: `-group carp`).
-pub const CARP_GROUP: &str = "carp";
-/// Longest Linux interface (and OpenBSD group) name: IFNAMSIZ 16 less the NUL.
-pub const IFNAME_MAX: usize = 15;
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -89,13 +87,6 @@ impl Default for DaemonSettings {
     }
 }
 
-/// `state master|backup` of a carp interface: forced once it first can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForcedState {
-    Master,
-    Backup,
-}
-
 /// An IPv4 address of a carp interface, with its prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Addr4 {
@@ -133,7 +124,7 @@ pub struct CarpInterface {
     pub carpdev: String,
     /// 1..=255; unique per carpdev.
     pub vhid: u8,
-    /// Seconds, 0..=255 (default 1).
+    /// Seconds, 0..=254 (default 1).
     pub advbase: u8,
     /// 1/256 s, 0..=254 (default 0).
     pub advskew: u8,

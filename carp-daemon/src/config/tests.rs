@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
+use crate::values::CARP_GROUP;
 
 /// The interfaces these tests pretend exist.
 fn exists(name: &str) -> bool {
@@ -63,10 +64,10 @@ fn summary(i: &CarpInterface) -> String {
     for a in &i.ipv6 {
         s += &format!(" inet6 {a}");
     }
-    if !i.groups.iter().any(|g| g == super::CARP_GROUP) {
+    if !i.groups.iter().any(|g| g == CARP_GROUP) {
         s += " -group carp";
     }
-    for g in i.groups.iter().filter(|g| *g != super::CARP_GROUP) {
+    for g in i.groups.iter().filter(|g| *g != CARP_GROUP) {
         s += &format!(" group {g}");
     }
     match i.initial_state {
@@ -254,8 +255,8 @@ fn openbsd_hostname_forms_are_accepted_unchanged() {
              inet 10.0.0.1/32 up",
         ),
         (
-            "inet 10.0.0.1/24 vhid 1 advbase 255 carpdev em0\n",
-            "carp0 carpdev em0 vhid 1 advbase 255 advskew 0 inet 10.0.0.1/24 up",
+            "inet 10.0.0.1/24 vhid 1 advbase 254 carpdev em0\n",
+            "carp0 carpdev em0 vhid 1 advbase 254 advskew 0 inet 10.0.0.1/24 up",
         ),
         // -inet6 drops the IPv6 addresses set so far; -carpdev unsets.
         (
@@ -310,15 +311,24 @@ fn hostname_errors_name_file_line_and_problem() {
             "advskew 255 is out of range: must be 0 to 254 (255 is reserved for the bow-out \
              advertisement)",
         ),
+        // advbase 255 as ifconfig's setcarp_advbase refuses it (as carpctl does).
+        (
+            format!("inet 10.0.0.1/24{OK}\nadvbase 255"),
+            Some(2),
+            "advbase 255 is out of range: must be 0 to 254 (255 is reserved for the bow-out \
+             advertisement)",
+        ),
         (
             format!("inet 10.0.0.1/24{OK}\nadvbase 256"),
             Some(2),
-            "advbase 256 is out of range: must be 0 to 255",
+            "advbase 256 is out of range: must be 0 to 254 (255 is reserved for the bow-out \
+             advertisement)",
         ),
         (
             format!("inet 10.0.0.1/24{OK}\nadvbase -1"),
             Some(2),
-            "advbase -1 is out of range: must be 0 to 255",
+            "advbase -1 is out of range: must be 0 to 254 (255 is reserved for the bow-out \
+             advertisement)",
         ),
         (
             format!("inet 10.0.0.1/24{OK} pass 0123456789abcdefghij"),
@@ -453,6 +463,11 @@ fn hostname_errors_name_file_line_and_problem() {
             format!("inet 10.0.0.1/24{OK}\ngroup averyveryverylongname"),
             Some(2),
             "invalid group name 'averyveryverylongname': longer than 15 bytes",
+        ),
+        (
+            format!("inet 10.0.0.1/24{OK}\ngroup \"web db\""),
+            Some(2),
+            "invalid group name 'web db': contains whitespace or a control character",
         ),
         (
             "inet 10.0.0.1/24 vhid 1 carpdev carp0".into(),

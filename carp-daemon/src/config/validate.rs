@@ -5,7 +5,10 @@
 //! with the [`Location`] it came from. Everything about *values* is decided here, once, so a
 //! hostname.carpN file and a TOML file are held to exactly the same rules and say the same
 //! thing about the same mistake. Numbers stay unparsed ([`Num`]) until here so that
-//! `advskew 300` is reported as out of range rather than as "not a u8".
+//! `advskew 300` is reported as out of range rather than as "not a u8". The rules for single
+//! values (ranges, names, the passphrase, the state) are `crate::values`, shared with
+//! carpctl; this module words their reasons and adds what only a whole configuration can
+//! tell (missing keys, duplicates, carpdevs).
 //!
 //! Decisions an operator may trip over (also in the example files):
 //! - No address is an **error**: OpenBSD accepts such a carp interface, but it stays in INIT
@@ -23,11 +26,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use carp_common::wire::{CARP_MAX_ADVSKEW, CARP_MAX_PASSPHRASE_LEN};
-
 use super::error::{Diagnostic, Family, Location, Origin, Problem, Severity, Table};
-use super::{
-    Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, IFNAME_MAX, Passphrase,
+use super::{Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, Passphrase};
+use crate::values::{
+    self, ADVBASE, ADVSKEW, CARP_GROUP, DEFAULT_ADVBASE, DEFAULT_ADVSKEW, DEMOTE, PassphraseError,
+    Range, VHID,
 };
 
 /// A value and where it was written.
@@ -199,43 +202,6 @@ pub(super) fn family_of(addr: IpAddr) -> Family {
     }
 }
 
-/// A Linux interface name, as the kernel's `dev_valid_name` checks it.
-pub(super) fn check_ifname(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("empty")
-    } else if name.len() > IFNAME_MAX {
-        Err("longer than 15 bytes (Linux IFNAMSIZ)")
-    } else if name == "." || name == ".." {
-        Err("'.' and '..' are reserved")
-    } else if name.contains('/') {
-        Err("contains '/'")
-    } else if name.contains(':') {
-        Err("contains ':'")
-    } else if name.chars().any(char::is_whitespace) {
-        Err("contains whitespace")
-    } else if name.contains('\0') {
-        Err("contains a NUL byte")
-    } else {
-        Ok(())
-    }
-}
-
-/// A group name, as OpenBSD's ifconfig `setifgroup` checks it: the trailing-digit rule keeps
-/// group names apart from interface names (`carpctl carp` is a group, `carpctl carp0` is not).
-fn check_group(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("empty")
-    } else if name.len() > IFNAME_MAX {
-        Err("longer than 15 bytes")
-    } else if name.ends_with(|c: char| c.is_ascii_digit()) {
-        Err("group names may not end in a digit")
-    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Err("contains whitespace or a control character")
-    } else {
-        Ok(())
-    }
-}
-
 /// Collects findings and remembers whether any was an error.
 struct Sink<'a> {
     diags: &'a mut Vec<Diagnostic>,
@@ -251,39 +217,36 @@ impl Sink<'_> {
     }
 }
 
-/// `key` as an integer in `min..=max`. Text is parsed as a (wide) integer first, so that
-/// `256` gets "out of range" and only `abc` gets "not a number".
-fn number(
-    sink: &mut Sink<'_>,
-    key: &'static str,
-    value: &Located<Num>,
-    (min, max): (u8, u8),
-    note: &'static str,
-) -> Option<u8> {
+/// A value in `range` (its key is the range's name). Text is parsed as a (wide) integer
+/// first, so that `256` gets "out of range" and only `abc` gets "not a number".
+fn number(sink: &mut Sink<'_>, range: Range, value: &Located<Num>) -> Option<u8> {
+    // Why the range ends below 255, when it does.
+    let note = if range == ADVBASE || range == ADVSKEW {
+        " (255 is reserved for the bow-out advertisement)"
+    } else {
+        ""
+    };
     let out_of_range = |text: String| Problem::OutOfRange {
-        key,
+        key: range.name,
         value: text,
-        min,
-        max,
+        min: range.min,
+        max: range.max,
         note,
     };
     let result = match &value.value {
-        Num::Int(n) => u8::try_from(*n)
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| out_of_range(n.to_string())),
+        Num::Int(n) => range.check(*n).map_err(|_| out_of_range(n.to_string())),
         Num::Text(text) => {
             let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 Err(Problem::NotANumber {
-                    key,
+                    key: range.name,
                     value: text.clone(),
                 })
             } else {
+                // Too many digits for an i128 is out of range as well.
                 text.parse::<i128>()
                     .ok()
-                    .and_then(|n| u8::try_from(n).ok())
-                    .filter(|n| (min..=max).contains(n))
+                    .and_then(|n| range.check(n).ok())
                     .ok_or_else(|| out_of_range(text.clone()))
             }
         }
@@ -341,7 +304,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             );
             None
         }
-        Some(n) => match check_ifname(&n.value) {
+        Some(n) => match values::check_interface_name(&n.value) {
             Ok(()) => Some(n.value.clone()),
             Err(why) => {
                 let problem = Problem::BadInterfaceName {
@@ -366,7 +329,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             );
             None
         }
-        Some(c) => match check_ifname(&c.value) {
+        Some(c) => match values::check_interface_name(&c.value) {
             Ok(()) => Some((c.value.clone(), c.at.clone())),
             Err(why) => {
                 let problem = Problem::BadInterfaceName {
@@ -387,25 +350,27 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             );
             None
         }
-        Some(v) => number(sink, "vhid", v, (1, 255), "").map(|n| (n, v.at.clone())),
+        Some(v) => number(sink, VHID, v).map(|n| (n, v.at.clone())),
     };
     let advbase = d
         .advbase
         .as_ref()
-        .and_then(|v| number(sink, "advbase", v, (0, 255), ""))
-        .unwrap_or(1);
-    let advskew_note = " (255 is reserved for the bow-out advertisement)";
+        .and_then(|v| number(sink, ADVBASE, v))
+        .unwrap_or(DEFAULT_ADVBASE);
     let advskew = d
         .advskew
         .as_ref()
-        .and_then(|v| number(sink, "advskew", v, (0, CARP_MAX_ADVSKEW), advskew_note))
-        .unwrap_or(0);
+        .and_then(|v| number(sink, ADVSKEW, v))
+        .unwrap_or(DEFAULT_ADVSKEW);
     let passphrase = d.pass.as_ref().and_then(|p| {
-        if p.value.len() > CARP_MAX_PASSPHRASE_LEN {
-            let len = p.value.len();
-            sink.push(&p.at, Problem::PassphraseTooLong { len });
-        } else if p.value.expose().contains('\0') {
-            sink.push(&p.at, Problem::PassphraseContainsNul);
+        match values::check_passphrase(p.value.expose()) {
+            Ok(()) => {}
+            Err(PassphraseError::TooLong { len }) => {
+                sink.push(&p.at, Problem::PassphraseTooLong { len });
+            }
+            Err(PassphraseError::ContainsNul) => {
+                sink.push(&p.at, Problem::PassphraseContainsNul);
+            }
         }
         // An empty passphrase is OpenBSD's "no pass": the key is 20 zero bytes either way.
         (!p.value.is_empty()).then(|| p.value.clone())
@@ -417,24 +382,18 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             .map_or_else(|| d.missing_at("pass"), |p| p.at.clone());
         sink.push(&at, Problem::NoPassphrase);
     }
-    let initial_state = d.state.as_ref().and_then(|s| {
-        // ifconfig compares with strcasecmp.
-        match s.value.to_ascii_lowercase().as_str() {
-            "master" => Some(ForcedState::Master),
-            "backup" => Some(ForcedState::Backup),
-            _ => {
-                sink.push(&s.at, Problem::BadState(s.value.clone()));
-                None
-            }
-        }
+    let initial_state: Option<ForcedState> = d.state.as_ref().and_then(|s| {
+        values::parse_state(&s.value)
+            .map_err(|_| sink.push(&s.at, Problem::BadState(s.value.clone())))
+            .ok()
     });
     // Every carp interface starts in group carp (OpenBSD's carp_clone_create); it may leave it.
     let mut groups: Vec<String> = Vec::new();
     if d.carp_group {
-        groups.push(super::CARP_GROUP.to_owned());
+        groups.push(CARP_GROUP.to_owned());
     }
     for g in &d.groups {
-        match check_group(&g.value) {
+        match values::check_group_name(&g.value) {
             Err(why) => {
                 let problem = Problem::BadGroupName {
                     name: g.value.clone(),
@@ -442,7 +401,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
                 };
                 sink.push(&g.at, problem);
             }
-            Ok(()) if g.value == super::CARP_GROUP && !d.carp_group => {
+            Ok(()) if g.value == CARP_GROUP && !d.carp_group => {
                 let at = d.carp_group_at.as_ref().unwrap_or(&g.at);
                 sink.push(at, Problem::CarpGroupContradiction);
             }
@@ -565,7 +524,11 @@ fn merge_daemon(sink: &mut Sink<'_>, daemons: &[DraftDaemon]) -> DaemonSettings 
         }
     }
     if let Some(v) = pick(sink, "boot_demote", daemons, |d| d.boot_demote.as_ref()) {
-        s.boot_demote = number(sink, "boot_demote", v, (0, 255), "").unwrap_or(0);
+        let boot_demote = Range {
+            name: "boot_demote",
+            ..DEMOTE
+        };
+        s.boot_demote = number(sink, boot_demote, v).unwrap_or(0);
     }
     s
 }

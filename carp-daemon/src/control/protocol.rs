@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::proto::Passphrase;
+pub use crate::values::ForcedState;
+use crate::values::{self, ADVBASE, ADVSKEW, GroupNameError, PassphraseError, VHID};
 
 /// Version of this protocol. Raise it whenever a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -43,25 +45,6 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Longest response line the client reads. A status of every vhid (up to 1024) stays far below.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
-
-/// ifconfig's limits for the carp words, as `strtonum()` ranges in OpenBSD's ifconfig.c 1.476
-/// (2025). advskew 255 and advbase 255 are refused there because 255/255 is the bow-out advert
-/// a master sends when it is taken down.
-pub const ADVSKEW_MAX: u8 = 254;
-/// See [`ADVSKEW_MAX`].
-pub const ADVBASE_MAX: u8 = 254;
-/// vhid 0 means "none" in OpenBSD's carpreq, so the smallest settable vhid is 1.
-pub const VHID_MIN: u8 = 1;
-/// `ifconfig -g G carpdemote N` accepts N in 0..=128 (setgroupattribs); the counter itself is
-/// 0..=255 and the daemon refuses a change that would leave that range.
-pub const DEMOTE_STEP_MAX: u8 = 128;
-/// ifconfig copies the passphrase with `strlcpy(key, val, CARP_KEY_LEN)`: 19 bytes and a NUL.
-pub const PASS_MAX_BYTES: usize = 19;
-/// IFNAMSIZ (16) including the NUL: interface and group names have at most 15 bytes.
-pub const NAME_MAX_BYTES: usize = 15;
-
-/// The name every carp interface's first group has; it always exists.
-pub const CARP_GROUP: &str = "carp";
 
 /// Path of the control socket in `state_dir`.
 pub fn socket_path(state_dir: &Path) -> PathBuf {
@@ -139,7 +122,7 @@ pub enum Target {
 pub enum Op {
     /// `group NAME`: join a group (a no-op when already a member, as EEXIST is in ifconfig).
     AddGroup(String),
-    /// `-group NAME`: leave a group, [`CARP_GROUP`] included (OpenBSD allows it).
+    /// `-group NAME`: leave a group, [`values::CARP_GROUP`] included (OpenBSD allows it).
     RemoveGroup(String),
     /// `-g GROUP carpdemote [N]`: add N (default 1) to the group's demote counter.
     Demote(u8),
@@ -204,63 +187,58 @@ impl Op {
             Op::AddGroup(g) => check_group_name(g, "setifgroup"),
             Op::RemoveGroup(g) => check_group_name_to_leave(g),
             Op::Demote(_) | Op::Promote(_) => Ok(()),
-            Op::AdvSkew(v) if *v > ADVSKEW_MAX => Err(format!("advskew {v}: too large")),
-            Op::AdvBase(v) if *v > ADVBASE_MAX => Err(format!("advbase {v}: too large")),
-            Op::Vhid(v) if *v < VHID_MIN => Err(format!("vhid {v}: too small")),
+            Op::AdvSkew(v) => check_number(ADVSKEW, *v),
+            Op::AdvBase(v) => check_number(ADVBASE, *v),
+            Op::Vhid(v) => check_number(VHID, *v),
             Op::Pass(p) => check_pass(p.expose()),
-            _ => Ok(()),
+            Op::State(_) | Op::Up | Op::Down => Ok(()),
         }
     }
 }
 
-/// Checks a group name for `group NAME` as OpenBSD's ifconfig `setifgroup()` does (1.476): not
-/// empty, shorter than IFNAMSIZ, not ending in a digit. The last rule exists because ifconfig
-/// and pf treat a name ending in a digit as an interface and any other as a group.
-/// `context` prefixes the message the way ifconfig's errx() does ("setifgroup").
+/// A value the wire type holds but the rule may not take (advskew 255, vhid 0), worded as
+/// ifconfig's `strtonum()` failure: `advskew 255: too large`.
+fn check_number(range: values::Range, v: u8) -> Result<(), String> {
+    range
+        .check(i128::from(v))
+        .map(drop)
+        .map_err(|e| format!("{} {v}: {e}", range.name))
+}
+
+/// `group NAME` by [`values::check_group_name`], worded as OpenBSD's ifconfig `setifgroup()`
+/// words it; `context` prefixes the message the way its errx() does ("setifgroup").
 pub fn check_group_name(name: &str, context: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err(format!("{context}: group name empty"));
-    }
-    if name.len() > NAME_MAX_BYTES {
-        return Err(format!("{context}: group name too long"));
-    }
-    if name.ends_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("{context}: group names may not end in a digit"));
-    }
-    Ok(())
+    values::check_group_name(name).map_err(|e| group_name_message(context, e))
 }
 
-/// `-group NAME`: ifconfig's `unsetifgroup()` only checks the length and leaves the rest to the
-/// kernel (which answers "not a member"); an empty name is refused here too, since it can never
-/// name a group.
+/// `-group NAME` by [`values::check_group_name_to_leave`], as ifconfig's `unsetifgroup()`.
 pub fn check_group_name_to_leave(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("unsetifgroup: group name empty".to_owned());
-    }
-    if name.len() > NAME_MAX_BYTES {
-        return Err("unsetifgroup: group name too long".to_owned());
-    }
-    Ok(())
+    values::check_group_name_to_leave(name).map_err(|e| group_name_message("unsetifgroup", e))
 }
 
-/// `pass PHRASE`: OpenBSD silently keeps the first 19 bytes; carpctl refuses longer ones
-/// instead, because a silently shortened key is a classic "why don't my hosts agree" hunt.
+/// ifconfig's words for a refused group name (the whitespace rule is carpd's own).
+fn group_name_message(context: &str, e: GroupNameError) -> String {
+    match e {
+        GroupNameError::Empty => format!("{context}: group name empty"),
+        GroupNameError::TooLong => format!("{context}: group name too long"),
+        GroupNameError::EndsInDigit => format!("{context}: group names may not end in a digit"),
+        GroupNameError::Whitespace => {
+            format!("{context}: group name contains whitespace or a control character")
+        }
+    }
+}
+
+/// `pass PHRASE` by [`values::check_passphrase`]. OpenBSD silently keeps the first 19 bytes;
+/// carpctl refuses longer ones instead, because a silently shortened key is a classic "why
+/// don't my hosts agree" hunt.
 pub fn check_pass(pass: &str) -> Result<(), String> {
-    if pass.len() > PASS_MAX_BYTES {
-        return Err(format!(
-            "pass: too long ({} bytes, at most {PASS_MAX_BYTES})",
-            pass.len()
-        ));
-    }
-    Ok(())
-}
-
-/// The states `state` can force (OpenBSD's kernel refuses INIT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForcedState {
-    Master,
-    Backup,
+    values::check_passphrase(pass).map_err(|e| match e {
+        PassphraseError::TooLong { len } => format!(
+            "pass: too long ({len} bytes, at most {})",
+            values::PASSPHRASE_MAX
+        ),
+        PassphraseError::ContainsNul => "pass: contains a NUL byte".to_owned(),
+    })
 }
 
 /// A vhid's election state, spelled as ifconfig's `carp:` line spells it.
@@ -624,6 +602,11 @@ mod tests {
             String::from_utf8(line).unwrap(),
             "{\"version\":1,\"request\":{\"type\":\"stats\"}}\n"
         );
+        // The state machine's ForcedState, spelled as ifconfig's `state` word.
+        assert_eq!(
+            serde_json::to_string(&Op::State(ForcedState::Backup)).unwrap(),
+            "{\"state\":\"backup\"}"
+        );
         let json = serde_json::to_value(sample_status()).unwrap();
         assert_eq!(json["state"], "MASTER");
         assert_eq!(json["addresses"][0]["addr"], "192.0.2.10");
@@ -685,6 +668,14 @@ mod tests {
         assert_eq!(Op::Vhid(255).check(&ifc), Ok(()));
         assert_eq!(Op::Pass("x".repeat(19).into()).check(&ifc), Ok(()));
         assert!(Op::Pass("x".repeat(20).into()).check(&ifc).is_err());
+        assert_eq!(
+            Op::Pass("a\0b".into()).check(&ifc),
+            Err("pass: contains a NUL byte".into())
+        );
+        assert_eq!(
+            Op::AddGroup("web db".into()).check(&ifc),
+            Err("setifgroup: group name contains whitespace or a control character".into())
+        );
         assert_eq!(
             Op::AddGroup("web1".into()).check(&ifc),
             Err("setifgroup: group names may not end in a digit".into())

@@ -13,20 +13,27 @@
 //! | `frobnicate`                   | `frobnicate: bad value`                            |
 //! | `group web1`                   | `setifgroup: group names may not end in a digit`   |
 //! | `group averyveryverylongname`  | `setifgroup: group name too long`                  |
+//! | `group 'web db'`               | `setifgroup: group name contains whitespace or ...`|
 //! | `-g carp carpdemote 200`       | `carp: invalid carp demotion: too large`           |
 //! | a 16-byte interface name       | `interface name 'NAME' too long`                   |
 //!
 //! Where carpctl is stricter than ifconfig it says so: `pass` longer than 19 bytes is refused
 //! (ifconfig silently truncates it), `state` other than master/backup is refused (ifconfig
-//! silently sends INIT, which the kernel ignores), and ifconfig words carpctl does not handle
+//! silently sends INIT, which the kernel ignores), a group name with whitespace or a control
+//! character is refused (as in the configuration), and ifconfig words carpctl does not handle
 //! (addresses, carpdev, ...) get a message naming the configuration instead of "bad value".
 //!
 //! Every word is checked before anything is sent, so a command with one bad word changes
 //! nothing (ifconfig applies words one by one and stops at the first bad one, half-applied).
+//!
+//! The rules themselves (ranges, name and passphrase limits) live in `crate::values`, shared
+//! with the configuration, so both accept the same values; this module reads ifconfig's
+//! grammar and words the rules' reasons as ifconfig does.
 use super::protocol::{
-    ADVBASE_MAX, ADVSKEW_MAX, DEMOTE_STEP_MAX, ForcedState, NAME_MAX_BYTES, Op, Passphrase,
-    Request, Target, VHID_MIN, check_group_name, check_group_name_to_leave, check_pass,
+    ForcedState, Op, Passphrase, Request, Target, check_group_name, check_group_name_to_leave,
+    check_pass,
 };
+use crate::values::{self, ADVBASE, ADVSKEW, DEMOTE_STEP, Range, StateError, VHID};
 
 /// What a carpctl command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +131,8 @@ WORDS
         (advbase 255, advskew 255) so that a backup takes over at once.
     group name
         Add the interface to a group (created on first use). Group names have at most 15
-        bytes and must not end in a digit. Every carp interface starts in group carp.
+        bytes, no spaces, and must not end in a digit. Every carp interface starts in group
+        carp.
     -group name
         Remove the interface from a group; `-group carp` too, so that carpdemote on group
         carp leaves it alone. Its own pending demotion (link loss) moves with it.
@@ -217,9 +225,10 @@ pub fn parse(words: &[String]) -> Result<Command, WordError> {
     }
 }
 
-/// ifconfig: `interface name '%s' too long` (its name buffer is IFNAMSIZ).
+/// ifconfig: `interface name '%s' too long` (its name buffer is IFNAMSIZ). A name carpctl
+/// looks up (an interface or a group) is checked for length only, as ifconfig does.
 fn check_name(name: &str) -> Result<(), WordError> {
-    if name.len() > NAME_MAX_BYTES {
+    if name.len() > values::NAME_MAX {
         return Err(WordError::value(format!(
             "interface name '{name}' too long"
         )));
@@ -250,7 +259,7 @@ fn parse_group(words: &[String]) -> Result<Command, WordError> {
     let by = match words.get(2) {
         None => 1,
         Some(n) => {
-            let n = strtonum(n, 0, i64::from(DEMOTE_STEP_MAX))
+            let n = strtonum(n, i64::from(DEMOTE_STEP.min), i64::from(DEMOTE_STEP.max))
                 .map_err(|e| WordError::value(format!("{group}: invalid carp demotion: {e}")))?;
             u8::try_from(n).expect("range-checked above")
         }
@@ -295,9 +304,9 @@ fn parse_interface_words(words: &[String]) -> Result<Vec<Op>, WordError> {
                 check_group_name_to_leave(g).map_err(WordError::value)?;
                 Op::RemoveGroup(g.to_owned())
             }
-            "advskew" => Op::AdvSkew(number(word, arg()?, 0, ADVSKEW_MAX)?),
-            "advbase" => Op::AdvBase(number(word, arg()?, 0, ADVBASE_MAX)?),
-            "vhid" => Op::Vhid(number(word, arg()?, VHID_MIN, u8::MAX)?),
+            "advskew" => Op::AdvSkew(number(arg()?, ADVSKEW)?),
+            "advbase" => Op::AdvBase(number(arg()?, ADVBASE)?),
+            "vhid" => Op::Vhid(number(arg()?, VHID)?),
             "pass" => {
                 let p = arg()?;
                 check_pass(p).map_err(WordError::value)?;
@@ -330,27 +339,22 @@ fn parse_interface_words(words: &[String]) -> Result<Vec<Op>, WordError> {
 
 /// A numeric word's argument, as ifconfig reads it: `strtonum(val, min, max)`, and on failure
 /// `errx(1, "%s %s: %s", word, val, errstr)`.
-fn number(word: &str, val: &str, min: u8, max: u8) -> Result<u8, WordError> {
-    let n = strtonum(val, i64::from(min), i64::from(max))
-        .map_err(|e| WordError::value(format!("{word} {val}: {e}")))?;
+fn number(val: &str, range: Range) -> Result<u8, WordError> {
+    let n = strtonum(val, i64::from(range.min), i64::from(range.max))
+        .map_err(|e| WordError::value(format!("{} {val}: {e}", range.name)))?;
     Ok(u8::try_from(n).expect("range-checked above"))
 }
 
-/// `state master|backup`, case-insensitive as ifconfig's strcasecmp().
+/// `state master|backup` by [`values::parse_state`].
 fn forced_state(val: &str) -> Result<ForcedState, WordError> {
-    if val.eq_ignore_ascii_case("master") {
-        Ok(ForcedState::Master)
-    } else if val.eq_ignore_ascii_case("backup") {
-        Ok(ForcedState::Backup)
-    } else if val.eq_ignore_ascii_case("init") {
-        Err(WordError::value(
+    values::parse_state(val).map_err(|e| match e {
+        StateError::Init => WordError::value(
             "state init: only master or backup can be forced (take the interface down instead)",
-        ))
-    } else {
-        Err(WordError::value(format!(
-            "state {val}: unknown state (master or backup)"
-        )))
-    }
+        ),
+        StateError::Unknown => {
+            WordError::value(format!("state {val}: unknown state (master or backup)"))
+        }
+    })
 }
 
 /// OpenBSD's strtonum(3): a base-10 integer with optional leading blanks and sign, nothing
@@ -596,6 +600,13 @@ mod tests {
         assert_eq!(
             err("carp0 group averyveryverylong"),
             "setifgroup: group name too long"
+        );
+        // carpd's own rule, the configuration's too: a group name is one word.
+        assert_eq!(
+            parse(&["carp0".into(), "group".into(), "web db".into()])
+                .unwrap_err()
+                .message,
+            "setifgroup: group name contains whitespace or a control character"
         );
         assert_eq!(
             parse(&["carp0".into(), "group".into(), String::new()])

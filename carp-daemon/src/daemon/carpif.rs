@@ -61,7 +61,7 @@ impl CarpIf {
         };
         // The entropy seeds the jitter that breaks ties between identical peers.
         let fsm = fsm::Vhid::new(params, preempt, rand::random())?;
-        let pending_state = cfg.initial_state.map(forced_state);
+        let pending_state = cfg.initial_state;
         Ok(Self {
             vmac: virtual_mac(cfg.vhid),
             link_local: None,
@@ -137,14 +137,6 @@ impl CarpIf {
             self.auth.sign(self.counter),
         )
         .encode()
-    }
-}
-
-/// The state machine's form of a configured `state master|backup`.
-pub fn forced_state(state: crate::config::ForcedState) -> fsm::ForcedState {
-    match state {
-        crate::config::ForcedState::Master => fsm::ForcedState::Master,
-        crate::config::ForcedState::Backup => fsm::ForcedState::Backup,
     }
 }
 

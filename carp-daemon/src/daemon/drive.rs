@@ -65,7 +65,7 @@ impl Daemon {
             return;
         };
         cif.cfg.initial_state = state;
-        cif.pending_state = state.map(super::carpif::forced_state);
+        cif.pending_state = state;
         self.apply_pending_state(name);
     }
 

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use crate::control::protocol::{
-    CarpState, CarpStats, ForcedState, InterfaceAddress, InterfaceStatus, Op, Request, Response,
-    StatsReport, Target, Transition, format_mac,
+    CarpState, CarpStats, InterfaceAddress, InterfaceStatus, Op, Request, Response, StatsReport,
+    Target, Transition, format_mac,
 };
 use crate::groups::Groups;
 use crate::proto::fsm;
@@ -223,12 +223,8 @@ impl Daemon {
                 .map_err(|e| format!("{name}: {e}"))?;
         }
         for op in &ops {
-            if let Op::State(s) = op {
-                let forced = match s {
-                    ForcedState::Master => fsm::ForcedState::Master,
-                    ForcedState::Backup => fsm::ForcedState::Backup,
-                };
-                self.drive(name, fsm::Event::ForceState(forced));
+            if let Op::State(forced) = op {
+                self.drive(name, fsm::Event::ForceState(*forced));
             }
         }
         tracing::info!(interface = name, ops = ops.len(), "carpctl change applied");

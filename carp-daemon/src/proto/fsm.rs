@@ -193,8 +193,11 @@ impl Families {
     }
 }
 
-/// `ifconfig carpN state master|backup`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `ifconfig carpN state master|backup`: from the configuration's `state` or carpctl's, the
+/// one type for both (on the control socket as `"master"` / `"backup"`). OpenBSD's kernel
+/// refuses to force INIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ForcedState {
     Master,
     Backup,
