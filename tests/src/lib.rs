@@ -40,7 +40,7 @@ pub mod wait;
 pub use capture::Capture;
 pub use error::LabError;
 pub use lab::{Host, Lab, LabSpec};
-pub use netns::{Netns, NetnsCommand};
+pub use netns::{Netns, NetnsCommand, OwnedNetns};
 pub use privilege::{is_privileged, require_root};
 pub use process::{CmdOutput, LabProcess, Signal};
 pub use wait::{wait_for, wait_until};
