@@ -121,65 +121,127 @@ pub struct CarpdevEntry {
     pub _pad: [u8; 2],
 }
 
-/// Dataplane counters, one copy per CPU (`bpftool` shows each CPU's values).
-///
-/// Every frame the program drops is counted under exactly one reason.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
-pub struct DataplaneCounters {
-    /// ARP requests for a virtual address answered (XDP_TX) as master.
-    pub arp_replied: u64,
-    /// ARP requests for a virtual address dropped because this host is not (live) master.
-    pub arp_dropped_not_master: u64,
-    /// Gratuitous ARP requests (sender = target = a virtual address) dropped: nobody answers
-    /// them, and the new master's announcements must not reach the kernel of a backup.
-    pub arp_gratuitous_dropped: u64,
-    /// Neighbour solicitations for a virtual address answered as master.
-    pub ns_replied: u64,
-    /// Neighbour solicitations for a virtual address dropped as not master.
-    pub ns_dropped_not_master: u64,
-    /// Frames to a served virtual MAC passed to the stack as master.
-    pub vmac_accepted: u64,
-    /// Frames to a served virtual MAC dropped as not master.
-    pub vmac_dropped_not_master: u64,
-    /// Valid advertisements for a served vhid handed to carpd through the ring buffer.
-    pub advert_delivered: u64,
-    /// Advertisements for a vhid not served here, passed to the stack (may be VRRP).
-    pub advert_passed_unknown_vhid: u64,
-    /// Advertisements dropped for bad length: IP payload shorter than the CARP header, or a
-    /// frame shorter than its IP header says.
-    pub advert_bad_length: u64,
-    /// Advertisements dropped: version not 2.
-    pub advert_bad_version: u64,
-    /// Advertisements dropped: TTL / hop limit not 255.
-    pub advert_bad_ttl: u64,
-    /// Advertisements dropped: CARP checksum wrong.
-    pub advert_bad_checksum: u64,
-    /// Advertisements dropped: sent by this host (looped back).
-    pub advert_own_source: u64,
-    /// Advertisements dropped: ring buffer full (carpd not keeping up).
-    pub advert_ring_full: u64,
-    /// VLAN-tagged frames passed to the stack untouched.
-    pub vlan_passed: u64,
-    /// Frames leaving a carp interface dropped by its egress guard: this host is not the
-    /// live master of the interface's vhid (BACKUP, INIT, master deadline passed), or the
-    /// interface is not (or no longer) known to the dataplane.
-    pub egress_dropped_not_master: u64,
+/// Declares [`DataplaneCounters`] from one list of fields, and generates everything else that
+/// walks the fields: [`DataplaneCounters::NAMES`], [`DataplaneCounters::FIELDS`] (name and
+/// accessor), [`DataplaneCounters::values`] and the element-wise sum (`+=`, `Sum`), so that a
+/// counter added later is added here only (plus its wording in `carpctl stats`). The struct is
+/// emitted exactly as written: the field order is the map value's layout, which the XDP
+/// program, the pinned map and `bpftool` share.
+macro_rules! dataplane_counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident: u64,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $(
+                $(#[$field_meta])*
+                pub $field: u64,
+            )*
+        }
 
-    // --- The responder's input checks. ---------------------------------------------------
-    /// ARP requests for a virtual address dropped: the Ethernet source or the ARP sender
-    /// hardware address is broadcast or multicast.
-    pub arp_dropped_bad_source: u64,
-    /// Neighbour solicitations for a virtual address dropped as invalid (RFC 4861 7.1.1):
-    /// hop limit not 255, code not 0, a multicast Ethernet or IP source, an option of length
-    /// zero or not fitting the payload, or, from the unspecified address, a destination other
-    /// than a solicited-node address or a source link-layer option.
-    pub ns_dropped_invalid: u64,
-    /// Advertisements identical to the current master's last authenticated one (same 36
-    /// header bytes, same IP source, as published in `carp_master_adverts`), consumed in XDP:
-    /// their arrival time goes to `carp_master_seen` instead of the ring to carpd.
-    pub advert_master_fastpath: u64,
+        impl $name {
+            /// How many counters there are.
+            pub const COUNT: usize = [$(stringify!($field)),*].len();
+
+            /// Every counter's name (the field name, as `bpftool` prints it), in field order.
+            pub const NAMES: [&'static str; Self::COUNT] = [$(stringify!($field)),*];
+
+            /// Every counter's name and accessor, in field order.
+            pub const FIELDS: [(&'static str, fn(&$name) -> u64); Self::COUNT] =
+                [$((stringify!($field), |c: &$name| c.$field)),*];
+
+            /// Every counter's name and value, in field order.
+            pub fn values(&self) -> [(&'static str, u64); Self::COUNT] {
+                [$((stringify!($field), self.$field)),*]
+            }
+        }
+
+        /// Element-wise sum: per-CPU copies add up to the totals.
+        impl core::ops::AddAssign<&$name> for $name {
+            fn add_assign(&mut self, other: &$name) {
+                $(self.$field += other.$field;)*
+            }
+        }
+
+        impl<'a> core::iter::Sum<&'a $name> for $name {
+            fn sum<I: Iterator<Item = &'a $name>>(iter: I) -> $name {
+                let mut total = $name::default();
+                for c in iter {
+                    total += c;
+                }
+                total
+            }
+        }
+    };
+}
+
+dataplane_counters! {
+    /// Dataplane counters, one copy per CPU (`bpftool` shows each CPU's values).
+    ///
+    /// Every frame the program drops is counted under exactly one reason.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+    pub struct DataplaneCounters {
+        /// ARP requests for a virtual address answered (XDP_TX) as master.
+        pub arp_replied: u64,
+        /// ARP requests for a virtual address dropped because this host is not (live) master.
+        pub arp_dropped_not_master: u64,
+        /// Gratuitous ARP requests (sender = target = a virtual address) dropped: nobody answers
+        /// them, and the new master's announcements must not reach the kernel of a backup.
+        pub arp_gratuitous_dropped: u64,
+        /// Neighbour solicitations for a virtual address answered as master.
+        pub ns_replied: u64,
+        /// Neighbour solicitations for a virtual address dropped as not master.
+        pub ns_dropped_not_master: u64,
+        /// Frames to a served virtual MAC passed to the stack as master.
+        pub vmac_accepted: u64,
+        /// Frames to a served virtual MAC dropped as not master.
+        pub vmac_dropped_not_master: u64,
+        /// Valid advertisements for a served vhid handed to carpd through the ring buffer.
+        pub advert_delivered: u64,
+        /// Advertisements for a vhid not served here, passed to the stack (may be VRRP).
+        pub advert_passed_unknown_vhid: u64,
+        /// Advertisements dropped for bad length: IP payload shorter than the CARP header, or a
+        /// frame shorter than its IP header says.
+        pub advert_bad_length: u64,
+        /// Advertisements dropped: version not 2.
+        pub advert_bad_version: u64,
+        /// Advertisements dropped: TTL / hop limit not 255.
+        pub advert_bad_ttl: u64,
+        /// Advertisements dropped: CARP checksum wrong.
+        pub advert_bad_checksum: u64,
+        /// Advertisements dropped: sent by this host (looped back).
+        pub advert_own_source: u64,
+        /// Advertisements dropped: ring buffer full (carpd not keeping up).
+        pub advert_ring_full: u64,
+        /// VLAN-tagged frames passed to the stack untouched.
+        pub vlan_passed: u64,
+        /// Frames leaving a carp interface dropped by its egress guard: this host is not the
+        /// live master of the interface's vhid (BACKUP, INIT, master deadline passed), or the
+        /// interface is not (or no longer) known to the dataplane.
+        pub egress_dropped_not_master: u64,
+
+        // --- The responder's input checks. ---------------------------------------------------
+        /// ARP requests for a virtual address dropped: the Ethernet source or the ARP sender
+        /// hardware address is broadcast or multicast.
+        pub arp_dropped_bad_source: u64,
+        /// Neighbour solicitations for a virtual address dropped as invalid (RFC 4861 7.1.1):
+        /// hop limit not 255, code not 0, a multicast Ethernet or IP source, an option of length
+        /// zero or not fitting the payload, or, from the unspecified address, a destination other
+        /// than a solicited-node address or a source link-layer option.
+        pub ns_dropped_invalid: u64,
+        /// Advertisements identical to the current master's last authenticated one (same 36
+        /// header bytes, same IP source, as published in `carp_master_adverts`), consumed in XDP:
+        /// their arrival time goes to `carp_master_seen` instead of the ring to carpd.
+        pub advert_master_fastpath: u64,
+    }
 }
 
 /// A received advertisement handed from XDP to carpd through the ring buffer.
@@ -268,5 +330,48 @@ mod tests {
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
         assert_eq!(size_of::<MasterAdvertKey>(), 8);
         assert_eq!(size_of::<MasterAdvert>(), 16 + 36 + 4);
+        assert_eq!(size_of::<DataplaneCounters>(), DataplaneCounters::COUNT * 8);
+    }
+
+    /// Counters as they lie in the map value: the i-th u64 holds `i + 1`.
+    fn counters_by_position() -> DataplaneCounters {
+        let mut raw = [0u64; DataplaneCounters::COUNT];
+        for (i, v) in raw.iter_mut().enumerate() {
+            *v = i as u64 + 1;
+        }
+        // SAFETY: DataplaneCounters is #[repr(C)] with COUNT u64 fields and nothing else
+        // (checked by the size above), so it has the layout of [u64; COUNT].
+        unsafe { core::mem::transmute::<[u64; DataplaneCounters::COUNT], DataplaneCounters>(raw) }
+    }
+
+    #[test]
+    fn the_generated_lists_follow_the_field_order() {
+        let c = counters_by_position();
+        for (i, ((name, get), (value_name, value))) in
+            DataplaneCounters::FIELDS.iter().zip(c.values()).enumerate()
+        {
+            assert_eq!(get(&c), i as u64 + 1, "{name}");
+            assert_eq!((*name, value), (value_name, i as u64 + 1));
+            assert_eq!(DataplaneCounters::NAMES[i], *name);
+        }
+        assert_eq!(DataplaneCounters::NAMES[0], "arp_replied");
+        assert_eq!(c.arp_replied, 1);
+        assert_eq!(c.advert_master_fastpath, DataplaneCounters::COUNT as u64);
+        assert_eq!(
+            DataplaneCounters::NAMES[DataplaneCounters::COUNT - 1],
+            "advert_master_fastpath"
+        );
+    }
+
+    #[test]
+    fn counters_sum_element_wise() {
+        let c = counters_by_position();
+        let total: DataplaneCounters = [c, c, DataplaneCounters::default()].iter().sum();
+        for ((name, get), (_, value)) in DataplaneCounters::FIELDS.iter().zip(c.values()) {
+            assert_eq!(get(&total), 2 * value, "{name}");
+        }
+        let mut acc = DataplaneCounters::default();
+        acc += &c;
+        assert_eq!(acc, c);
     }
 }

@@ -33,8 +33,8 @@ pub struct Snapshot {
     pub vhids: Vec<VhidMetrics>,
     /// Protocol rejects by reason name.
     pub rejects: Vec<(String, u64)>,
-    /// Dataplane counters by name.
-    pub dataplane: Vec<(String, u64)>,
+    /// Dataplane counters by name ([`crate::dataplane::counter_list`]).
+    pub dataplane: Vec<(&'static str, u64)>,
     pub groups: Vec<(String, u8)>,
 }
 
@@ -193,7 +193,7 @@ mod tests {
                 send_errors: 0,
             }],
             rejects: vec![("bad_auth".into(), 4)],
-            dataplane: vec![("arp_replied".into(), 9)],
+            dataplane: vec![("arp_replied", 9)],
             groups: vec![("carp".into(), 0)],
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use carp_tests::{Host, Lab, Signal, wait_until};
+use carp_tests::{CapturedAdvert, Host, Lab, Signal, wait_until};
 use common::*;
 
 const T1: Timers = Timers {
@@ -339,12 +339,11 @@ fn adverts_sent(host: &Host, window: Duration) -> Vec<(Vec<u8>, Vec<u8>)> {
     let capture = host.capture_sent("ip proto 112", 0).expect("capture");
     std::thread::sleep(window);
     let pcap = capture.stop_and_read().expect("read capture");
-    // Ethernet (14) + IPv4 without options (20), then the CARP header: the counter at
-    // 8..16, the HMAC at 16..36.
     let adverts: Vec<(Vec<u8>, Vec<u8>)> = pcap
         .packets
         .iter()
-        .filter_map(|p| Some((p.data.get(42..50)?.to_vec(), p.data.get(50..70)?.to_vec())))
+        .filter_map(|p| CapturedAdvert::parse(&p.data))
+        .map(|a| (a.carp.counter.to_be_bytes().to_vec(), a.carp.hmac.to_vec()))
         .collect();
     assert!(!adverts.is_empty(), "no advert sent by {}", host.name());
     adverts

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use carp_tests::frames::inet_checksum;
 use carp_tests::lab::parse_mac;
 use carp_tests::pcap::Packet;
-use carp_tests::{Capture, wait_until};
+use carp_tests::{Capture, CapturedAdvert, wait_until};
 use common::*;
 
 /// advbase 1 as carp_1.sh uses; the backup's skew keeps the roles apart.
@@ -29,37 +29,22 @@ fn vmac() -> [u8; 6] {
     parse_mac(VMAC).expect("VMAC constant")
 }
 
-/// An advert as captured: Ethernet source and destination, and the IP packet.
-#[derive(Debug)]
-struct Advert {
-    eth_src: [u8; 6],
-    eth_dst: [u8; 6],
-    ethertype: u16,
-    ip: Vec<u8>,
-}
-
-fn adverts(packets: &[Packet]) -> Vec<Advert> {
+fn adverts(packets: &[Packet]) -> Vec<CapturedAdvert> {
     packets
         .iter()
-        .filter(|p| p.data.len() >= 14)
-        .map(|p| Advert {
-            eth_dst: p.data[..6].try_into().unwrap(),
-            eth_src: p.data[6..12].try_into().unwrap(),
-            ethertype: u16::from_be_bytes([p.data[12], p.data[13]]),
-            ip: p.data[14..].to_vec(),
-        })
+        .filter_map(|p| CapturedAdvert::parse(&p.data))
         .collect()
 }
 
 /// The adverts captured so far (the file is written packet by packet); none while the file
 /// is still incomplete.
-fn captured(capture: &Capture) -> Vec<Advert> {
+fn captured(capture: &Capture) -> Vec<CapturedAdvert> {
     carp_tests::pcap::read(capture.path())
         .map(|pcap| adverts(&pcap.packets))
         .unwrap_or_default()
 }
 
-fn count(adverts: &[Advert], ethertype: u16) -> usize {
+fn count(adverts: &[CapturedAdvert], ethertype: u16) -> usize {
     adverts.iter().filter(|a| a.ethertype == ethertype).count()
 }
 
@@ -254,11 +239,10 @@ fn link_local(host: &carp_tests::Host) -> Ipv6Addr {
 
 /// The IPv4 source of the last IPv4 advert captured so far.
 fn last_v4_source(capture: &Capture) -> Option<Ipv4Addr> {
-    captured(capture)
-        .iter()
-        .rev()
-        .find(|a| a.ethertype == 0x0800)
-        .map(|a| Ipv4Addr::from(<[u8; 4]>::try_from(&a.ip[12..16]).unwrap()))
+    captured(capture).iter().rev().find_map(|a| match a.src {
+        IpAddr::V4(src) => Some(src),
+        IpAddr::V6(_) => None,
+    })
 }
 
 #[test]

@@ -330,10 +330,19 @@ fn ipv4_only_interface_has_the_link_local_but_sends_no_ipv6_adverts() {
     })
     .expect("three more IPv4 adverts");
     let pcap = capture.stop_and_read().unwrap();
-    let ethertype = |p: &carp_tests::pcap::Packet| u16::from_be_bytes([p.data[12], p.data[13]]);
-    assert!(pcap.packets.iter().any(|p| ethertype(p) == 0x0800));
+    let adverts: Vec<_> = pcap
+        .packets
+        .iter()
+        .filter_map(|p| carp_tests::CapturedAdvert::parse(&p.data))
+        .collect();
+    assert_eq!(
+        adverts.len(),
+        pcap.packets.len(),
+        "every frame is a whole advert"
+    );
+    assert!(adverts.iter().any(|a| a.is_v4()));
     assert!(
-        !pcap.packets.iter().any(|p| ethertype(p) == 0x86dd),
+        adverts.iter().all(|a| a.is_v4()),
         "an IPv4-only carp interface sent IPv6 adverts"
     );
     let text = r1.carpctl(&["carp0"]).stdout;

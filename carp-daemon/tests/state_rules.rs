@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carp_tests::pcap::{Packet, Pcap};
-use carp_tests::{Signal, wait_until};
+use carp_tests::{CapturedAdvert, Signal, wait_until};
 use common::*;
 
 /// OpenBSD's carp_1.sh timers: advbase 1, the better host at advskew 0.
@@ -92,12 +92,9 @@ fn neighbour_adverts(pcap: &Pcap, addr: Ipv6Addr) -> usize {
 
 /// The demote field of an IPv4 CARP advert.
 fn advert_demote(p: &Packet) -> Option<u8> {
-    let d = &p.data;
-    if d.len() < 34 || d[12..14] != [0x08, 0x00] || d[23] != 112 {
-        return None;
-    }
-    let carp = 14 + usize::from(d[14] & 0x0f) * 4;
-    d.get(carp + 4).copied()
+    CapturedAdvert::parse(&p.data)
+        .filter(CapturedAdvert::is_v4)
+        .map(|a| a.carp.demote)
 }
 
 /// The demote field of every IPv4 CARP advert in a capture.

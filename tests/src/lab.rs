@@ -774,7 +774,7 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 
 /// Keeps `[a-z0-9_]`, maps the rest to `_`, and shortens: namespace names stay readable and
 /// `-` stays the separator the sweep relies on.
-fn sanitize_hint(hint: &str) -> String {
+pub(crate) fn sanitize_hint(hint: &str) -> String {
     let mut out: String = hint
         .chars()
         .map(|c| {

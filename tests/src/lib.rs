@@ -25,6 +25,7 @@
 //!
 //! Everything needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); guard tests with [`require_root`].
 //! Traffic only ever flows between the lab's own namespaces, on documentation addresses.
+pub mod advert;
 pub mod capture;
 pub mod cleanup;
 mod error;
@@ -37,10 +38,11 @@ pub mod process;
 mod veth_napi_peer;
 pub mod wait;
 
+pub use advert::CapturedAdvert;
 pub use capture::Capture;
 pub use error::LabError;
 pub use lab::{Host, Lab, LabSpec};
-pub use netns::{Netns, NetnsCommand};
+pub use netns::{Netns, NetnsCommand, OwnedNetns};
 pub use privilege::{is_privileged, require_root};
 pub use process::{CmdOutput, LabProcess, Signal};
 pub use wait::{wait_for, wait_until};

@@ -7,6 +7,10 @@
 //! namespace only, between fork and exec (what `nsenter --net` does). The one visible
 //! difference: /sys/class/net inside such a command still shows the root namespace's
 //! interfaces; use `ip` (netlink) to look at the namespace's links.
+//!
+//! A lab owns its namespaces; a test that needs one bare namespace and no lab (carp-daemon's
+//! unit tests of netlink, sysctl and ethtool code, which work on "the namespace of the
+//! calling thread") takes an [`OwnedNetns`], named and swept like a lab's.
 use std::ffi::{CString, OsStr};
 use std::fmt;
 use std::fs::File;
@@ -21,6 +25,7 @@ use std::sync::Mutex;
 use nix::sched::CloneFlags;
 
 use crate::LabError;
+use crate::cleanup;
 
 /// Where iproute2 keeps the bind mounts that give namespaces their names.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -188,6 +193,53 @@ impl Netns {
 impl fmt::Display for Netns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)
+    }
+}
+
+/// A network namespace of its own, outside any lab, deleted on drop (also while a panic
+/// unwinds) after the processes left in it are killed. Its name is a lab id plus `hint`, so a
+/// namespace of a test binary killed outright is removed by the next run's stale sweep
+/// ([`cleanup`]). Derefs to [`Netns`]: [`Netns::enter`] runs code inside it.
+#[derive(Debug)]
+pub struct OwnedNetns {
+    netns: Netns,
+}
+
+impl OwnedNetns {
+    /// Creates `carplab-<pid>-<n>-<random>-<hint>` (the hint sanitised as a lab's), sweeping
+    /// stale labs first.
+    pub fn create(hint: &str) -> Result<OwnedNetns, LabError> {
+        cleanup::sweep_stale_once();
+        let name = format!(
+            "{}-{}",
+            cleanup::new_lab_id(),
+            crate::lab::sanitize_hint(hint)
+        );
+        Ok(OwnedNetns {
+            netns: Netns::create(&name)?,
+        })
+    }
+}
+
+impl Deref for OwnedNetns {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.netns
+    }
+}
+
+impl Drop for OwnedNetns {
+    fn drop(&mut self) {
+        let strays = cleanup::kill_netns_processes(&self.netns);
+        if !strays.is_empty() {
+            eprintln!(
+                "netns cleanup: killed stray processes {strays:?} in {}",
+                self.netns
+            );
+        }
+        if let Err(e) = self.netns.delete() {
+            eprintln!("netns cleanup: {e}");
+        }
     }
 }
 

@@ -365,3 +365,33 @@ fn stale_labs_of_dead_processes_are_swept() {
     );
     assert!(!fixture.dir.exists(), "stale work directory swept");
 }
+
+#[test]
+fn an_owned_namespace_is_entered_and_removed_with_its_processes_also_on_panic() {
+    if !require_root("an_owned_namespace_is_entered_and_removed") {
+        return;
+    }
+    let ns = carp_tests::OwnedNetns::create("owned ns").unwrap();
+    let name = ns.name().to_owned();
+    assert!(name.starts_with("carplab-"), "{name}");
+    assert!(name.ends_with("-owned_ns"), "{name}");
+    assert!(stdout(&["ip", "netns", "list"]).contains(&name));
+    // A thread that entered it sees only the namespace's own loopback.
+    let links = ns.enter(|| stdout(&["ip", "-o", "link", "show"])).unwrap();
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains(": lo:"), "{links}");
+    // A process left running in it is killed when the handle goes, during a panic too.
+    let mut child = ns.command(["sleep", "60"]).spawn().unwrap();
+    let pid = child.id();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _ns = ns;
+        panic!("test body failed");
+    }));
+    assert!(result.is_err());
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::SIGKILL as i32), "{pid}");
+    assert!(
+        !stdout(&["ip", "netns", "list"]).contains(&name),
+        "namespace {name} left"
+    );
+}

@@ -245,32 +245,45 @@ fn carp_lines(out: &mut String, c: &CarpStats, loops: u64) {
     ]);
 }
 
-/// The dataplane's counters (carp_common::maps::DataplaneCounters: the XDP program's, then
-/// the egress guard's), netstat-style.
+/// The wording of every dataplane counter (carp_common::maps::DataplaneCounters: the XDP
+/// program's, then the egress guard's), netstat-style, keyed by field name in the order
+/// `carpctl stats` prints them. Sized by the counter count, so a new counter does not compile
+/// without its line.
 #[rustfmt::skip] // a table, as above
+const DATAPLANE_LINES: [(&str, &str); DataplaneStats::COUNT] = [
+    ("arp_replied",                "\t{n} ARP request{s} for a VIP answered as master"),
+    ("arp_dropped_not_master",     "\t{n} ARP request{s} for a VIP dropped (not master)"),
+    ("arp_gratuitous_dropped",     "\t{n} gratuitous ARP packet{s} for a VIP dropped"),
+    ("ns_replied",                 "\t{n} neighbor solicitation{s} for a VIP answered"),
+    ("ns_dropped_not_master",      "\t{n} neighbor solicitation{s} for a VIP dropped"),
+    ("vmac_accepted",              "\t{n} frame{s} to a virtual MAC accepted as master"),
+    ("vmac_dropped_not_master",    "\t{n} frame{s} to a virtual MAC dropped (not master)"),
+    ("advert_delivered",           "\t{n} advertisement{s} handed to carpd"),
+    ("advert_master_fastpath",     "\t{n} repeat{s} of the master's advertisement consumed in XDP"),
+    ("advert_passed_unknown_vhid", "\t{n} advertisement{s} for an unknown vhid passed on"),
+    ("advert_bad_length",          "\t\t{n} discarded because packet too short"),
+    ("advert_bad_version",         "\t\t{n} discarded packet{s} with a bad version"),
+    ("advert_bad_ttl",             "\t\t{n} packet{s} discarded for wrong TTL"),
+    ("advert_bad_checksum",        "\t\t{n} discarded for bad checksum{s}"),
+    ("advert_own_source",          "\t\t{n} discarded as sent by this host"),
+    ("advert_ring_full",           "\t\t{n} dropped because carpd was not keeping up"),
+    ("vlan_passed",                "\t{n} VLAN-tagged frame{s} passed to the stack"),
+    ("egress_dropped_not_master",  "\t{n} frame{s} leaving a carp interface dropped (not master)"),
+    ("arp_dropped_bad_source",     "\t{n} ARP request{s} for a VIP from a group address dropped"),
+    ("ns_dropped_invalid",         "\t{n} invalid neighbor solicitation{s} for a VIP dropped"),
+];
+
+/// The dataplane's counters, worded by [`DATAPLANE_LINES`].
 fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
-    netstat_lines(out, &[
-        (d.arp_replied,                "\t{n} ARP request{s} for a VIP answered as master"),
-        (d.arp_dropped_not_master,     "\t{n} ARP request{s} for a VIP dropped (not master)"),
-        (d.arp_gratuitous_dropped,     "\t{n} gratuitous ARP packet{s} for a VIP dropped"),
-        (d.ns_replied,                 "\t{n} neighbor solicitation{s} for a VIP answered"),
-        (d.ns_dropped_not_master,      "\t{n} neighbor solicitation{s} for a VIP dropped"),
-        (d.vmac_accepted,              "\t{n} frame{s} to a virtual MAC accepted as master"),
-        (d.vmac_dropped_not_master,    "\t{n} frame{s} to a virtual MAC dropped (not master)"),
-        (d.advert_delivered,           "\t{n} advertisement{s} handed to carpd"),
-        (d.advert_master_fastpath,     "\t{n} repeat{s} of the master's advertisement consumed in XDP"),
-        (d.advert_passed_unknown_vhid, "\t{n} advertisement{s} for an unknown vhid passed on"),
-        (d.advert_bad_length,          "\t\t{n} discarded because packet too short"),
-        (d.advert_bad_version,         "\t\t{n} discarded packet{s} with a bad version"),
-        (d.advert_bad_ttl,             "\t\t{n} packet{s} discarded for wrong TTL"),
-        (d.advert_bad_checksum,        "\t\t{n} discarded for bad checksum{s}"),
-        (d.advert_own_source,          "\t\t{n} discarded as sent by this host"),
-        (d.advert_ring_full,           "\t\t{n} dropped because carpd was not keeping up"),
-        (d.vlan_passed,                "\t{n} VLAN-tagged frame{s} passed to the stack"),
-        (d.egress_dropped_not_master,  "\t{n} frame{s} leaving a carp interface dropped (not master)"),
-        (d.arp_dropped_bad_source,     "\t{n} ARP request{s} for a VIP from a group address dropped"),
-        (d.ns_dropped_invalid,         "\t{n} invalid neighbor solicitation{s} for a VIP dropped"),
-    ]);
+    let values = d.values();
+    let lines: Vec<(u64, &str)> = DATAPLANE_LINES
+        .iter()
+        .filter_map(|&(name, text)| {
+            let &(_, n) = values.iter().find(|&&(field, _)| field == name)?;
+            Some((n, text))
+        })
+        .collect();
+    netstat_lines(out, &lines);
 }
 
 /// Appends netstat-style lines: `{n}` is the count, `{s}` its plural.
@@ -482,6 +495,15 @@ mod tests {
              \t2 state changes skipped (replaced while the hook ran)\n\
              xdp: not attached\n"
         );
+    }
+
+    #[test]
+    fn every_dataplane_counter_has_one_line() {
+        let mut worded: Vec<&str> = DATAPLANE_LINES.iter().map(|&(name, _)| name).collect();
+        let mut fields = DataplaneStats::NAMES.to_vec();
+        worded.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(worded, fields);
     }
 
     #[test]

@@ -1086,7 +1086,7 @@ mod traffic_tests {
         in_netns("virtual_address_traffic", |ns| async move {
             let net = NetHandle::new().await.unwrap();
             let cdev = carpdev(&ns, &net).await;
-            let peer = TestNs::create();
+            let peer = TestNs::create("peer").expect("creating the peer namespace");
             let host = peer.name();
             ip(&ns, &["link", "set", "cpeer", "netns", host]);
             ip(host, &["addr", "add", "192.0.2.1/24", "dev", "cpeer"]);
