@@ -124,4 +124,35 @@ mod tests {
         let router = unsolicited_na_frame(VMAC, addr, true);
         assert_eq!(router[14 + 40 + 4], 0xa0);
     }
+
+    #[test]
+    fn announcements_match_the_test_suites_independent_builders() {
+        // tests/src/frames.rs builds frames from the RFCs apart from the product code (and
+        // from carp-common's frame layer, which builds these).
+        use carp_tests::frames;
+        let v4 = Ipv4Addr::new(192, 0, 2, 10);
+        assert_eq!(
+            hex::encode(gratuitous_arp_frame(VMAC, v4)),
+            hex::encode(frames::arp_request(VMAC, v4, v4))
+        );
+        let all_nodes_mac = [0x33, 0x33, 0, 0, 0, 1];
+        for (addr, router, flags) in [
+            ("2001:db8::10", false, 0x20),
+            ("2001:db8::10", true, 0xa0),
+            ("fe80::5:1", true, 0xa0),
+        ] {
+            let addr: Ipv6Addr = addr.parse().unwrap();
+            assert_eq!(
+                hex::encode(unsolicited_na_frame(VMAC, addr, router)),
+                hex::encode(frames::neighbor_advertisement(
+                    VMAC,
+                    addr,
+                    all_nodes_mac,
+                    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                    flags
+                )),
+                "{addr} router {router}"
+            );
+        }
+    }
 }
