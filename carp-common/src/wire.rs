@@ -1,4 +1,5 @@
-//! Wire-level constants of CARP (OpenBSD ip_carp.h) and of the frames around it.
+//! Wire-level constants of CARP (OpenBSD ip_carp.h). The frames around it (Ethernet, IP,
+//! ARP, neighbour discovery, the checksum) are in [`frame`](crate::frame).
 
 /// IP protocol number of CARP (shared with VRRP).
 pub const IPPROTO_CARP: u8 = 112;
@@ -29,8 +30,8 @@ pub const CARP_GROUP_V4: [u8; 4] = [224, 0, 0, 18];
 pub const CARP_GROUP_V6: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12];
 /// Ethernet destination of IPv4 adverts.
 pub const CARP_GROUP_V4_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
-/// Ethernet destination of IPv6 adverts.
-pub const CARP_GROUP_V6_MAC: [u8; 6] = [0x33, 0x33, 0x00, 0x00, 0x00, 0x12];
+/// Ethernet destination of IPv6 adverts (33:33:00:00:00:12).
+pub const CARP_GROUP_V6_MAC: [u8; 6] = crate::frame::ethernet::ipv6_multicast_mac(&CARP_GROUP_V6);
 
 /// The first five bytes of every virtual MAC; the sixth is the vhid.
 pub const VIRTUAL_MAC_PREFIX: [u8; 5] = [0x00, 0x00, 0x5e, 0x00, 0x01];
@@ -55,27 +56,6 @@ pub fn vhid_of_virtual_mac(mac: &[u8; 6]) -> Option<u8> {
         None
     }
 }
-
-/// Ethertypes the dataplane looks at (host byte order).
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_ARP: u16 = 0x0806;
-pub const ETH_P_IPV6: u16 = 0x86dd;
-pub const ETH_P_8021Q: u16 = 0x8100;
-pub const ETH_P_8021AD: u16 = 0x88a8;
-
-/// Ethernet header length.
-pub const ETH_HLEN: usize = 14;
-/// Fixed IPv4 header length (no options).
-pub const IPV4_HLEN: usize = 20;
-/// Fixed IPv6 header length.
-pub const IPV6_HLEN: usize = 40;
-/// ARP payload for Ethernet/IPv4.
-pub const ARP_LEN: usize = 28;
-/// ICMPv6 types of neighbour discovery.
-pub const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
-pub const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
-/// IPv6 next-header value of ICMPv6.
-pub const IPPROTO_ICMPV6: u8 = 58;
 
 #[cfg(test)]
 mod tests {

@@ -15,14 +15,19 @@
 //! (keepalived) shares protocol 112 and the multicast groups, and another daemon may need it.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use carp_common::{
+    frame::{
+        Checksum, be16,
+        ethernet::{ETH_HLEN, EthHdr},
+        ip::{IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr},
+    },
     maps::{AdvertEvent, CarpdevEntry, DataplaneCounters, VHID_STATE_BACKUP},
-    wire::{CARP_HEADER_LEN, CARP_TTL, CARP_VERSION, ETH_HLEN, IPV6_HLEN},
+    wire::{CARP_HEADER_LEN, CARP_TTL, CARP_VERSION},
 };
 
 use crate::{
-    csum, fastpath,
+    fastpath,
     maps::{ADVERTS, count, vhid_entry},
-    packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
+    packet::read_at,
 };
 
 /// An advert as the checks below see it, whichever the IP family.
@@ -46,12 +51,12 @@ pub fn handle_v4(
     ip: &Ipv4Hdr,
 ) -> u32 {
     // Fragments carry no CARP header we could check; adverts are never fragmented.
-    if be16(ip.frag) & 0x3fff != 0 {
+    if ip.is_fragment() {
         return xdp_action::XDP_PASS;
     }
-    let ihl = ((ip.version_ihl & 0x0f) as usize) * 4;
+    let ihl = ip.header_len();
     let total_len = be16(ip.total_len) as usize;
-    if ihl < 20 || total_len < ihl {
+    if ihl < IPV4_HLEN || total_len < ihl {
         return xdp_action::XDP_PASS; // not a valid IPv4 packet: the stack drops it
     }
     let mut src = [0u8; 16];
@@ -121,7 +126,7 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32
     };
     // OpenBSD checksums exactly the 36 header bytes (trailing bytes are ignored, not
     // rejected), and checks the version but never the type nibble.
-    if csum::fold(csum::add_words(0, &header)) != 0 {
+    if Checksum::new().add_words(&header).finish() != 0 {
         return drop_counted(|c| &mut c.advert_bad_checksum);
     }
     if header[0] >> 4 != CARP_VERSION {

@@ -8,18 +8,17 @@
 //! frame to the Ethernet minimum, as it does for the kernel's own ARP replies).
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use carp_common::{
+    frame::{
+        arp::{ARP_FRAME_LEN, ARPOP_REPLY, ARPOP_REQUEST, ArpEthIpv4},
+        ethernet::{ETH_HLEN, EthHdr, is_group_mac},
+    },
     maps::Vip4Key,
-    wire::{ARP_LEN, ETH_HLEN, ETH_P_IP},
 };
 
 use crate::{
     maps::{VIP4, count, is_live_master, vhid_entry},
-    packet::{ArpEthIpv4, EthHdr, be16, is_group_mac, ptr_at, read_at},
+    packet::{ptr_at, read_at},
 };
-
-const ARPHRD_ETHER: u16 = 1;
-const ARPOP_REQUEST: u16 = 1;
-const ARPOP_REPLY: u16 = 2;
 
 /// The frame is an ARP frame (ethertype checked by the caller).
 #[inline(always)]
@@ -30,12 +29,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     ) else {
         return xdp_action::XDP_PASS;
     };
-    if be16(arp.htype) != ARPHRD_ETHER
-        || be16(arp.ptype) != ETH_P_IP
-        || arp.hlen != 6
-        || arp.plen != 4
-        || be16(arp.op) != ARPOP_REQUEST
-    {
+    if !arp.is_ethernet_ipv4() || arp.op() != ARPOP_REQUEST {
         return xdp_action::XDP_PASS;
     }
     let key = Vip4Key {
@@ -62,7 +56,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     };
 
     // The reply is as long as an ARP frame, whatever followed the request.
-    let want = (ETH_HLEN + ARP_LEN) as i32;
+    let want = ARP_FRAME_LEN as i32;
     let have = (ctx.data_end() - ctx.data()) as i32;
     // SAFETY: helper call on our own context; pointers are taken after it.
     if have > want && unsafe { bpf_xdp_adjust_tail(ctx.ctx, want - have) } != 0 {

@@ -18,7 +18,6 @@
 
 mod advert;
 mod arp;
-mod csum;
 mod fastpath;
 mod guard;
 mod maps;
@@ -30,14 +29,17 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use carp_common::wire::{
-    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_CARP,
-    IPPROTO_ICMPV6, vhid_of_virtual_mac,
+use carp_common::{
+    frame::{
+        ethernet::{ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ip::{IPPROTO_ICMPV6, Ipv4Hdr, Ipv6Hdr},
+    },
+    wire::{IPPROTO_CARP, vhid_of_virtual_mac},
 };
 
 use crate::{
     maps::{CARPDEVS, count, is_live_master, vhid_entry},
-    packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, be16, read_at},
+    packet::read_at,
 };
 
 #[xdp]
@@ -50,7 +52,7 @@ pub fn carp(ctx: XdpContext) -> u32 {
     let Some(eth) = read_at::<EthHdr>(&ctx, 0) else {
         return xdp_action::XDP_PASS; // runt: the kernel drops it
     };
-    let ethertype = be16(eth.ethertype);
+    let ethertype = eth.ethertype();
     if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
         count(|c| &mut c.vlan_passed);
         return xdp_action::XDP_PASS;

@@ -25,8 +25,9 @@
 //! task brief said "over the whole IP payload"; the source says otherwise, and wins.)
 use std::time::Duration;
 
-use carp_common::wire::{
-    CARP_AUTHLEN, CARP_HEADER_LEN, CARP_HMAC_LEN, CARP_TYPE_ADVERTISEMENT, CARP_VERSION,
+use carp_common::{
+    frame::internet_checksum,
+    wire::{CARP_AUTHLEN, CARP_HEADER_LEN, CARP_HMAC_LEN, CARP_TYPE_ADVERTISEMENT, CARP_VERSION},
 };
 
 /// Why 36 bytes are not a CARP header. The receive path counts each as its
@@ -165,28 +166,6 @@ pub(crate) fn advertised_us(advbase: u8, advskew: u8) -> u64 {
     u64::from(advbase) * 1_000_000 + u64::from(advskew) * 1_000_000 / 256
 }
 
-/// The Internet checksum (RFC 1071): the one's complement of the one's complement sum of the
-/// data as big-endian 16-bit words, an odd last byte padded with a zero byte. It is 0 over
-/// data that carries a correct checksum.
-///
-/// Written here rather than taken from a crate: it is a dozen lines, and the crates.io
-/// candidates (e.g. `internet-checksum`) have not been released in years.
-pub(crate) fn internet_checksum(data: &[u8]) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    let mut sum: u32 = chunks
-        .by_ref()
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    if let [last] = chunks.remainder() {
-        sum += u32::from(u16::from_be_bytes([*last, 0]));
-    }
-    // A u32 cannot overflow here for any packet this module sees (at most 2^16 words).
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,20 +173,6 @@ mod tests {
 
     fn sample() -> CarpHeader {
         CarpHeader::advertisement(7, 1, 100, 3, 0x0102_0304_0506_0708, [0xab; 20])
-    }
-
-    #[test]
-    fn rfc1071_examples() {
-        // RFC 1071 section 3 example: words 0001 f203 f4f5 f6f7 sum to ddf2 (before !).
-        assert_eq!(
-            internet_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            !0xddf2
-        );
-        assert_eq!(internet_checksum(&[]), 0xffff);
-        // Odd length: the last byte is the high byte of a zero-padded word.
-        assert_eq!(internet_checksum(&[0x12]), !0x1200);
-        // Carries fold back in.
-        assert_eq!(internet_checksum(&[0xff, 0xff, 0x00, 0x01]), !0x0001);
     }
 
     #[test]

@@ -22,9 +22,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
-use carp_common::wire::{
-    CARP_GROUP_V4, CARP_GROUP_V4_MAC, CARP_GROUP_V6, CARP_GROUP_V6_MAC, CARP_TTL, ETH_P_IP,
-    ETH_P_IPV6, IPPROTO_CARP,
+use carp_common::{
+    frame::ethernet::{ETH_P_IP, ETH_P_IPV6},
+    wire::{
+        CARP_GROUP_V4, CARP_GROUP_V4_MAC, CARP_GROUP_V6, CARP_GROUP_V6_MAC, CARP_TTL, IPPROTO_CARP,
+    },
 };
 use socket2::{Domain, InterfaceIndexOrAddress, SockFilter, Socket, Type};
 
@@ -153,7 +155,7 @@ fn membership_socket(domain: Domain, ifname: &str) -> Result<Socket, SendError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::packet::internet_checksum;
+    use carp_common::frame::internet_checksum;
 
     const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 0x07];
 

@@ -4,14 +4,15 @@
 //! so that switches learn the virtual MAC on this port and neighbours update their caches.
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use carp_common::wire::{ETH_P_ARP, ETH_P_IPV6, IPPROTO_ICMPV6};
+use carp_common::frame::{
+    arp::ArpFrame,
+    ethernet::ipv6_multicast_mac,
+    ip::IPV6_ALL_NODES,
+    nd::{NA_FLAG_OVERRIDE, NA_FLAG_ROUTER, NaFrame},
+};
 
-use super::frame::{PacketSocket, ethernet, ipv6_packet, ipv6_upper_checksum};
+use super::frame::PacketSocket;
 use super::{SendError, sock_err};
-
-const BROADCAST: [u8; 6] = [0xff; 6];
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
 /// Sends the announcements on one carpdev.
 pub struct Announcer {
@@ -55,30 +56,28 @@ impl Announcer {
 /// The gratuitous ARP OpenBSD's carp sends: a broadcast request with sender and target both
 /// the virtual address, sender hardware address the virtual MAC.
 pub fn gratuitous_arp_frame(vmac: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
-    let mut arp = Vec::with_capacity(28);
-    arp.extend_from_slice(&1u16.to_be_bytes()); // Ethernet
-    arp.extend_from_slice(&0x0800u16.to_be_bytes()); // IPv4
-    arp.extend_from_slice(&[6, 4]);
-    arp.extend_from_slice(&1u16.to_be_bytes()); // request
-    arp.extend_from_slice(&vmac);
-    arp.extend_from_slice(&addr.octets());
-    arp.extend_from_slice(&[0; 6]);
-    arp.extend_from_slice(&addr.octets());
-    ethernet(BROADCAST, vmac, ETH_P_ARP, &arp)
+    ArpFrame::gratuitous_request(vmac, addr.octets())
+        .as_bytes()
+        .to_vec()
 }
 
 /// An unsolicited neighbour advertisement to all nodes (RFC 4861 7.2.6): override set,
-/// solicited clear, target link-layer option the virtual MAC.
+/// solicited clear, target link-layer option the virtual MAC. The same frame as the XDP
+/// program's answer to a solicitation, but for destination and flags.
 pub fn unsolicited_na_frame(vmac: [u8; 6], addr: Ipv6Addr, router: bool) -> Vec<u8> {
-    let flags = 0x20 | if router { 0x80 } else { 0 };
-    let mut icmp = vec![136, 0, 0, 0, flags, 0, 0, 0];
-    icmp.extend_from_slice(&addr.octets());
-    icmp.extend_from_slice(&[2, 1]);
-    icmp.extend_from_slice(&vmac);
-    let csum = ipv6_upper_checksum(addr, ALL_NODES, IPPROTO_ICMPV6, &icmp);
-    icmp[2..4].copy_from_slice(&csum.to_be_bytes());
-    let ip = ipv6_packet(addr, ALL_NODES, IPPROTO_ICMPV6, 255, &icmp);
-    ethernet(ALL_NODES_MAC, vmac, ETH_P_IPV6, &ip)
+    let mut flags = NA_FLAG_OVERRIDE;
+    if router {
+        flags |= NA_FLAG_ROUTER;
+    }
+    NaFrame::new(
+        vmac,
+        addr.octets(),
+        ipv6_multicast_mac(&IPV6_ALL_NODES),
+        IPV6_ALL_NODES,
+        flags,
+    )
+    .as_bytes()
+    .to_vec()
 }
 
 #[cfg(test)]
@@ -124,5 +123,36 @@ mod tests {
         assert_eq!(&f[14 + 40 + 2..14 + 40 + 4], &[0x9c, 0x06]);
         let router = unsolicited_na_frame(VMAC, addr, true);
         assert_eq!(router[14 + 40 + 4], 0xa0);
+    }
+
+    #[test]
+    fn announcements_match_the_test_suites_independent_builders() {
+        // tests/src/frames.rs builds frames from the RFCs apart from the product code (and
+        // from carp-common's frame layer, which builds these).
+        use carp_tests::frames;
+        let v4 = Ipv4Addr::new(192, 0, 2, 10);
+        assert_eq!(
+            hex::encode(gratuitous_arp_frame(VMAC, v4)),
+            hex::encode(frames::arp_request(VMAC, v4, v4))
+        );
+        let all_nodes_mac = [0x33, 0x33, 0, 0, 0, 1];
+        for (addr, router, flags) in [
+            ("2001:db8::10", false, 0x20),
+            ("2001:db8::10", true, 0xa0),
+            ("fe80::5:1", true, 0xa0),
+        ] {
+            let addr: Ipv6Addr = addr.parse().unwrap();
+            assert_eq!(
+                hex::encode(unsolicited_na_frame(VMAC, addr, router)),
+                hex::encode(frames::neighbor_advertisement(
+                    VMAC,
+                    addr,
+                    all_nodes_mac,
+                    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                    flags
+                )),
+                "{addr} router {router}"
+            );
+        }
     }
 }

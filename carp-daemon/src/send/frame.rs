@@ -7,13 +7,12 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use carp_common::wire::{ETH_HLEN, IPV4_HLEN, IPV6_HLEN};
+use carp_common::frame::{
+    ethernet::{ETH_HLEN, EthHdr},
+    ip::{IP_DF, IPV4_HLEN, IPV4_VERSION_IHL, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr},
+};
 
 use super::{SendError, sock_err};
-use crate::proto::packet::internet_checksum;
-
-/// IP_DF in the flags/fragment-offset field.
-const IP_DF: u16 = 0x4000;
 
 /// A send-only AF_PACKET socket bound to one carpdev. Protocol 0: it receives nothing.
 pub struct PacketSocket {
@@ -103,9 +102,7 @@ fn link_addr(ifindex: u32, protocol: u16, dst: Option<[u8; 6]>) -> libc::sockadd
 /// An Ethernet frame: destination, source, ethertype, payload.
 pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(ETH_HLEN + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(EthHdr::new(dst, src, ethertype).as_bytes());
     f.extend_from_slice(payload);
     f
 }
@@ -128,19 +125,21 @@ impl Ipv4Header {
     pub fn packet(&self, payload: &[u8]) -> Vec<u8> {
         let total = (IPV4_HLEN + payload.len()) as u16;
         let frag: u16 = if self.dont_fragment { IP_DF } else { 0 };
+        let mut h = Ipv4Hdr {
+            version_ihl: IPV4_VERSION_IHL,
+            tos: self.tos,
+            total_len: total.to_be_bytes(),
+            id: self.id.to_be_bytes(),
+            frag: frag.to_be_bytes(),
+            ttl: self.ttl,
+            protocol: self.protocol,
+            checksum: [0; 2],
+            src: self.src.octets(),
+            dst: self.dst.octets(),
+        };
+        h.checksum = h.header_checksum().to_be_bytes();
         let mut p = Vec::with_capacity(IPV4_HLEN + payload.len());
-        p.push(0x45);
-        p.push(self.tos);
-        p.extend_from_slice(&total.to_be_bytes());
-        p.extend_from_slice(&self.id.to_be_bytes());
-        p.extend_from_slice(&frag.to_be_bytes());
-        p.push(self.ttl);
-        p.push(self.protocol);
-        p.extend_from_slice(&[0, 0]);
-        p.extend_from_slice(&self.src.octets());
-        p.extend_from_slice(&self.dst.octets());
-        let csum = internet_checksum(&p);
-        p[10..12].copy_from_slice(&csum.to_be_bytes());
+        p.extend_from_slice(h.as_bytes());
         p.extend_from_slice(payload);
         p
     }
@@ -154,32 +153,23 @@ pub fn ipv6_packet(
     hop_limit: u8,
     payload: &[u8],
 ) -> Vec<u8> {
+    let h = Ipv6Hdr::new(
+        src.octets(),
+        dst.octets(),
+        next_header,
+        hop_limit,
+        payload.len() as u16,
+    );
     let mut p = Vec::with_capacity(IPV6_HLEN + payload.len());
-    p.extend_from_slice(&[0x60, 0, 0, 0]);
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.push(next_header);
-    p.push(hop_limit);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(h.as_bytes());
     p.extend_from_slice(payload);
     p
-}
-
-/// The checksum of an upper-layer message over IPv6 (RFC 8200 8.1: the pseudo-header of
-/// source, destination, upper-layer length and next header, then the message).
-pub fn ipv6_upper_checksum(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, msg: &[u8]) -> u16 {
-    let mut data = Vec::with_capacity(40 + msg.len());
-    data.extend_from_slice(&src.octets());
-    data.extend_from_slice(&dst.octets());
-    data.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    data.extend_from_slice(&[0, 0, 0, next_header]);
-    data.extend_from_slice(msg);
-    internet_checksum(&data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use carp_common::frame::internet_checksum;
 
     #[test]
     fn ipv4_header_fields_and_checksum() {
