@@ -26,6 +26,7 @@
 //! Everything needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); guard tests with [`require_root`].
 //! Traffic only ever flows between the lab's own namespaces, on documentation addresses.
 pub mod capture;
+pub mod carpd;
 pub mod cleanup;
 mod error;
 pub mod frames;
@@ -34,6 +35,7 @@ pub mod netns;
 pub mod pcap;
 pub mod privilege;
 pub mod process;
+pub mod rawsock;
 mod veth_napi_peer;
 pub mod wait;
 
@@ -43,4 +45,5 @@ pub use lab::{Host, Lab, LabSpec};
 pub use netns::{Netns, NetnsCommand};
 pub use privilege::{is_privileged, require_root};
 pub use process::{CmdOutput, LabProcess, Signal};
+pub use rawsock::RawSocket;
 pub use wait::{wait_for, wait_until};

@@ -14,7 +14,7 @@ use super::flood::{FloodResult, RingFloodResult, SMALL_RING_BYTES};
 use super::plot;
 use super::soak::SoakResult;
 use super::tools::{Setting, Tool};
-use super::{PROBE_IP, Plan, rawsock};
+use super::{PROBE_IP, Plan, traffic};
 
 /// Everything one bench run measured.
 pub struct Results {
@@ -393,7 +393,7 @@ fn rate_section(md: &mut String, r: &Results) {
          r1's switch port received. ucarp and keepalived answer through the kernel stack: \
          the kernel row is theirs.\n",
         crate::human(rate.window),
-        rawsock::BATCH,
+        traffic::BATCH,
         cores()
     );
     let _ = writeln!(
