@@ -108,7 +108,7 @@ fn link_cut_of_the_master() {
     r2.wait_state("MASTER", Duration::from_secs(5));
     // The carpdev lost link: r1's vhid is in INIT and its groups are demoted by 1.
     r1.wait_state("INIT", Duration::from_secs(5));
-    let demote = |r: &Router| r.carpctl(&["-g", "carp"]).stdout.trim().to_owned();
+    let demote = |r: &Router<'_>| r.carpctl(&["-g", "carp"]).stdout.trim().to_owned();
     assert_eq!(demote(&r1), "carp: carp demote count 1");
     // Link back: r1 runs again, the demotion is undone; without preempt it stays backup.
     lab.host(0).restore_link().unwrap();
