@@ -70,9 +70,9 @@ impl Setting {
         }
     }
 
-    /// ucarp as the reference measured it: both advskew 0 (ucarp breaks the tie by
-    /// the lower source address, so r1 wins the first election; roles then swap at each
-    /// failover, as nothing makes either side preempt).
+    /// ucarp as the report's reference figures measured it: both advskew 0 (ucarp breaks the
+    /// tie by the lower source address, so r1 wins the first election; roles then swap at
+    /// each failover, as nothing makes either side preempt).
     pub const fn ucarp_default() -> Setting {
         Setting::Ucarp {
             advbase: 1,

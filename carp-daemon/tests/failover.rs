@@ -19,7 +19,7 @@ const T2: Timers = Timers {
 };
 
 /// The client may wait this long for the address after the master fails: the backup's
-/// master-down interval plus one advertisement interval (issue #4), plus the client probe's
+/// master-down interval plus one advertisement interval, plus the client probe's
 /// own granularity (a 0.2 s ping timeout and the time to spawn ping).
 fn failover_bound() -> Duration {
     T2.master_down() + T2.interval() + Duration::from_millis(600)
