@@ -296,6 +296,10 @@ pub struct MasterAdvert {
 }
 
 #[cfg(feature = "user")]
+#[expect(
+    clippy::undocumented_unsafe_blocks,
+    reason = "the one SAFETY comment below covers every impl"
+)]
 mod pod {
     use super::*;
     // SAFETY: every type is #[repr(C)], Copy, made only of integers and byte arrays, with

@@ -17,7 +17,7 @@ const T2: Timers = Timers {
     advskew: 100,
 };
 
-fn transitions(r: &Router) -> u64 {
+fn transitions(r: &Router<'_>) -> u64 {
     let out = r.carpctl(&["stats"]);
     // "N state transitions" style line, or fall back to the JSON status below.
     out.stdout

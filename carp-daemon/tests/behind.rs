@@ -20,7 +20,7 @@ const T2: Timers = Timers {
 };
 
 /// A field of carp0 in `carpctl --json carp0`.
-fn status_field(r: &Router, field: &str) -> serde_json::Value {
+fn status_field(r: &Router<'_>, field: &str) -> serde_json::Value {
     let out = ok(r.carpctl(&["--json", "carp0"]));
     let v: serde_json::Value = serde_json::from_str(&out).expect("carpctl JSON");
     let iface = match v {
@@ -31,7 +31,7 @@ fn status_field(r: &Router, field: &str) -> serde_json::Value {
 }
 
 /// carp0's ifindex as carpd reports it.
-fn carp0_ifindex(r: &Router) -> u64 {
+fn carp0_ifindex(r: &Router<'_>) -> u64 {
     status_field(r, "ifindex").as_u64().expect("ifindex")
 }
 
@@ -55,7 +55,7 @@ fn transitions(log: &str) -> Vec<String> {
 }
 
 /// Waits until carpd's log contains `text`.
-fn wait_log(r: &Router, text: &str, timeout: Duration) {
+fn wait_log(r: &Router<'_>, text: &str, timeout: Duration) {
     if wait_until(timeout, || r.log().contains(text)).is_err() {
         panic!(
             "carpd did not log {text:?} within {timeout:?}; log:\n{}",
@@ -382,7 +382,7 @@ fn a_new_pass_is_applied_in_place_by_sighup_and_carpctl() {
 
     // The backup accepts the master's adverts again: its badauth count stops growing
     // while adverts keep arriving.
-    let badauth = |r: &Router| -> u64 {
+    let badauth = |r: &Router<'_>| -> u64 {
         let out = ok(r.carpctl(&["stats"]));
         out.lines()
             .find(|l| l.contains("discarded for bad authentication"))

@@ -93,7 +93,7 @@ fn three_routers_elect_exactly_one_master() {
         return;
     };
     let timers = [T1, T2, T3];
-    let routers: Vec<Router> = (0..3)
+    let routers: Vec<Router<'_>> = (0..3)
         .map(|i| {
             Router::start(
                 &lab,

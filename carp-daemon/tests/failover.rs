@@ -19,7 +19,7 @@ const T2: Timers = Timers {
 };
 
 /// The client may wait this long for the address after the master fails: the backup's
-/// master-down interval plus one advertisement interval (issue #4), plus the client probe's
+/// master-down interval plus one advertisement interval, plus the client probe's
 /// own granularity (a 0.2 s ping timeout and the time to spawn ping).
 fn failover_bound() -> Duration {
     T2.master_down() + T2.interval() + Duration::from_millis(600)
@@ -108,7 +108,7 @@ fn link_cut_of_the_master() {
     r2.wait_state("MASTER", Duration::from_secs(5));
     // The carpdev lost link: r1's vhid is in INIT and its groups are demoted by 1.
     r1.wait_state("INIT", Duration::from_secs(5));
-    let demote = |r: &Router| r.carpctl(&["-g", "carp"]).stdout.trim().to_owned();
+    let demote = |r: &Router<'_>| r.carpctl(&["-g", "carp"]).stdout.trim().to_owned();
     assert_eq!(demote(&r1), "carp: carp demote count 1");
     // Link back: r1 runs again, the demotion is undone; without preempt it stays backup.
     lab.host(0).restore_link().unwrap();

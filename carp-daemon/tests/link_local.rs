@@ -84,7 +84,7 @@ fn ndisc_answers(lab: &carp_tests::Lab) -> Vec<usize> {
 }
 
 /// `carpctl stats`' count of frames the egress guard dropped.
-fn guard_drops(r: &Router) -> u64 {
+fn guard_drops(r: &Router<'_>) -> u64 {
     let out = r.carpctl(&["stats"]);
     out.stdout
         .lines()
@@ -94,7 +94,7 @@ fn guard_drops(r: &Router) -> u64 {
 }
 
 /// `carpctl stats`' count of transitions to master.
-fn became_master(r: &Router) -> u64 {
+fn became_master(r: &Router<'_>) -> u64 {
     let out = r.carpctl(&["stats"]);
     out.stdout
         .lines()
@@ -106,7 +106,7 @@ fn became_master(r: &Router) -> u64 {
 /// Makes the backup's kernel try to send from carp0: an NS (ping to the client's
 /// link-local through carp0) and an ARP request (arping out of carp0). Both must fail: the
 /// egress guard drops them, which its counter shows.
-fn backup_kernel_tries_to_send(backup: &Router, client_ll: Ipv6Addr) {
+fn backup_kernel_tries_to_send(backup: &Router<'_>, client_ll: Ipv6Addr) {
     let host = backup.host;
     let before = guard_drops(backup);
     let target = format!("{client_ll}%carp0");
@@ -300,7 +300,7 @@ fn down_and_up_keep_the_link_local() {
 }
 
 /// `carpctl stats`' count of IPv4 adverts sent.
-fn adverts_sent_v4(r: &Router) -> u64 {
+fn adverts_sent_v4(r: &Router<'_>) -> u64 {
     let out = r.carpctl(&["stats"]);
     out.stdout
         .lines()

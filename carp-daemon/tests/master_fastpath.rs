@@ -13,7 +13,7 @@ use common::*;
 const SMALL_RING: &str = "4096";
 
 /// carpctl's counters as JSON (`carpctl --json stats`).
-fn stats(r: &Router) -> serde_json::Value {
+fn stats(r: &Router<'_>) -> serde_json::Value {
     let out = r.carpctl(&["--json", "stats"]);
     assert!(out.success(), "carpctl stats: {}", out.stderr);
     serde_json::from_str(&out.stdout).expect("stats JSON")
@@ -35,7 +35,7 @@ struct Counts {
     ring_full: u64,
 }
 
-fn counts(r: &Router) -> Counts {
+fn counts(r: &Router<'_>) -> Counts {
     let s = stats(r);
     Counts {
         received: counter(&s, "carp", "carps_ipackets") + counter(&s, "carp", "carps_ipackets6"),
@@ -46,7 +46,7 @@ fn counts(r: &Router) -> Counts {
 }
 
 /// State changes carpd logged (one info line each, with from= and to=).
-fn state_changes(r: &Router) -> usize {
+fn state_changes(r: &Router<'_>) -> usize {
     r.log()
         .lines()
         .filter(|l| l.contains(" from=") && l.contains(" to="))
@@ -73,46 +73,19 @@ fn wakeups(pid: u32) -> u64 {
 /// Sends `frames` round-robin out of the client's port (AF_PACKET) as fast as the socket
 /// takes them, for `duration`; how many were sent.
 fn flood_for(lab: &carp_tests::Lab, frames: Vec<Vec<u8>>, duration: Duration) -> u64 {
-    let client = lab.client();
-    let ifindex = client.ifindex();
-    client
-        .in_netns(move || {
-            use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-            // SAFETY: plain socket(2); checked below.
-            let fd = unsafe { nix::libc::socket(nix::libc::AF_PACKET, nix::libc::SOCK_RAW, 0) };
-            assert!(fd >= 0, "AF_PACKET socket");
-            // SAFETY: fresh descriptor we own.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-            let mut addr: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = nix::libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex as i32;
-            addr.sll_halen = 6;
-            let end = Instant::now() + duration;
-            let mut sent = 0u64;
-            while Instant::now() < end {
-                for _ in 0..64 {
-                    for f in &frames {
-                        // SAFETY: valid buffer and address for the lengths given.
-                        let n = unsafe {
-                            nix::libc::sendto(
-                                fd.as_raw_fd(),
-                                f.as_ptr().cast(),
-                                f.len(),
-                                0,
-                                (&addr as *const nix::libc::sockaddr_ll).cast(),
-                                std::mem::size_of::<nix::libc::sockaddr_ll>() as u32,
-                            )
-                        };
-                        if n > 0 {
-                            sent += 1;
-                        }
-                    }
+    let socket = carp_tests::RawSocket::open(lab.client()).expect("AF_PACKET socket");
+    let end = Instant::now() + duration;
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        for _ in 0..64 {
+            for f in &frames {
+                if socket.send(f).is_ok() {
+                    sent += 1;
                 }
             }
-            sent
-        })
-        .unwrap()
+        }
+    }
+    sent
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn first_mac(text: &str) -> Option<String> {
 }
 
 /// The "XDP attached" line of a carpd log, once it is there.
-fn attach_line(router: &Router, timeout: Duration) -> String {
+fn attach_line(router: &Router<'_>, timeout: Duration) -> String {
     let found = |log: &str| {
         log.lines()
             .find(|l| l.contains("XDP attached") && l.contains("carpdev=eth0"))

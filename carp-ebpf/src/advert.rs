@@ -101,7 +101,7 @@ fn drop_counted(field: fn(&mut DataplaneCounters) -> &mut u64) -> u32 {
 }
 
 #[inline(always)]
-fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received) -> u32 {
+fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) -> u32 {
     // The vhid decides whether the frame is ours at all, so read it before anything else.
     if rx.payload_len < 2 {
         return drop_counted(|c| &mut c.advert_bad_length);

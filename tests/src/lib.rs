@@ -27,6 +27,7 @@
 //! Traffic only ever flows between the lab's own namespaces, on documentation addresses.
 pub mod advert;
 pub mod capture;
+pub mod carpd;
 pub mod cleanup;
 mod error;
 pub mod frames;
@@ -35,6 +36,7 @@ pub mod netns;
 pub mod pcap;
 pub mod privilege;
 pub mod process;
+pub mod rawsock;
 mod veth_napi_peer;
 pub mod wait;
 
@@ -45,4 +47,5 @@ pub use lab::{Host, Lab, LabSpec};
 pub use netns::{Netns, NetnsCommand, OwnedNetns};
 pub use privilege::{is_privileged, require_root};
 pub use process::{CmdOutput, LabProcess, Signal};
+pub use rawsock::RawSocket;
 pub use wait::{wait_for, wait_until};

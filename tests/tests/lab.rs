@@ -120,6 +120,7 @@ fn ping_cut_restore_and_nothing_left_behind() {
     );
     // Code run with in_netns sees the host's interfaces.
     let ifindex = h1
+        // SAFETY: if_nametoindex(3) reads a NUL-terminated name that outlives the call.
         .in_netns(|| unsafe { nix::libc::if_nametoindex(c"eth0".as_ptr()) })
         .unwrap();
     assert_eq!(ifindex, h1.ifindex());

@@ -139,7 +139,7 @@ fn start_carpd(lab: &Lab, host: &Host, bin: &Path, advskew: u8) -> Result<LabPro
             host.ifname()
         ),
     )?;
-    crate::bench::spawn_carpd(
+    Ok(carp_tests::carpd::spawn_carpd(
         host,
         &bin.join("carpd"),
         &file,
@@ -147,7 +147,7 @@ fn start_carpd(lab: &Lab, host: &Host, bin: &Path, advskew: u8) -> Result<LabPro
         &lab.pin_dir(host.name()),
         // As users run it: auto chooses generic on the lab's plain veths, and says so.
         "auto",
-    )
+    )?)
 }
 
 fn carpctl(bin: &Path, lab: &Lab, host: &Host, args: &[&str]) -> Result<String> {
@@ -162,7 +162,7 @@ fn carpctl(bin: &Path, lab: &Lab, host: &Host, args: &[&str]) -> Result<String> 
 /// The state carpctl reports for carp0 on `host`, if carpd answers.
 fn state(bin: &Path, lab: &Lab, host: &Host) -> Option<String> {
     let json = carpctl(bin, lab, host, &["--json", "carp0"]).ok()?;
-    crate::bench::carpctl_state(&json)
+    carp_tests::carpd::carpctl_state(&json)
 }
 
 /// The longest silence between two replies in `ping -D` output, once replies resumed after it.

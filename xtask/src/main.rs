@@ -3,8 +3,9 @@
 //! - `setup`: install what building and testing needs, idempotently (see setup.rs).
 //! - `test`: setup, then formatting, clippy (host and eBPF), the fuzz build and every test.
 //! - `run`: setup, build, and run carpd with the given arguments.
-//! - `demo`: the lab demo; `bench`: failover, dataplane, flood and cost against ucarp and
-//!   keepalived (see bench/mod.rs).
+//! - `demo`: the lab demo.
+//! - `bench`: setup, then the benchmark crate (bench/, carp-bench) with the arguments given:
+//!   failover, dataplane, flood and cost against ucarp and keepalived.
 mod bench;
 mod demo;
 mod run;
@@ -45,6 +46,7 @@ enum Cmd {
     /// Run the lab demo: two routers and a client in namespaces, an election, a failover.
     Demo(demo::Args),
     /// Benchmarks against ucarp and keepalived; writes docs/BENCHMARKS.md (--quick: < 5 min).
+    /// `cargo xtask bench --help` lists its options.
     Bench(bench::Args),
 }
 

@@ -150,7 +150,7 @@ fn example(name: &str) -> PathBuf {
 #[test]
 fn openbsd_hostname_forms_are_accepted_unchanged() {
     let cases = [
-        // The three forms of the brief and of carp(4)/hostname.if(5).
+        // The three forms of carp(4) and hostname.if(5).
         (
             "inet 10.0.0.1 255.255.255.0 vhid 1 pass SeCrEt carpdev em0 advbase 1 advskew 0\n",
             "carp0 carpdev em0 vhid 1 advbase 1 advskew 0 pass SeCrEt inet 10.0.0.1/24 up",

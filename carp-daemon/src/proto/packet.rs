@@ -21,8 +21,8 @@
 //! (`carp_proto_input_if`: `len - iplen` with `len = iplen + sizeof(*ch)`;
 //! `carp6_proto_input_if`: `sizeof(*ch)`), for IPv6 without a pseudo-header. Bytes after the
 //! header are neither checksummed nor rejected. So [`CarpHeader::decode`] takes the whole IP
-//! payload, requires at least 36 bytes, and checks the checksum over the first 36 only. (The
-//! task brief said "over the whole IP payload"; the source says otherwise, and wins.)
+//! payload, requires at least 36 bytes, and checks the checksum over the first 36 only, as the
+//! source does (not over the whole IP payload).
 use std::time::Duration;
 
 use carp_common::{

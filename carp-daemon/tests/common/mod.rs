@@ -209,38 +209,12 @@ pub fn master_and_backup<'a>(
 
 /// Sends raw frames out of the client's port (AF_PACKET), `repeat` times each.
 pub fn inject(lab: &Lab, frames: Vec<Vec<u8>>, repeat: usize) {
-    let client = lab.client();
-    let ifindex = client.ifindex();
-    client
-        .in_netns(move || {
-            use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-            // SAFETY: plain socket(2); checked below.
-            let fd = unsafe { nix::libc::socket(nix::libc::AF_PACKET, nix::libc::SOCK_RAW, 0) };
-            assert!(fd >= 0, "AF_PACKET socket");
-            // SAFETY: fresh descriptor we own.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: zeroed sockaddr_ll is valid; fields set below.
-            let mut addr: nix::libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = nix::libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex as i32;
-            addr.sll_halen = 6;
-            for _ in 0..repeat {
-                for f in &frames {
-                    // SAFETY: valid buffer and address for the lengths given.
-                    unsafe {
-                        nix::libc::sendto(
-                            fd.as_raw_fd(),
-                            f.as_ptr().cast(),
-                            f.len(),
-                            0,
-                            (&addr as *const nix::libc::sockaddr_ll).cast(),
-                            std::mem::size_of::<nix::libc::sockaddr_ll>() as u32,
-                        );
-                    }
-                }
-            }
-        })
-        .unwrap();
+    let socket = carp_tests::RawSocket::open(lab.client()).expect("AF_PACKET socket");
+    for _ in 0..repeat {
+        for f in &frames {
+            socket.send(f).expect("send a frame from the client");
+        }
+    }
 }
 
 /// Polls until the client reaches `addr` by ping; the time it took.

@@ -14,7 +14,7 @@ use super::flood::{FloodResult, RingFloodResult, SMALL_RING_BYTES};
 use super::plot;
 use super::soak::SoakResult;
 use super::tools::{Setting, Tool};
-use super::{PROBE_IP, Plan, rawsock};
+use super::{PROBE_IP, Plan, traffic};
 
 /// Everything one bench run measured.
 pub struct Results {
@@ -54,8 +54,9 @@ impl Results {
 /// The figure's file name, next to the report.
 const FIGURE: &str = "failover-timelines.svg";
 
-/// Reference figures from the issue (client ARP probe every 10 ms, SIGKILL plus link down;
-/// min / median / max in ms), compared with this run's link-cut series.
+/// Reference figures for the peers, measured outside this bench (client ARP probe every
+/// 10 ms, SIGKILL plus link down; min / median / max in ms), compared with this run's
+/// link-cut series.
 const REFERENCE: [(&str, Setting, Fault, [f64; 3]); 4] = [
     (
         "ucarp default",
@@ -318,7 +319,7 @@ fn ratio_table(md: &mut String, rows: &[&Series]) {
 }
 
 fn reference_section(md: &mut String, r: &Results) {
-    let _ = writeln!(md, "### The peers against the issue's reference figures\n");
+    let _ = writeln!(md, "### The peers against reference figures\n");
     let _ = writeln!(
         md,
         "Reference: client ARP probe every 10 ms, SIGKILL of the master plus link down. Here: \
@@ -393,7 +394,7 @@ fn rate_section(md: &mut String, r: &Results) {
          r1's switch port received. ucarp and keepalived answer through the kernel stack: \
          the kernel row is theirs.\n",
         crate::human(rate.window),
-        rawsock::BATCH,
+        traffic::BATCH,
         cores()
     );
     let _ = writeln!(

@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: carpd against ucarp and keepalived on one lab, in one run.
+//! carp-bench, run as `cargo xtask bench`: carpd against ucarp and keepalived on one lab, in
+//! one run. xtask runs its setup first (ucarp, keepalived, the eBPF toolchain), then builds
+//! and runs this binary with the arguments it was given.
 //!
 //! Sections (each in its own module): failover as a client feels it ([`failover`]), the soak
 //! that picks carpd's fastest stable timers ([`soak`]), the dataplane's ARP answer rate
@@ -15,26 +17,26 @@ mod dataplane;
 mod failover;
 mod flood;
 mod plot;
-mod rawsock;
 mod report;
 mod soak;
 mod tools;
+mod traffic;
 
 use std::cell::Cell;
+use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use carp_tests::{Lab, LabProcess, LabSpec, frames};
+use clap::Parser;
 
-use crate::{command, flush, human, run_inherit, setup, workspace_root};
 use failover::Fault;
 use tools::{Binaries, Daemon, Role, Setting, State, Tool, VIP};
-
-pub use tools::{carpctl_state, spawn_carpd};
 
 const ALL_TOOLS: [Tool; 3] = [Tool::Carpd, Tool::Ucarp, Tool::Keepalived];
 
@@ -42,7 +44,9 @@ const ALL_TOOLS: [Tool; 3] = [Tool::Carpd, Tool::Ucarp, Tool::Keepalived];
 pub const PROBE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x50];
 pub const PROBE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 250);
 
-#[derive(clap::Args)]
+/// Benchmarks against ucarp and keepalived; writes docs/BENCHMARKS.md (--quick: < 5 min).
+#[derive(Parser)]
+#[command(name = "cargo xtask bench", bin_name = "cargo xtask bench", version)]
 pub struct Args {
     /// A reduced run in under 5 minutes: 2 failovers per series at the fastest timers, one
     /// link cut at default timers, 3 s candidate trials, a 10 s soak, 3 s floods, 1 vhid.
@@ -147,9 +151,19 @@ impl Plan {
     }
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    setup::setup(false)?;
-    if !crate::is_root() {
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    if !carp_tests::is_privileged() {
         bail!("the bench builds network namespaces and loads XDP programs: run it as root");
     }
     let bins = build(!args.smoke)?;
@@ -170,14 +184,14 @@ pub fn run(args: &Args) -> Result<()> {
         None => workspace_root().join("docs/BENCHMARKS.md"),
     };
     let command_line = std::iter::once("cargo xtask bench".to_owned())
-        .chain(std::env::args().skip(2))
+        .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
     bench(&plan, bins, &out, &command_line)
 }
 
 /// Runs `plan` and writes the report to `out` (the figure next to it).
-pub fn bench(plan: &Plan, bins: Binaries, out: &std::path::Path, command_line: &str) -> Result<()> {
+pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Result<()> {
     install_interrupt_handler();
     let started = Instant::now();
     let lab = Lab::new(
@@ -449,15 +463,25 @@ fn section(name: &str) {
 }
 
 /// Builds carpd and carpctl (release unless `release` is false) and returns their paths.
+/// The eBPF toolchain this needs is on the PATH `cargo xtask bench` gives.
 fn build(release: bool) -> Result<Binaries> {
-    let mut cargo = command("cargo")?;
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(workspace_root())
         .args(["build", "--quiet", "-p", "carp-daemon", "--bins"]);
     if release {
         cargo.arg("--release");
     }
-    run_inherit(&mut cargo)?;
+    let status = cargo
+        .stdin(Stdio::null())
+        .status()
+        .context("could not start cargo")?;
+    if !status.success() {
+        bail!(
+            "`cargo build -p carp-daemon --bins{}` failed ({status})",
+            if release { " --release" } else { "" }
+        );
+    }
     let dir = workspace_root()
         .join("target")
         .join(if release { "release" } else { "debug" });
@@ -466,6 +490,25 @@ fn build(release: bool) -> Result<Binaries> {
         carpctl: dir.join("carpctl"),
         carpd_args: Vec::new(),
     })
+}
+
+/// The workspace root (this crate lives one level below it).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+fn flush() {
+    let _ = std::io::stdout().flush();
 }
 
 /// Set by SIGINT/SIGTERM: the bench stops at its next wait and the lab is cleaned up.
@@ -741,9 +784,9 @@ pub struct Probe {
 impl Probe {
     pub fn start(ctx: &Ctx, with_ping: bool) -> Result<Probe> {
         let client = ctx.lab.client();
-        let socket = rawsock::RawSocket::open(client)?;
+        let socket = carp_tests::RawSocket::open(client)?;
         let frame = frames::arp_request(PROBE_MAC, PROBE_IP, VIP);
-        let arp = rawsock::ticker(socket, frame, Duration::from_millis(1));
+        let arp = traffic::ticker(socket, frame, Duration::from_millis(1));
         let ping = if with_ping {
             let vip = VIP.to_string();
             Some(client.spawn(["ping", "-q", "-n", "-i", "0.001", &vip])?)

@@ -444,7 +444,7 @@ struct Svg {
 }
 
 impl Svg {
-    fn put(&mut self, args: std::fmt::Arguments) {
+    fn put(&mut self, args: std::fmt::Arguments<'_>) {
         // Writing into a String cannot fail.
         let _ = self.out.write_fmt(args);
     }

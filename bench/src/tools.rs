@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use carp_tests::carpd::{carpctl_state, spawn_carpd_with};
 use carp_tests::{Host, Lab, LabProcess, Signal};
 
 /// The virtual address every tool manages for vhid 1 (the one the client probes).
@@ -69,9 +70,9 @@ impl Setting {
         }
     }
 
-    /// ucarp as the reference measured it: both advskew 0 (ucarp breaks the tie by
-    /// the lower source address, so r1 wins the first election; roles then swap at each
-    /// failover, as nothing makes either side preempt).
+    /// ucarp as the report's reference figures measured it: both advskew 0 (ucarp breaks the
+    /// tie by the lower source address, so r1 wins the first election; roles then swap at
+    /// each failover, as nothing makes either side preempt).
     pub const fn ucarp_default() -> Setting {
         Setting::Ucarp {
             advbase: 1,
@@ -435,16 +436,6 @@ impl Daemon {
     }
 }
 
-/// The `state` of the (first) interface in `carpctl --json IFACE` output.
-pub fn carpctl_state(json: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    let iface = match &value {
-        serde_json::Value::Array(list) => list.first()?,
-        other => other,
-    };
-    iface.get("state")?.as_str().map(str::to_owned)
-}
-
 /// Removes whatever a tool may have left on router `index`: carp (macvlan) interfaces,
 /// addresses on the LAN port other than the host's own, and carpd's pins (which detaches
 /// a pinned XDP program).
@@ -582,44 +573,7 @@ fn start_carpd(
         xdp_mode,
         &extra,
     )
-}
-
-/// Starts `carpd` in `host` with one configuration file, its own state and pin
-/// directories, and an XDP mode (auto, native or generic).
-pub fn spawn_carpd(
-    host: &Host,
-    carpd: &Path,
-    config: &Path,
-    state_dir: &Path,
-    pin_dir: &Path,
-    xdp_mode: &str,
-) -> Result<LabProcess> {
-    spawn_carpd_with(host, carpd, config, state_dir, pin_dir, xdp_mode, &[])
-}
-
-/// [`spawn_carpd`] with extra arguments.
-pub fn spawn_carpd_with(
-    host: &Host,
-    carpd: &Path,
-    config: &Path,
-    state_dir: &Path,
-    pin_dir: &Path,
-    xdp_mode: &str,
-    extra: &[&str],
-) -> Result<LabProcess> {
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        carpd.as_os_str(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--state-dir".as_ref(),
-        state_dir.as_os_str(),
-        "--pin-dir".as_ref(),
-        pin_dir.as_os_str(),
-        "--xdp-mode".as_ref(),
-        xdp_mode.as_ref(),
-    ];
-    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
-    Ok(host.spawn(args)?)
+    .map_err(anyhow::Error::from)
 }
 
 fn start_ucarp(

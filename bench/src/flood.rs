@@ -12,12 +12,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use carp_tests::RawSocket;
 use carp_tests::frames::{self, CarpFields};
 
 use super::analysis::{self, Jitter};
 use super::cost::cpu_seconds;
-use super::rawsock::{self, RawSocket};
 use super::tools::{Binaries, Daemon, Role, Setting, VIP};
+use super::traffic;
 use super::{Ctx, PROBE_IP, PROBE_MAC, Pair, unix_now};
 
 #[derive(Debug, Clone)]
@@ -60,7 +61,7 @@ pub fn measure(ctx: &Ctx, setting: Setting, duration: Duration) -> Result<FloodR
     let cpu_before = [cpu_seconds(&master.pids()), cpu_seconds(&backup.pids())];
     let from = unix_now();
     let started = Instant::now();
-    let sent = rawsock::flood(&socket, &bogus_frames(), duration, ctx.interrupted())?;
+    let sent = traffic::flood(&socket, &bogus_frames(), duration, ctx.interrupted())?;
     let elapsed = started.elapsed().as_secs_f64();
     let to = unix_now();
     ctx.check()?;
@@ -160,7 +161,7 @@ pub fn measure_small_ring(
     let before = (carpd_counts(ctx, master)?, carpd_counts(ctx, backup)?);
     let cpu_before = cpu_seconds(&backup.pids());
     let started = Instant::now();
-    let sent = rawsock::flood(&socket, &frames, duration, ctx.interrupted())?;
+    let sent = traffic::flood(&socket, &frames, duration, ctx.interrupted())?;
     let elapsed = started.elapsed().as_secs_f64();
     ctx.check()?;
     let cpu_after = cpu_seconds(&backup.pids());

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use carp_tests::{Host, frames};
 
-use super::rawsock;
 use super::tools::{self, PREFIX, Setting, VIP};
+use super::traffic;
 use super::{Ctx, PROBE_IP, PROBE_MAC, Pair};
 
 /// One responder's figures.
@@ -52,7 +52,7 @@ fn flood_arp(ctx: &Ctx, index: usize, window: Duration) -> Result<Rate> {
     let router = ctx.lab.host(index);
     let before = port_rx_packets(router)?;
     let started = Instant::now();
-    let sent = rawsock::flood_all_cores(ctx.lab.client(), &[frame], window, ctx.interrupted())?;
+    let sent = traffic::flood_all_cores(ctx.lab.client(), &[frame], window, ctx.interrupted())?;
     let elapsed = started.elapsed().as_secs_f64();
     ctx.check()?;
     // Replies still in flight when the generator stops are counted too.
