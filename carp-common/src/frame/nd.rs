@@ -114,6 +114,13 @@ impl NaFrame {
     }
 }
 
+/// The checksum of an ICMPv6 message (its checksum field zero) from `src` to `dst`.
+pub fn icmpv6_checksum(src: &[u8; 16], dst: &[u8; 16], msg: &[u8]) -> u16 {
+    ipv6_pseudo_header(src, dst, msg.len() as u32, IPPROTO_ICMPV6)
+        .add_slice(msg)
+        .finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::ethernet::ipv6_multicast_mac;
@@ -172,5 +179,31 @@ mod tests {
         let f = NaFrame::new(VMAC, link_local, [2; 6], to, all);
         assert_eq!(f.nd.checksum, [0x0b, 0x68]);
         assert_eq!(f.nd.flags, [0xe0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn icmpv6_neighbour_advertisement_with_pseudo_header() {
+        // The unsolicited NA for 2001:db8::10 from 00:00:5e:00:01:07 to ff02::1 (override
+        // only); checksum computed independently (Python, RFC 8200 8.1): 0x9c06.
+        let src = [
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let dst = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01];
+        let mut msg = [0u8; 32];
+        msg[0] = 136;
+        msg[4] = 0x20;
+        msg[8..24].copy_from_slice(&src);
+        msg[24..32].copy_from_slice(&[2, 1, 0, 0, 0x5e, 0, 1, 7]);
+        assert_eq!(icmpv6_checksum(&src, &dst, &msg), 0x9c06);
+        let words = ipv6_pseudo_header(&src, &dst, 32, IPPROTO_ICMPV6)
+            .add_words(&msg)
+            .finish();
+        assert_eq!(words, 0x9c06);
+        msg[2..4].copy_from_slice(&0x9c06u16.to_be_bytes());
+        assert_eq!(
+            icmpv6_checksum(&src, &dst, &msg),
+            0,
+            "a correct message sums to 0"
+        );
     }
 }
