@@ -75,7 +75,7 @@ pub struct VhidEntry {
     /// CLOCK_MONOTONIC nanoseconds (the clock of `bpf_ktime_get_ns`) until which a
     /// MASTER entry is honoured.
     pub master_deadline_ns: u64,
-    /// Virtual MAC used as the source of ARP/NA replies: 00:00:5e:00:01:<vhid>.
+    /// Virtual MAC used as the source of ARP/NA replies: `00:00:5e:00:01:<vhid>`.
     pub vmac: [u8; 6],
     pub _pad: [u8; 2],
 }

@@ -36,7 +36,7 @@ pub const CARP_GROUP_V6_MAC: [u8; 6] = crate::frame::ethernet::ipv6_multicast_ma
 /// The first five bytes of every virtual MAC; the sixth is the vhid.
 pub const VIRTUAL_MAC_PREFIX: [u8; 5] = [0x00, 0x00, 0x5e, 0x00, 0x01];
 
-/// The virtual MAC of a vhid: 00:00:5e:00:01:<vhid>.
+/// The virtual MAC of a vhid: `00:00:5e:00:01:<vhid>`.
 pub const fn virtual_mac(vhid: u8) -> [u8; 6] {
     [
         VIRTUAL_MAC_PREFIX[0],

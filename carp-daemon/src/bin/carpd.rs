@@ -12,7 +12,7 @@ use clap::Parser;
 /// files: OpenBSD hostname.carpN files, unchanged (the interface name is the file's suffix),
 /// and/or a TOML file for what those cannot say. While this host is MASTER for a vhid, the
 /// XDP program on the carpdev answers ARP and neighbour solicitations for its addresses with
-/// the virtual MAC 00:00:5e:00:01:<vhid>; as BACKUP it keeps silent. If carpd dies, the
+/// the virtual MAC 00:00:5e:00:01:xx (xx: the vhid); as BACKUP it keeps silent. If carpd dies, the
 /// dataplane falls silent by itself within two advertisement intervals.
 ///
 /// Signals: SIGTERM/SIGINT hand over (a master sends a bow-out advertisement so a backup takes

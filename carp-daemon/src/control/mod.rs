@@ -6,7 +6,7 @@
 //! - [`client`]: carpctl's side: connect, send one request, read one response, with a timeout.
 //! - [`words`]: carpctl's argument words (`carp0 advskew 100 group web up`, `-g carp carpdemote`)
 //!   parsed as ifconfig parses them, with ifconfig's error messages.
-//! - [`format`]: ifconfig-style and netstat-style text for the responses.
+//! - [`format`](mod@format): ifconfig-style and netstat-style text for the responses.
 //!
 //! Users are network engineers who know OpenBSD; the words, their ranges, their errors and the
 //! output are OpenBSD's so that nothing needs relearning (each file says where it differs).

@@ -2,7 +2,7 @@
 //! the carpdev, with the vhid's virtual MAC as Ethernet source.
 //!
 //! Why frames (spec "Packet"): OpenBSD outputs adverts through the carp interface, so they
-//! leave from 00:00:5e:00:01:<vhid>, and every advert refreshes the switches' MAC tables: the
+//! leave from `00:00:5e:00:01:<vhid>`, and every advert refreshes the switches' MAC tables: the
 //! virtual MAC stays learnt on the master's port even when no client talks, and after two
 //! masters briefly coexisted (a partition that healed) the next advert of the one that stays
 //! master pulls the switches back to its port. A raw IP socket on the carpdev sends from the

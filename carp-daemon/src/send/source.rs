@@ -82,7 +82,7 @@ impl SourceCache {
 }
 
 /// One `RTM_GETADDR` dump of the link `ifindex`: its first primary IPv4 address and its first
-/// usable IPv6 link-local address, chosen as [`pick_sources`] does.
+/// usable IPv6 link-local address, chosen as `pick_sources` does.
 pub fn read_sources(ifindex: u32) -> std::io::Result<SourceAddrs> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
