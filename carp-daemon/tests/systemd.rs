@@ -25,18 +25,24 @@ set -e
 LAB=$1 CARPD=$2 CARPCTL=$3
 mount --make-rprivate /
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+# Everything from the checkout (the lab directory, the binaries) is taken before the private
+# /tmp, /run and /var/tmp hide it: the checkout itself may live under /tmp.
+mount -t tmpfs -o mode=0755 tmpfs /usr/local/sbin
+touch /usr/local/sbin/carpd /usr/local/sbin/carpctl
+mount --bind $CARPD /usr/local/sbin/carpd
+mount --bind $CARPCTL /usr/local/sbin/carpctl
+mount -t tmpfs -o mode=0755 tmpfs /mnt
+cp $LAB/carpd.toml /mnt/
+cp -r $LAB/units /mnt/units
 mkdir -p /var/log/journal
-for d in /run /tmp /var/tmp /var/log/journal /usr/local/sbin; do mount -t tmpfs -o mode=0755 tmpfs $d; done
+for d in /run /tmp /var/tmp /var/log/journal; do mount -t tmpfs -o mode=0755 tmpfs $d; done
 chmod 1777 /tmp /var/tmp
 mount -t bpf bpf /sys/fs/bpf
 mkdir -p /run/lab/upper /run/lab/work
 mount -t overlay overlay -o lowerdir=/etc,upperdir=/run/lab/upper,workdir=/run/lab/work /etc
-touch /usr/local/sbin/carpd /usr/local/sbin/carpctl
-mount --bind $CARPD /usr/local/sbin/carpd
-mount --bind $CARPCTL /usr/local/sbin/carpctl
 mkdir -p /etc/carp /etc/systemd/system
-cp $LAB/carpd.toml /etc/carp/
-cp -r $LAB/units/. /etc/systemd/system/
+cp /mnt/carpd.toml /etc/carp/
+cp -r /mnt/units/. /etc/systemd/system/
 ip link set lo up
 ip link add eth0 type veth peer name peer0
 ip link set peer0 up
