@@ -34,7 +34,7 @@ mod tests;
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use crate::proto::Passphrase;
@@ -134,6 +134,10 @@ pub struct CarpInterface {
     /// In configuration order, each address once; at least one of `ipv4`/`ipv6` is non-empty.
     pub ipv4: Vec<Addr4>,
     pub ipv6: Vec<Addr6>,
+    /// Unicast peers (OpenBSD's `carppeer`, TOML `peers`), each once, in configuration
+    /// order. Adverts of a family go to that family's peers; a family without a peer keeps
+    /// the multicast group (224.0.0.18 / ff02::12).
+    pub peers: Vec<IpAddr>,
     /// Every group the interface is in, each once: "carp" first unless it left it
     /// (`-group carp`, TOML `carp_group = false`), then the others in configuration order.
     pub groups: Vec<String>,
@@ -146,6 +150,12 @@ pub struct CarpInterface {
 }
 
 impl CarpInterface {
+    /// The unicast peers of one family (`v6` false: IPv4), in configuration order. Empty:
+    /// that family's adverts go to the multicast group.
+    pub fn peers_of(&self, v6: bool) -> impl Iterator<Item = IpAddr> + '_ {
+        self.peers.iter().copied().filter(move |p| p.is_ipv6() == v6)
+    }
+
     /// True if both have the same settings, wherever they were written.
     pub fn same_settings(&self, other: &CarpInterface) -> bool {
         diff::changed_fields(self, other).is_empty()

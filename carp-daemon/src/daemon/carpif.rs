@@ -176,6 +176,7 @@ mod tests {
                 prefix_len: 24,
             }],
             ipv6: vec![],
+            peers: vec![],
             groups: vec![],
             initial_state: None,
             up: true,
