@@ -153,7 +153,10 @@ impl CarpInterface {
     /// The unicast peers of one family (`v6` false: IPv4), in configuration order. Empty:
     /// that family's adverts go to the multicast group.
     pub fn peers_of(&self, v6: bool) -> impl Iterator<Item = IpAddr> + '_ {
-        self.peers.iter().copied().filter(move |p| p.is_ipv6() == v6)
+        self.peers
+            .iter()
+            .copied()
+            .filter(move |p| p.is_ipv6() == v6)
     }
 
     /// True if both have the same settings, wherever they were written.

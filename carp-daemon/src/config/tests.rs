@@ -294,7 +294,11 @@ fn unicast_peers_from_carppeer_and_toml_peers() {
     assert_eq!(i.peers_of(true).collect::<Vec<_>>(), [want[1]]);
     let i = one("inet 10.0.0.1/24 carpdev em0 vhid 1 pass x carppeer 10.0.0.2\n-carppeer");
     assert!(i.peers.is_empty());
-    assert!(one("inet 10.0.0.1/24 carpdev em0 vhid 1 pass x").peers.is_empty());
+    assert!(
+        one("inet 10.0.0.1/24 carpdev em0 vhid 1 pass x")
+            .peers
+            .is_empty()
+    );
 
     let toml = "[[interface]]\nname = \"carp1\"\ncarpdev = \"em0\"\nvhid = 2\npass = \"x\"\n\
                 addresses = [\"10.0.0.1/24\", \"fe80::1/64\"]\n\

@@ -469,7 +469,11 @@ fn check_peers(sink: &mut Sink<'_>, d: &Draft, v4: &Checked4, v6: &Checked6) -> 
         } else if peers.contains(&addr) {
             Problem::RepeatedPeer(addr)
         } else if (addr.is_ipv4() && v4.is_empty()) || (addr.is_ipv6() && v6.is_empty()) {
-            let family = if addr.is_ipv4() { Family::V4 } else { Family::V6 };
+            let family = if addr.is_ipv4() {
+                Family::V4
+            } else {
+                Family::V6
+            };
             Problem::PeerFamilyUnused { addr, family }
         } else {
             peers.push(addr);
