@@ -326,3 +326,32 @@ fn a_peer_configured_only_on_one_side_is_named_in_a_warning() {
     let count = r1.log().matches("ignoring multicast adverts").count();
     assert_eq!(count, 1, "r1 log:\n{}", r1.log());
 }
+
+#[test]
+fn check_refuses_a_peer_that_is_this_hosts_own_address() {
+    let Some(lab) = lab("e2e_unicast_check", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let dir = lab.workdir().join("check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hostname.carp0");
+    let own = host.addr4();
+    std::fs::write(
+        &file,
+        format!(
+            "inet {VIP4} 255.255.255.0 vhid 1 pass {PASS} carpdev {}\ncarppeer {own}\n",
+            host.ifname()
+        ),
+    )
+    .unwrap();
+    let check = host
+        .run([carpd_bin(), "--check", "--config", file.to_str().unwrap()])
+        .unwrap();
+    assert!(!check.success(), "{}", check.stdout);
+    let want = format!(
+        "peer {own} is an address of this host (on {})",
+        host.ifname()
+    );
+    assert!(check.stderr.contains(&want), "{}", check.stderr);
+}

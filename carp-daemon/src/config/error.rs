@@ -273,6 +273,10 @@ pub enum Problem {
         "peer {0} is an address of this carp interface: its adverts would come back to itself; name the other router's address"
     )]
     PeerIsOwnAddress(IpAddr),
+    #[error(
+        "peer {addr} is an address of this host (on {ifname}): its adverts would come back here; name the other router's address"
+    )]
+    PeerIsHostAddress { addr: IpAddr, ifname: String },
     #[error("peer {0} is given twice; the second is ignored")]
     RepeatedPeer(IpAddr),
     #[error(

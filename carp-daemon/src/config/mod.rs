@@ -223,7 +223,54 @@ pub fn load<P: AsRef<Path>>(
             _ => tracing::warn!("{w}"),
         }
     }
-    checked.result
+    let config = checked.result?;
+    let errors = peers_on_this_host(&config, &system_addresses());
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { errors })
+    }
+}
+
+/// Every address of this host's interfaces, with the interface's name (getifaddrs).
+pub fn system_addresses() -> Vec<(String, IpAddr)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let sa = a.address?;
+            let ip = if let Some(v4) = sa.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else {
+                IpAddr::V6(sa.as_sockaddr_in6()?.ip())
+            };
+            Some((a.interface_name, ip))
+        })
+        .collect()
+}
+
+/// Unicast peers that are addresses of this host (`host`: interface and address, see
+/// [`system_addresses`]): its adverts would go to itself, and the real peer would hear none.
+/// The interface's own virtual addresses are refused by validation already.
+pub fn peers_on_this_host(config: &Config, host: &[(String, IpAddr)]) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for i in &config.interfaces {
+        for peer in &i.peers {
+            if let Some((ifname, _)) = host.iter().find(|(_, a)| a == peer) {
+                let at = match i.source.line {
+                    Some(line) => Location::Line(i.source.path.clone(), line),
+                    None => Location::File(i.source.path.clone()),
+                };
+                let problem = Problem::PeerIsHostAddress {
+                    addr: *peer,
+                    ifname: ifname.clone(),
+                };
+                errors.push(Diagnostic::new(at, problem));
+            }
+        }
+    }
+    errors
 }
 
 /// Like [`load`], but hands the warnings back instead of logging them.

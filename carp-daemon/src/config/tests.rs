@@ -328,6 +328,25 @@ fn unicast_peers_from_carppeer_and_toml_peers() {
     let d = diff(&with_peer("10.0.0.2"), &with_peer("10.0.0.3"));
     assert_eq!(d.changed[0].fields, [Field::Peers]);
     assert!(d.changed[0].needs_rebuild());
+
+    // A peer that is one of this host's addresses (the carpdev's, say) is refused when
+    // loading, naming the interface that holds it.
+    let host = vec![
+        ("eth0".to_owned(), "10.0.0.2".parse().unwrap()),
+        ("lo".to_owned(), "127.0.0.1".parse().unwrap()),
+    ];
+    let errors = peers_on_this_host(&with_peer("10.0.0.2"), &host);
+    let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        msgs,
+        [
+            "hostname.carp0: peer 10.0.0.2 is an address of this host (on eth0): its adverts \
+          would come back here; name the other router's address"
+        ]
+    );
+    assert!(peers_on_this_host(&with_peer("10.0.0.3"), &host).is_empty());
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(system_addresses().iter().any(|(_, a)| *a == lo));
 }
 
 #[test]
