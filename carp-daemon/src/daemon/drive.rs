@@ -285,10 +285,11 @@ impl Daemon {
                 }
                 continue;
             }
-            let mut failed = false;
+            let (mut sent, mut failed) = (false, false);
             for peer in peers {
                 match dev.adverts.send_to_peer(cif.vmac, own_v4, peer, &header) {
                     Ok(()) => {
+                        sent = true;
                         cif.stats.count_sent(v6);
                         cif.unresolved_peers.remove(&peer);
                     }
@@ -309,7 +310,10 @@ impl Daemon {
                     }
                 }
             }
-            results.push(!failed);
+            // Only unresolved peers: neither a failure nor a success for the demotion rule.
+            if failed || sent {
+                results.push(!failed);
+            }
         }
         results
     }
