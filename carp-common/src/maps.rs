@@ -256,7 +256,10 @@ pub struct AdvertEvent {
     /// 4 or 6.
     pub family: u8,
     pub ttl: u8,
-    pub _pad: [u8; 2],
+    /// 1: sent to an address of this host (a unicast peer's advert, OpenBSD `carppeer`);
+    /// 0: sent to the CARP group (224.0.0.18 / ff02::12).
+    pub unicast: u8,
+    pub _pad: u8,
     /// Source address; IPv4 in the first 4 bytes.
     pub src: [u8; 16],
     pub src_mac: [u8; 6],

@@ -10,6 +10,13 @@
 //! ring (see `fastpath`): a flood cannot crowd them out, and a backup's carpd is not woken
 //! for each.
 //!
+//! Unicast adverts (OpenBSD's `carppeer`: a peer sends to this host's address) take the
+//! same checks; they are told apart from multicast ones by the IP destination, and carpd,
+//! which knows whether the vhid has peers, drops the ones that came the other way. A unicast
+//! advert is only taken when its Ethernet destination is the carpdev's own MAC, i.e. it was
+//! sent to this host: a frame a switch flooded towards another host passes on to the stack,
+//! which discards it as not ours. No list of this host's addresses is needed for that.
+//!
 //! Malformed adverts for a served vhid are dropped here and counted by reason, so a flood
 //! costs carpd nothing. An advert for a vhid not served here passes untouched: VRRP
 //! (keepalived) shares protocol 112 and the multicast groups, and another daemon may need it.
@@ -21,7 +28,7 @@ use carp_common::{
         ip::{IPV4_HLEN, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr},
     },
     maps::{AdvertEvent, CarpdevEntry, DataplaneCounters, VHID_STATE_BACKUP},
-    wire::{CARP_HEADER_LEN, CARP_TTL, CARP_VERSION},
+    wire::{CARP_GROUP_V4, CARP_GROUP_V6, CARP_HEADER_LEN, CARP_TTL, CARP_VERSION},
 };
 
 use crate::{
@@ -36,6 +43,8 @@ struct Received<'a> {
     family: u8,
     ttl: u8,
     src: [u8; 16],
+    /// Not to the CARP group: to this host's address.
+    unicast: bool,
     eth: &'a EthHdr,
     payload_off: usize,
     payload_len: usize,
@@ -66,6 +75,7 @@ pub fn handle_v4(
         family: 4,
         ttl: ip.ttl,
         src,
+        unicast: ip.dst != CARP_GROUP_V4,
         eth,
         payload_off: ETH_HLEN + ihl,
         payload_len: total_len - ihl,
@@ -87,6 +97,7 @@ pub fn handle_v6(
         family: 6,
         ttl: ip.hop_limit,
         src: ip.src,
+        unicast: ip.dst != CARP_GROUP_V6,
         eth,
         payload_off: ETH_HLEN + IPV6_HLEN,
         payload_len: be16(ip.payload_len) as usize,
@@ -113,6 +124,10 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) ->
         count(|c| &mut c.advert_passed_unknown_vhid);
         return xdp_action::XDP_PASS;
     };
+    // A unicast advert for another host (flooded by a switch): not ours to judge.
+    if rx.unicast && rx.eth.dst != dev.mac {
+        return xdp_action::XDP_PASS;
+    }
 
     // The checks of OpenBSD's carp_proto_input, in its order.
     if rx.ttl != CARP_TTL {
@@ -152,7 +167,8 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) ->
         ifindex: rx.ifindex,
         family: rx.family,
         ttl: rx.ttl,
-        _pad: [0; 2],
+        unicast: u8::from(rx.unicast),
+        _pad: 0,
         src: rx.src,
         src_mac: rx.eth.src,
         _pad2: [0; 2],

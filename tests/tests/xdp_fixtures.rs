@@ -1192,3 +1192,63 @@ fn repeats_of_the_published_master_advert_take_the_fast_path() {
     dp.remove_vhid(IFINDEX, VHID).unwrap();
     assert_eq!(dp.master_advert(IFINDEX, VHID, 4), None);
 }
+
+/// Unicast adverts (OpenBSD `carppeer`): one sent to the carpdev's MAC reaches carpd marked
+/// unicast, with the same checks as a multicast one; one a switch flooded towards another
+/// host's MAC passes to the stack untouched; multicast ones are marked as such.
+#[test]
+fn unicast_adverts_to_this_host_reach_the_ring_marked_unicast() {
+    if !require_root("unicast_adverts_to_this_host_reach_the_ring_marked_unicast") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    set_state(&mut dp, State::Backup);
+    let mut ring = dp.take_advert_ring().expect("ring buffer");
+    let header = CarpFields::advert(VHID).encode();
+    let me4 = Ipv4Addr::new(192, 0, 2, 12);
+    let me6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x12);
+    let unicast_v4 = |dst_mac, ttl| {
+        ethernet(
+            dst_mac,
+            PEER_MAC,
+            0x0800,
+            &ipv4(PEER4, me4, 112, ttl, &header),
+        )
+    };
+    let unicast_v6 = ethernet(
+        DEV_MAC,
+        PEER_MAC,
+        0x86dd,
+        &ipv6(PEER6, me6, 112, 255, &header),
+    );
+
+    let (verdict, _) = run(&dp, &unicast_v4(DEV_MAC, 255)).unwrap();
+    assert_eq!(verdict, XDP_DROP, "delivered to carpd");
+    let (verdict, _) = run(&dp, &unicast_v6).unwrap();
+    assert_eq!(verdict, XDP_DROP, "delivered to carpd");
+    let (verdict, _) = run(&dp, &advert_v4(PEER_MAC, PEER4, 255, &header)).unwrap();
+    assert_eq!(verdict, XDP_DROP, "delivered to carpd");
+    // Flooded towards another host: not ours.
+    let other_host = unicast_v4(CLIENT_MAC, 255);
+    let before = dp.counters().unwrap();
+    let (verdict, out) = run(&dp, &other_host).unwrap();
+    assert_eq!((verdict, out), (XDP_PASS, other_host));
+    assert_eq!(
+        dp.counters().unwrap().advert_delivered,
+        before.advert_delivered
+    );
+    // The same checks as multicast: TTL 254 is dropped and counted.
+    let (verdict, _) = run(&dp, &unicast_v4(DEV_MAC, 254)).unwrap();
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(
+        dp.counters().unwrap().advert_bad_ttl,
+        before.advert_bad_ttl + 1
+    );
+
+    let mut events = Vec::new();
+    while let Some(item) = ring.next() {
+        events.extend(decode_event(&item));
+    }
+    let marks: Vec<(u8, u8)> = events.iter().map(|e| (e.family, e.unicast)).collect();
+    assert_eq!(marks, [(4, 1), (6, 1), (4, 0)]);
+}

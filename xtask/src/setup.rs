@@ -7,7 +7,7 @@
 //! 1. the nightly toolchain (`--profile minimal`) with `rust-src` and `clippy`: the eBPF crate
 //!    is built with `-Z build-std=core`, and `cargo xtask test` runs clippy on it;
 //! 2. `clippy` and `rustfmt` on the active (default, stable) toolchain;
-//! 3. Debian packages (bpftool, iproute2, arping, tcpdump, ethtool, ucarp, keepalived, ndisc6, iputils-ping, systemd), with
+//! 3. Debian packages (bpftool, iproute2, arping, tcpdump, ethtool, ucarp, keepalived, ndisc6, iputils-ping, nftables, systemd), with
 //!    service starts denied while apt-get runs, so keepalived is not left running [root];
 //! 4. bpffs mounted at /sys/fs/bpf [root];
 //! 5. bpf-linker 0.13.0, built against the nightly's own libLLVM (see README, Toolchain);
@@ -42,6 +42,9 @@ const PACKAGES: &[&str] = &[
     "ndisc6",
     // ping: the lab's reachability checks (not on a minimal Debian).
     "iputils-ping",
+    // nftables: carp-daemon/tests/unicast.rs drops IPv6 CARP multicast at the lab's switch
+    // (bridge family), to show a network without multicast.
+    "nftables",
     // systemd: carp-daemon/tests/systemd.rs runs the units under it, as PID 1 of its own
     // namespaces (it is only installed, never started as the machine's init).
     "systemd",

@@ -15,6 +15,7 @@ pub enum Field {
     Advskew,
     Passphrase,
     Addresses,
+    Peers,
     Groups,
     InitialState,
     Up,
@@ -58,11 +59,14 @@ impl InterfaceChange {
     }
 
     /// The interface's identity on the wire or in the kernel changed (carpdev, vhid,
-    /// addresses): it has to be torn down and created again.
+    /// addresses, where its adverts go): it has to be torn down and created again.
     pub fn needs_rebuild(&self) -> bool {
-        self.fields
-            .iter()
-            .any(|f| matches!(f, Field::Carpdev | Field::Vhid | Field::Addresses))
+        self.fields.iter().any(|f| {
+            matches!(
+                f,
+                Field::Carpdev | Field::Vhid | Field::Addresses | Field::Peers
+            )
+        })
     }
 }
 
@@ -101,6 +105,7 @@ pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Fi
         passphrase,
         ipv4,
         ipv6,
+        peers,
         groups,
         initial_state,
         up,
@@ -118,6 +123,7 @@ pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Fi
     note(*advskew != new.advskew, Field::Advskew);
     note(*passphrase != new.passphrase, Field::Passphrase);
     note(*ipv4 != new.ipv4 || *ipv6 != new.ipv6, Field::Addresses);
+    note(*peers != new.peers, Field::Peers);
     note(*groups != new.groups, Field::Groups);
     note(*initial_state != new.initial_state, Field::InitialState);
     note(*up != new.up, Field::Up);
@@ -169,7 +175,7 @@ mod tests {
     fn pass_timers_and_up_apply_in_place_identity_rebuilds() {
         let in_place = change(&[Field::Advskew, Field::Passphrase, Field::Up]);
         assert!(in_place.in_place() && !in_place.needs_rebuild());
-        for identity in [Field::Carpdev, Field::Vhid, Field::Addresses] {
+        for identity in [Field::Carpdev, Field::Vhid, Field::Addresses, Field::Peers] {
             let c = change(&[Field::Passphrase, identity]);
             assert!(!c.in_place() && c.needs_rebuild(), "{identity:?}");
         }

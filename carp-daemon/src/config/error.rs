@@ -265,6 +265,24 @@ pub enum Problem {
     MissingPrefix { addr: IpAddr, example: u8 },
     #[error("{addr} cannot be a carp address: {why}")]
     UnusableAddress { addr: IpAddr, why: &'static str },
+    #[error("peer '{0}' is not an IPv4 or IPv6 address")]
+    BadPeer(String),
+    #[error("{addr} cannot be a unicast peer: {why}")]
+    UnusablePeer { addr: IpAddr, why: &'static str },
+    #[error(
+        "peer {0} is an address of this carp interface: its adverts would come back to itself; name the other router's address"
+    )]
+    PeerIsOwnAddress(IpAddr),
+    #[error(
+        "peer {addr} is an address of this host (on {ifname}): its adverts would come back here; name the other router's address"
+    )]
+    PeerIsHostAddress { addr: IpAddr, ifname: String },
+    #[error("peer {0} is given twice; the second is ignored")]
+    RepeatedPeer(IpAddr),
+    #[error(
+        "peer {addr} is {family}, but the carp interface has no {family} address, so it sends no {family} adverts to it"
+    )]
+    PeerFamilyUnused { addr: IpAddr, family: Family },
     #[error("carpdev {0} is the carp interface itself")]
     CarpdevIsSelf(String),
     #[error(
@@ -344,6 +362,7 @@ impl Problem {
             | InetReplaces { .. }
             | NotInGroup(_)
             | RepeatedAddress(_)
+            | RepeatedPeer(_)
             | BroadcastIgnored { .. }
             | LinkLocal(_)
             | NoInterfaces

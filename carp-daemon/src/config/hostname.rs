@@ -99,9 +99,6 @@ fn split_words(line: &str) -> Result<Vec<String>, Problem> {
 /// OpenBSD ifconfig words carpd knows but does not implement, and why.
 fn unsupported(word: &str) -> Option<&'static str> {
     Some(match word {
-        "carppeer" | "-carppeer" => {
-            "unicast CARP is not implemented; advertisements go to the multicast group"
-        }
         "carpnodes" | "balancing" => {
             "load balancing (several vhids on one interface) is not implemented; use one carp interface per vhid"
         }
@@ -383,6 +380,17 @@ impl Parser<'_> {
                     self.draft.carpdev = Some(self.located(arg));
                 }
                 "-carpdev" => self.draft.carpdev = None,
+                // OpenBSD keeps one (IPv4) peer and a later `carppeer` replaces it; carpd
+                // keeps every one given, of either family. `-carppeer` forgets them all,
+                // so adverts go back to the multicast group.
+                "carppeer" => {
+                    let Some(arg) = self.argument(words, &word) else {
+                        return;
+                    };
+                    let located = self.located(arg);
+                    self.draft.peers.push(located);
+                }
+                "-carppeer" => self.draft.peers.clear(),
                 "state" => {
                     let Some(arg) = self.argument(words, &word) else {
                         return;

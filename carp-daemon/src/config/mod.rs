@@ -34,7 +34,7 @@ mod tests;
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 pub use crate::proto::Passphrase;
@@ -134,6 +134,10 @@ pub struct CarpInterface {
     /// In configuration order, each address once; at least one of `ipv4`/`ipv6` is non-empty.
     pub ipv4: Vec<Addr4>,
     pub ipv6: Vec<Addr6>,
+    /// Unicast peers (OpenBSD's `carppeer`, TOML `peers`), each once, in configuration
+    /// order. Adverts of a family go to that family's peers; a family without a peer keeps
+    /// the multicast group (224.0.0.18 / ff02::12).
+    pub peers: Vec<IpAddr>,
     /// Every group the interface is in, each once: "carp" first unless it left it
     /// (`-group carp`, TOML `carp_group = false`), then the others in configuration order.
     pub groups: Vec<String>,
@@ -146,6 +150,15 @@ pub struct CarpInterface {
 }
 
 impl CarpInterface {
+    /// The unicast peers of one family (`v6` false: IPv4), in configuration order. Empty:
+    /// that family's adverts go to the multicast group.
+    pub fn peers_of(&self, v6: bool) -> impl Iterator<Item = IpAddr> + '_ {
+        self.peers
+            .iter()
+            .copied()
+            .filter(move |p| p.is_ipv6() == v6)
+    }
+
     /// True if both have the same settings, wherever they were written.
     pub fn same_settings(&self, other: &CarpInterface) -> bool {
         diff::changed_fields(self, other).is_empty()
@@ -210,7 +223,54 @@ pub fn load<P: AsRef<Path>>(
             _ => tracing::warn!("{w}"),
         }
     }
-    checked.result
+    let config = checked.result?;
+    let errors = peers_on_this_host(&config, &system_addresses());
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { errors })
+    }
+}
+
+/// Every address of this host's interfaces, with the interface's name (getifaddrs).
+pub fn system_addresses() -> Vec<(String, IpAddr)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let sa = a.address?;
+            let ip = if let Some(v4) = sa.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else {
+                IpAddr::V6(sa.as_sockaddr_in6()?.ip())
+            };
+            Some((a.interface_name, ip))
+        })
+        .collect()
+}
+
+/// Unicast peers that are addresses of this host (`host`: interface and address, see
+/// [`system_addresses`]): its adverts would go to itself, and the real peer would hear none.
+/// The interface's own virtual addresses are refused by validation already.
+pub fn peers_on_this_host(config: &Config, host: &[(String, IpAddr)]) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for i in &config.interfaces {
+        for peer in &i.peers {
+            if let Some((ifname, _)) = host.iter().find(|(_, a)| a == peer) {
+                let at = match i.source.line {
+                    Some(line) => Location::Line(i.source.path.clone(), line),
+                    None => Location::File(i.source.path.clone()),
+                };
+                let problem = Problem::PeerIsHostAddress {
+                    addr: *peer,
+                    ifname: ifname.clone(),
+                };
+                errors.push(Diagnostic::new(at, problem));
+            }
+        }
+    }
+    errors
 }
 
 /// Like [`load`], but hands the warnings back instead of logging them.

@@ -3,6 +3,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use std::net::IpAddr;
+
 use super::*;
 use crate::values::CARP_GROUP;
 
@@ -277,6 +279,77 @@ fn openbsd_hostname_forms_are_accepted_unchanged() {
 /// Every error a hostname.carp0 can have, by exact message. `line` is `None` for what is
 /// missing from the file as a whole.
 #[test]
+fn unicast_peers_from_carppeer_and_toml_peers() {
+    // OpenBSD's form, plus an IPv6 peer and a second IPv4 one; -carppeer forgets them.
+    let i = one(
+        "inet 10.0.0.1/24 carpdev em0 vhid 1 pass x carppeer 10.0.0.2\n\
+         inet6 2001:db8::1 64\ncarppeer 2001:db8::2\ncarppeer 10.0.0.3",
+    );
+    let want: Vec<IpAddr> = ["10.0.0.2", "2001:db8::2", "10.0.0.3"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(i.peers, want);
+    assert_eq!(i.peers_of(false).count(), 2);
+    assert_eq!(i.peers_of(true).collect::<Vec<_>>(), [want[1]]);
+    let i = one("inet 10.0.0.1/24 carpdev em0 vhid 1 pass x carppeer 10.0.0.2\n-carppeer");
+    assert!(i.peers.is_empty());
+    assert!(
+        one("inet 10.0.0.1/24 carpdev em0 vhid 1 pass x")
+            .peers
+            .is_empty()
+    );
+
+    let toml = "[[interface]]\nname = \"carp1\"\ncarpdev = \"em0\"\nvhid = 2\npass = \"x\"\n\
+                addresses = [\"10.0.0.1/24\", \"fe80::1/64\"]\n\
+                peers = [\"10.0.0.2\", \"fe80::2\", \"10.0.0.2\"]\n";
+    let c = check(&[("carpd.toml", toml)]);
+    let cfg = c.result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.interfaces[0].peers.len(), 2);
+    let msgs: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        msgs.contains(
+            &"carpd.toml:7: [interface carp1] key 'peers': warning: peer 10.0.0.2 is given \
+              twice; the second is ignored"
+                .to_owned()
+        ),
+        "{msgs:#?}"
+    );
+
+    // A changed peer list rebuilds the interface: where its adverts go is its identity.
+    let with_peer = |p: &str| {
+        check(&[(
+            "hostname.carp0",
+            &format!("inet 10.0.0.1/24 carpdev em0 vhid 1 pass x carppeer {p}"),
+        )])
+        .result
+        .unwrap()
+    };
+    let d = diff(&with_peer("10.0.0.2"), &with_peer("10.0.0.3"));
+    assert_eq!(d.changed[0].fields, [Field::Peers]);
+    assert!(d.changed[0].needs_rebuild());
+
+    // A peer that is one of this host's addresses (the carpdev's, say) is refused when
+    // loading, naming the interface that holds it.
+    let host = vec![
+        ("eth0".to_owned(), "10.0.0.2".parse().unwrap()),
+        ("lo".to_owned(), "127.0.0.1".parse().unwrap()),
+    ];
+    let errors = peers_on_this_host(&with_peer("10.0.0.2"), &host);
+    let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        msgs,
+        [
+            "hostname.carp0: peer 10.0.0.2 is an address of this host (on eth0): its adverts \
+          would come back here; name the other router's address"
+        ]
+    );
+    assert!(peers_on_this_host(&with_peer("10.0.0.3"), &host).is_empty());
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(system_addresses().iter().any(|(_, a)| *a == lo));
+}
+
+#[test]
 fn hostname_errors_name_file_line_and_problem() {
     const OK: &str = " carpdev em0 vhid 1";
     let cases: Vec<(String, Option<usize>, &str)> = vec![
@@ -427,10 +500,32 @@ fn hostname_errors_name_file_line_and_problem() {
             "unknown keyword 'frobnicate'",
         ),
         (
-            format!("inet 10.0.0.1/24{OK}\ncarppeer 10.0.0.2"),
+            format!("inet 10.0.0.1/24{OK}\ncarppeer 10.0.0"),
             Some(2),
-            "'carppeer' is not supported by carpd: unicast CARP is not implemented; \
-             advertisements go to the multicast group",
+            "peer '10.0.0' is not an IPv4 or IPv6 address",
+        ),
+        (
+            format!("inet 10.0.0.1/24{OK}\ncarppeer 224.0.0.18"),
+            Some(2),
+            "224.0.0.18 cannot be a unicast peer: it is a multicast address; leave \
+             'carppeer' out to advertise to 224.0.0.18",
+        ),
+        (
+            format!("inet 10.0.0.1/24{OK}\ncarppeer 10.0.0.1"),
+            Some(2),
+            "peer 10.0.0.1 is an address of this carp interface: its adverts would come back \
+             to itself; name the other router's address",
+        ),
+        (
+            format!("inet 10.0.0.1/24{OK}\ncarppeer 2001:db8::2"),
+            Some(2),
+            "peer 2001:db8::2 is IPv6, but the carp interface has no IPv6 address, so it \
+             sends no IPv6 adverts to it",
+        ),
+        (
+            format!("inet 10.0.0.1/24{OK} carppeer"),
+            Some(1),
+            "'carppeer' requires an argument",
         ),
         (
             format!("inet 10.0.0.1/24{OK}\nlladdr 00:11:22:33:44:55"),
@@ -795,7 +890,7 @@ fn toml_errors_name_the_key() {
             iface(&format!("{ok}advskw = 3\n")),
             vec![
                 "c.toml:6: unknown field 'advskw', expected one of 'name', 'carpdev', 'vhid', \
-                 'advbase', 'advskew', 'pass', 'pass_file', 'addresses', 'groups', 'carp_group', \
+                 'advbase', 'advskew', 'pass', 'pass_file', 'addresses', 'peers', 'groups', 'carp_group', \
                  'state', 'up'",
             ],
         ),

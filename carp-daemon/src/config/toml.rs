@@ -66,6 +66,7 @@ struct RawInterface {
     pass: Option<Spanned<RawPass>>,
     pass_file: Option<Spanned<String>>,
     addresses: Option<Vec<Spanned<String>>>,
+    peers: Option<Vec<Spanned<String>>>,
     groups: Option<Vec<Spanned<String>>>,
     carp_group: Option<Spanned<bool>>,
     state: Option<Spanned<String>>,
@@ -289,6 +290,7 @@ fn interface(
         pass,
         pass_file,
         addresses,
+        peers,
         groups,
         carp_group,
         state,
@@ -352,6 +354,11 @@ fn interface(
             Err(problem) => diags.push(Diagnostic::new(a.at, problem)),
         }
     }
+    d.peers = peers
+        .into_iter()
+        .flatten()
+        .map(|p| l.value("peers", p))
+        .collect();
     d.groups = groups
         .into_iter()
         .flatten()
@@ -389,7 +396,7 @@ mod tests {
         } = raw.daemon.expect("[daemon] in the example").into_inner();
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
-        let mut seen = [false; 11];
+        let mut seen = [false; 12];
         for entry in raw.interface {
             let RawInterface {
                 name,
@@ -400,6 +407,7 @@ mod tests {
                 pass,
                 pass_file,
                 addresses,
+                peers,
                 groups,
                 carp_group,
                 state,
@@ -414,6 +422,7 @@ mod tests {
                 pass.is_some(),
                 pass_file.is_some(),
                 addresses.is_some(),
+                peers.is_some(),
                 groups.is_some(),
                 carp_group.is_some(),
                 state.is_some(),
@@ -424,7 +433,7 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, [true; 11],
+            seen, [true; 12],
             "an [[interface]] key is missing from the example"
         );
     }

@@ -75,6 +75,8 @@ pub(super) struct Draft {
     /// From `pass`, or read from `pass_file` (located at that key).
     pub pass: Option<Located<Passphrase>>,
     pub addresses: Vec<Located<DraftAddr>>,
+    /// Unicast peers as written (`carppeer`, TOML `peers`).
+    pub peers: Vec<Located<String>>,
     /// Groups joined besides carp, in order.
     pub groups: Vec<Located<String>>,
     /// In group carp: true unless `-group carp` (hostname.if) or `carp_group = false` (TOML).
@@ -117,6 +119,7 @@ impl Draft {
             advskew: None,
             pass: None,
             addresses: Vec::new(),
+            peers: Vec::new(),
             groups: Vec::new(),
             carp_group: true,
             carp_group_at: None,
@@ -287,6 +290,7 @@ struct Checked {
     passphrase: Option<Passphrase>,
     ipv4: Vec<(Addr4, Location)>,
     ipv6: Vec<(Addr6, Location)>,
+    peers: Vec<IpAddr>,
     groups: Vec<String>,
     initial_state: Option<ForcedState>,
 }
@@ -413,6 +417,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
     if ipv4.is_empty() && ipv6.is_empty() && d.addresses.is_empty() {
         sink.push(&d.missing_at("addresses"), Problem::NoAddress);
     }
+    let peers = check_peers(sink, d, &ipv4, &ipv6);
     Checked {
         ok: sink.errors == errors_before,
         name,
@@ -423,9 +428,60 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         passphrase,
         ipv4,
         ipv6,
+        peers,
         groups,
         initial_state,
     }
+}
+
+/// Why an address cannot be a unicast peer, if it cannot.
+fn unusable_peer(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(a) if a.is_broadcast() => Some("it is the limited broadcast address"),
+        IpAddr::V4(a) if a.is_multicast() => {
+            Some("it is a multicast address; leave 'carppeer' out to advertise to 224.0.0.18")
+        }
+        IpAddr::V6(a) if a.is_multicast() => {
+            Some("it is a multicast address; leave the peer out to advertise to ff02::12")
+        }
+        _ => unusable(addr),
+    }
+}
+
+/// The unicast peers: real unicast addresses, each once, not one of this interface's own
+/// addresses (adverts to itself would be dropped as a loop), and of a family the interface
+/// advertises (it sends IPv6 adverts only when it has an IPv6 address).
+fn check_peers(sink: &mut Sink<'_>, d: &Draft, v4: &Checked4, v6: &Checked6) -> Vec<IpAddr> {
+    let mut peers: Vec<IpAddr> = Vec::new();
+    for p in &d.peers {
+        let Ok(addr) = p.value.parse::<IpAddr>() else {
+            sink.push(&p.at, Problem::BadPeer(p.value.clone()));
+            continue;
+        };
+        let own = match addr {
+            IpAddr::V4(a) => v4.iter().any(|(x, _)| x.addr == a),
+            IpAddr::V6(a) => v6.iter().any(|(x, _)| x.addr == a),
+        };
+        let problem = if let Some(why) = unusable_peer(addr) {
+            Problem::UnusablePeer { addr, why }
+        } else if own {
+            Problem::PeerIsOwnAddress(addr)
+        } else if peers.contains(&addr) {
+            Problem::RepeatedPeer(addr)
+        } else if (addr.is_ipv4() && v4.is_empty()) || (addr.is_ipv6() && v6.is_empty()) {
+            let family = if addr.is_ipv4() {
+                Family::V4
+            } else {
+                Family::V6
+            };
+            Problem::PeerFamilyUnused { addr, family }
+        } else {
+            peers.push(addr);
+            continue;
+        };
+        sink.push(&p.at, problem);
+    }
+    peers
 }
 
 type Checked4 = Vec<(Addr4, Location)>;
@@ -648,6 +704,7 @@ pub(super) fn validate(
             passphrase: c.passphrase,
             ipv4: c.ipv4.into_iter().map(|(a, _)| a).collect(),
             ipv6: c.ipv6.into_iter().map(|(a, _)| a).collect(),
+            peers: c.peers,
             groups: c.groups,
             initial_state: c.initial_state,
             up: d.up,

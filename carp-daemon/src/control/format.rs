@@ -103,6 +103,10 @@ pub fn interface(s: &InterfaceStatus, verbose: bool) -> String {
             s.advbase,
             s.advskew
         );
+        // carp_status(): "\n\tcarppeer %s" when the peer is not the group; one per peer.
+        for peer in &s.peers {
+            let _ = writeln!(out, "\tcarppeer {peer}");
+        }
     }
     if !s.groups.is_empty() {
         let _ = writeln!(out, "\tgroups: {}", s.groups.join(" "));
@@ -327,6 +331,7 @@ mod tests {
             vhid: 1,
             advbase: 1,
             advskew: 0,
+            peers: vec![],
             demote: 0,
             groups: vec!["carp".into()],
             lladdr: format_mac(&[0x00, 0x00, 0x5e, 0x00, 0x01, 0x01]),
@@ -366,6 +371,7 @@ mod tests {
             vhid: 2,
             advbase: 1,
             advskew: 100,
+            peers: vec![],
             demote: 128,
             groups: vec!["carp".into(), "web".into(), "db".into()],
             lladdr: format_mac(&[0x00, 0x00, 0x5e, 0x00, 0x01, 0x02]),
@@ -543,6 +549,35 @@ mod tests {
              \t0 ARP requests for a VIP from a group address dropped\n\
              \t0 invalid neighbor solicitations for a VIP dropped\n"
         );
+    }
+
+    #[test]
+    fn unicast_peers_print_as_carppeer_lines_and_json() {
+        let peers: Vec<IpAddr> = vec![
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
+            IpAddr::V6("2001:db8::11".parse().unwrap()),
+        ];
+        let s = InterfaceStatus {
+            peers: peers.clone(),
+            ..master()
+        };
+        let text = interface(&s, false);
+        assert!(
+            text.contains(
+                "\tcarp: MASTER carpdev eth0 vhid 1 advbase 1 advskew 0\n\
+                 \tcarppeer 192.0.2.11\n\
+                 \tcarppeer 2001:db8::11\n\
+                 \tgroups: carp\n"
+            ),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&vec![s])).unwrap();
+        assert_eq!(
+            v[0]["peers"],
+            serde_json::json!(["192.0.2.11", "2001:db8::11"])
+        );
+        let multicast = interface(&master(), false);
+        assert!(!multicast.contains("carppeer"), "{multicast}");
     }
 
     #[test]

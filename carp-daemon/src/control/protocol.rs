@@ -299,6 +299,10 @@ pub struct InterfaceStatus {
     pub vhid: u8,
     pub advbase: u8,
     pub advskew: u8,
+    /// Unicast peers (OpenBSD `carppeer`), in configuration order; empty: adverts go to the
+    /// multicast group. ifconfig prints one `carppeer ADDRESS` line each.
+    #[serde(default)]
+    pub peers: Vec<IpAddr>,
     /// What the interface advertises: the sum of its groups' demote counters, capped at 255.
     /// ifconfig does not print it (only `-g GROUP` shows a counter); `--json` and `-v` do.
     pub demote: u8,
@@ -394,7 +398,9 @@ pub struct CarpStats {
     pub carps_ipackets: u64,
     /// Adverts received over IPv6.
     pub carps_ipackets6: u64,
-    /// Received on an interface that is not a carpdev (or the carp interface is down).
+    /// Received on an interface that is not a carpdev (or the carp interface is down), or
+    /// sent the other way than the vhid's (multicast to one with unicast peers, or unicast
+    /// to one without), which OpenBSD's carp_proto_input ignores too.
     pub carps_badif: u64,
     /// TTL / hop limit not 255.
     pub carps_badttl: u64,
@@ -493,6 +499,7 @@ mod tests {
             vhid: 1,
             advbase: 1,
             advskew: 0,
+            peers: vec![],
             demote: 0,
             groups: vec!["carp".into(), "web".into()],
             lladdr: format_mac(&[0, 0, 0x5e, 0, 1, 1]),

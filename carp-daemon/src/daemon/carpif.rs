@@ -1,5 +1,6 @@
 //! One carp interface at run time: its configuration, its election state machine, its
 //! authentication, and what it needs to put adverts on the wire.
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,23 @@ pub struct VhidStats {
     pub sent_v4: u64,
     pub sent_v6: u64,
     pub send_errors: u64,
+    /// Adverts dropped because they came the other way than this vhid's (multicast to a
+    /// vhid with unicast peers, or unicast to one without): OpenBSD ignores them too.
+    pub rejected_mode: u64,
     pub rejected_auth: u64,
     pub rejected_loop: u64,
     pub transitions: u64,
+}
+
+impl VhidStats {
+    /// One advert of the family (`v6` false: IPv4) left.
+    pub fn count_sent(&mut self, v6: bool) {
+        if v6 {
+            self.sent_v6 += 1;
+        } else {
+            self.sent_v4 += 1;
+        }
+    }
 }
 
 pub struct CarpIf {
@@ -45,6 +60,11 @@ pub struct CarpIf {
     pub pending_state: Option<fsm::ForcedState>,
     pub stats: VhidStats,
     pub last_transition: Option<(String, Instant)>,
+    /// Unicast peers whose MAC was missing at the last advert (warned about once).
+    pub unresolved_peers: HashSet<IpAddr>,
+    /// When the last warning about a peer advertising the other way (multicast to this
+    /// unicast vhid, or the reverse) was logged: at most one a minute.
+    pub mode_warned_at: Option<Instant>,
 }
 
 impl CarpIf {
@@ -75,6 +95,8 @@ impl CarpIf {
             pending_state,
             stats: VhidStats::default(),
             last_transition: None,
+            unresolved_peers: HashSet::new(),
+            mode_warned_at: None,
         })
     }
 
@@ -176,6 +198,7 @@ mod tests {
                 prefix_len: 24,
             }],
             ipv6: vec![],
+            peers: vec![],
             groups: vec![],
             initial_state: None,
             up: true,

@@ -2,13 +2,15 @@
 //! actions it returns (adverts out, gratuitous ARP/NA, the dataplane's view of the vhid,
 //! hooks), and the inputs every part of carpd shares: starting the election, forced
 //! states, group membership and demotion.
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Daemon, ipv6_forwarding, now};
 use crate::dataplane::{VhidDataplaneState, master_hold, monotonic_now};
 use crate::proto::fsm;
+use crate::send::SendError;
 
 impl Daemon {
     /// Stops the dataplane's fast path for a vhid's master: its adverts reach carpd again
@@ -238,7 +240,11 @@ impl Daemon {
         }
     }
 
-    /// Sends one advert per address family the interface has; the result of each packet.
+    /// Sends one advert per address family the interface has (to each of the family's
+    /// unicast peers instead of the group when it has some); the result of each family.
+    ///
+    /// A peer whose MAC is not resolved yet counts as a send error but is no failed send
+    /// for the demotion rule: OpenBSD does not demote for EHOSTDOWN in unicast mode either.
     fn send_advert(&mut self, name: &str, advbase: u8, advskew: u8, demote: u8) -> Vec<bool> {
         let Some(cif) = self.ifs.get_mut(name) else {
             return Vec::new();
@@ -249,30 +255,64 @@ impl Daemon {
         let header = cif.advert(advbase, advskew, demote);
         let mut results = Vec::with_capacity(2);
         // The carp interface's own first address: the source only if the carpdev has none.
-        if let Some(own_v4) = cif.cfg.ipv4.first().map(|a| a.addr) {
-            match dev.adverts.send_v4(cif.vmac, Some(own_v4), &header) {
-                Ok(()) => {
-                    cif.stats.sent_v4 += 1;
-                    results.push(true);
+        let own_v4 = cif.cfg.ipv4.first().map(|a| a.addr);
+        for v6 in [false, true] {
+            let has_family = if v6 {
+                !cif.cfg.ipv6.is_empty()
+            } else {
+                own_v4.is_some()
+            };
+            if !has_family {
+                continue;
+            }
+            let peers: Vec<IpAddr> = cif.cfg.peers_of(v6).collect();
+            if peers.is_empty() {
+                let sent = if v6 {
+                    dev.adverts.send_v6(cif.vmac, &header)
+                } else {
+                    dev.adverts.send_v4(cif.vmac, own_v4, &header)
+                };
+                match sent {
+                    Ok(()) => {
+                        cif.stats.count_sent(v6);
+                        results.push(true);
+                    }
+                    Err(err) => {
+                        results.push(false);
+                        cif.stats.send_errors += 1;
+                        warn!(interface = %name, error = %err, "advert not sent");
+                    }
                 }
-                Err(err) => {
-                    results.push(false);
-                    cif.stats.send_errors += 1;
-                    warn!(interface = %name, error = %err, "advert not sent");
+                continue;
+            }
+            let (mut sent, mut failed) = (false, false);
+            for peer in peers {
+                match dev.adverts.send_to_peer(cif.vmac, own_v4, peer, &header) {
+                    Ok(()) => {
+                        sent = true;
+                        cif.stats.count_sent(v6);
+                        cif.unresolved_peers.remove(&peer);
+                    }
+                    Err(err @ SendError::Unresolved { .. }) => {
+                        cif.stats.send_errors += 1;
+                        // Once per peer until it resolves: a peer that is down would
+                        // otherwise log every interval.
+                        if cif.unresolved_peers.insert(peer) {
+                            warn!(interface = %name, %peer, error = %err, "advert not sent");
+                        } else {
+                            debug!(interface = %name, %peer, "peer still unresolved");
+                        }
+                    }
+                    Err(err) => {
+                        failed = true;
+                        cif.stats.send_errors += 1;
+                        warn!(interface = %name, %peer, error = %err, "advert not sent");
+                    }
                 }
             }
-        }
-        if !cif.cfg.ipv6.is_empty() {
-            match dev.adverts.send_v6(cif.vmac, &header) {
-                Ok(()) => {
-                    cif.stats.sent_v6 += 1;
-                    results.push(true);
-                }
-                Err(err) => {
-                    results.push(false);
-                    cif.stats.send_errors += 1;
-                    warn!(interface = %name, error = %err, "IPv6 advert not sent");
-                }
+            // Only unresolved peers: neither a failure nor a success for the demotion rule.
+            if failed || sent {
+                results.push(!failed);
             }
         }
         results

@@ -59,6 +59,7 @@ impl Daemon {
                 vhid: c.cfg.vhid,
                 advbase: c.cfg.advbase,
                 advskew: c.cfg.advskew,
+                peers: c.cfg.peers.clone(),
                 demote: c.fsm.demote(),
                 groups: c.cfg.groups.clone(),
                 lladdr: format_mac(&c.vmac),
@@ -91,6 +92,7 @@ impl Daemon {
             carp.carps_ipackets += c.stats.received_v4;
             carp.carps_ipackets6 += c.stats.received_v6;
             carp.carps_badauth += c.stats.rejected_auth;
+            carp.carps_badif += c.stats.rejected_mode;
             carp.carps_opackets += c.stats.sent_v4;
             carp.carps_opackets6 += c.stats.sent_v6;
             carp.carps_onomem += c.stats.send_errors;

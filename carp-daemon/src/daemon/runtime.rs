@@ -1,6 +1,7 @@
 //! The event loop and the handling of each event.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -152,6 +153,20 @@ const ADVERT_CHUNK: usize = 64;
 /// How long carpd waits at exit for hooks still running (systemd's TimeoutStopSec is 10 s).
 const HOOK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// At most one warning per vhid this often about a peer advertising the other way
+/// (multicast to a vhid with unicast peers, or the reverse).
+const MODE_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// The IP source of a delivered advert.
+fn source_address(event: &carp_common::maps::AdvertEvent) -> IpAddr {
+    if event.family == 6 {
+        IpAddr::V6(Ipv6Addr::from(event.src))
+    } else {
+        let [a, b, c, d, ..] = event.src;
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+}
+
 impl Daemon {
     /// What a Prometheus scrape shows now.
     pub fn metrics_snapshot(&self) -> Snapshot {
@@ -266,6 +281,28 @@ impl Daemon {
             cif.stats.received_v6 += 1;
         } else {
             cif.stats.received_v4 += 1;
+        }
+        // OpenBSD's carp_proto_input: a vhid with a peer ignores multicast adverts, one
+        // without ignores unicast ones. Both routers then become master, so say which peer
+        // is configured the other way (only for an advert that authenticates: the warning
+        // must name a real member of this vhid), at most once a minute.
+        let has_peers = cif.cfg.peers_of(event.family == 6).next().is_some();
+        if (event.unicast != 0) != has_peers {
+            cif.stats.rejected_mode += 1;
+            let now = Instant::now();
+            let due = cif
+                .mode_warned_at
+                .is_none_or(|at| now.duration_since(at) >= MODE_WARNING_EVERY);
+            if due && proto::verify_delivered(&event.carp, &cif.auth, cif.counter).is_ok() {
+                cif.mode_warned_at = Some(now);
+                let peer = source_address(event);
+                if has_peers {
+                    warn!(interface = %name, %peer, "ignoring multicast adverts: this vhid has unicast peers (carppeer) but {peer} advertises to the multicast group; configure the peers on every router of the vhid, or none");
+                } else {
+                    warn!(interface = %name, %peer, "ignoring unicast adverts: {peer} sends this vhid's adverts to this host (carppeer) but this vhid has no peers and advertises to the multicast group; configure the peers on every router of the vhid, or none");
+                }
+            }
+            return;
         }
         match proto::verify_delivered(&event.carp, &cif.auth, cif.counter) {
             Ok(header) => {

@@ -92,7 +92,7 @@ pub mod monitor;
 pub mod sysctl;
 
 #[cfg(test)]
-mod testns;
+pub(crate) mod testns;
 
 use std::io;
 use std::net::Ipv6Addr;

@@ -16,10 +16,14 @@
 //! limit 255, next header 112, flow label 0, to ff02::12 (33:33:00:00:00:12), from the
 //! carpdev's link-local address. The sources are cached per carpdev ([`SourceCache`]).
 //!
+//! With unicast peers (OpenBSD's `carppeer`), a family's adverts go to each of its peers
+//! instead, with the same headers but the peer's address and the MAC the kernel's neighbour
+//! table has for it ([`Neighbours`]); a family without peers keeps the group.
+//!
 //! Receiving is the XDP program's job, but the carpdev must still be a member of the CARP
 //! groups so that a real NIC's multicast filter (and an MLD-snooping switch) passes peers'
 //! adverts: [`CarpGroups`] holds the memberships.
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use carp_common::{
@@ -31,6 +35,7 @@ use carp_common::{
 use socket2::{Domain, InterfaceIndexOrAddress, SockFilter, Socket, Type};
 
 use super::frame::{Ipv4Header, PacketSocket, ethernet, ipv6_packet};
+use super::neighbour::{Neighbours, PeerMac};
 use super::source::SourceCache;
 use super::{SendError, sock_err};
 
@@ -42,6 +47,7 @@ pub struct AdvertSender {
     ifname: String,
     socket: PacketSocket,
     sources: SourceCache,
+    neighbours: Neighbours,
     _groups: CarpGroups,
 }
 
@@ -51,6 +57,8 @@ impl AdvertSender {
             ifname: ifname.to_owned(),
             socket: PacketSocket::open(ifname, ifindex)?,
             sources: SourceCache::new(ifname, ifindex),
+            neighbours: Neighbours::open(ifindex)
+                .map_err(sock_err("opening the neighbour table", ifname))?,
             _groups: CarpGroups::join(ifname, ifindex)?,
         })
     }
@@ -63,14 +71,7 @@ impl AdvertSender {
         fallback: Option<Ipv4Addr>,
         carp: &[u8],
     ) -> Result<(), SendError> {
-        let src = self
-            .sources
-            .v4(Instant::now())
-            .or(fallback)
-            .ok_or_else(|| SendError::NoSource {
-                family: "IPv4",
-                ifname: self.ifname.clone(),
-            })?;
+        let src = self.source_v4(fallback)?;
         let frame = advert_frame_v4(vmac, src, rand::random(), carp);
         self.socket
             .send(&frame)
@@ -79,22 +80,82 @@ impl AdvertSender {
 
     /// Sends one IPv6 advert from `vmac` and the carpdev's link-local address.
     pub fn send_v6(&mut self, vmac: [u8; 6], carp: &[u8]) -> Result<(), SendError> {
-        let src =
-            self.sources
-                .v6_link_local(Instant::now())
-                .ok_or_else(|| SendError::NoSource {
-                    family: "IPv6 link-local",
-                    ifname: self.ifname.clone(),
-                })?;
+        let src = self.source_v6()?;
         let frame = advert_frame_v6(vmac, src, carp);
         self.socket
             .send(&frame)
             .map_err(sock_err("sending IPv6 advert", &self.ifname))
     }
+
+    /// Sends one advert to the unicast `peer` (OpenBSD's `carppeer`), from the same source
+    /// as the multicast one of its family; [`SendError::Unresolved`] while the neighbour
+    /// table has no MAC for it.
+    pub fn send_to_peer(
+        &mut self,
+        vmac: [u8; 6],
+        fallback: Option<Ipv4Addr>,
+        peer: IpAddr,
+        carp: &[u8],
+    ) -> Result<(), SendError> {
+        let mac = match self.neighbours.mac(peer, Instant::now()) {
+            Ok(PeerMac::Known(mac)) => mac,
+            Ok(PeerMac::Unresolved) => {
+                return Err(SendError::Unresolved {
+                    peer,
+                    ifname: self.ifname.clone(),
+                });
+            }
+            Err(e) => return Err(sock_err("looking up a peer's MAC", &self.ifname)(e)),
+        };
+        let frame = match peer {
+            IpAddr::V4(dst) => {
+                let src = self.source_v4(fallback)?;
+                advert_frame_v4_to(mac, dst, vmac, src, rand::random(), carp)
+            }
+            IpAddr::V6(dst) => advert_frame_v6_to(mac, dst, vmac, self.source_v6()?, carp),
+        };
+        self.socket
+            .send(&frame)
+            .map_err(sock_err("sending unicast advert", &self.ifname))
+    }
+
+    /// The carpdev's primary IPv4 address, or `fallback` (the carp interface's first).
+    fn source_v4(&mut self, fallback: Option<Ipv4Addr>) -> Result<Ipv4Addr, SendError> {
+        self.sources
+            .v4(Instant::now())
+            .or(fallback)
+            .ok_or_else(|| SendError::NoSource {
+                family: "IPv4",
+                ifname: self.ifname.clone(),
+            })
+    }
+
+    /// The carpdev's link-local address: peers are on the carpdev's link, unicast or not.
+    fn source_v6(&mut self) -> Result<Ipv6Addr, SendError> {
+        self.sources
+            .v6_link_local(Instant::now())
+            .ok_or_else(|| SendError::NoSource {
+                family: "IPv6 link-local",
+                ifname: self.ifname.clone(),
+            })
+    }
 }
 
 /// An IPv4 advert frame: `carp` (the CARP header) from `vmac` and `src`, IP id `id`.
 pub fn advert_frame_v4(vmac: [u8; 6], src: Ipv4Addr, id: u16, carp: &[u8]) -> Vec<u8> {
+    let group = Ipv4Addr::from(CARP_GROUP_V4);
+    advert_frame_v4_to(CARP_GROUP_V4_MAC, group, vmac, src, id, carp)
+}
+
+/// An IPv4 advert frame to `dst` at `dst_mac` (a unicast peer, or the group).
+pub fn advert_frame_v4_to(
+    dst_mac: [u8; 6],
+    dst: Ipv4Addr,
+    vmac: [u8; 6],
+    src: Ipv4Addr,
+    id: u16,
+    carp: &[u8],
+) -> Vec<u8> {
     let ip = Ipv4Header {
         tos: IPTOS_LOWDELAY,
         id,
@@ -102,22 +163,28 @@ pub fn advert_frame_v4(vmac: [u8; 6], src: Ipv4Addr, id: u16, carp: &[u8]) -> Ve
         ttl: CARP_TTL,
         protocol: IPPROTO_CARP,
         src,
-        dst: Ipv4Addr::from(CARP_GROUP_V4),
+        dst,
     }
     .packet(carp);
-    ethernet(CARP_GROUP_V4_MAC, vmac, ETH_P_IP, &ip)
+    ethernet(dst_mac, vmac, ETH_P_IP, &ip)
 }
 
 /// An IPv6 advert frame: `carp` from `vmac` and the link-local `src`.
 pub fn advert_frame_v6(vmac: [u8; 6], src: Ipv6Addr, carp: &[u8]) -> Vec<u8> {
-    let ip = ipv6_packet(
-        src,
-        Ipv6Addr::from(CARP_GROUP_V6),
-        IPPROTO_CARP,
-        CARP_TTL,
-        carp,
-    );
-    ethernet(CARP_GROUP_V6_MAC, vmac, ETH_P_IPV6, &ip)
+    let group = Ipv6Addr::from(CARP_GROUP_V6);
+    advert_frame_v6_to(CARP_GROUP_V6_MAC, group, vmac, src, carp)
+}
+
+/// An IPv6 advert frame to `dst` at `dst_mac`, hop limit 255 as to the group.
+pub fn advert_frame_v6_to(
+    dst_mac: [u8; 6],
+    dst: Ipv6Addr,
+    vmac: [u8; 6],
+    src: Ipv6Addr,
+    carp: &[u8],
+) -> Vec<u8> {
+    let ip = ipv6_packet(src, dst, IPPROTO_CARP, CARP_TTL, carp);
+    ethernet(dst_mac, vmac, ETH_P_IPV6, &ip)
 }
 
 /// Membership of the carpdev in 224.0.0.18 and ff02::12, held by two datagram sockets that
@@ -225,6 +292,35 @@ mod tests {
             )
         );
         assert_eq!(&f[54..], &carp());
+    }
+
+    #[test]
+    fn unicast_adverts_go_to_the_peer_from_the_virtual_mac_ttl_255() {
+        let peer_mac = [0x02, 0, 0, 0, 0, 0x22];
+        let f = advert_frame_v4_to(
+            peer_mac,
+            Ipv4Addr::new(192, 0, 2, 22),
+            VMAC,
+            Ipv4Addr::new(192, 0, 2, 11),
+            0x1234,
+            &carp(),
+        );
+        assert_eq!(&f[..6], &peer_mac);
+        assert_eq!(&f[6..12], &VMAC);
+        assert_eq!(f[14 + 8], 255, "TTL");
+        assert_eq!(&f[14 + 16..14 + 20], &[192, 0, 2, 22]);
+        assert_eq!(internet_checksum(&f[14..34]), 0);
+        let f = advert_frame_v6_to(
+            peer_mac,
+            "2001:db8::22".parse().unwrap(),
+            VMAC,
+            "fe80::11".parse().unwrap(),
+            &carp(),
+        );
+        assert_eq!(&f[..12], &[&peer_mac[..], &VMAC[..]].concat()[..]);
+        assert_eq!((f[14 + 6], f[14 + 7]), (112, 255), "next header, hop limit");
+        let dst: Ipv6Addr = "2001:db8::22".parse().unwrap();
+        assert_eq!(&f[14 + 24..14 + 40], &dst.octets());
     }
 
     #[test]

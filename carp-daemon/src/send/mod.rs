@@ -9,6 +9,7 @@
 pub mod advert;
 pub mod announce;
 pub mod frame;
+pub mod neighbour;
 pub mod source;
 
 /// Errors of the send path; each names the interface and what failed.
@@ -19,6 +20,13 @@ pub enum SendError {
         what: &'static str,
         ifname: String,
         source: std::io::Error,
+    },
+    /// A unicast peer's MAC is not in the neighbour table yet; the kernel was asked to
+    /// resolve it (see `neighbour`).
+    #[error("peer {peer} on {ifname} is not resolved yet (no ARP/neighbour entry)")]
+    Unresolved {
+        peer: std::net::IpAddr,
+        ifname: String,
     },
     /// Neither the carpdev nor (for IPv4) the carp interface has an address to send from.
     #[error("no {family} address on {ifname} to send the advert from")]
