@@ -22,6 +22,7 @@
 //! options never decides silently which value wins.
 //!
 //! [`diff`] tells a SIGHUP handler which interfaces were added, removed or changed.
+mod checks;
 mod diff;
 mod error;
 mod hostname;
@@ -40,6 +41,7 @@ use std::path::{Path, PathBuf};
 pub use crate::proto::Passphrase;
 /// `state master|backup` of a carp interface: forced once it first can run.
 pub use crate::values::ForcedState;
+pub use checks::{Check, Probe};
 pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 
@@ -54,6 +56,8 @@ pub struct Config {
     /// Carp interfaces, ordered by name (carp2 before carp10).
     pub interfaces: Vec<CarpInterface>,
     pub daemon: DaemonSettings,
+    /// Health checks (`[[check]]`), in configuration order, names unique.
+    pub checks: Vec<Check>,
 }
 
 /// Daemon-wide settings: TOML `[daemon]`; carpd's command-line options override them.
@@ -286,6 +290,7 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
     let mut diags = Vec::new();
     let mut drafts = Vec::new();
     let mut daemons = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     let mut seen: Vec<&Path> = Vec::new();
     for (path, text) in &inputs {
         let at = Location::File(path.clone());
@@ -312,6 +317,19 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
                 let file = toml::parse(path, text, &mut diags);
                 drafts.extend(file.interfaces);
                 daemons.extend(file.daemon);
+                for check in file.checks {
+                    match checks.iter().find(|c| c.name == check.name) {
+                        Some(other) => {
+                            let at = Location::Line(path.clone(), check.source.line.unwrap_or(0));
+                            let problem = Problem::DuplicateCheck {
+                                name: check.name.clone(),
+                                other: other.source.clone(),
+                            };
+                            diags.push(Diagnostic::new(at, problem));
+                        }
+                        None => checks.push(check),
+                    }
+                }
                 file.holds_passphrase
             }
             None => {
@@ -325,7 +343,8 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
             }
         }
     }
-    let config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);
+    let mut config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);
+    config.checks = checks;
     if drafts.is_empty()
         && let Some((path, _)) = inputs.first()
     {

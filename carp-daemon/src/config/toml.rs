@@ -31,6 +31,8 @@ pub(super) struct TomlFile {
     pub interfaces: Vec<Draft>,
     /// `None` when the file has no `[daemon]` table.
     pub daemon: Option<DraftDaemon>,
+    /// The valid `[[check]]` entries (the others are reported).
+    pub checks: Vec<super::Check>,
     /// Some `[[interface]]` has a non-empty `pass` in this file itself, so who may read the
     /// file matters.
     pub holds_passphrase: bool,
@@ -42,6 +44,8 @@ struct RawFile {
     daemon: Option<Spanned<RawDaemon>>,
     #[serde(default)]
     interface: Vec<Spanned<RawInterface>>,
+    #[serde(default)]
+    check: Vec<Spanned<super::checks::RawCheck>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,7 +153,7 @@ fn on_pass_line(text: &str, offset: usize) -> bool {
 }
 
 /// 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()
@@ -175,6 +179,7 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
                 return TomlFile {
                     interfaces: Vec::new(),
                     daemon: None,
+                    checks: Vec::new(),
                     holds_passphrase: false,
                 };
             }
@@ -189,6 +194,7 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
             return TomlFile {
                 interfaces: Vec::new(),
                 daemon: None,
+                checks: Vec::new(),
                 holds_passphrase: false,
             };
         }
@@ -204,9 +210,16 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
         .enumerate()
         .map(|(i, entry)| interface(path, text, i + 1, entry, diags))
         .collect();
+    let checks = raw
+        .check
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, entry)| super::checks::from_toml(path, text, i + 1, entry, diags))
+        .collect();
     TomlFile {
         interfaces,
         daemon,
+        checks,
         holds_passphrase,
     }
 }
@@ -426,6 +439,20 @@ mod tests {
         assert_eq!(
             seen, [true; 11],
             "an [[interface]] key is missing from the example"
+        );
+        let mut probes = std::collections::BTreeSet::new();
+        let mut others = [false; 7];
+        for entry in raw.check {
+            let (kind, set) = entry.into_inner().keys_set();
+            probes.extend(kind);
+            for (s, now) in others.iter_mut().zip(set) {
+                *s |= now;
+            }
+        }
+        assert_eq!(probes.len(), 6, "a [[check]] probe is missing: {probes:?}");
+        assert_eq!(
+            others, [true; 7],
+            "a [[check]] key is missing from the example"
         );
     }
 

@@ -658,6 +658,7 @@ pub(super) fn validate(
     Config {
         interfaces: interfaces.into_values().collect(),
         daemon,
+        checks: Vec::new(),
     }
 }
 
