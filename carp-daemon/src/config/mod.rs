@@ -344,6 +344,26 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
         }
     }
     let mut config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);
+    // A check's group must be one some carp interface is in, or its demotion would reach
+    // no one (group carp always exists).
+    for check in &checks {
+        let member = check.group == crate::values::CARP_GROUP
+            || config
+                .interfaces
+                .iter()
+                .any(|i| i.groups.contains(&check.group))
+            || drafts
+                .iter()
+                .any(|d| d.groups.iter().any(|g| g.value == check.group));
+        if !member {
+            let at = Location::Line(check.source.path.clone(), check.source.line.unwrap_or(0));
+            let why = format!(
+                "check '{}': no carp interface is in group '{}', so its demotion would reach none",
+                check.name, check.group
+            );
+            diags.push(Diagnostic::new(at, Problem::BadCheck(why)));
+        }
+    }
     config.checks = checks;
     if drafts.is_empty()
         && let Some((path, _)) = inputs.first()

@@ -1511,6 +1511,14 @@ fn checks_are_read_and_every_key_is_validated_with_its_line() {
          timeout = 1\nrise = 2\nfall = 3\nweight = 50\ngroup = \"web\"\n\
          [[check]]\nname = \"p\"\nprocess = \"nginx\"\n"
     );
+    assert_eq!(
+        errors(&[("c.toml", &good)]),
+        vec![
+            "c.toml:7: check 'web': no carp interface is in group 'web', so its demotion would reach none"
+                .to_owned()
+        ]
+    );
+    let good = good.replace("pass = \"x\"\n", "pass = \"x\"\ngroups = [\"web\"]\n");
     let c = check(&[("c.toml", &good)]).result.unwrap();
     assert_eq!(c.checks.len(), 2);
     let web = &c.checks[0];

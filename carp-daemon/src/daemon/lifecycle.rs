@@ -74,6 +74,7 @@ impl Daemon {
             net.delete_link(half.ifindex).await?;
         }
 
+        let (checks, check_results) = crate::checks::Checks::new();
         let mut daemon = Daemon {
             opts,
             settings,
@@ -82,6 +83,8 @@ impl Daemon {
             carpdevs: BTreeMap::new(),
             ifs: BTreeMap::new(),
             groups: Groups::new(),
+            checks,
+            check_results: Some(check_results),
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);
@@ -106,6 +109,7 @@ impl Daemon {
         for name in names {
             daemon.bring_up(&name);
         }
+        daemon.start_checks(config.checks);
         Ok(daemon)
     }
 
@@ -489,7 +493,9 @@ impl Daemon {
         let old = Config {
             interfaces: self.ifs.values().map(|c| c.cfg.clone()).collect(),
             daemon: self.settings.clone(),
+            checks: Vec::new(),
         };
+        self.reload_checks(new.checks.clone());
         let diff = config::diff(&old, &new);
         if diff.daemon_changed {
             info!("SIGHUP: [daemon] settings are read at start only; restart carpd to apply them");

@@ -21,6 +21,7 @@
 //!   watch      link/address events: carpdev carrier, changes behind carpd's back
 //!   requests   carpctl's requests: status, stats, apply
 //!   lifecycle  start, reload, shutdown; building and removing carp interfaces
+//!   checks     health check results into group demotion; checks on reload
 //!   drive      an event into a vhid's state machine, and its actions carried out
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
@@ -37,6 +38,7 @@ use crate::send::{advert::AdvertSender, announce::Announcer};
 use carpif::CarpIf;
 
 mod carpif;
+mod checks;
 mod drive;
 mod event_source;
 mod lifecycle;
@@ -88,6 +90,10 @@ struct Daemon {
     pub carpdevs: BTreeMap<String, Carpdev>,
     pub ifs: BTreeMap<String, CarpIf>,
     pub groups: Groups,
+    /// Health checks and their state.
+    pub checks: crate::checks::Checks,
+    /// Where the checks' results arrive; the event loop takes it.
+    pub check_results: Option<tokio::sync::mpsc::Receiver<crate::checks::Report>>,
 }
 
 /// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.

@@ -142,19 +142,8 @@ impl Daemon {
             demote = self.groups.counter(group),
             "group demote count set"
         );
-        self.propagate_demote();
-        // A raise makes the masters among the group's members advertise at once (the
-        // SIOCSIFGATTR case of carp_ioctl, for members up and running: a master is), so a
-        // demotion hands over in about one round trip. A lowering waits for the next advert.
-        if ops.iter().any(|op| matches!(op, Op::Demote(n) if *n > 0)) {
-            let members: Vec<String> = self
-                .ifs
-                .values()
-                .filter(|c| c.cfg.up && c.cfg.groups.iter().any(|g| g == group))
-                .map(|c| c.cfg.name.clone())
-                .collect();
-            self.advertise_masters(&members);
-        }
+        let raised = ops.iter().any(|op| matches!(op, Op::Demote(n) if *n > 0));
+        self.group_demote_changed(group, raised);
         Ok(())
     }
 
