@@ -103,6 +103,8 @@ pub enum Request {
     Apply { target: Target, ops: Vec<Op> },
     /// `carpctl stats`: protocol and dataplane counters. Answer: [`Response::Stats`].
     Stats,
+    /// `carpctl checks`: every health check. Answer: [`Response::Checks`].
+    Checks,
 }
 
 /// What an [`Request::Apply`] changes.
@@ -271,6 +273,8 @@ pub enum Response {
     Group { name: String, demote: u8 },
     /// Answer to [`Request::Stats`] (boxed: it is ten times the size of the other answers).
     Stats(Box<StatsReport>),
+    /// Answer to [`Request::Checks`], by check name.
+    Checks(Vec<CheckStatus>),
     /// An [`Request::Apply`] was applied completely.
     Ok,
     /// The request was refused or failed; nothing was changed. `message` is shown to the user
@@ -286,6 +290,9 @@ impl Response {
         }
     }
 }
+
+/// What `carpctl checks` shows of one health check.
+pub use crate::checks::CheckStatus;
 
 /// Everything `carpctl carpN` shows about one carp interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

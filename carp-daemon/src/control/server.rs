@@ -393,6 +393,7 @@ mod tests {
                 }
                 Request::Status { .. } => Response::Interfaces(vec![]),
                 Request::Stats => Response::Stats(Default::default()),
+                Request::Checks => Response::Checks(vec![]),
             };
             let _ = reply.send(response);
         }

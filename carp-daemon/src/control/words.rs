@@ -46,6 +46,8 @@ pub enum Command {
     Apply { target: Target, ops: Vec<Op> },
     /// `carpctl stats`.
     Stats,
+    /// `carpctl checks`.
+    Checks,
 }
 
 impl Command {
@@ -63,6 +65,7 @@ impl Command {
                 ops: ops.clone(),
             },
             Command::Stats => Request::Stats,
+            Command::Checks => Request::Checks,
         }
     }
 }
@@ -98,7 +101,8 @@ impl WordError {
 pub const USAGE: &str = concat!(
     "carpctl [--state-dir DIR] [--json] [-v] [interface [word ...]]\n",
     "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N]]\n",
-    "       carpctl [--state-dir DIR] [--json] stats"
+    "       carpctl [--state-dir DIR] [--json] stats\n",
+    "       carpctl [--state-dir DIR] [--json] checks"
 );
 
 /// The words, man-page style, for `carpctl --help`.
@@ -124,6 +128,10 @@ WORDS
         Subtract N (default 1) from the group's demote counter.
     carpctl stats
         Protocol counters as `netstat -s -p carp` prints them, then the XDP dataplane's.
+    carpctl checks
+        Every health check ([[check]] in carpd.toml): up, down or pending, the last result
+        and its reason, the consecutive successes and failures against rise and fall, and
+        the demotion it holds on its group.
 
     Words after an interface name:
     up | down
@@ -208,6 +216,8 @@ pub fn parse(words: &[String]) -> Result<Command, WordError> {
         "-a" | "-A" if words.len() == 1 => Ok(Command::Show { name: None }),
         "stats" if words.len() == 1 => Ok(Command::Stats),
         "stats" => Err(WordError::usage("stats: takes no words")),
+        "checks" if words.len() == 1 => Ok(Command::Checks),
+        "checks" => Err(WordError::usage("checks: takes no words")),
         flag if flag.starts_with('-') => Err(WordError::usage(format!("unknown option {flag}"))),
         name => {
             check_name(name)?;
@@ -442,6 +452,8 @@ mod tests {
             }
         );
         assert_eq!(ok("stats"), Command::Stats);
+        assert_eq!(ok("checks"), Command::Checks);
+        assert_eq!(ok("checks").request(), Request::Checks);
     }
 
     #[test]
@@ -539,6 +551,7 @@ mod tests {
             "state primary: unknown state (master or backup)"
         );
         assert_eq!(err("stats now"), "stats: takes no words");
+        assert_eq!(err("checks web"), "checks: takes no words");
         assert_eq!(
             err("carp0 --json"),
             "--json: options go before the interface name"

@@ -23,6 +23,7 @@ impl Daemon {
                 None => Response::error(format!("{group}: no such group")),
             },
             Request::Stats => Response::Stats(Box::new(self.stats())),
+            Request::Checks => Response::Checks(self.check_statuses()),
             Request::Apply { target, ops } => match self.apply(target, ops).await {
                 Ok(()) => Response::Ok,
                 Err(message) => Response::error(message),

@@ -197,6 +197,7 @@ impl Daemon {
             rejects,
             dataplane,
             groups,
+            checks: self.check_statuses(),
         }
     }
 
