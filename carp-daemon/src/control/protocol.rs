@@ -450,7 +450,7 @@ pub enum DecodeError {
 }
 
 /// Names of the request types, as they appear in `"type"`.
-const REQUEST_TYPES: &[&str] = &["status", "group_status", "apply", "stats"];
+const REQUEST_TYPES: &[&str] = &["status", "group_status", "apply", "stats", "checks"];
 
 /// Decodes one request line, telling apart the ways it can be wrong so that the client (or a
 /// human with socat) learns which: not JSON, wrong version, unknown request, bad fields.
