@@ -14,6 +14,7 @@ pub mod dataplane;
 pub mod error;
 pub mod groups;
 pub mod hooks;
+pub mod maintenance;
 pub mod metrics;
 pub mod net;
 pub mod notify;

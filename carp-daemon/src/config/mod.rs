@@ -69,6 +69,8 @@ pub struct DaemonSettings {
     pub pin_dir: PathBuf,
     /// Directory for the control socket and runtime files.
     pub state_dir: PathBuf,
+    /// Directory for state kept across reboots (persisted maintenance demotion).
+    pub lib_dir: PathBuf,
     /// Executables (absolute paths) run on every state change; see `crate::hooks`.
     pub hooks: Vec<PathBuf>,
     /// Prometheus endpoint address; `None`: no endpoint.
@@ -84,6 +86,7 @@ impl Default for DaemonSettings {
             preempt: false,
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            lib_dir: PathBuf::from(crate::maintenance::DEFAULT_LIB_DIR),
             hooks: Vec::new(),
             metrics: None,
             boot_demote: 0,

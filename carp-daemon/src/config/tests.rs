@@ -720,6 +720,7 @@ fn toml_interfaces_and_daemon_settings() {
 preempt = true
 pin_dir = "/sys/fs/bpf/carp-test"
 state_dir = "/run/carpd-test"
+lib_dir = "/var/lib/carpd-test"
 hooks = ["/etc/carpd/notify", "/usr/local/bin/page"]
 metrics = "[::1]:9712"
 boot_demote = 128
@@ -749,6 +750,7 @@ addresses = ["198.51.100.1/24"]
             preempt: true,
             pin_dir: "/sys/fs/bpf/carp-test".into(),
             state_dir: "/run/carpd-test".into(),
+            lib_dir: "/var/lib/carpd-test".into(),
             hooks: vec!["/etc/carpd/notify".into(), "/usr/local/bin/page".into()],
             metrics: Some("[::1]:9712".parse().unwrap()),
             boot_demote: 128,
@@ -767,7 +769,7 @@ addresses = ["198.51.100.1/24"]
         c.interfaces[1].source,
         Origin {
             path: "/etc/carpd.toml".into(),
-            line: Some(10)
+            line: Some(11)
         }
     );
     // Defaults when there is no [daemon].
@@ -804,7 +806,7 @@ fn toml_errors_name_the_key() {
             "[daemon]\npreemt = true\n".to_owned(),
             vec![
                 "c.toml:2: unknown field 'preemt', expected one of 'preempt', 'pin_dir', \
-                 'state_dir', 'hooks', 'metrics', 'boot_demote'",
+                 'state_dir', 'lib_dir', 'hooks', 'metrics', 'boot_demote'",
             ],
         ),
         (

@@ -54,6 +54,7 @@ struct RawDaemon {
     preempt: Option<Spanned<bool>>,
     pin_dir: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    lib_dir: Option<Spanned<String>>,
     hooks: Option<Spanned<Vec<Spanned<String>>>>,
     metrics: Option<Spanned<String>>,
     boot_demote: Option<Spanned<i128>>,
@@ -262,6 +263,7 @@ fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
         preempt,
         pin_dir,
         state_dir,
+        lib_dir,
         hooks,
         metrics,
         boot_demote,
@@ -271,6 +273,7 @@ fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
         preempt: preempt.map(|v| l.value("preempt", v)),
         pin_dir: pin_dir.map(|v| l.value("pin_dir", v)),
         state_dir: state_dir.map(|v| l.value("state_dir", v)),
+        lib_dir: lib_dir.map(|v| l.value("lib_dir", v)),
         hooks: hooks.map(|list| {
             let at = l.at("hooks", list.span());
             let items = list
@@ -396,11 +399,13 @@ mod tests {
             preempt,
             pin_dir,
             state_dir,
+            lib_dir,
             hooks,
             metrics,
             boot_demote,
         } = raw.daemon.expect("[daemon] in the example").into_inner();
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
+        assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
         let mut seen = [false; 11];
         for entry in raw.interface {

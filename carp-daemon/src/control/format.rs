@@ -177,19 +177,29 @@ fn duration(seconds: u64) -> String {
     }
 }
 
-/// `ifconfig -g GROUP`: `carp: carp demote count 0`.
-pub fn group(name: &str, demote: u8) -> String {
-    format!("{name}: carp demote count {demote}\n")
+/// `ifconfig -g GROUP`: `carp: carp demote count 0`; a second line with the persisted
+/// (maintenance) part when there is one, so that the first stays ifconfig's.
+pub fn group(name: &str, demote: u8, persisted: u8) -> String {
+    let mut out = format!("{name}: carp demote count {demote}\n");
+    if persisted > 0 {
+        let _ = writeln!(out, "{name}: persisted demote {persisted}");
+    }
+    out
 }
 
-/// `--json` for `-g GROUP`: the same two facts, name first.
-pub fn group_json(name: &str, demote: u8) -> String {
+/// `--json` for `-g GROUP`: the same facts, name first.
+pub fn group_json(name: &str, demote: u8, persisted: u8) -> String {
     #[derive(serde::Serialize)]
     struct Group<'a> {
         name: &'a str,
         demote: u8,
+        persisted: u8,
     }
-    json(&Group { name, demote })
+    json(&Group {
+        name,
+        demote,
+        persisted,
+    })
 }
 
 /// netstat's plural(): "s" unless exactly one.
@@ -474,11 +484,15 @@ mod tests {
 
     #[test]
     fn group_line() {
-        assert_eq!(group("carp", 0), "carp: carp demote count 0\n");
-        assert_eq!(group("web", 128), "web: carp demote count 128\n");
+        assert_eq!(group("carp", 0, 0), "carp: carp demote count 0\n");
+        assert_eq!(group("web", 128, 0), "web: carp demote count 128\n");
         assert_eq!(
-            group_json("web", 128),
-            "{\n  \"name\": \"web\",\n  \"demote\": 128\n}\n"
+            group("carp", 200, 128),
+            "carp: carp demote count 200\ncarp: persisted demote 128\n"
+        );
+        assert_eq!(
+            group_json("web", 128, 0),
+            "{\n  \"name\": \"web\",\n  \"demote\": 128,\n  \"persisted\": 0\n}\n"
         );
     }
 

@@ -266,6 +266,13 @@ fn parse_group(words: &[String]) -> Result<Command, WordError> {
             )));
         }
     };
+    // `--persist` last: the change is also kept across restarts.
+    let persist = words.len() > 2 && words.last().is_some_and(|w| w == "--persist");
+    let words = if persist {
+        &words[..words.len() - 1]
+    } else {
+        words
+    };
     let by = match words.get(2) {
         None => 1,
         Some(n) => {
@@ -279,10 +286,11 @@ fn parse_group(words: &[String]) -> Result<Command, WordError> {
             "{extra}: unexpected after {word} (one change per command)"
         )));
     }
-    let op = if raise {
-        Op::Demote(by)
-    } else {
-        Op::Promote(by)
+    let op = match (raise, persist) {
+        (true, false) => Op::Demote(by),
+        (false, false) => Op::Promote(by),
+        (true, true) => Op::PersistDemote(by),
+        (false, true) => Op::PersistPromote(by),
     };
     Ok(Command::Apply {
         target: Target::Group(group.clone()),
@@ -466,6 +474,14 @@ mod tests {
         assert_eq!(ok("-g carp carpdemote"), group("carp", Op::Demote(1)));
         assert_eq!(ok("-g carp -carpdemote"), group("carp", Op::Promote(1)));
         assert_eq!(ok("-g web carpdemote 0"), group("web", Op::Demote(0)));
+        assert_eq!(
+            ok("-g carp carpdemote 50 --persist"),
+            group("carp", Op::PersistDemote(50))
+        );
+        assert_eq!(
+            ok("-g carp -carpdemote --persist"),
+            group("carp", Op::PersistPromote(1))
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ impl Daemon {
         if let Some(dir) = &opts.state_dir {
             settings.state_dir = dir.clone();
         }
+        if let Some(dir) = &opts.lib_dir {
+            settings.lib_dir = dir.clone();
+        }
         if let Some(dir) = &opts.pin_dir {
             settings.pin_dir = dir.clone();
         }
@@ -75,6 +78,7 @@ impl Daemon {
         }
 
         let (checks, check_results) = crate::checks::Checks::new();
+        let settings_lib_dir = settings.lib_dir.clone();
         let mut daemon = Daemon {
             opts,
             settings,
@@ -83,6 +87,7 @@ impl Daemon {
             carpdevs: BTreeMap::new(),
             ifs: BTreeMap::new(),
             groups: Groups::new(),
+            persisted: crate::maintenance::load(&settings_lib_dir)?,
             checks,
             check_results: Some(check_results),
         };
@@ -104,6 +109,26 @@ impl Daemon {
                 }
                 return Err(err);
             }
+        }
+        // Maintenance mode: the persisted demotions, on top of the boot demotion, before any
+        // interface runs; a sum over 255 is refused as any demotion is.
+        let persisted: Vec<(String, u8)> = daemon
+            .persisted
+            .iter()
+            .map(|(g, n)| (g.clone(), *n))
+            .collect();
+        for (group, n) in persisted {
+            if daemon.groups.counter(&group).is_none() {
+                warn!(%group, demote = n, "persisted demotion of a group no carp interface is in: not applied");
+                continue;
+            }
+            if let Err(err) = daemon.groups.user_adjust(&group, i16::from(n)) {
+                if let Err(undo) = daemon.shutdown().await {
+                    warn!(error = %undo, "undoing a failed start");
+                }
+                return Err(Error::PersistedDemote(err));
+            }
+            info!(%group, demote = n, "persisted (maintenance) demotion applied");
         }
         let names: Vec<String> = daemon.ifs.keys().cloned().collect();
         for name in names {

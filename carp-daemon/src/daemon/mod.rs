@@ -56,6 +56,8 @@ pub struct DaemonOptions {
     pub config_paths: Vec<PathBuf>,
     /// Overrides the configuration's state directory.
     pub state_dir: Option<PathBuf>,
+    /// Overrides the configuration's lib directory (persisted state).
+    pub lib_dir: Option<PathBuf>,
     /// Overrides the configuration's pin directory.
     pub pin_dir: Option<PathBuf>,
     /// `--preempt` (OR-ed with the configuration's `preempt`).
@@ -90,6 +92,8 @@ struct Daemon {
     pub carpdevs: BTreeMap<String, Carpdev>,
     pub ifs: BTreeMap<String, CarpIf>,
     pub groups: Groups,
+    /// Persisted (maintenance) demotion per group, as in the lib directory's file.
+    pub persisted: crate::maintenance::Persisted,
     /// Health checks and their state.
     pub checks: crate::checks::Checks,
     /// Where the checks' results arrive; the event loop takes it.
