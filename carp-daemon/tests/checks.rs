@@ -256,3 +256,78 @@ fn exec_http_and_process_checks_each_hold_their_weight() {
     .unwrap_or_else(|_| panic!("{} {}", demote_count(&r), checks(&r)));
     assert_eq!(checks(&r)["web"]["reason"], "HTTP 200");
 }
+
+#[test]
+fn a_persisted_demotion_survives_a_restart_and_a_plain_one_does_not() {
+    let Some(lab) = lab("e2e_persist", 2) else {
+        return;
+    };
+    let lib = lab.workdir().join("lib1");
+    let lib_arg = lib.display().to_string();
+    let extra = ["--preempt", "--lib-dir", lib_arg.as_str()];
+    let mut r1 = Router::start(&lab, lab.host(0), &hostname_carp0(lab.host(0), T1), &extra);
+    let r2 = Router::start(
+        &lab,
+        lab.host(1),
+        &hostname_carp0(lab.host(1), T2),
+        &["--preempt"],
+    );
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    r2.wait_state("BACKUP", Duration::from_secs(10));
+
+    // Maintenance: r1 hands over, and says what is persisted.
+    ok(r1.carpctl(&["-g", "carp", "carpdemote", "100", "--persist"]));
+    // A plain carpdemote on top changes the counter, not the file.
+    ok(r1.carpctl(&["-g", "carp", "carpdemote", "30"]));
+    r2.wait_state("MASTER", Duration::from_secs(2));
+    r1.wait_state("BACKUP", Duration::from_secs(2));
+    assert_eq!(
+        ok(r1.carpctl(&["-g", "carp"])),
+        "carp: carp demote count 130\ncarp: persisted demote 100\n"
+    );
+    let file = lib.join("demote.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "{\"version\":1,\"demote\":{\"carp\":100}}\n"
+    );
+    // Beyond 255 with what the counter holds (130 + 128): refused, nothing changes.
+    let out = r1.carpctl(&["-g", "carp", "carpdemote", "128", "--persist"]);
+    assert!(!out.success());
+    assert!(std::fs::read_to_string(&file).unwrap().contains("100"));
+
+    // carpd restarts (a crash, a reboot): it comes back demoted by the persisted 100 only,
+    // so it stays backup although it is more preferred and preempts.
+    r1.signal(carp_tests::Signal::SIGKILL);
+    let _ = r1
+        .process
+        .as_ref()
+        .unwrap()
+        .wait_timeout(Duration::from_secs(5));
+    r1.restart(&extra);
+    r1.wait_state("BACKUP", Duration::from_secs(10));
+    assert_eq!(
+        ok(r1.carpctl(&["-g", "carp"])),
+        "carp: carp demote count 100\ncarp: persisted demote 100\n"
+    );
+    // Still backup a while later: the persisted demotion holds.
+    std::thread::sleep(T2.master_down() * 2);
+    assert_eq!(r1.state().as_deref(), Some("BACKUP"));
+    assert_eq!(r2.state().as_deref(), Some("MASTER"));
+
+    // End of maintenance: the persisted part goes, the file with it, r1 preempts back.
+    ok(r1.carpctl(&["-g", "carp", "-carpdemote", "100", "--persist"]));
+    r1.wait_state("MASTER", Duration::from_secs(5));
+    assert_eq!(
+        ok(r1.carpctl(&["-g", "carp"])),
+        "carp: carp demote count 0\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "{\"version\":1,\"demote\":{}}\n"
+    );
+}

@@ -130,6 +130,8 @@ impl Daemon {
             }
             info!(%group, demote = n, "persisted (maintenance) demotion applied");
         }
+        // The interfaces were built with the counters before it.
+        daemon.propagate_demote();
         let names: Vec<String> = daemon.ifs.keys().cloned().collect();
         for name in names {
             daemon.bring_up(&name);
