@@ -331,3 +331,74 @@ fn a_persisted_demotion_survives_a_restart_and_a_plain_one_does_not() {
         "{\"version\":1,\"demote\":{}}\n"
     );
 }
+
+#[test]
+fn sighup_adds_removes_and_changes_checks_and_leaves_the_others_alone() {
+    let Some(lab) = lab("e2e_check_hup", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let dir = lab.workdir().join("hup");
+    std::fs::create_dir_all(&dir).unwrap();
+    let maint = dir.join("maint");
+    std::fs::write(&maint, "3\n").unwrap();
+    let keep =
+        "[[check]]\nname = \"keep\"\nprocess = \"no-such-daemon\"\ninterval = 0.2\nweight = 1\n";
+    let file = format!(
+        "[[check]]\nname = \"maint\"\nfile = \"{}\"\ninterval = 0.2\nweight = 10\n",
+        maint.display()
+    );
+    let r = Router::start_files(
+        &lab,
+        host,
+        &[
+            ("hostname.carp0", &hostname_carp0(host, T1)),
+            ("checks.toml", &format!("{keep}{file}")),
+        ],
+        &[],
+    );
+    r.wait_state("MASTER", Duration::from_secs(10));
+    // keep (1) + maint (3 x 10).
+    wait_until(Duration::from_secs(10), || {
+        demote_count(&r) == "carp: carp demote count 31"
+    })
+    .unwrap_or_else(|_| panic!("{} {}", demote_count(&r), checks(&r)));
+    let toml = r.dir.join("checks.toml");
+    // Enough runs that a restarted check (counting from 0) could not pass for this one.
+    wait_until(Duration::from_secs(10), || {
+        checks(&r)["keep"]["runs"].as_u64() >= Some(5)
+    })
+    .expect("keep runs");
+    let runs_before = checks(&r)["keep"]["runs"].as_u64().unwrap();
+
+    // maint removed, a new one added: maint gives its 30 back, the new one holds 4.
+    let added =
+        "[[check]]\nname = \"added\"\nprocess = \"another-missing\"\ninterval = 0.2\nweight = 4\n";
+    std::fs::write(&toml, format!("{keep}{added}")).unwrap();
+    r.signal(carp_tests::Signal::SIGHUP);
+    wait_until(Duration::from_secs(10), || {
+        demote_count(&r) == "carp: carp demote count 5"
+    })
+    .unwrap_or_else(|_| panic!("{} {}", demote_count(&r), checks(&r)));
+    let c = checks(&r);
+    assert!(c.get("maint").is_none(), "{c}");
+    // keep runs on, its state untouched by the reload: its count goes on from where it was.
+    assert!(c["keep"]["runs"].as_u64().unwrap() >= runs_before, "{c}");
+    assert_eq!(c["keep"]["held"], 1);
+    assert_eq!(c["keep"]["transitions"], 1);
+
+    // added changed (its weight): it gives back 4 and takes 8.
+    std::fs::write(
+        &toml,
+        format!("{keep}{}", added.replace("weight = 4", "weight = 8")),
+    )
+    .unwrap();
+    r.signal(carp_tests::Signal::SIGHUP);
+    wait_until(Duration::from_secs(10), || {
+        demote_count(&r) == "carp: carp demote count 9"
+    })
+    .unwrap_or_else(|_| panic!("{} {}", demote_count(&r), checks(&r)));
+    let c = checks(&r);
+    assert!(c["keep"]["runs"].as_u64().unwrap() >= runs_before, "{c}");
+    assert_eq!(c["added"]["held"], 8);
+}
