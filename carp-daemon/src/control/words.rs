@@ -100,7 +100,7 @@ impl WordError {
 /// continuation lines are indented to line up under either.
 pub const USAGE: &str = concat!(
     "carpctl [--state-dir DIR] [--json] [-v] [interface [word ...]]\n",
-    "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N]]\n",
+    "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N] [--persist]]\n",
     "       carpctl [--state-dir DIR] [--json] stats\n",
     "       carpctl [--state-dir DIR] [--json] checks"
 );
@@ -126,6 +126,11 @@ WORDS
         fails). A change that would take the counter outside 0..255 is refused.
     carpctl -g group -carpdemote [N]
         Subtract N (default 1) from the group's demote counter.
+    carpctl -g group [-]carpdemote [N] --persist
+        The same, and the same change to the group's persisted demotion (maintenance mode):
+        carpd keeps it in its lib directory (/var/lib/carpd) and applies it again at every
+        start, on top of any boot demotion, until `-carpdemote N --persist` takes it back.
+        A plain carpdemote never changes it; `carpctl -g group` shows it.
     carpctl stats
         Protocol counters as `netstat -s -p carp` prints them, then the XDP dataplane's.
     carpctl checks
