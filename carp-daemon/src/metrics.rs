@@ -146,9 +146,13 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(out, "carp_group_demote{{group=\"{group}\"}} {n}");
     }
     for c in &s.checks {
-        // Check names have no spaces but may hold any other character.
-        let name = c.name.replace('\\', "\\\\").replace('"', "\\\"");
-        let labels = format!("check=\"{name}\",group=\"{}\"", c.group);
+        // Check and group names have no spaces but may hold any other character.
+        let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let labels = format!(
+            "check=\"{}\",group=\"{}\"",
+            escape(&c.name),
+            escape(&c.group)
+        );
         let up = u8::from(c.state != "down");
         let _ = writeln!(out, "carp_check_up{{{labels}}} {up}");
         let _ = writeln!(out, "carp_check_demote{{{labels}}} {}", c.held);

@@ -4,7 +4,8 @@
 //!   XDP ring buffer ──► adverts ──┐
 //!   timers (FSM deadlines) ───────┤
 //!   link/address events ──────────┼──► Daemon (FSM per vhid) ──► actions:
-//!   control socket (carpctl) ─────┤        adverts out, GARP/NA, BPF map flips,
+//!   control socket (carpctl) ─────┤
+//!   health check results ─────────┤        adverts out, GARP/NA, BPF map flips,
 //!   signals (TERM/INT/HUP) ───────┘        interface/address changes
 //! ```
 //!
