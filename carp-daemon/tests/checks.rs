@@ -402,3 +402,40 @@ fn sighup_adds_removes_and_changes_checks_and_leaves_the_others_alone() {
     assert!(c["keep"]["runs"].as_u64().unwrap() >= runs_before, "{c}");
     assert_eq!(c["added"]["held"], 8);
 }
+
+#[test]
+fn a_persisted_demotion_over_255_with_the_boot_demotion_is_refused_at_start() {
+    let Some(lab) = lab("e2e_persist_sum", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let lib = lab.workdir().join("lib-sum");
+    std::fs::create_dir_all(&lib).unwrap();
+    let file = lib.join("demote.json");
+    std::fs::write(&file, "{\"version\":1,\"demote\":{\"carp\":100}}\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let lib_arg = lib.display().to_string();
+    let r = Router::start(
+        &lab,
+        host,
+        &hostname_carp0(host, T1),
+        &["--boot-demote", "200", "--lib-dir", lib_arg.as_str()],
+    );
+    let status = r
+        .process
+        .as_ref()
+        .unwrap()
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("carpd refuses to start");
+    assert!(!status.success());
+    assert!(
+        r.log()
+            .contains("persisted demotion: carp: carpdemote 100: result out of range"),
+        "{}",
+        r.log()
+    );
+    // Nothing left behind by the refused start.
+    assert!(!links(host).iter().any(|l| l == "carp0"));
+}
