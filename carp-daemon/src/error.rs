@@ -58,6 +58,12 @@ pub enum Error {
     /// `boot_demote` could not be applied to the group `carp`.
     #[error("boot demotion of group carp: {0}")]
     BootDemote(#[source] crate::groups::GroupError),
+    /// The persisted (maintenance) demotion could not be applied on top of the boot one.
+    #[error("persisted demotion: {0}")]
+    PersistedDemote(#[source] crate::groups::GroupError),
+    /// The persisted demotion file could not be read or was refused.
+    #[error(transparent)]
+    Maintenance(#[from] crate::maintenance::MaintenanceError),
     /// The control socket for carpctl could not be set up.
     #[error(transparent)]
     ControlSocket(#[from] crate::control::server::ServerError),

@@ -36,7 +36,8 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_RUNNING_HOOKS: usize = 8;
 
 /// `PATH` for hooks when carpd itself has none (systemd's default for services).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// One state change, as hooks see it.
 #[derive(Debug, Clone)]
@@ -228,8 +229,8 @@ async fn run_one(hook: &std::path::Path, change: &StateChange, timeout: Duration
     }
 }
 
-/// A hook's process group, killed (SIGKILL) when dropped.
-struct ProcessGroup(Pid);
+/// A child's process group, killed (SIGKILL) when dropped (hooks, exec checks).
+pub(crate) struct ProcessGroup(pub(crate) Pid);
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {

@@ -6,6 +6,7 @@
 //! - [`values`]: the rules for the values a user gives (names, passphrase, vhid, timers,
 //!   groups), shared by the configuration and carpctl.
 
+pub mod checks;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -13,6 +14,7 @@ pub mod dataplane;
 pub mod error;
 pub mod groups;
 pub mod hooks;
+pub mod maintenance;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -36,6 +36,8 @@ pub struct Snapshot {
     /// Dataplane counters by name ([`crate::dataplane::counter_list`]).
     pub dataplane: Vec<(&'static str, u64)>,
     pub groups: Vec<(String, u8)>,
+    /// Health checks.
+    pub checks: Vec<crate::checks::CheckStatus>,
 }
 
 /// Prometheus text format of a snapshot.
@@ -85,6 +87,27 @@ pub fn render(s: &Snapshot) -> String {
         "gauge",
         "Demote counter of an interface group.",
     );
+    family(
+        "carp_check_up",
+        "gauge",
+        "Health check state: 1 up (or no result yet), 0 down.",
+    );
+    family(
+        "carp_check_demote",
+        "gauge",
+        "Demotion a health check holds on its group.",
+    );
+    family(
+        "carp_check_consecutive_failures",
+        "gauge",
+        "Failures in a row of a health check.",
+    );
+    family("carp_check_runs_total", "counter", "Health check runs.");
+    family(
+        "carp_check_transitions_total",
+        "counter",
+        "Health check up/down changes.",
+    );
     for v in &s.vhids {
         let labels = format!(
             "interface=\"{}\",carpdev=\"{}\",vhid=\"{}\"",
@@ -121,6 +144,29 @@ pub fn render(s: &Snapshot) -> String {
     }
     for (group, n) in &s.groups {
         let _ = writeln!(out, "carp_group_demote{{group=\"{group}\"}} {n}");
+    }
+    for c in &s.checks {
+        // Check and group names have no spaces but may hold any other character.
+        let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let labels = format!(
+            "check=\"{}\",group=\"{}\"",
+            escape(&c.name),
+            escape(&c.group)
+        );
+        let up = u8::from(c.state != "down");
+        let _ = writeln!(out, "carp_check_up{{{labels}}} {up}");
+        let _ = writeln!(out, "carp_check_demote{{{labels}}} {}", c.held);
+        let _ = writeln!(
+            out,
+            "carp_check_consecutive_failures{{{labels}}} {}",
+            c.failures
+        );
+        let _ = writeln!(out, "carp_check_runs_total{{{labels}}} {}", c.runs);
+        let _ = writeln!(
+            out,
+            "carp_check_transitions_total{{{labels}}} {}",
+            c.transitions
+        );
     }
     out
 }
@@ -195,6 +241,22 @@ mod tests {
             rejects: vec![("bad_auth".into(), 4)],
             dataplane: vec![("arp_replied", 9)],
             groups: vec![("carp".into(), 0)],
+            checks: vec![crate::checks::CheckStatus {
+                name: "web\"1".into(),
+                kind: "http".into(),
+                group: "carp".into(),
+                state: "down".into(),
+                last_result: Some("failure".into()),
+                reason: Some("HTTP 503".into()),
+                successes: 0,
+                failures: 3,
+                rise: 2,
+                fall: 3,
+                weight: 50,
+                held: 50,
+                runs: 7,
+                transitions: 1,
+            }],
         }
     }
 
@@ -208,6 +270,13 @@ mod tests {
         assert!(text.contains("carp_dataplane_total{counter=\"arp_replied\"} 9\n"));
         assert!(text.contains("carp_group_demote{group=\"carp\"} 0\n"));
         assert!(text.contains("# TYPE carp_vhid_transitions_total counter\n"));
+        let check = "check=\"web\\\"1\",group=\"carp\"";
+        assert!(
+            text.contains(&format!("carp_check_up{{{check}}} 0\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("carp_check_demote{{{check}}} 50\n")));
+        assert!(text.contains(&format!("carp_check_runs_total{{{check}}} 7\n")));
     }
 
     #[tokio::test]

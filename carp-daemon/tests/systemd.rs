@@ -2,7 +2,7 @@
 //! demotion and its lift, the sysctl restore file across restarts.
 //!
 //! systemd runs as PID 1 of its own PID, mount, network, UTS, IPC and cgroup namespaces
-//! (`unshare`), in a cgroup of its own, with private tmpfs mounts for /run, /tmp, /var/tmp
+//! (`unshare`), in a cgroup of its own, with private tmpfs mounts for /run, /tmp, /var/tmp, /var/lib
 //! and the journal (its tmpfiles clean-up would otherwise empty the machine's /tmp), a
 //! private bpffs, and an overlay over /etc in which the units and a configuration are
 //! installed as the README says. It boots a target with only the units under test (a lab
@@ -35,7 +35,7 @@ mount -t tmpfs -o mode=0755 tmpfs /mnt
 cp $LAB/carpd.toml /mnt/
 cp -r $LAB/units /mnt/units
 mkdir -p /var/log/journal
-for d in /run /tmp /var/tmp /var/log/journal; do mount -t tmpfs -o mode=0755 tmpfs $d; done
+for d in /run /tmp /var/tmp /var/lib /var/log/journal; do mount -t tmpfs -o mode=0755 tmpfs $d; done
 chmod 1777 /tmp /var/tmp
 mount -t bpf bpf /sys/fs/bpf
 mkdir -p /run/lab/upper /run/lab/work

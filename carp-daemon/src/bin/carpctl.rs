@@ -116,14 +116,26 @@ fn render(command: &Command, response: Response, cli: &Cli) -> Result<String, St
         (Command::Show { .. }, Response::Interfaces(list)) => {
             Ok(format::interfaces(&list, cli.verbose))
         }
-        (Command::ShowGroup { .. }, Response::Group { name, demote }) if cli.json => {
-            Ok(format::group_json(&name, demote))
-        }
-        (Command::ShowGroup { .. }, Response::Group { name, demote }) => {
-            Ok(format::group(&name, demote))
-        }
+        (
+            Command::ShowGroup { .. },
+            Response::Group {
+                name,
+                demote,
+                persisted,
+            },
+        ) if cli.json => Ok(format::group_json(&name, demote, persisted)),
+        (
+            Command::ShowGroup { .. },
+            Response::Group {
+                name,
+                demote,
+                persisted,
+            },
+        ) => Ok(format::group(&name, demote, persisted)),
         (Command::Stats, Response::Stats(report)) if cli.json => Ok(format::json(&report)),
         (Command::Stats, Response::Stats(report)) => Ok(format::stats(&report)),
+        (Command::Checks, Response::Checks(list)) if cli.json => Ok(format::json(&list)),
+        (Command::Checks, Response::Checks(list)) => Ok(format::checks(&list)),
         // ifconfig prints nothing when a change worked.
         (Command::Apply { .. }, Response::Ok) => Ok(String::new()),
         (_, other) => Err(format!("unexpected answer from carpd: {other:?}")),
@@ -174,7 +186,8 @@ mod tests {
                 &group,
                 Response::Group {
                     name: "carp".into(),
-                    demote: 0
+                    demote: 0,
+                    persisted: 0,
                 },
                 &c
             ),
@@ -190,6 +203,7 @@ mod tests {
             Response::Group {
                 name: "carp".into(),
                 demote: 3,
+                persisted: 0,
             },
             &cli(&["--json"]),
         )

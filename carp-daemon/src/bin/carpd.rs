@@ -37,6 +37,11 @@ struct Args {
     /// file's daemon.state_dir].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Directory for state kept across reboots (the persisted maintenance demotion of
+    /// `carpctl -g GROUP carpdemote N --persist`) [default: /var/lib/carpd, or the TOML file's
+    /// daemon.lib_dir].
+    #[arg(long, value_name = "DIR")]
+    lib_dir: Option<PathBuf>,
     /// bpffs directory for the pinned maps and XDP links [default: /sys/fs/bpf/carp, or the
     /// TOML file's daemon.pin_dir]. Give each daemon on one host its own: carpd locks it, and
     /// a second carpd on the same directory refuses to start.
@@ -141,6 +146,7 @@ fn main() -> anyhow::Result<()> {
     let opts = carp_daemon::daemon::DaemonOptions {
         config_paths: args.config,
         state_dir: args.state_dir,
+        lib_dir: args.lib_dir,
         pin_dir: args.pin_dir,
         preempt: args.preempt,
         boot_demote: args.boot_demote,

@@ -35,6 +35,8 @@ pub enum Table {
     /// One `[[interface]]` entry: by its `name`, or by its position (1-based) in the file
     /// when it has none.
     Interface { name: Option<String>, index: usize },
+    /// One `[[check]]` entry, by its `name` or its position in the file.
+    Check { name: Option<String>, index: usize },
 }
 
 impl fmt::Display for Table {
@@ -45,6 +47,10 @@ impl fmt::Display for Table {
                 name: Some(name), ..
             } => write!(f, "[interface {name}]"),
             Table::Interface { name: None, index } => write!(f, "[interface #{index}]"),
+            Table::Check {
+                name: Some(name), ..
+            } => write!(f, "[check {name}]"),
+            Table::Check { name: None, index } => write!(f, "[check #{index}]"),
         }
     }
 }
@@ -330,6 +336,11 @@ pub enum Problem {
         "{0} is link-local: it is configured, but (as on OpenBSD) not covered by the advertisement HMAC, so a peer with a different link-local address is not detected"
     )]
     LinkLocal(Ipv6Addr),
+    /// A `[[check]]` value that cannot be used; the text says which and why.
+    #[error("{0}")]
+    BadCheck(String),
+    #[error("check '{name}' is also defined in {other}")]
+    DuplicateCheck { name: String, other: Origin },
     #[error("no carp interfaces configured")]
     NoInterfaces,
     #[error(

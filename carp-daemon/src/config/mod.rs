@@ -22,6 +22,7 @@
 //! options never decides silently which value wins.
 //!
 //! [`diff`] tells a SIGHUP handler which interfaces were added, removed or changed.
+mod checks;
 mod diff;
 mod error;
 mod hostname;
@@ -40,6 +41,7 @@ use std::path::{Path, PathBuf};
 pub use crate::proto::Passphrase;
 /// `state master|backup` of a carp interface: forced once it first can run.
 pub use crate::values::ForcedState;
+pub use checks::{Check, Probe};
 pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 
@@ -54,6 +56,8 @@ pub struct Config {
     /// Carp interfaces, ordered by name (carp2 before carp10).
     pub interfaces: Vec<CarpInterface>,
     pub daemon: DaemonSettings,
+    /// Health checks (`[[check]]`), in configuration order, names unique.
+    pub checks: Vec<Check>,
 }
 
 /// Daemon-wide settings: TOML `[daemon]`; carpd's command-line options override them.
@@ -65,6 +69,8 @@ pub struct DaemonSettings {
     pub pin_dir: PathBuf,
     /// Directory for the control socket and runtime files.
     pub state_dir: PathBuf,
+    /// Directory for state kept across reboots (persisted maintenance demotion).
+    pub lib_dir: PathBuf,
     /// Executables (absolute paths) run on every state change; see `crate::hooks`.
     pub hooks: Vec<PathBuf>,
     /// Prometheus endpoint address; `None`: no endpoint.
@@ -80,6 +86,7 @@ impl Default for DaemonSettings {
             preempt: false,
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            lib_dir: PathBuf::from(crate::maintenance::DEFAULT_LIB_DIR),
             hooks: Vec::new(),
             metrics: None,
             boot_demote: 0,
@@ -346,6 +353,7 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
     let mut diags = Vec::new();
     let mut drafts = Vec::new();
     let mut daemons = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
     let mut seen: Vec<&Path> = Vec::new();
     for (path, text) in &inputs {
         let at = Location::File(path.clone());
@@ -372,6 +380,19 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
                 let file = toml::parse(path, text, &mut diags);
                 drafts.extend(file.interfaces);
                 daemons.extend(file.daemon);
+                for check in file.checks {
+                    match checks.iter().find(|c| c.name == check.name) {
+                        Some(other) => {
+                            let at = Location::Line(path.clone(), check.source.line.unwrap_or(0));
+                            let problem = Problem::DuplicateCheck {
+                                name: check.name.clone(),
+                                other: other.source.clone(),
+                            };
+                            diags.push(Diagnostic::new(at, problem));
+                        }
+                        None => checks.push(check),
+                    }
+                }
                 file.holds_passphrase
             }
             None => {
@@ -385,7 +406,28 @@ fn check_inputs(inputs: Vec<Input>, interface_exists: &dyn Fn(&str) -> bool) -> 
             }
         }
     }
-    let config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);
+    let mut config = validate::validate(&drafts, &daemons, interface_exists, &mut diags);
+    // A check's group must be one some carp interface is in, or its demotion would reach
+    // no one (group carp always exists).
+    for check in &checks {
+        let member = check.group == crate::values::CARP_GROUP
+            || config
+                .interfaces
+                .iter()
+                .any(|i| i.groups.contains(&check.group))
+            || drafts
+                .iter()
+                .any(|d| d.groups.iter().any(|g| g.value == check.group));
+        if !member {
+            let at = Location::Line(check.source.path.clone(), check.source.line.unwrap_or(0));
+            let why = format!(
+                "check '{}': no carp interface is in group '{}', so its demotion would reach none",
+                check.name, check.group
+            );
+            diags.push(Diagnostic::new(at, Problem::BadCheck(why)));
+        }
+    }
+    config.checks = checks;
     if drafts.is_empty()
         && let Some((path, _)) = inputs.first()
     {

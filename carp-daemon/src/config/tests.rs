@@ -136,7 +136,8 @@ pub(super) fn example_toml_with_all_keys() -> String {
     let text = std::fs::read_to_string(example("carpd.toml")).expect("examples/carpd.toml");
     text.lines()
         .map(|l| match l.strip_prefix('#') {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) => rest,
+            // (and the further `#[[check]]` tables, one per kind of probe)
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => rest,
             _ => l,
         })
         .collect::<Vec<_>>()
@@ -814,6 +815,7 @@ fn toml_interfaces_and_daemon_settings() {
 preempt = true
 pin_dir = "/sys/fs/bpf/carp-test"
 state_dir = "/run/carpd-test"
+lib_dir = "/var/lib/carpd-test"
 hooks = ["/etc/carpd/notify", "/usr/local/bin/page"]
 metrics = "[::1]:9712"
 boot_demote = 128
@@ -843,6 +845,7 @@ addresses = ["198.51.100.1/24"]
             preempt: true,
             pin_dir: "/sys/fs/bpf/carp-test".into(),
             state_dir: "/run/carpd-test".into(),
+            lib_dir: "/var/lib/carpd-test".into(),
             hooks: vec!["/etc/carpd/notify".into(), "/usr/local/bin/page".into()],
             metrics: Some("[::1]:9712".parse().unwrap()),
             boot_demote: 128,
@@ -861,7 +864,7 @@ addresses = ["198.51.100.1/24"]
         c.interfaces[1].source,
         Origin {
             path: "/etc/carpd.toml".into(),
-            line: Some(10)
+            line: Some(11)
         }
     );
     // Defaults when there is no [daemon].
@@ -898,12 +901,14 @@ fn toml_errors_name_the_key() {
             "[daemon]\npreemt = true\n".to_owned(),
             vec![
                 "c.toml:2: unknown field 'preemt', expected one of 'preempt', 'pin_dir', \
-                 'state_dir', 'hooks', 'metrics', 'boot_demote'",
+                 'state_dir', 'lib_dir', 'hooks', 'metrics', 'boot_demote'",
             ],
         ),
         (
             "[deamon]\n".to_owned(),
-            vec!["c.toml:1: unknown field 'deamon', expected 'daemon' or 'interface'"],
+            vec![
+                "c.toml:1: unknown field 'deamon', expected one of 'daemon', 'interface', 'check'",
+            ],
         ),
         (
             iface(
@@ -1593,4 +1598,77 @@ fn configuration_files_holding_a_passphrase_should_be_private() {
         "{msgs:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn checks_are_read_and_every_key_is_validated_with_its_line() {
+    let iface = "[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\nvhid = 1\naddresses = [\"10.0.0.1/24\"]\npass = \"x\"\n";
+    let good = format!(
+        "{iface}[[check]]\nname = \"web\"\nhttp = \"http://127.0.0.1:8080/h\"\ninterval = 0.5\n\
+         timeout = 1\nrise = 2\nfall = 3\nweight = 50\ngroup = \"web\"\n\
+         [[check]]\nname = \"p\"\nprocess = \"nginx\"\n"
+    );
+    assert_eq!(
+        errors(&[("c.toml", &good)]),
+        vec![
+            "c.toml:7: check 'web': no carp interface is in group 'web', so its demotion would reach none"
+                .to_owned()
+        ]
+    );
+    let good = good.replace("pass = \"x\"\n", "pass = \"x\"\ngroups = [\"web\"]\n");
+    let c = check(&[("c.toml", &good)]).result.unwrap();
+    assert_eq!(c.checks.len(), 2);
+    let web = &c.checks[0];
+    assert_eq!(
+        web.probe,
+        Probe::Http {
+            authority: "127.0.0.1:8080".into(),
+            path: "/h".into()
+        }
+    );
+    assert_eq!(web.interval, std::time::Duration::from_millis(500));
+    assert_eq!(web.timeout, std::time::Duration::from_secs(1));
+    assert_eq!((web.rise, web.fall, web.weight), (2, 3, 50));
+    assert_eq!(web.group, "web");
+    let p = &c.checks[1];
+    assert_eq!(p.probe, Probe::Process("nginx".into()));
+    assert_eq!(
+        (p.rise, p.fall, p.weight, p.group.as_str()),
+        (1, 1, 1, "carp")
+    );
+
+    let bad = format!(
+        "{iface}[[check]]\nname = \"a\"\ntcp = \"127.0.0.1\"\nweight = 0\ninterval = 0\n\
+         [[check]]\nname = \"b\"\nexec = [\"rel\"]\nrise = 0\n\
+         [[check]]\nname = \"c\"\nprocess = \"x\"\nfile = \"/f\"\n\
+         [[check]]\nname = \"d\"\n\
+         [[check]]\nname = \"a\"\nfile = \"/f\"\ngroup = \"bad group\"\n"
+    );
+    assert_eq!(
+        errors(&[("c.toml", &bad)]),
+        vec![
+            "c.toml:9: [check a] key 'tcp': tcp '127.0.0.1': expected HOST:PORT",
+            "c.toml:10: [check a] key 'weight': weight 0 is out of range: must be 1 to 255",
+            "c.toml:11: [check a] key 'interval': interval 0 is out of range: must be 0.01 to 86400 seconds",
+            "c.toml:14: [check b] key 'exec': exec program 'rel' must be an absolute path",
+            "c.toml:15: [check b] key 'rise': rise 0 is out of range: must be 1 to 1000",
+            "c.toml:19: [check c] key 'file': several probes (process, file): give exactly one",
+            "c.toml:20: [check d] key 'name': no probe: give exactly one of exec, tcp, http, process, file, interface",
+            "c.toml:25: [check a] key 'group': invalid group name 'bad group': contains whitespace or a control character",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn check_names_are_unique_across_files() {
+    let iface = "[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\nvhid = 1\naddresses = [\"10.0.0.1/24\"]\npass = \"x\"\n";
+    let a = format!("{iface}[[check]]\nname = \"up\"\ninterface = \"eth1\"\n");
+    let b = "[[check]]\nname = \"up\"\nfile = \"/run/m\"\n";
+    assert_eq!(
+        errors(&[("a.toml", &a), ("b.toml", b)]),
+        vec!["b.toml:1: check 'up' is also defined in a.toml:7".to_owned()]
+    );
 }

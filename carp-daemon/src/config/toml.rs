@@ -31,6 +31,8 @@ pub(super) struct TomlFile {
     pub interfaces: Vec<Draft>,
     /// `None` when the file has no `[daemon]` table.
     pub daemon: Option<DraftDaemon>,
+    /// The valid `[[check]]` entries (the others are reported).
+    pub checks: Vec<super::Check>,
     /// Some `[[interface]]` has a non-empty `pass` in this file itself, so who may read the
     /// file matters.
     pub holds_passphrase: bool,
@@ -42,6 +44,8 @@ struct RawFile {
     daemon: Option<Spanned<RawDaemon>>,
     #[serde(default)]
     interface: Vec<Spanned<RawInterface>>,
+    #[serde(default)]
+    check: Vec<Spanned<super::checks::RawCheck>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +54,7 @@ struct RawDaemon {
     preempt: Option<Spanned<bool>>,
     pin_dir: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    lib_dir: Option<Spanned<String>>,
     hooks: Option<Spanned<Vec<Spanned<String>>>>,
     metrics: Option<Spanned<String>>,
     boot_demote: Option<Spanned<i128>>,
@@ -150,7 +155,7 @@ fn on_pass_line(text: &str, offset: usize) -> bool {
 }
 
 /// 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()
@@ -176,6 +181,7 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
                 return TomlFile {
                     interfaces: Vec::new(),
                     daemon: None,
+                    checks: Vec::new(),
                     holds_passphrase: false,
                 };
             }
@@ -190,6 +196,7 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
             return TomlFile {
                 interfaces: Vec::new(),
                 daemon: None,
+                checks: Vec::new(),
                 holds_passphrase: false,
             };
         }
@@ -205,9 +212,16 @@ pub(super) fn parse(path: &Path, text: &str, diags: &mut Vec<Diagnostic>) -> Tom
         .enumerate()
         .map(|(i, entry)| interface(path, text, i + 1, entry, diags))
         .collect();
+    let checks = raw
+        .check
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, entry)| super::checks::from_toml(path, text, i + 1, entry, diags))
+        .collect();
     TomlFile {
         interfaces,
         daemon,
+        checks,
         holds_passphrase,
     }
 }
@@ -250,6 +264,7 @@ fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
         preempt,
         pin_dir,
         state_dir,
+        lib_dir,
         hooks,
         metrics,
         boot_demote,
@@ -259,6 +274,7 @@ fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
         preempt: preempt.map(|v| l.value("preempt", v)),
         pin_dir: pin_dir.map(|v| l.value("pin_dir", v)),
         state_dir: state_dir.map(|v| l.value("state_dir", v)),
+        lib_dir: lib_dir.map(|v| l.value("lib_dir", v)),
         hooks: hooks.map(|list| {
             let at = l.at("hooks", list.span());
             let items = list
@@ -390,11 +406,13 @@ mod tests {
             preempt,
             pin_dir,
             state_dir,
+            lib_dir,
             hooks,
             metrics,
             boot_demote,
         } = raw.daemon.expect("[daemon] in the example").into_inner();
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
+        assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
         let mut seen = [false; 12];
         for entry in raw.interface {
@@ -435,6 +453,20 @@ mod tests {
         assert_eq!(
             seen, [true; 12],
             "an [[interface]] key is missing from the example"
+        );
+        let mut probes = std::collections::BTreeSet::new();
+        let mut others = [false; 7];
+        for entry in raw.check {
+            let (kind, set) = entry.into_inner().keys_set();
+            probes.extend(kind);
+            for (s, now) in others.iter_mut().zip(set) {
+                *s |= now;
+            }
+        }
+        assert_eq!(probes.len(), 6, "a [[check]] probe is missing: {probes:?}");
+        assert_eq!(
+            others, [true; 7],
+            "a [[check]] key is missing from the example"
         );
     }
 

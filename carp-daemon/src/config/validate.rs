@@ -158,6 +158,7 @@ pub(super) struct DraftDaemon {
     pub preempt: Option<Located<bool>>,
     pub pin_dir: Option<Located<String>>,
     pub state_dir: Option<Located<String>>,
+    pub lib_dir: Option<Located<String>>,
     pub hooks: Option<Located<Vec<Located<String>>>>,
     pub metrics: Option<Located<String>>,
     pub boot_demote: Option<Located<Num>>,
@@ -565,6 +566,9 @@ fn merge_daemon(sink: &mut Sink<'_>, daemons: &[DraftDaemon]) -> DaemonSettings 
     if let Some(v) = pick(sink, "state_dir", daemons, |d| d.state_dir.as_ref()) {
         s.state_dir = absolute(sink, "state_dir", v).unwrap_or(s.state_dir);
     }
+    if let Some(v) = pick(sink, "lib_dir", daemons, |d| d.lib_dir.as_ref()) {
+        s.lib_dir = absolute(sink, "lib_dir", v).unwrap_or(s.lib_dir);
+    }
     if let Some(v) = pick(sink, "hooks", daemons, |d| d.hooks.as_ref()) {
         // A relative hook would be looked up in root's PATH at every state change.
         s.hooks = v
@@ -715,6 +719,7 @@ pub(super) fn validate(
     Config {
         interfaces: interfaces.into_values().collect(),
         daemon,
+        checks: Vec::new(),
     }
 }
 

@@ -181,24 +181,60 @@ fn duration(seconds: u64) -> String {
     }
 }
 
-/// `ifconfig -g GROUP`: `carp: carp demote count 0`.
-pub fn group(name: &str, demote: u8) -> String {
-    format!("{name}: carp demote count {demote}\n")
+/// `ifconfig -g GROUP`: `carp: carp demote count 0`; a second line with the persisted
+/// (maintenance) part when there is one, so that the first stays ifconfig's.
+pub fn group(name: &str, demote: u8, persisted: u8) -> String {
+    let mut out = format!("{name}: carp demote count {demote}\n");
+    if persisted > 0 {
+        let _ = writeln!(out, "{name}: persisted demote {persisted}");
+    }
+    out
 }
 
-/// `--json` for `-g GROUP`: the same two facts, name first.
-pub fn group_json(name: &str, demote: u8) -> String {
+/// `--json` for `-g GROUP`: the same facts, name first.
+pub fn group_json(name: &str, demote: u8, persisted: u8) -> String {
     #[derive(serde::Serialize)]
     struct Group<'a> {
         name: &'a str,
         demote: u8,
+        persisted: u8,
     }
-    json(&Group { name, demote })
+    json(&Group {
+        name,
+        demote,
+        persisted,
+    })
 }
 
 /// netstat's plural(): "s" unless exactly one.
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// `carpctl checks`: one line per check, then its last reason indented under it.
+///
+/// ```text
+/// web      http      group carp  down  failures 3/3  successes 0/2  holds demote 50
+///     HTTP 503
+/// ```
+pub fn checks(list: &[super::protocol::CheckStatus]) -> String {
+    let mut out = String::new();
+    if list.is_empty() {
+        out.push_str("no health checks configured\n");
+        return out;
+    }
+    let width = list.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in list {
+        let _ = writeln!(
+            out,
+            "{:width$}  {:9} group {}  {:7}  failures {}/{}  successes {}/{}  holds demote {}",
+            c.name, c.kind, c.group, c.state, c.failures, c.fall, c.successes, c.rise, c.held
+        );
+        if let (Some(result), Some(reason)) = (&c.last_result, &c.reason) {
+            let _ = writeln!(out, "    last {result}: {reason}");
+        }
+    }
+    out
 }
 
 /// `carpctl stats`: `netstat -s -p carp`'s lines, then carpd's loop counter and the XDP
@@ -454,12 +490,41 @@ mod tests {
 
     #[test]
     fn group_line() {
-        assert_eq!(group("carp", 0), "carp: carp demote count 0\n");
-        assert_eq!(group("web", 128), "web: carp demote count 128\n");
+        assert_eq!(group("carp", 0, 0), "carp: carp demote count 0\n");
+        assert_eq!(group("web", 128, 0), "web: carp demote count 128\n");
         assert_eq!(
-            group_json("web", 128),
-            "{\n  \"name\": \"web\",\n  \"demote\": 128\n}\n"
+            group("carp", 200, 128),
+            "carp: carp demote count 200\ncarp: persisted demote 128\n"
         );
+        assert_eq!(
+            group_json("web", 128, 0),
+            "{\n  \"name\": \"web\",\n  \"demote\": 128,\n  \"persisted\": 0\n}\n"
+        );
+    }
+
+    #[test]
+    fn checks_print_one_line_each_with_the_reason_under_it() {
+        let c = crate::checks::CheckStatus {
+            name: "web".into(),
+            kind: "http".into(),
+            group: "carp".into(),
+            state: "down".into(),
+            last_result: Some("failure".into()),
+            reason: Some("HTTP 503".into()),
+            successes: 0,
+            failures: 3,
+            rise: 2,
+            fall: 3,
+            weight: 50,
+            held: 50,
+            runs: 7,
+            transitions: 1,
+        };
+        assert_eq!(
+            checks(&[c]),
+            "web  http      group carp  down     failures 3/3  successes 0/2  holds demote 50\n    last failure: HTTP 503\n"
+        );
+        assert_eq!(checks(&[]), "no health checks configured\n");
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub enum Request {
     Apply { target: Target, ops: Vec<Op> },
     /// `carpctl stats`: protocol and dataplane counters. Answer: [`Response::Stats`].
     Stats,
+    /// `carpctl checks`: every health check. Answer: [`Response::Checks`].
+    Checks,
 }
 
 /// What an [`Request::Apply`] changes.
@@ -128,6 +130,11 @@ pub enum Op {
     Demote(u8),
     /// `-g GROUP -carpdemote [N]`: subtract N (default 1).
     Promote(u8),
+    /// `-g GROUP carpdemote [N] --persist`: add N to the counter and to the group's
+    /// persisted demotion, applied again at every start.
+    PersistDemote(u8),
+    /// `-g GROUP -carpdemote [N] --persist`: subtract N from both.
+    PersistPromote(u8),
     /// `advskew N` (0..=254).
     AdvSkew(u8),
     /// `advbase N` (0..=254 seconds; 0 is legal, see the spec's timers).
@@ -152,6 +159,8 @@ impl Op {
             Op::RemoveGroup(_) => "-group",
             Op::Demote(_) => "carpdemote",
             Op::Promote(_) => "-carpdemote",
+            Op::PersistDemote(_) => "carpdemote --persist",
+            Op::PersistPromote(_) => "-carpdemote --persist",
             Op::AdvSkew(_) => "advskew",
             Op::AdvBase(_) => "advbase",
             Op::Vhid(_) => "vhid",
@@ -166,7 +175,10 @@ impl Op {
     /// that the op applies to `target`'s kind. Messages use ifconfig's wording where it has one.
     /// State-dependent checks (the demote counter's range, membership) are the daemon's.
     pub fn check(&self, target: &Target) -> Result<(), String> {
-        let for_group = matches!(self, Op::Demote(_) | Op::Promote(_));
+        let for_group = matches!(
+            self,
+            Op::Demote(_) | Op::Promote(_) | Op::PersistDemote(_) | Op::PersistPromote(_)
+        );
         match (target, for_group) {
             (Target::Group(g), false) => {
                 return Err(format!(
@@ -186,7 +198,7 @@ impl Op {
         match self {
             Op::AddGroup(g) => check_group_name(g, "setifgroup"),
             Op::RemoveGroup(g) => check_group_name_to_leave(g),
-            Op::Demote(_) | Op::Promote(_) => Ok(()),
+            Op::Demote(_) | Op::Promote(_) | Op::PersistDemote(_) | Op::PersistPromote(_) => Ok(()),
             Op::AdvSkew(v) => check_number(ADVSKEW, *v),
             Op::AdvBase(v) => check_number(ADVBASE, *v),
             Op::Vhid(v) => check_number(VHID, *v),
@@ -268,9 +280,17 @@ pub enum Response {
     /// Answer to [`Request::Status`], in interface order (by name).
     Interfaces(Vec<InterfaceStatus>),
     /// Answer to [`Request::GroupStatus`].
-    Group { name: String, demote: u8 },
+    Group {
+        name: String,
+        demote: u8,
+        /// The part of it persisted across restarts (`carpdemote N --persist`).
+        #[serde(default)]
+        persisted: u8,
+    },
     /// Answer to [`Request::Stats`] (boxed: it is ten times the size of the other answers).
     Stats(Box<StatsReport>),
+    /// Answer to [`Request::Checks`], by check name.
+    Checks(Vec<CheckStatus>),
     /// An [`Request::Apply`] was applied completely.
     Ok,
     /// The request was refused or failed; nothing was changed. `message` is shown to the user
@@ -286,6 +306,9 @@ impl Response {
         }
     }
 }
+
+/// What `carpctl checks` shows of one health check.
+pub use crate::checks::CheckStatus;
 
 /// Everything `carpctl carpN` shows about one carp interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -449,7 +472,7 @@ pub enum DecodeError {
 }
 
 /// Names of the request types, as they appear in `"type"`.
-const REQUEST_TYPES: &[&str] = &["status", "group_status", "apply", "stats"];
+const REQUEST_TYPES: &[&str] = &["status", "group_status", "apply", "stats", "checks"];
 
 /// Decodes one request line, telling apart the ways it can be wrong so that the client (or a
 /// human with socat) learns which: not JSON, wrong version, unknown request, bad fields.
@@ -570,6 +593,7 @@ mod tests {
         round_trip_response(Response::Group {
             name: "carp".into(),
             demote: 128,
+            persisted: 0,
         });
         round_trip_response(Response::Stats(Box::new(StatsReport {
             carp: CarpStats {

@@ -381,6 +381,7 @@ mod tests {
                 Request::GroupStatus { group } if group == "carp" => Response::Group {
                     name: group,
                     demote: 0,
+                    persisted: 0,
                 },
                 Request::GroupStatus { group } => {
                     Response::error(format!("{group}: no such group"))
@@ -393,6 +394,7 @@ mod tests {
                 }
                 Request::Status { .. } => Response::Interfaces(vec![]),
                 Request::Stats => Response::Stats(Default::default()),
+                Request::Checks => Response::Checks(vec![]),
             };
             let _ = reply.send(response);
         }
@@ -470,7 +472,8 @@ mod tests {
             answers.0,
             Response::Group {
                 name: "carp".into(),
-                demote: 0
+                demote: 0,
+                persisted: 0,
             }
         );
         assert_eq!(answers.1, Response::error("advskew 255: too large"));

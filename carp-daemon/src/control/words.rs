@@ -46,6 +46,8 @@ pub enum Command {
     Apply { target: Target, ops: Vec<Op> },
     /// `carpctl stats`.
     Stats,
+    /// `carpctl checks`.
+    Checks,
 }
 
 impl Command {
@@ -63,6 +65,7 @@ impl Command {
                 ops: ops.clone(),
             },
             Command::Stats => Request::Stats,
+            Command::Checks => Request::Checks,
         }
     }
 }
@@ -97,8 +100,9 @@ impl WordError {
 /// continuation lines are indented to line up under either.
 pub const USAGE: &str = concat!(
     "carpctl [--state-dir DIR] [--json] [-v] [interface [word ...]]\n",
-    "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N]]\n",
-    "       carpctl [--state-dir DIR] [--json] stats"
+    "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N] [--persist]]\n",
+    "       carpctl [--state-dir DIR] [--json] stats\n",
+    "       carpctl [--state-dir DIR] [--json] checks"
 );
 
 /// The words, man-page style, for `carpctl --help`.
@@ -122,8 +126,17 @@ WORDS
         fails). A change that would take the counter outside 0..255 is refused.
     carpctl -g group -carpdemote [N]
         Subtract N (default 1) from the group's demote counter.
+    carpctl -g group [-]carpdemote [N] --persist
+        The same, and the same change to the group's persisted demotion (maintenance mode):
+        carpd keeps it in its lib directory (/var/lib/carpd) and applies it again at every
+        start, on top of any boot demotion, until `-carpdemote N --persist` takes it back.
+        A plain carpdemote never changes it; `carpctl -g group` shows it.
     carpctl stats
         Protocol counters as `netstat -s -p carp` prints them, then the XDP dataplane's.
+    carpctl checks
+        Every health check ([[check]] in carpd.toml): up, down or pending, the last result
+        and its reason, the consecutive successes and failures against rise and fall, and
+        the demotion it holds on its group.
 
     Words after an interface name:
     up | down
@@ -208,6 +221,8 @@ pub fn parse(words: &[String]) -> Result<Command, WordError> {
         "-a" | "-A" if words.len() == 1 => Ok(Command::Show { name: None }),
         "stats" if words.len() == 1 => Ok(Command::Stats),
         "stats" => Err(WordError::usage("stats: takes no words")),
+        "checks" if words.len() == 1 => Ok(Command::Checks),
+        "checks" => Err(WordError::usage("checks: takes no words")),
         flag if flag.starts_with('-') => Err(WordError::usage(format!("unknown option {flag}"))),
         name => {
             check_name(name)?;
@@ -256,6 +271,13 @@ fn parse_group(words: &[String]) -> Result<Command, WordError> {
             )));
         }
     };
+    // `--persist` last: the change is also kept across restarts.
+    let persist = words.len() > 2 && words.last().is_some_and(|w| w == "--persist");
+    let words = if persist {
+        &words[..words.len() - 1]
+    } else {
+        words
+    };
     let by = match words.get(2) {
         None => 1,
         Some(n) => {
@@ -269,10 +291,11 @@ fn parse_group(words: &[String]) -> Result<Command, WordError> {
             "{extra}: unexpected after {word} (one change per command)"
         )));
     }
-    let op = if raise {
-        Op::Demote(by)
-    } else {
-        Op::Promote(by)
+    let op = match (raise, persist) {
+        (true, false) => Op::Demote(by),
+        (false, false) => Op::Promote(by),
+        (true, true) => Op::PersistDemote(by),
+        (false, true) => Op::PersistPromote(by),
     };
     Ok(Command::Apply {
         target: Target::Group(group.clone()),
@@ -442,6 +465,8 @@ mod tests {
             }
         );
         assert_eq!(ok("stats"), Command::Stats);
+        assert_eq!(ok("checks"), Command::Checks);
+        assert_eq!(ok("checks").request(), Request::Checks);
     }
 
     #[test]
@@ -454,6 +479,14 @@ mod tests {
         assert_eq!(ok("-g carp carpdemote"), group("carp", Op::Demote(1)));
         assert_eq!(ok("-g carp -carpdemote"), group("carp", Op::Promote(1)));
         assert_eq!(ok("-g web carpdemote 0"), group("web", Op::Demote(0)));
+        assert_eq!(
+            ok("-g carp carpdemote 50 --persist"),
+            group("carp", Op::PersistDemote(50))
+        );
+        assert_eq!(
+            ok("-g carp -carpdemote --persist"),
+            group("carp", Op::PersistPromote(1))
+        );
     }
 
     #[test]
@@ -539,6 +572,7 @@ mod tests {
             "state primary: unknown state (master or backup)"
         );
         assert_eq!(err("stats now"), "stats: takes no words");
+        assert_eq!(err("checks web"), "checks: takes no words");
         assert_eq!(
             err("carp0 --json"),
             "--json: options go before the interface name"

@@ -121,6 +121,37 @@ impl Daemon {
         }
     }
 
+    /// The daemon's own change of a group's demote counter (a health check), clamped at 0
+    /// and 255: what was really added, so that giving it back later is exact. Goes out as
+    /// a user's carpdemote does ([`Daemon::group_demote_changed`]).
+    pub fn adjust_group_demote(&mut self, group: &str, by: i16) -> i16 {
+        let Some(before) = self.groups.counter(group) else {
+            warn!(group, "no such group: demotion not applied");
+            return 0;
+        };
+        self.groups.clamped_adjust(group, by);
+        let applied = i16::from(self.groups.counter(group).unwrap_or(before)) - i16::from(before);
+        self.group_demote_changed(group, applied > 0);
+        applied
+    }
+
+    /// A group's counter changed: every member advertises its new demote; after a raise the
+    /// masters among the group's members advertise at once (the SIOCSIFGATTR case of
+    /// carp_ioctl, for members up and running: a master is), so a demotion hands over in
+    /// about one round trip. A lowering waits for the next advert.
+    pub fn group_demote_changed(&mut self, group: &str, raised: bool) {
+        self.propagate_demote();
+        if raised {
+            let members: Vec<String> = self
+                .ifs
+                .values()
+                .filter(|c| c.cfg.up && c.cfg.groups.iter().any(|g| g == group))
+                .map(|c| c.cfg.name.clone())
+                .collect();
+            self.advertise_masters(&members);
+        }
+    }
+
     /// Tells every state machine whose advertised demote changed; they send it with their
     /// next advert.
     pub fn propagate_demote(&mut self) {

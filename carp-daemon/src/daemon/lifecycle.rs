@@ -28,6 +28,9 @@ impl Daemon {
         if let Some(dir) = &opts.state_dir {
             settings.state_dir = dir.clone();
         }
+        if let Some(dir) = &opts.lib_dir {
+            settings.lib_dir = dir.clone();
+        }
         if let Some(dir) = &opts.pin_dir {
             settings.pin_dir = dir.clone();
         }
@@ -74,6 +77,8 @@ impl Daemon {
             net.delete_link(half.ifindex).await?;
         }
 
+        let (checks, check_results) = crate::checks::Checks::new();
+        let settings_lib_dir = settings.lib_dir.clone();
         let mut daemon = Daemon {
             opts,
             settings,
@@ -82,6 +87,9 @@ impl Daemon {
             carpdevs: BTreeMap::new(),
             ifs: BTreeMap::new(),
             groups: Groups::new(),
+            persisted: crate::maintenance::load(&settings_lib_dir)?,
+            checks,
+            check_results: Some(check_results),
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);
@@ -102,10 +110,33 @@ impl Daemon {
                 return Err(err);
             }
         }
+        // Maintenance mode: the persisted demotions, on top of the boot demotion, before any
+        // interface runs; a sum over 255 is refused as any demotion is.
+        let persisted: Vec<(String, u8)> = daemon
+            .persisted
+            .iter()
+            .map(|(g, n)| (g.clone(), *n))
+            .collect();
+        for (group, n) in persisted {
+            if daemon.groups.counter(&group).is_none() {
+                warn!(%group, demote = n, "persisted demotion of a group no carp interface is in: not applied");
+                continue;
+            }
+            if let Err(err) = daemon.groups.user_adjust(&group, i16::from(n)) {
+                if let Err(undo) = daemon.shutdown().await {
+                    warn!(error = %undo, "undoing a failed start");
+                }
+                return Err(Error::PersistedDemote(err));
+            }
+            info!(%group, demote = n, "persisted (maintenance) demotion applied");
+        }
+        // The interfaces were built with the counters before it.
+        daemon.propagate_demote();
         let names: Vec<String> = daemon.ifs.keys().cloned().collect();
         for name in names {
             daemon.bring_up(&name);
         }
+        daemon.start_checks(config.checks);
         Ok(daemon)
     }
 
@@ -489,7 +520,9 @@ impl Daemon {
         let old = Config {
             interfaces: self.ifs.values().map(|c| c.cfg.clone()).collect(),
             daemon: self.settings.clone(),
+            checks: Vec::new(),
         };
+        self.reload_checks(new.checks.clone());
         let diff = config::diff(&old, &new);
         if diff.daemon_changed {
             info!("SIGHUP: [daemon] settings are read at start only; restart carpd to apply them");

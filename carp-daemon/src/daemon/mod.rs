@@ -4,7 +4,8 @@
 //!   XDP ring buffer ──► adverts ──┐
 //!   timers (FSM deadlines) ───────┤
 //!   link/address events ──────────┼──► Daemon (FSM per vhid) ──► actions:
-//!   control socket (carpctl) ─────┤        adverts out, GARP/NA, BPF map flips,
+//!   control socket (carpctl) ─────┤
+//!   health check results ─────────┤        adverts out, GARP/NA, BPF map flips,
 //!   signals (TERM/INT/HUP) ───────┘        interface/address changes
 //! ```
 //!
@@ -21,6 +22,7 @@
 //!   watch      link/address events: carpdev carrier, changes behind carpd's back
 //!   requests   carpctl's requests: status, stats, apply
 //!   lifecycle  start, reload, shutdown; building and removing carp interfaces
+//!   checks     health check results into group demotion; checks on reload
 //!   drive      an event into a vhid's state machine, and its actions carried out
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
@@ -37,6 +39,7 @@ use crate::send::{advert::AdvertSender, announce::Announcer};
 use carpif::CarpIf;
 
 mod carpif;
+mod checks;
 mod drive;
 mod event_source;
 mod lifecycle;
@@ -54,6 +57,8 @@ pub struct DaemonOptions {
     pub config_paths: Vec<PathBuf>,
     /// Overrides the configuration's state directory.
     pub state_dir: Option<PathBuf>,
+    /// Overrides the configuration's lib directory (persisted state).
+    pub lib_dir: Option<PathBuf>,
     /// Overrides the configuration's pin directory.
     pub pin_dir: Option<PathBuf>,
     /// `--preempt` (OR-ed with the configuration's `preempt`).
@@ -88,6 +93,12 @@ struct Daemon {
     pub carpdevs: BTreeMap<String, Carpdev>,
     pub ifs: BTreeMap<String, CarpIf>,
     pub groups: Groups,
+    /// Persisted (maintenance) demotion per group, as in the lib directory's file.
+    pub persisted: crate::maintenance::Persisted,
+    /// Health checks and their state.
+    pub checks: crate::checks::Checks,
+    /// Where the checks' results arrive; the event loop takes it.
+    pub check_results: Option<tokio::sync::mpsc::Receiver<crate::checks::Report>>,
 }
 
 /// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.

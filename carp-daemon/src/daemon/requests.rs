@@ -17,12 +17,14 @@ impl Daemon {
             Request::Status { interface } => self.status(interface.as_deref()),
             Request::GroupStatus { group } => match self.groups.counter(&group) {
                 Some(demote) => Response::Group {
+                    persisted: self.persisted.get(&group).copied().unwrap_or(0),
                     name: group,
                     demote,
                 },
                 None => Response::error(format!("{group}: no such group")),
             },
             Request::Stats => Response::Stats(Box::new(self.stats())),
+            Request::Checks => Response::Checks(self.check_statuses()),
             Request::Apply { target, ops } => match self.apply(target, ops).await {
                 Ok(()) => Response::Ok,
                 Err(message) => Response::error(message),
@@ -130,13 +132,38 @@ impl Daemon {
     fn apply_group(&mut self, group: &str, ops: &[Op]) -> Result<(), String> {
         // Dry run on a copy: all or nothing.
         let mut trial: Groups = self.groups.clone();
+        let mut persisted = self.persisted.get(group).copied().unwrap_or(0);
+        let mut persist = false;
         for op in ops {
-            let by = match op {
-                Op::Demote(n) => i16::from(*n),
-                Op::Promote(n) => -i16::from(*n),
+            let (by, persists) = match op {
+                Op::Demote(n) => (i16::from(*n), false),
+                Op::Promote(n) => (-i16::from(*n), false),
+                Op::PersistDemote(n) => (i16::from(*n), true),
+                Op::PersistPromote(n) => (-i16::from(*n), true),
                 _ => unreachable!("Op::check allows only carpdemote on groups"),
             };
             trial.user_adjust(group, by).map_err(|e| e.to_string())?;
+            if persists {
+                // The persisted part is what it holds: it cannot go below 0 either.
+                let next = i16::from(persisted) + by;
+                if !(0..=255).contains(&next) {
+                    return Err(format!(
+                        "{group}: carpdemote {by} --persist: persisted demotion is {persisted}, \
+                         result out of range 0..=255"
+                    ));
+                }
+                persisted = next as u8;
+                persist = true;
+            }
+        }
+        if persist {
+            // The file first: if it cannot be written, nothing changes.
+            let mut all = self.persisted.clone();
+            all.insert(group.to_owned(), persisted);
+            all.retain(|_, n| *n > 0);
+            crate::maintenance::store(&self.settings.lib_dir, &all).map_err(|e| e.to_string())?;
+            tracing::info!(group, persisted, "persisted group demotion set");
+            self.persisted = all;
         }
         self.groups = trial;
         tracing::info!(
@@ -144,19 +171,10 @@ impl Daemon {
             demote = self.groups.counter(group),
             "group demote count set"
         );
-        self.propagate_demote();
-        // A raise makes the masters among the group's members advertise at once (the
-        // SIOCSIFGATTR case of carp_ioctl, for members up and running: a master is), so a
-        // demotion hands over in about one round trip. A lowering waits for the next advert.
-        if ops.iter().any(|op| matches!(op, Op::Demote(n) if *n > 0)) {
-            let members: Vec<String> = self
-                .ifs
-                .values()
-                .filter(|c| c.cfg.up && c.cfg.groups.iter().any(|g| g == group))
-                .map(|c| c.cfg.name.clone())
-                .collect();
-            self.advertise_masters(&members);
-        }
+        let raised = ops
+            .iter()
+            .any(|op| matches!(op, Op::Demote(n) | Op::PersistDemote(n) if *n > 0));
+        self.group_demote_changed(group, raised);
         Ok(())
     }
 
@@ -199,7 +217,9 @@ impl Daemon {
                 Op::State(_) => {}
                 Op::Up => cfg.up = true,
                 Op::Down => cfg.up = false,
-                Op::Demote(_) | Op::Promote(_) => unreachable!("checked by Op::check"),
+                Op::Demote(_) | Op::Promote(_) | Op::PersistDemote(_) | Op::PersistPromote(_) => {
+                    unreachable!("checked by Op::check")
+                }
             }
         }
         fsm::VhidParams {

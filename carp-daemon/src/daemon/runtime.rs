@@ -36,6 +36,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
         .dataplane
         .take_advert_ring()
         .ok_or(Error::AdvertRingTaken)?;
+    let mut check_results = daemon.check_results.take().expect("taken once, here");
     let mut adverts = AdvertReader::new(ring).map_err(|source| Error::Io {
         what: "polling the advert ring buffer",
         path: daemon.settings.pin_dir.clone(),
@@ -111,6 +112,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                 let response = daemon.on_control(req.request).await;
                 let _ = req.reply.send(response);
             }
+            Some(report) = check_results.recv() => daemon.on_check_report(report),
             Some(reply) = scrape_rx.recv() => { let _ = reply.send(daemon.metrics_snapshot()); }
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                 notifier.watchdog();
@@ -210,6 +212,7 @@ impl Daemon {
             rejects,
             dataplane,
             groups,
+            checks: self.check_statuses(),
         }
     }
 

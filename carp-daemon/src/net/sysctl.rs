@@ -253,7 +253,7 @@ fn check_record(record: &RestoreRecord) -> Result<(), String> {
 /// Why a state directory or restore file with this owner, mode and type cannot be trusted
 /// (`euid`: carpd's own user): only root and carpd may be able to change it, and it must
 /// not be a symbolic link.
-fn untrusted(
+pub(crate) fn untrusted(
     uid: u32,
     mode: u32,
     is_symlink: bool,
