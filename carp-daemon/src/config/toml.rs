@@ -414,7 +414,7 @@ mod tests {
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
-        let mut seen = [false; 12];
+        let mut seen = [false; 13];
         for entry in raw.interface {
             let RawInterface {
                 name,
@@ -431,7 +431,8 @@ mod tests {
                 state,
                 up,
             } = entry.into_inner();
-            let set = [
+            // Typed with its length, so a key added above without a place here fails to build.
+            let set: [bool; 13] = [
                 name.is_some(),
                 carpdev.is_some(),
                 vhid.is_some(),
@@ -451,7 +452,7 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, [true; 12],
+            seen, [true; 13],
             "an [[interface]] key is missing from the example"
         );
         let mut probes = std::collections::BTreeSet::new();
