@@ -20,6 +20,7 @@ pub mod net;
 pub mod notify;
 pub mod proto;
 pub mod send;
+pub mod statefile;
 pub mod values;
 
 pub use error::Error;

@@ -9,7 +9,7 @@
 //! not writable by group or others, every group name and amount valid; anything else is
 //! refused with the reason rather than half applied.
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,6 @@ fn parse(text: &str) -> io::Result<Persisted> {
 /// or the new one.
 pub fn store(lib_dir: &Path, persisted: &Persisted) -> Result<(), MaintenanceError> {
     let path = file(lib_dir);
-    let tmp = path.with_extension("json.tmp");
     let err = |what| {
         let path = path.clone();
         move |source| MaintenanceError { path, what, source }
@@ -128,27 +127,9 @@ pub fn store(lib_dir: &Path, persisted: &Persisted) -> Result<(), MaintenanceErr
     let text = serde_json::to_string(&record)
         .map_err(io::Error::other)
         .map_err(err("encoding"))?;
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(err("removing an old temporary file")(e));
-        }
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(err("creating the temporary file"))?;
-    f.write_all(text.as_bytes()).map_err(err("writing"))?;
-    f.write_all(b"\n").map_err(err("writing"))?;
-    f.sync_all().map_err(err("syncing"))?;
-    std::fs::rename(&tmp, &path).map_err(err("renaming into place"))?;
-    std::fs::File::open(lib_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err("syncing the directory"))?;
-    Ok(())
+    let mut contents = text.into_bytes();
+    contents.push(b'\n');
+    crate::statefile::replace_private(&path, &contents).map_err(|(what, source)| err(what)(source))
 }
 
 #[cfg(test)]

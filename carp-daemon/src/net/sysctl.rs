@@ -494,7 +494,6 @@ fn load_record(file: &Path) -> Result<Option<RestoreRecord>, NetError> {
 
 /// Replaces the restore file atomically: a crash leaves the old file or the new one.
 fn store_record(file: &Path, record: &RestoreRecord) -> Result<(), NetError> {
-    let tmp = file.with_extension("json.tmp");
     let err = |what| {
         move |source| NetError::RestoreFile {
             path: file.to_owned(),
@@ -505,30 +504,9 @@ fn store_record(file: &Path, record: &RestoreRecord) -> Result<(), NetError> {
     let text = serde_json::to_string_pretty(record)
         .map_err(io::Error::other)
         .map_err(err("encoding"))?;
-    // A temporary left by a crash is replaced; a symbolic link in its place is not followed.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(err("removing an old temporary file")(e));
-        }
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(err("creating the temporary file"))?;
-    f.write_all(text.as_bytes()).map_err(err("writing"))?;
-    f.sync_all().map_err(err("syncing"))?;
-    std::fs::rename(&tmp, file).map_err(err("renaming into place"))?;
-    // The rename itself must reach the disk before sysctls change.
-    if let Some(dir) = file.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err("syncing the state directory"))?;
-    }
-    Ok(())
+    // The rename itself reaches the disk before sysctls change.
+    crate::statefile::replace_private(file, text.as_bytes())
+        .map_err(|(what, source)| err(what)(source))
 }
 
 #[cfg(test)]
