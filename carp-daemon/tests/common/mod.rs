@@ -154,12 +154,7 @@ impl<'a> Router<'a> {
         if !out.success() {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-        let iface = match v {
-            serde_json::Value::Array(list) => list.into_iter().next()?,
-            other => other,
-        };
-        iface.get("state")?.as_str().map(str::to_owned)
+        carp_tests::carpd::carpctl_state(&out.stdout)
     }
 
     pub fn wait_state(&self, want: &str, timeout: Duration) {
