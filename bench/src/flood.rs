@@ -100,23 +100,11 @@ pub struct RingFloodResult {
     pub backup_cpu: f64,
 }
 
-/// Adverts for vhid 1 with a valid checksum and a wrong HMAC, advertising the best priority
-/// (and a demoted master), from the client and forged from the master's own address: each
-/// passes every check XDP can make, so without the fast path each would take a ring slot.
+/// Adverts for vhid 1 with a valid checksum and a wrong HMAC from the probe's own address and
+/// forged from the master's ([`frames::forged_best_adverts`]): without the fast path each
+/// would take a ring slot.
 pub fn valid_checksum_frames(master_ip: std::net::Ipv4Addr) -> Vec<Vec<u8>> {
-    let best = CarpFields {
-        advbase: 0,
-        advskew: 0,
-        ..CarpFields::advert(1)
-    };
-    let demoted = CarpFields {
-        demote: 255,
-        ..best
-    };
-    vec![
-        frames::advert_v4(PROBE_MAC, PROBE_IP, 255, &best.encode()),
-        frames::advert_v4(PROBE_MAC, master_ip, 255, &demoted.encode()),
-    ]
+    frames::forged_best_adverts(PROBE_MAC, PROBE_IP, master_ip)
 }
 
 /// carpd's counters from `carpctl --json stats`: adverts sent, fast-path takes, ring-full

@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use carp_tests::frames::{CarpFields, advert_v4};
 use common::*;
 
 /// A ring of one page: a flood fills it at once (the default is 256 KiB).
@@ -117,20 +116,11 @@ fn a_flood_of_valid_checksum_adverts_into_a_small_ring_changes_no_state() {
     // Valid checksum, wrong HMAC, the best priority a backup could see (advbase 0, and a
     // demoted master's), from the attacker and forged from the master's own address.
     let attacker = lab.client();
-    let best = CarpFields {
-        advbase: 0,
-        advskew: 0,
-        ..CarpFields::advert(1)
-    };
-    let demoted = CarpFields {
-        demote: 255,
-        ..best
-    };
-    let master_addr = lab.host(0).addr4();
-    let frames = vec![
-        advert_v4(attacker.mac(), attacker.addr4(), 255, &best.encode()),
-        advert_v4(attacker.mac(), master_addr, 255, &demoted.encode()),
-    ];
+    let frames = carp_tests::frames::forged_best_adverts(
+        attacker.mac(),
+        attacker.addr4(),
+        lab.host(0).addr4(),
+    );
     let flood = Duration::from_secs(10);
     let sent = flood_for(&lab, frames, flood);
     // The flood ended; give any effect one master-down interval to show.

@@ -162,6 +162,26 @@ pub fn advert_v4(src_mac: [u8; 6], src: Ipv4Addr, ttl: u8, carp: &[u8]) -> Vec<u
     )
 }
 
+/// The valid-checksum flood for vhid 1: adverts with a wrong HMAC that advertise the best
+/// priority (advbase 0, advskew 0) and a demoted master, sent from `src_mac`/`src` and forged
+/// from `master`'s own address. Each passes every check XDP can make, so only the HMAC in
+/// carpd tells them apart from the real master's.
+pub fn forged_best_adverts(src_mac: [u8; 6], src: Ipv4Addr, master: Ipv4Addr) -> Vec<Vec<u8>> {
+    let best = CarpFields {
+        advbase: 0,
+        advskew: 0,
+        ..CarpFields::advert(1)
+    };
+    let demoted = CarpFields {
+        demote: 255,
+        ..best
+    };
+    vec![
+        advert_v4(src_mac, src, 255, &best.encode()),
+        advert_v4(src_mac, master, 255, &demoted.encode()),
+    ]
+}
+
 /// A whole IPv6 advertisement frame.
 pub fn advert_v6(src_mac: [u8; 6], src: Ipv6Addr, hop_limit: u8, carp: &[u8]) -> Vec<u8> {
     ethernet(
