@@ -192,6 +192,7 @@ mod tests {
             vhid: 1,
             advbase: 1,
             advskew: 0,
+            balance: None,
             passphrase: Some("secret".into()),
             ipv4: vec![Addr4 {
                 addr: Ipv4Addr::new(192, 0, 2, 1),

@@ -18,7 +18,13 @@ use crate::send::{advert::AdvertSender, announce::Announcer};
 
 /// Loads and validates the configuration files; nothing is applied if any is invalid.
 pub fn load_config(paths: &[PathBuf]) -> Result<Config, Error> {
-    Ok(config::load(paths, &config::system_interface_exists)?)
+    let config = config::load(paths, &config::system_interface_exists)?;
+    // Until the per-node elections run, a balanced interface would silently run its leader
+    // node only.
+    if let Some(i) = config.interfaces.iter().find(|i| i.balance.is_some()) {
+        return Err(Error::BalancingNotRunnable(i.name.clone()));
+    }
+    Ok(config)
 }
 
 impl Daemon {
