@@ -311,6 +311,8 @@ const DATAPLANE_LINES: [(&str, &str); DataplaneStats::COUNT] = [
     ("egress_dropped_not_master",  "\t{n} frame{s} leaving a carp interface dropped (not master)"),
     ("arp_dropped_bad_source",     "\t{n} ARP request{s} for a VIP from a group address dropped"),
     ("ns_dropped_invalid",         "\t{n} invalid neighbor solicitation{s} for a VIP dropped"),
+    ("lb_accepted",                "\t{n} balanced packet{s} accepted (own bucket)"),
+    ("lb_dropped_other_bucket",    "\t{n} balanced packet{s} dropped (another node's bucket)"),
 ];
 
 /// The dataplane's counters, worded by [`DATAPLANE_LINES`].
@@ -612,7 +614,9 @@ mod tests {
              \t0 VLAN-tagged frames passed to the stack\n\
              \t0 frames leaving a carp interface dropped (not master)\n\
              \t0 ARP requests for a VIP from a group address dropped\n\
-             \t0 invalid neighbor solicitations for a VIP dropped\n"
+             \t0 invalid neighbor solicitations for a VIP dropped\n\
+             \t0 balanced packets accepted (own bucket)\n\
+             \t0 balanced packets dropped (another node's bucket)\n"
         );
     }
 
