@@ -31,8 +31,6 @@ pub enum Error {
         /// The holder of the lock, when /proc/locks tells.
         pid: Option<u32>,
     },
-    #[error("{0}: carpnodes with several nodes is checked but not run by this carpd yet")]
-    BalancingNotRunnable(String),
     #[error("carpdev {name} of {interface} does not exist")]
     NoCarpdev { name: String, interface: String },
     /// An event source of the main loop closed or keeps failing: carpd must be restarted.

@@ -16,7 +16,10 @@
 //! `carp_vhids`: a bucket changes hands with the one write that changes the node's state,
 //! and a node whose carpd died stops being served at its fail-silent deadline
 //! ([`is_live_master`]), as ARP answers do.
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    programs::{TcContext, XdpContext},
+};
 use carp_common::{
     frame::{
         ethernet::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
@@ -54,12 +57,46 @@ pub fn group_of(ifindex: u32, dst: &[u8; 6]) -> Option<(LbGroup, bool)> {
 
 #[inline(always)]
 fn lb_group(ifindex: u32, vhid: u8) -> Option<LbGroup> {
-    let key = VhidKey {
+    group_of_key(&VhidKey {
         ifindex,
         vhid: vhid as u32,
-    };
+    })
+}
+
+/// The balanced interface whose leader is `key`, if it is one.
+#[inline(always)]
+pub fn group_of_key(key: &VhidKey) -> Option<LbGroup> {
     // SAFETY: copied out at once; carpd writes a group only when it configures one.
-    unsafe { LB_GROUPS.get(key).copied() }
+    unsafe { LB_GROUPS.get(*key).copied() }
+}
+
+/// The egress guard's verdict on a frame leaving a balanced interface: it passes while this
+/// host is the live master of any of its nodes, from the carpdev's MAC in `ip` and
+/// `ip-stealth` modes.
+#[inline(always)]
+pub fn may_send(ctx: &mut TcContext, ifindex: u32, group: &LbGroup) -> bool {
+    let mut serving = false;
+    for i in 0..LB_MAX_NODES {
+        if i as u32 >= group.count {
+            break;
+        }
+        if vhid_entry(ifindex, group.vhids[i]).is_some_and(|e| is_live_master(&e)) {
+            serving = true;
+            break;
+        }
+    }
+    if !serving {
+        count(|c| &mut c.egress_dropped_not_master);
+        return false;
+    }
+    if group.mode != LB_MODE_IP_UNICAST {
+        // The Ethernet source is bytes 6..12.
+        if ctx.store(6, &group.dev_mac, 0).is_err() {
+            count(|c| &mut c.egress_dropped_not_master);
+            return false;
+        }
+    }
+    true
 }
 
 /// The MACs of an ARP reply or neighbour advertisement for `vhid`: the link-layer address

@@ -94,10 +94,10 @@ pub fn carp(ctx: XdpContext) -> u32 {
 
 /// Egress of a carp interface: pass while this host is the vhid's live master, else drop.
 #[classifier]
-pub fn carp_guard(ctx: TcContext) -> i32 {
+pub fn carp_guard(mut ctx: TcContext) -> i32 {
     // SAFETY: the kernel hands a valid __sk_buff; `ifindex` is readable by tc programs.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    if guard::may_send(ifindex) {
+    if guard::may_send(&mut ctx, ifindex) {
         TC_ACT_OK
     } else {
         TC_ACT_SHOT

@@ -385,3 +385,61 @@ fn both_nodes_here_take_every_bucket() {
     let b1 = udp4(MCAST_MAC, CLIENT_B1, VIP4);
     assert_eq!(run(&dp, &b1), (XDP_PASS, b1.clone()));
 }
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+
+/// Runs the egress guard on `frame` leaving the carp interface (ifindex 1, as the program
+/// sees it under BPF_PROG_TEST_RUN); the verdict and the frame as it leaves.
+fn run_guard(dp: &Dataplane, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; 512];
+    let result = dp
+        .guard_program()
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("run the egress guard");
+    out.truncate(result.data_size_out as usize);
+    (result.return_value, out)
+}
+
+#[test]
+fn the_guard_lets_any_node_master_send_and_hides_the_carp_mac() {
+    if !require_root("the_guard_lets_any_node_master_send_and_hides_the_carp_mac") {
+        return;
+    }
+    // A reply from the carp interface, as its kernel sends it: from the unicast carp MAC.
+    let reply = {
+        let udp = [0x00, 0x35, 0x30, 0x39, 0x00, 0x08, 0x00, 0x00];
+        ethernet(
+            CLIENT_MAC,
+            UCAST_MAC,
+            0x0800,
+            &ipv4(VIP4, CLIENT_B1, 17, 64, &udp),
+        )
+    };
+    let mut from_dev = reply.clone();
+    from_dev[6..12].copy_from_slice(&DEV_MAC);
+    for (mode, leaves_as) in [
+        (LB_MODE_IP, &from_dev),
+        (LB_MODE_IP_STEALTH, &from_dev),
+        (LB_MODE_IP_UNICAST, &reply),
+    ] {
+        let mut dp = balanced_dataplane(mode);
+        dp.set_guard(IFINDEX, IFINDEX, LEADER).unwrap();
+        // Master of the other node only: it serves buckets, so it may answer.
+        set_masters(&mut dp, Masters::Other);
+        assert_eq!(
+            run_guard(&dp, &reply),
+            (TC_ACT_OK, leaves_as.clone()),
+            "mode {mode}"
+        );
+        // Master of nothing live: silent, counted.
+        set_masters(&mut dp, Masters::OtherExpired);
+        let before = dp.counters().unwrap().egress_dropped_not_master;
+        assert_eq!(run_guard(&dp, &reply).0, TC_ACT_SHOT, "mode {mode}");
+        assert_eq!(dp.counters().unwrap().egress_dropped_not_master, before + 1);
+    }
+}
