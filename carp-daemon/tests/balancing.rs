@@ -207,6 +207,11 @@ fn two_hosts_share_the_address_and_sigkill_moves_a_bucket() {
         "{text}"
     );
 
+    // Per-node settings live in carpnodes: carpctl refuses them.
+    let refused = a.carpctl(&["carp0", "advskew", "5"]);
+    assert!(!refused.success(), "{}", refused.stdout);
+    assert!(refused.stderr.contains("carpnodes"), "{}", refused.stderr);
+
     let taken = flood_shares(&lab, &[a, b], MCAST_MAC);
     assert_shares(&taken, &[0.5, 0.5]);
 

@@ -276,4 +276,42 @@ mod tests {
         // ...and what OpenBSD signs, without link-locals, verifies.
         assert!(with.verify(42, &without.sign(42)));
     }
+
+    #[test]
+    fn balanced_nodes_sign_as_openbsd_vhosts() {
+        use crate::config::{LoadBalance, Node};
+        let v4 = [Ipv4Addr::new(192, 0, 2, 1)];
+        let nodes = vec![
+            Node {
+                vhid: 3,
+                advskew: 0,
+            },
+            Node {
+                vhid: 4,
+                advskew: 100,
+            },
+        ];
+        for mode in [Balancing::Ip, Balancing::IpStealth] {
+            let cfg = CarpInterface {
+                vhid: 3,
+                balance: Some(LoadBalance {
+                    mode,
+                    nodes: nodes.clone(),
+                }),
+                ..ipv4_only()
+            };
+            // The leader hashes the interface's MAC when it is not its own: the multicast
+            // one in ip mode (carp_hmac_prepare_ctx), nothing otherwise.
+            let lladdr = (mode == Balancing::Ip).then_some([0x01, 0x00, 0x5e, 0x00, 0x01, 0x03]);
+            let want = CarpAuth::new("secret", 3, &v4, &[], lladdr).unwrap();
+            assert_eq!(auth_for(&cfg).unwrap().sign(7), want.sign(7), "{mode}");
+            // Another node signs with its own vhid and no MAC.
+            let node = CarpIf::node(&cfg, nodes[1], 2, false).unwrap();
+            let want = CarpAuth::new("secret", 4, &v4, &[], None).unwrap();
+            assert_eq!(node.auth.sign(7), want.sign(7), "{mode}");
+            assert_eq!((node.cfg.vhid, node.cfg.advskew), (4, 100));
+            assert_eq!(node.node_of.as_deref(), Some("carp0"));
+            assert_eq!(node.vmac, virtual_mac(4));
+        }
+    }
 }
