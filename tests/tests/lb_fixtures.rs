@@ -151,6 +151,21 @@ fn cases() -> Vec<Case> {
     let l2_multicast = udp4([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb], CLIENT_B1, group);
     let to_multicast = udp4(MCAST_MAC, CLIENT_B1, group);
     let unreachable = icmp_unreachable(CLIENT_B0);
+    let icmp6_unreachable = {
+        let router6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let client6_b0 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+        let inner = ipv6(VIP6, client6_b0, 17, 64, &[0, 0x35, 0x30, 0x39, 0, 8, 0, 0]);
+        let mut icmp = vec![1, 4, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&inner);
+        let csum = icmpv6_checksum(router6, VIP6, &icmp);
+        icmp[2..4].copy_from_slice(&csum.to_be_bytes());
+        ethernet(
+            MCAST_MAC,
+            CLIENT_MAC,
+            0x86dd,
+            &ipv6(router6, VIP6, 58, 64, &icmp),
+        )
+    };
     vec![
         Case {
             name: "own bucket (bucket 1, master of its node): passed, to the unicast MAC",
@@ -238,11 +253,40 @@ fn cases() -> Vec<Case> {
             counter: Some("lb_dropped_other_bucket"),
         },
         Case {
+            // Outer ::1 ^ ::30 folds to bucket 1, the carried ::30 -> ::100 to bucket 0.
+            name: "ICMPv6 error hashed on the packet it carries (bucket 0): passed by its master",
+            masters: Masters::Leader,
+            frame: icmp6_unreachable.clone(),
+            want: (XDP_PASS, Some(unicast_again(&icmp6_unreachable))),
+            counter: Some("lb_accepted"),
+        },
+        Case {
+            name: "ICMPv6 error of another host's flow: dropped",
+            masters: Masters::Other,
+            frame: icmp6_unreachable,
+            want: (XDP_DROP, None),
+            counter: Some("lb_dropped_other_bucket"),
+        },
+        Case {
             name: "ARP as master of the leader: answered with the multicast carp MAC, from the carpdev's MAC",
             masters: Masters::Leader,
             frame: arp_request(CLIENT_MAC, CLIENT_B1, VIP4),
             want: (XDP_TX, Some(arp_reply_from(DEV_MAC, MCAST_MAC))),
             counter: Some("arp_replied"),
+        },
+        Case {
+            name: "NS as master of the leader: the multicast carp MAC announced, from the carpdev's MAC",
+            masters: Masters::Leader,
+            frame: neighbor_solicitation(CLIENT_MAC, CLIENT6_B1, VIP6),
+            want: (XDP_TX, Some(na_from(DEV_MAC, MCAST_MAC))),
+            counter: Some("ns_replied"),
+        },
+        Case {
+            name: "NS as master of another node only: not answered",
+            masters: Masters::Other,
+            frame: neighbor_solicitation(CLIENT_MAC, CLIENT6_B1, VIP6),
+            want: (XDP_DROP, None),
+            counter: Some("ns_dropped_not_master"),
         },
         Case {
             name: "ARP as master of another node only: not answered",
@@ -257,6 +301,14 @@ fn cases() -> Vec<Case> {
 /// The ARP reply for VIP4 to CLIENT_B1 with Ethernet source `src` and sender MAC `sha`.
 fn arp_reply_from(src: [u8; 6], sha: [u8; 6]) -> Vec<u8> {
     let mut frame = arp_reply(sha, VIP4, CLIENT_MAC, CLIENT_B1);
+    frame[6..12].copy_from_slice(&src);
+    frame
+}
+
+/// The solicited NA for VIP6 to CLIENT6_B1 with Ethernet source `src` and target
+/// link-layer address `lladdr` (solicited and override flags).
+fn na_from(src: [u8; 6], lladdr: [u8; 6]) -> Vec<u8> {
+    let mut frame = neighbor_advertisement(lladdr, VIP6, CLIENT_MAC, CLIENT6_B1, 0x60);
     frame[6..12].copy_from_slice(&src);
     frame
 }
