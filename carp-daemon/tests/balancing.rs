@@ -312,3 +312,72 @@ fn ip_unicast_on_ports_that_flood() {
         "ping the shared address"
     );
 }
+
+#[test]
+fn a_new_passphrase_reaches_every_node_without_a_failover() {
+    let Some(lab) = lab("e2e_lb_reload", 2) else {
+        return;
+    };
+    let mut routers = balanced(&lab, 2, "ip");
+    // Every node signs with the new passphrase after SIGHUP (applied in place, no failover).
+    for (i, r) in routers.iter().enumerate() {
+        let text = balanced_carp0(r.host, i, 2, "ip").replace(PASS, "n3w-secret");
+        std::fs::write(&r.config, text).unwrap();
+    }
+    for r in &routers {
+        r.signal(Signal::SIGHUP);
+    }
+    for r in &routers {
+        let reloaded = wait_until(Duration::from_secs(5), || {
+            r.log().contains("SIGHUP: configuration reloaded")
+        });
+        assert!(
+            reloaded.is_ok(),
+            "{} did not reload:
+{}",
+            r.host.name(),
+            r.log()
+        );
+    }
+    for (i, r) in routers.iter().enumerate() {
+        assert_eq!(
+            mastered(r),
+            [i as u64 + 1],
+            "{}:
+{}",
+            r.host.name(),
+            r.log()
+        );
+    }
+    // b dies; a takes node 2 over after master-down. b, started afresh with the new
+    // passphrase, must accept a's adverts for both nodes and stay backup: a node of a's
+    // still signing with the old key would look dead to b, which would take it.
+    routers[1].signal(Signal::SIGKILL);
+    wait_mastered(&routers[0], &[1, 2], Duration::from_secs(10));
+    routers[1].restart(&[]);
+    let b = &routers[1];
+    let states = |r: &Router<'_>| node_states(r).unwrap_or_default();
+    if wait_until(Duration::from_secs(10), || {
+        states(b).iter().filter(|(_, s)| s == "BACKUP").count() == 2
+    })
+    .is_err()
+    {
+        panic!(
+            "restarted b: {:?}
+{}",
+            states(b),
+            b.log()
+        );
+    }
+    // Longer than b's master-down interval (3 × (1 + 100/256) s): b took nothing over.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        mastered(&routers[1]),
+        Vec::<u64>::new(),
+        "{}",
+        routers[1].log()
+    );
+    assert_eq!(mastered(&routers[0]), [1, 2]);
+    let taken = flood_shares(&lab, &[&routers[0], &routers[1]], MCAST_MAC);
+    assert_eq!(taken, [256, 0]);
+}
