@@ -5,13 +5,15 @@
 //! Sections (each in its own module): failover as a client feels it ([`failover`]), the soak
 //! that picks carpd's fastest stable timers ([`soak`]), the dataplane's ARP answer rate
 //! against the kernel's ([`dataplane`]), resilience to protocol-112 floods ([`flood`]) and
-//! the daemons' cost ([`cost`]). [`report`] writes docs/BENCHMARKS.md and the timeline
+//! the daemons' cost ([`cost`]), and carpd's load balancing across 1 to 3 hosts
+//! ([`balancing`], a lab of its own). [`report`] writes docs/BENCHMARKS.md and the timeline
 //! figure ([`plot`]).
 //!
 //! Everything runs in one [`carp_tests::Lab`] (two routers, a client, a switch); it is
 //! removed when the bench ends, also on error and on Ctrl-C: SIGINT and SIGTERM only set a
 //! flag here, every wait checks it, and the lab's Drop does the cleanup.
 mod analysis;
+mod balancing;
 mod cost;
 mod dataplane;
 mod failover;
@@ -251,6 +253,17 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     }
     run_floods(&ctx, plan, &fastests, &mut results)?;
     run_costs(&ctx, plan, &defaults, &fastests, &mut results)?;
+    if with(Tool::Carpd) {
+        section("load balancing (carpnodes)");
+        results.balancing = ctx.attempt("load balancing", &mut results.errors, || {
+            balancing::measure(
+                &ctx.bins,
+                plan.rate_window,
+                !plan.plain_lab,
+                ctx.interrupted(),
+            )
+        })?;
+    }
 
     results.elapsed = started.elapsed();
     report::write(&results, out)?;

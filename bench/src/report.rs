@@ -28,6 +28,8 @@ pub struct Results {
     /// carpd under the valid-checksum flood into a small advert ring.
     pub ring_flood: Vec<RingFloodResult>,
     pub cost: Vec<CostResult>,
+    /// carpd's load balancing across 1 to 3 hosts.
+    pub balancing: Option<crate::balancing::BalanceResult>,
     /// Parts that failed, with the first line of their error.
     pub errors: Vec<String>,
     pub elapsed: Duration,
@@ -45,6 +47,7 @@ impl Results {
             flood: Vec::new(),
             ring_flood: Vec::new(),
             cost: Vec::new(),
+            balancing: None,
             errors: Vec::new(),
             elapsed: Duration::ZERO,
         }
@@ -167,7 +170,59 @@ fn markdown(r: &Results) -> String {
     flood_section(&mut md, r);
     ring_flood_section(&mut md, r);
     cost_section(&mut md, r);
+    balancing_section(&mut md, r);
     md
+}
+
+fn balancing_section(md: &mut String, r: &Results) {
+    let Some(b) = &r.balancing else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "## Load balancing (carpd only)
+"
+    );
+    let _ = writeln!(
+        md,
+        "OpenBSD's `carpnodes` with `balancing ip`, in a lab of its own (three routers, a \
+         client): host i prefers node i + 1; one host is a plain `vhid 1`. The client floods \
+         UDP from 256 source addresses to the carp MAC for {} (one AF_PACKET socket per \
+         core); each host's XDP program keeps its buckets and drops the others' \
+         (`lb_accepted` / `vmac_accepted`). The generator, the bridge and every host share \
+         this machine's {} cores, so more hosts spread the same work rather than add \
+         capacity here; on separate machines each host carries its share.\n",
+        crate::human(b.window),
+        cores()
+    );
+    let _ = writeln!(
+        md,
+        "| hosts | offered frames/s | accepted frames/s | per host |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
+    for a in &b.accepted {
+        let per_host = a
+            .per_host
+            .iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0} | {per_host} |",
+            a.hosts,
+            a.offered_per_s,
+            a.total_per_s()
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nOne bucket's outage when its host's carpd is SIGKILLed (two hosts, advbase 1, \
+         advskew 0/100; the client pings every 2 ms from an address of that bucket): \
+         **{:.0} ms**, from the fail-silent deadline of the dead carpd's node to the other \
+         host's master-down takeover; the other bucket is not interrupted.\n",
+        b.outage.as_secs_f64() * 1e3
+    );
 }
 
 const METHOD: &str = "\

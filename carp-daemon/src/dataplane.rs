@@ -53,7 +53,7 @@ use aya::{
     },
 };
 use carp_common::maps::{
-    CarpdevEntry, DataplaneCounters, FAMILY_V4, FAMILY_V6, MasterAdvert, MasterAdvertKey,
+    CarpdevEntry, DataplaneCounters, FAMILY_V4, FAMILY_V6, LbGroup, MasterAdvert, MasterAdvertKey,
     VHID_STATE_BACKUP, VHID_STATE_INIT, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key,
     VipEntry, pin,
 };
@@ -71,7 +71,7 @@ const PROGRAM: &str = "carp";
 const GUARD_PROGRAM: &str = "carp_guard";
 
 /// Every pinned map, in the order they are created.
-const MAP_NAMES: [&str; 9] = [
+const MAP_NAMES: [&str; 10] = [
     pin::VHIDS,
     pin::VIP4,
     pin::VIP6,
@@ -81,6 +81,7 @@ const MAP_NAMES: [&str; 9] = [
     pin::GUARDS,
     pin::MASTER_ADVERTS,
     pin::MASTER_SEEN,
+    pin::LB_GROUPS,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +200,7 @@ pub struct Dataplane {
     guards: HashMap<MapData, u32, VhidKey>,
     master_adverts: HashMap<MapData, MasterAdvertKey, MasterAdvert>,
     master_seen: HashMap<MapData, MasterAdvertKey, u64>,
+    lb_groups: HashMap<MapData, VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
 }
@@ -265,6 +267,7 @@ impl Dataplane {
         let guards = take(&mut ebpf, pin::GUARDS)?;
         let master_adverts = take(&mut ebpf, pin::MASTER_ADVERTS)?;
         let master_seen = take(&mut ebpf, pin::MASTER_SEEN)?;
+        let lb_groups = take(&mut ebpf, pin::LB_GROUPS)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
@@ -287,6 +290,7 @@ impl Dataplane {
             guards,
             master_adverts,
             master_seen,
+            lb_groups,
             links: Vec::new(),
         })
     }
@@ -555,6 +559,47 @@ impl Dataplane {
             })
     }
 
+    /// Declares a balanced carp interface on carpdev `ifindex`: its nodes' vhids (sorted,
+    /// the leader first), its mode (`carp_common::lb::LB_MODE_*`) and the carpdev's MAC.
+    /// Who serves each bucket is the state of its node's vhid entry ([`Dataplane::set_vhid`]).
+    pub fn set_lb_group(
+        &mut self,
+        ifindex: u32,
+        vhids: &[u8],
+        mode: u32,
+        dev_mac: [u8; 6],
+    ) -> Result<(), DataplaneError> {
+        let mut group = LbGroup {
+            mode,
+            count: vhids.len().min(carp_common::lb::LB_MAX_NODES) as u32,
+            vhids: [0; carp_common::lb::LB_MAX_NODES],
+            dev_mac,
+            _pad: [0; 2],
+        };
+        for (slot, vhid) in group.vhids.iter_mut().zip(vhids) {
+            *slot = *vhid;
+        }
+        let key = VhidKey {
+            ifindex,
+            vhid: u32::from(vhids.first().copied().unwrap_or(0)),
+        };
+        self.lb_groups
+            .insert(key, group, 0)
+            .map_err(|source| DataplaneError::Map {
+                map: pin::LB_GROUPS,
+                source,
+            })
+    }
+
+    /// Forgets a balanced interface (by its leader vhid).
+    pub fn remove_lb_group(&mut self, ifindex: u32, leader: u8) -> Result<(), DataplaneError> {
+        let key = VhidKey {
+            ifindex,
+            vhid: u32::from(leader),
+        };
+        ignore_missing(self.lb_groups.remove(&key), pin::LB_GROUPS)
+    }
+
     /// Forgets a vhid, its followed master included.
     pub fn remove_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), DataplaneError> {
         self.clear_master_advert(ifindex, vhid)?;
@@ -736,6 +781,10 @@ impl Dataplane {
         let keys: Vec<MasterAdvertKey> = self.master_seen.keys().filter_map(Result::ok).collect();
         for k in keys {
             ignore_missing(self.master_seen.remove(&k), pin::MASTER_SEEN)?;
+        }
+        let keys: Vec<VhidKey> = self.lb_groups.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            ignore_missing(self.lb_groups.remove(&k), pin::LB_GROUPS)?;
         }
         Ok(())
     }

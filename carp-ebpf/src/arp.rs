@@ -16,6 +16,7 @@ use carp_common::{
 };
 
 use crate::{
+    lb,
     maps::{VIP4, count, is_live_master, vhid_entry},
     packet::{ptr_at, read_at},
 };
@@ -68,14 +69,16 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     ) else {
         return xdp_action::XDP_PASS;
     };
+    // A balanced interface answers with its carp MAC (see `lb::answer_macs`).
+    let (lladdr, src) = lb::answer_macs(ifindex, vip.vhid as u8, entry.vmac);
     // SAFETY: both pointers were bounds-checked against data_end just above.
     unsafe {
         (*eth).dst = (*eth).src;
-        (*eth).src = entry.vmac;
+        (*eth).src = src;
         (*out).op = ARPOP_REPLY.to_be_bytes();
         (*out).tha = arp.sha;
         (*out).tpa = arp.spa;
-        (*out).sha = entry.vmac;
+        (*out).sha = lladdr;
         (*out).spa = arp.tpa;
     }
     count(|c| &mut c.arp_replied);

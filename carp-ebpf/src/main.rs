@@ -6,8 +6,10 @@
 //! 1. carpdev not configured in `carp_devs` → pass (the program is inert until carpd says).
 //! 2. VLAN-tagged → pass untouched (a tagged frame belongs to a VLAN interface above us;
 //!    it is never parsed as if it were untagged).
-//! 3. destined to the virtual MAC of a vhid served here → dropped unless this host is live
-//!    master (a switch may still flood the old master's MAC after a failover).
+//! 3. destined to the carp MAC of a balanced interface → `lb` keeps it if this host is the
+//!    live master of its bucket; destined to the virtual MAC of any other vhid served here →
+//!    dropped unless this host is live master (a switch may still flood the old master's MAC
+//!    after a failover).
 //! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert`.
 //! 5. everything else → pass.
 //!
@@ -20,6 +22,7 @@ mod advert;
 mod arp;
 mod fastpath;
 mod guard;
+mod lb;
 mod maps;
 mod ndp;
 mod packet;
@@ -57,7 +60,11 @@ pub fn carp(ctx: XdpContext) -> u32 {
         count(|c| &mut c.vlan_passed);
         return xdp_action::XDP_PASS;
     }
-    if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)
+    if let Some((group, multicast)) = lb::group_of(ifindex, &eth.dst) {
+        if let Some(verdict) = lb::decide(&ctx, ifindex, ethertype, &group, multicast) {
+            return verdict;
+        }
+    } else if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)
         && let Some(entry) = vhid_entry(ifindex, vhid)
     {
         if !is_live_master(&entry) {
@@ -87,10 +94,10 @@ pub fn carp(ctx: XdpContext) -> u32 {
 
 /// Egress of a carp interface: pass while this host is the vhid's live master, else drop.
 #[classifier]
-pub fn carp_guard(ctx: TcContext) -> i32 {
+pub fn carp_guard(mut ctx: TcContext) -> i32 {
     // SAFETY: the kernel hands a valid __sk_buff; `ifindex` is readable by tc programs.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    if guard::may_send(ifindex) {
+    if guard::may_send(&mut ctx, ifindex) {
         TC_ACT_OK
     } else {
         TC_ACT_SHOT

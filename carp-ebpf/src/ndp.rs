@@ -25,6 +25,7 @@ use carp_common::{
 };
 
 use crate::{
+    lb,
     maps::{VIP6, count, is_live_master, vhid_entry},
     packet::{ptr_at, read_at},
 };
@@ -80,7 +81,10 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
         flags |= NA_FLAG_ROUTER;
     }
     // Built whole on the stack, written in one go once the frame has been resized to fit it.
-    let frame = NaFrame::new(entry.vmac, ns.target, dst_mac, dst_ip, flags);
+    // A balanced interface announces its carp MAC (see `lb::answer_macs`).
+    let (lladdr, src) = lb::answer_macs(ifindex, vip.vhid as u8, entry.vmac);
+    let mut frame = NaFrame::new(lladdr, ns.target, dst_mac, dst_ip, flags);
+    frame.eth.src = src;
 
     // Resize the frame to exactly the reply: a solicitation for duplicate address detection
     // carries no source link-layer option and is shorter; one with more options is longer.

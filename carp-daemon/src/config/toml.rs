@@ -68,6 +68,9 @@ struct RawInterface {
     vhid: Option<Spanned<i128>>,
     advbase: Option<Spanned<i128>>,
     advskew: Option<Spanned<i128>>,
+    /// `"1:0,2:100"`, as hostname.if's `carpnodes`.
+    carpnodes: Option<Spanned<String>>,
+    balancing: Option<Spanned<String>>,
     pass: Option<Spanned<RawPass>>,
     pass_file: Option<Spanned<String>>,
     addresses: Option<Vec<Spanned<String>>>,
@@ -303,6 +306,8 @@ fn interface(
         vhid,
         advbase,
         advskew,
+        carpnodes,
+        balancing,
         pass,
         pass_file,
         addresses,
@@ -329,6 +334,8 @@ fn interface(
     d.vhid = vhid.map(|v| l.number("vhid", v));
     d.advbase = advbase.map(|v| l.number("advbase", v));
     d.advskew = advskew.map(|v| l.number("advskew", v));
+    d.carpnodes = carpnodes.map(|v| l.value("carpnodes", v));
+    d.balancing = balancing.map(|v| l.value("balancing", v));
     d.pass = pass.and_then(|v| match l.value("pass", v) {
         Located {
             value: RawPass::Text(p),
@@ -414,7 +421,7 @@ mod tests {
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
-        let mut seen = [false; 13];
+        let mut seen = [false; 15];
         for entry in raw.interface {
             let RawInterface {
                 name,
@@ -422,6 +429,8 @@ mod tests {
                 vhid,
                 advbase,
                 advskew,
+                carpnodes,
+                balancing,
                 pass,
                 pass_file,
                 addresses,
@@ -432,12 +441,14 @@ mod tests {
                 up,
             } = entry.into_inner();
             // Typed with its length, so a key added above without a place here fails to build.
-            let set: [bool; 13] = [
+            let set: [bool; 15] = [
                 name.is_some(),
                 carpdev.is_some(),
                 vhid.is_some(),
                 advbase.is_some(),
                 advskew.is_some(),
+                carpnodes.is_some(),
+                balancing.is_some(),
                 pass.is_some(),
                 pass_file.is_some(),
                 addresses.is_some(),
@@ -452,7 +463,7 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, [true; 13],
+            seen, [true; 15],
             "an [[interface]] key is missing from the example"
         );
         let mut probes = std::collections::BTreeSet::new();

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use super::balance::{self, Balancing, LoadBalance, Node};
 use super::error::{Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 use super::{Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, Passphrase};
 use crate::values::{
@@ -72,6 +73,10 @@ pub(super) struct Draft {
     pub vhid: Option<Located<Num>>,
     pub advbase: Option<Located<Num>>,
     pub advskew: Option<Located<Num>>,
+    /// `carpnodes` as written (hostname.if word or TOML key).
+    pub carpnodes: Option<Located<String>>,
+    /// `balancing` as written.
+    pub balancing: Option<Located<String>>,
     /// From `pass`, or read from `pass_file` (located at that key).
     pub pass: Option<Located<Passphrase>>,
     pub addresses: Vec<Located<DraftAddr>>,
@@ -117,6 +122,8 @@ impl Draft {
             vhid: None,
             advbase: None,
             advskew: None,
+            carpnodes: None,
+            balancing: None,
             pass: None,
             addresses: Vec::new(),
             peers: Vec::new(),
@@ -288,6 +295,7 @@ struct Checked {
     vhid: Option<(u8, Location)>,
     advbase: u8,
     advskew: u8,
+    balance: Option<LoadBalance>,
     passphrase: Option<Passphrase>,
     ipv4: Vec<(Addr4, Location)>,
     ipv6: Vec<(Addr6, Location)>,
@@ -346,7 +354,16 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             }
         },
     };
+    let (nodes, balance) = check_balance(sink, d);
     let vhid = match &d.vhid {
+        None if d.carpnodes.is_some() => {
+            let at = d.carpnodes.as_ref().map(|c| c.at.clone());
+            nodes.first().zip(at).map(|(n, at)| (n.vhid, at))
+        }
+        Some(v) if d.carpnodes.is_some() => {
+            sink.push(&v.at, Problem::VhidAndCarpnodes);
+            None
+        }
         None => {
             let hint = "every carp interface needs a virtual host id ('vhid N', 1 to 255)";
             sink.push(
@@ -362,11 +379,17 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         .as_ref()
         .and_then(|v| number(sink, ADVBASE, v))
         .unwrap_or(DEFAULT_ADVBASE);
-    let advskew = d
-        .advskew
-        .as_ref()
-        .and_then(|v| number(sink, ADVSKEW, v))
-        .unwrap_or(DEFAULT_ADVSKEW);
+    let advskew = match (&d.advskew, nodes.first()) {
+        (Some(v), Some(_)) => {
+            sink.push(&v.at, Problem::AdvskewWithCarpnodes);
+            DEFAULT_ADVSKEW
+        }
+        (None, Some(leader)) => leader.advskew,
+        (v, None) => v
+            .as_ref()
+            .and_then(|v| number(sink, ADVSKEW, v))
+            .unwrap_or(DEFAULT_ADVSKEW),
+    };
     let passphrase = d.pass.as_ref().and_then(|p| {
         match values::check_passphrase(p.value.expose()) {
             Ok(()) => {}
@@ -426,6 +449,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         vhid,
         advbase,
         advskew,
+        balance,
         passphrase,
         ipv4,
         ipv6,
@@ -433,6 +457,38 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         groups,
         initial_state,
     }
+}
+
+/// `carpnodes` and `balancing`: the nodes (empty without `carpnodes`) and the balancing
+/// they amount to, with OpenBSD's defaults (see `balance.rs`).
+fn check_balance(sink: &mut Sink<'_>, d: &Draft) -> (Vec<Node>, Option<LoadBalance>) {
+    let mode = d.balancing.as_ref().and_then(|b| {
+        Balancing::parse(&b.value)
+            .map_err(|p| sink.push(&b.at, p))
+            .ok()
+            .map(|m| (m, &b.at))
+    });
+    let nodes = match &d.carpnodes {
+        Some(c) => match balance::parse_nodes(&c.value) {
+            Ok(nodes) => nodes,
+            Err(p) => {
+                sink.push(&c.at, p);
+                return (Vec::new(), None);
+            }
+        },
+        None => Vec::new(),
+    };
+    // Without carpnodes the interface is one node: a mode alone is ignored, as there.
+    let (balance, warning) = balance::normalise(nodes.clone(), mode.map(|(m, _)| m));
+    if let Some(w) = warning {
+        let at = mode
+            .map(|(_, at)| at.clone())
+            .or_else(|| d.carpnodes.as_ref().map(|c| c.at.clone()));
+        if let Some(at) = at {
+            sink.push(&at, w);
+        }
+    }
+    (nodes, balance)
 }
 
 /// Why an address cannot be a unicast peer, if it cannot.
@@ -647,25 +703,32 @@ pub(super) fn validate(
 
     // One vhid once per carpdev (OpenBSD's SIOCSVH refuses the second with EINVAL): both
     // would claim the same virtual MAC on the same segment.
+    // Every node of a balanced interface counts (carp_check_dup_vhids).
     let mut vhids: HashMap<(&str, u8), (&str, &Origin)> = HashMap::new();
     for (i, (d, c)) in drafts.iter().zip(&checked).enumerate() {
         let (Some((carpdev, _)), Some((vhid, at))) = (&c.carpdev, &c.vhid) else {
             continue;
         };
         let me = c.name.as_deref().unwrap_or("?");
-        match vhids.get(&(carpdev.as_str(), *vhid)) {
-            Some((other, other_at)) => {
-                let problem = Problem::DuplicateVhid {
-                    vhid: *vhid,
-                    carpdev: carpdev.clone(),
-                    other: (*other).to_owned(),
-                    at: (*other_at).clone(),
-                };
-                sink.push(at, problem);
-                ok[i] = false;
-            }
-            None => {
-                vhids.insert((carpdev, *vhid), (me, &d.origin));
+        let node_vhids = match &c.balance {
+            Some(lb) => lb.nodes.iter().map(|n| n.vhid).collect(),
+            None => vec![*vhid],
+        };
+        for vhid in &node_vhids {
+            match vhids.get(&(carpdev.as_str(), *vhid)) {
+                Some((other, other_at)) => {
+                    let problem = Problem::DuplicateVhid {
+                        vhid: *vhid,
+                        carpdev: carpdev.clone(),
+                        other: (*other).to_owned(),
+                        at: (*other_at).clone(),
+                    };
+                    sink.push(at, problem);
+                    ok[i] = false;
+                }
+                None => {
+                    vhids.insert((carpdev, *vhid), (me, &d.origin));
+                }
             }
         }
     }
@@ -705,6 +768,7 @@ pub(super) fn validate(
             vhid,
             advbase: c.advbase,
             advskew: c.advskew,
+            balance: c.balance,
             passphrase: c.passphrase,
             ipv4: c.ipv4.into_iter().map(|(a, _)| a).collect(),
             ipv6: c.ipv6.into_iter().map(|(a, _)| a).collect(),

@@ -342,6 +342,22 @@ pub struct InterfaceStatus {
     pub ifindex: u32,
     /// The most recent state change, if any since carpd started.
     pub last_transition: Option<Transition>,
+    /// OpenBSD's `balancing` mode of a balanced interface (`carpnodes`: "ip",
+    /// "ip-stealth", "ip-unicast"); absent for a plain carp interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancing: Option<String>,
+    /// The nodes of a balanced interface in vhid order, each its own election; empty for
+    /// a plain one (`vhid`, `advskew` and `state` are then the interface's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node of a balanced interface, as ifconfig's `state S vhid V advskew A` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub vhid: u8,
+    pub advskew: u8,
+    pub state: CarpState,
 }
 
 /// One address of a carp interface.
@@ -538,6 +554,8 @@ mod tests {
                 reason: "BACKUP -> MASTER: master down timer expired".into(),
                 seconds_ago: 42,
             }),
+            balancing: None,
+            nodes: vec![],
         }
     }
 

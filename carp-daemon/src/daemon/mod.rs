@@ -23,6 +23,7 @@
 //!   requests   carpctl's requests: status, stats, apply
 //!   lifecycle  start, reload, shutdown; building and removing carp interfaces
 //!   checks     health check results into group demotion; checks on reload
+//!   balance    the node elections of balanced interfaces (carpnodes), their dataplane
 //!   drive      an event into a vhid's state machine, and its actions carried out
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
@@ -38,6 +39,7 @@ use crate::net::NetHandle;
 use crate::send::{advert::AdvertSender, announce::Announcer};
 use carpif::CarpIf;
 
+mod balance;
 mod carpif;
 mod checks;
 mod drive;
@@ -77,6 +79,9 @@ pub struct DaemonOptions {
 struct Carpdev {
     pub name: String,
     pub ifindex: u32,
+    /// Its own MAC: the source of adverts of balanced interfaces in `ip` and `ip-stealth`
+    /// modes, which never send from the carp MAC.
+    pub mac: [u8; 6],
     pub carrier: bool,
     pub adverts: AdvertSender,
     pub announcer: Announcer,
