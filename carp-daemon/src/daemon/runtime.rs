@@ -71,7 +71,11 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                     source,
                 })?;
             info!(%addr, "metrics endpoint listening");
-            Some(tokio::spawn(crate::metrics::serve(listener, scrape_tx)))
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                scrape_tx,
+                crate::metrics::Limits::default(),
+            )))
         }
         None => None,
     };
