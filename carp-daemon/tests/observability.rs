@@ -1,6 +1,6 @@
 //! Observability end to end: the metrics endpoint of a running carpd (parsed by the
 //! Prometheus project's own parser, promtool, and holding every metric the Grafana
-//! dashboard in dist/ queries).
+//! dashboard in dist/ queries), and `carpctl monitor` following a failover.
 mod common;
 
 use std::collections::BTreeSet;
@@ -10,11 +10,17 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use carp_tests::{Signal, wait_until};
 use common::*;
 
 const T1: Timers = Timers {
     advbase: 0,
     advskew: 60,
+};
+
+const T2: Timers = Timers {
+    advbase: 0,
+    advskew: 120,
 };
 
 const METRICS: &str = "127.0.0.1:9714";
@@ -161,5 +167,82 @@ fn metrics_parse_and_hold_every_dashboard_metric() {
     assert!(
         body.contains("carp_vhid_state{interface=\"carp0\",carpdev=\"eth0\",vhid=\"1\"} 2\n"),
         "{body}"
+    );
+}
+
+/// The JSON events `carpctl --json monitor` has printed so far.
+fn monitor_events(monitor: &carp_tests::LabProcess) -> Vec<serde_json::Value> {
+    monitor
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `carpctl monitor` on the backup sees it take over when the master stops, and ends on
+/// its own (exit 0, `stopped` last) when its carpd stops.
+#[test]
+fn monitor_follows_a_failover_and_ends_with_carpd() {
+    let Some(lab) = lab("e2e_monitor", 2) else {
+        return;
+    };
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &[]);
+    let monitor = r2
+        .host
+        .spawn([
+            carpctl_bin(),
+            "--state-dir",
+            r2.dir.to_str().unwrap(),
+            "--json",
+            "monitor",
+        ])
+        .expect("spawn carpctl monitor");
+    // Subscribed once it reports a change made after it started: a group demotion on the
+    // backup (which changes no election).
+    let subscribed = || {
+        monitor_events(&monitor)
+            .iter()
+            .any(|e| e["event"] == "group_demote" && e["group"] == "carp" && e["to"] == 1)
+    };
+    wait_until(Duration::from_secs(10), || {
+        ok(r2.carpctl(&["-g", "carp", "carpdemote", "1"]));
+        ok(r2.carpctl(&["-g", "carp", "-carpdemote", "1"]));
+        subscribed()
+    })
+    .unwrap_or_else(|_| panic!("the monitor saw no demotion:\n{}", monitor.log()));
+
+    r1.signal(Signal::SIGKILL);
+    r2.wait_state("MASTER", Duration::from_secs(10));
+    wait_until(Duration::from_secs(5), || {
+        monitor_events(&monitor).iter().any(|e| {
+            e["event"] == "state"
+                && e["interface"] == "carp0"
+                && e["vhid"] == 1
+                && e["from"] == "BACKUP"
+                && e["to"] == "MASTER"
+        })
+    })
+    .unwrap_or_else(|_| panic!("the monitor missed the takeover:\n{}", monitor.log()));
+
+    r2.signal(Signal::SIGTERM);
+    let status = monitor
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap_or_else(|| panic!("the monitor outlived carpd:\n{}", monitor.log()));
+    assert!(status.success(), "{status:?}\n{}", monitor.log());
+    let events = monitor_events(&monitor);
+    assert_eq!(
+        events.last().map(|e| e["event"].clone()),
+        Some("stopped".into()),
+        "{}",
+        monitor.log()
+    );
+    // The bow-out went out before the end: MASTER -> INIT.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "state" && e["from"] == "MASTER"),
+        "{}",
+        monitor.log()
     );
 }

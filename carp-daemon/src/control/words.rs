@@ -48,6 +48,8 @@ pub enum Command {
     Stats,
     /// `carpctl checks`.
     Checks,
+    /// `carpctl monitor`: the live event stream.
+    Monitor,
 }
 
 impl Command {
@@ -66,6 +68,7 @@ impl Command {
             },
             Command::Stats => Request::Stats,
             Command::Checks => Request::Checks,
+            Command::Monitor => Request::Monitor,
         }
     }
 }
@@ -102,7 +105,8 @@ pub const USAGE: &str = concat!(
     "carpctl [--state-dir DIR] [--json] [-v] [interface [word ...]]\n",
     "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N] [--persist]]\n",
     "       carpctl [--state-dir DIR] [--json] stats\n",
-    "       carpctl [--state-dir DIR] [--json] checks"
+    "       carpctl [--state-dir DIR] [--json] checks\n",
+    "       carpctl [--state-dir DIR] [--json] monitor"
 );
 
 /// The words, man-page style, for `carpctl --help`.
@@ -137,6 +141,12 @@ WORDS
         Every health check ([[check]] in carpd.toml): up, down or pending, the last result
         and its reason, the consecutive successes and failures against rise and fall, and
         the demotion it holds on its group.
+    carpctl monitor
+        Follow what carpd decides, as `route monitor` follows the routing socket: state
+        changes with their reason, the demote count each vhid advertises, group demote
+        counters, adverts carpd rejected (with the source and why), and, while
+        `carpctl debug xdp on`, the XDP program's decisions. One line per event (--json: one
+        JSON object per line) until carpd stops or carpctl is interrupted.
 
     Words after an interface name:
     up | down
@@ -223,6 +233,8 @@ pub fn parse(words: &[String]) -> Result<Command, WordError> {
         "stats" => Err(WordError::usage("stats: takes no words")),
         "checks" if words.len() == 1 => Ok(Command::Checks),
         "checks" => Err(WordError::usage("checks: takes no words")),
+        "monitor" if words.len() == 1 => Ok(Command::Monitor),
+        "monitor" => Err(WordError::usage("monitor: takes no words")),
         flag if flag.starts_with('-') => Err(WordError::usage(format!("unknown option {flag}"))),
         name => {
             check_name(name)?;
@@ -467,6 +479,7 @@ mod tests {
         assert_eq!(ok("stats"), Command::Stats);
         assert_eq!(ok("checks"), Command::Checks);
         assert_eq!(ok("checks").request(), Request::Checks);
+        assert_eq!(ok("monitor").request(), Request::Monitor);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tracing::{debug, error, info, warn};
 use super::event_source::SourceHealth;
 use super::{Daemon, DaemonOptions, now};
 use crate::Error;
+use crate::control::monitor::MonitorEvent;
 use crate::control::server::{ControlRequest, ControlServer};
 use crate::dataplane::AdvertReader;
 use crate::metrics::{ScrapeRequest, Snapshot, VhidMetrics};
@@ -57,6 +58,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
 
     // carpctl: requests reach this loop through a channel and are answered in turn.
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(16);
+    let server = server.with_monitors(daemon.monitor.handle());
     let control_task = tokio::spawn(server.serve(control_tx));
 
     // Prometheus scrapes, likewise.
@@ -134,7 +136,10 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     if let Some(task) = metrics_task {
         task.abort();
     }
+    let monitors = daemon.monitor.closer();
     let stopped = daemon.shutdown().await;
+    // The daemon is gone: monitors get their last events (the bow-out), then `stopped`.
+    monitors.wait(MONITOR_DRAIN_TIMEOUT).await;
     // The hooks of the last state changes (bowing out) run to their end, within limits.
     if !crate::hooks::HookRunner::global()
         .drain(HOOK_DRAIN_TIMEOUT)
@@ -156,12 +161,24 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
 /// Received adverts handled between two checks of the timers.
 const ADVERT_CHUNK: usize = 64;
 
+/// How long carpd waits at exit for `carpctl monitor` streams to take their last events.
+const MONITOR_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long carpd waits at exit for hooks still running (systemd's TimeoutStopSec is 10 s).
 const HOOK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// At most one warning per vhid this often about a peer advertising the other way
 /// (multicast to a vhid with unicast peers, or the reverse).
 const MODE_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// The name a carpd-side rejection has in the metrics (`carp_rejects_total{reason}`) and
+/// the monitor.
+fn reject_reason(reject: proto::Reject) -> &'static str {
+    match reject {
+        proto::Reject::Loop => "loop",
+        _ => "badauth",
+    }
+}
 
 /// The IP source of a delivered advert.
 fn source_address(event: &carp_common::maps::AdvertEvent) -> IpAddr {
@@ -300,6 +317,13 @@ impl Daemon {
             let due = cif
                 .mode_warned_at
                 .is_none_or(|at| now.duration_since(at) >= MODE_WARNING_EVERY);
+            let source = source_address(event);
+            self.monitor.publish(MonitorEvent::Rejected {
+                interface: name.clone(),
+                vhid,
+                source,
+                reason: "mode".to_owned(),
+            });
             if due && proto::verify_delivered(&event.carp, &cif.auth, cif.counter).is_ok() {
                 cif.mode_warned_at = Some(now);
                 let peer = source_address(event);
@@ -344,7 +368,14 @@ impl Daemon {
                     proto::Reject::Loop => cif.stats.rejected_loop += 1,
                     _ => cif.stats.rejected_auth += 1,
                 }
-                debug!(interface = %name, reason = reject.as_str(), "advert rejected");
+                let source = source_address(event);
+                debug!(interface = %name, %source, reason = reject.as_str(), "advert rejected");
+                self.monitor.publish(MonitorEvent::Rejected {
+                    interface: name,
+                    vhid,
+                    source,
+                    reason: reject_reason(reject).to_owned(),
+                });
             }
         }
     }
