@@ -179,6 +179,30 @@ fn monitor_events(monitor: &carp_tests::LabProcess) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `carpctl monitor` (with `--json` if `json`) following `router`'s carpd, once it is
+/// subscribed: it has reported a change made after it started (a demotion of group carp by
+/// 1 and back, which moves no election: the router must be BACKUP or alone).
+fn start_monitor(router: &Router<'_>, json: bool) -> carp_tests::LabProcess {
+    let mut argv = vec![carpctl_bin(), "--state-dir", router.dir.to_str().unwrap()];
+    if json {
+        argv.push("--json");
+    }
+    argv.push("monitor");
+    let monitor = router.host.spawn(argv).expect("spawn carpctl monitor");
+    let subscribed = || {
+        let log = monitor.log();
+        log.contains("group carp: carp demote count 0 -> 1")
+            || log.contains("\"event\":\"group_demote\",\"group\":\"carp\",\"from\":0,\"to\":1")
+    };
+    wait_until(Duration::from_secs(10), || {
+        ok(router.carpctl(&["-g", "carp", "carpdemote", "1"]));
+        ok(router.carpctl(&["-g", "carp", "-carpdemote", "1"]));
+        subscribed()
+    })
+    .unwrap_or_else(|_| panic!("the monitor saw no demotion:\n{}", monitor.log()));
+    monitor
+}
+
 /// `carpctl monitor` on the backup sees it take over when the master stops, and ends on
 /// its own (exit 0, `stopped` last) when its carpd stops.
 #[test]
@@ -187,29 +211,7 @@ fn monitor_follows_a_failover_and_ends_with_carpd() {
         return;
     };
     let (r1, r2) = master_and_backup(&lab, T1, T2, &[]);
-    let monitor = r2
-        .host
-        .spawn([
-            carpctl_bin(),
-            "--state-dir",
-            r2.dir.to_str().unwrap(),
-            "--json",
-            "monitor",
-        ])
-        .expect("spawn carpctl monitor");
-    // Subscribed once it reports a change made after it started: a group demotion on the
-    // backup (which changes no election).
-    let subscribed = || {
-        monitor_events(&monitor)
-            .iter()
-            .any(|e| e["event"] == "group_demote" && e["group"] == "carp" && e["to"] == 1)
-    };
-    wait_until(Duration::from_secs(10), || {
-        ok(r2.carpctl(&["-g", "carp", "carpdemote", "1"]));
-        ok(r2.carpctl(&["-g", "carp", "-carpdemote", "1"]));
-        subscribed()
-    })
-    .unwrap_or_else(|_| panic!("the monitor saw no demotion:\n{}", monitor.log()));
+    let monitor = start_monitor(&r2, true);
 
     r1.signal(Signal::SIGKILL);
     r2.wait_state("MASTER", Duration::from_secs(10));
@@ -245,4 +247,100 @@ fn monitor_follows_a_failover_and_ends_with_carpd() {
         "{}",
         monitor.log()
     );
+}
+
+/// How many lines of `log` contain `needle`.
+fn lines_with(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// `carpctl debug xdp on|off` at run time: a wrong-TTL advert (dropped by the XDP program)
+/// and a wrong-passphrase advert (it passes the program, which does not check the HMAC,
+/// and carpd rejects it) each leave their record with the source while on, and none while
+/// off, before and after; an ARP request for the virtual address leaves the program's
+/// answer with the state that decided it. The records reach the journal (carpd's log) and
+/// `carpctl monitor`, the carpdev named.
+#[test]
+fn decision_records_follow_the_debug_switch() {
+    use carp_tests::frames::{CarpFields, advert_v4, arp_request};
+    let Some(lab) = lab("e2e_xdp_log", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let r1 = Router::start(&lab, host, &hostname_carp0(host, T1), &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    let client = lab.client();
+    let (mac, src) = (client.mac(), client.addr4());
+    let bad_ttl = advert_v4(mac, src, 64, &CarpFields::advert(1).encode());
+    let bad_auth = advert_v4(mac, src, 255, &CarpFields::advert(1).encode());
+    let monitor = start_monitor(&r1, false);
+    // Both counted `n` times: the program and carpd have decided on each copy.
+    let counted = |n: u64| {
+        wait_until(Duration::from_secs(5), || {
+            let json = r1.carpctl(&["--json", "stats"]).stdout;
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            v["carp"]["carps_badttl"] == n && v["carp"]["carps_badauth"] == n
+        })
+        .unwrap_or_else(|_| panic!("not counted {n} times: {}", ok(r1.carpctl(&["stats"]))));
+    };
+    let ttl_line = format!(
+        "advert dropped: src={src} vhid=1 carpdev={} reason=bad_ttl",
+        host.ifname()
+    );
+    let auth_line = format!(
+        "advert rejected by carpd: badauth src={src} vhid=1 carpdev={}",
+        host.ifname()
+    );
+    let arp_line = format!(
+        "arp answered: target={VIP4} carpdev={} state=MASTER",
+        host.ifname()
+    );
+
+    // Off (the default).
+    inject(&lab, vec![bad_ttl.clone(), bad_auth.clone()], 1);
+    counted(1);
+
+    ok(r1.carpctl(&["debug", "xdp", "on"]));
+    inject(&lab, vec![bad_ttl.clone(), bad_auth.clone()], 1);
+    counted(2);
+    inject(&lab, vec![arp_request(mac, src, VIP4)], 1);
+    wait_until(Duration::from_secs(5), || {
+        let log = r1.log();
+        lines_with(&log, &ttl_line) >= 1
+            && lines_with(&log, &auth_line) >= 1
+            && lines_with(&log, &arp_line) >= 1
+    })
+    .unwrap_or_else(|_| {
+        panic!(
+            "records missing while on ({ttl_line:?}, {auth_line:?}, {arp_line:?}):\n{}",
+            r1.log()
+        )
+    });
+    wait_until(Duration::from_secs(5), || {
+        lines_with(&monitor.log(), &format!("xdp: {ttl_line}")) == 1
+    })
+    .unwrap_or_else(|_| panic!("the monitor missed the record:\n{}", monitor.log()));
+
+    ok(r1.carpctl(&["debug", "xdp", "off"]));
+    inject(&lab, vec![bad_ttl, bad_auth], 1);
+    counted(3);
+    // An ARP answered while off is followed by one line while on again: whatever the off
+    // phases wrote would stand before it.
+    inject(&lab, vec![arp_request(mac, src, VIP4)], 1);
+    ok(r1.carpctl(&["debug", "xdp", "on"]));
+    inject(&lab, vec![arp_request(mac, src, VIP4)], 1);
+    wait_until(Duration::from_secs(5), || {
+        lines_with(&r1.log(), &arp_line) == 2
+    })
+    .unwrap_or_else(|_| panic!("no record after switching on again:\n{}", r1.log()));
+    let log = r1.log();
+    assert_eq!(lines_with(&log, &ttl_line), 1, "records while off:\n{log}");
+    assert_eq!(lines_with(&log, &auth_line), 1, "records while off:\n{log}");
+    assert_eq!(lines_with(&log, &arp_line), 2, "records while off:\n{log}");
+    // carpd reports the rejection to the monitor whether or not the records are on.
+    let rejected = format!("carp0: vhid 1: advert from {src} rejected: badauth");
+    wait_until(Duration::from_secs(5), || {
+        lines_with(&monitor.log(), &rejected) == 3
+    })
+    .unwrap_or_else(|_| panic!("{}", monitor.log()));
 }

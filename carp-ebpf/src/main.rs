@@ -20,6 +20,7 @@ mod advert;
 mod arp;
 mod fastpath;
 mod guard;
+mod log;
 mod maps;
 mod ndp;
 mod packet;

@@ -182,7 +182,7 @@ fn render(command: &Command, response: Response, cli: &Cli) -> Result<String, St
         (Command::Checks, Response::Checks(list)) if cli.json => Ok(format::json(&list)),
         (Command::Checks, Response::Checks(list)) => Ok(format::checks(&list)),
         // ifconfig prints nothing when a change worked.
-        (Command::Apply { .. }, Response::Ok) => Ok(String::new()),
+        (Command::Apply { .. } | Command::DebugXdp { .. }, Response::Ok) => Ok(String::new()),
         (_, other) => Err(format!("unexpected answer from carpd: {other:?}")),
     }
 }

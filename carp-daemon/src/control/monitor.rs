@@ -218,6 +218,14 @@ pub struct Subscription {
 }
 
 impl MonitorHandle {
+    /// Sends `event` to every monitor, as [`MonitorHub::publish`] (from outside the
+    /// daemon's task: the XDP log bridge).
+    pub fn publish(&self, event: MonitorEvent) {
+        if let Some(events) = self.events.upgrade() {
+            let _ = events.send(event);
+        }
+    }
+
     /// A new subscription, or why not.
     pub fn subscribe(&self) -> Result<Subscription, String> {
         let slot = self

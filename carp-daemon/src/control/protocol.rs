@@ -109,6 +109,9 @@ pub enum Request {
     /// [`Response::Event`] per event until carpd stops (see [`super::monitor`]). Served by
     /// the control server itself, outside the cap on ordinary connections.
     Monitor,
+    /// `carpctl debug xdp on|off`: the XDP program's decision records (into carpd's log and
+    /// monitors), off at every start. Answer: [`Response::Ok`].
+    DebugXdp { on: bool },
 }
 
 /// What an [`Request::Apply`] changes.
@@ -485,6 +488,7 @@ const REQUEST_TYPES: &[&str] = &[
     "stats",
     "checks",
     "monitor",
+    "debug_xdp",
 ];
 
 /// Decodes one request line, telling apart the ways it can be wrong so that the client (or a
@@ -579,6 +583,7 @@ mod tests {
         });
         round_trip_request(Request::Stats);
         round_trip_request(Request::Monitor);
+        round_trip_request(Request::DebugXdp { on: true });
         round_trip_request(Request::Apply {
             target: Target::Interface("carp0".into()),
             ops: vec![

@@ -439,6 +439,7 @@ mod tests {
                 Request::Stats => Response::Stats(Default::default()),
                 Request::Checks => Response::Checks(vec![]),
                 Request::Monitor => unreachable!("served by the server"),
+                Request::DebugXdp { .. } => Response::Ok,
             };
             let _ = reply.send(response);
         }

@@ -38,6 +38,15 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
         .take_advert_ring()
         .ok_or(Error::AdvertRingTaken)?;
     let mut check_results = daemon.check_results.take().expect("taken once, here");
+    // The XDP program's decision records (`carpctl debug xdp on`), into tracing and monitors.
+    let bridge = crate::dataplane::xdp_log::Bridge::new(daemon.monitor.handle());
+    let xdp_log_task = match daemon.dataplane.take_xdp_logger(bridge) {
+        Ok(logger) => Some(tokio::spawn(crate::dataplane::xdp_log::pump(logger))),
+        Err(err) => {
+            warn!(error = %err, "XDP decision records unavailable");
+            None
+        }
+    };
     let mut adverts = AdvertReader::new(ring).map_err(|source| Error::Io {
         what: "polling the advert ring buffer",
         path: daemon.settings.pin_dir.clone(),
@@ -134,6 +143,9 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     notifier.stopping();
     control_task.abort();
     if let Some(task) = metrics_task {
+        task.abort();
+    }
+    if let Some(task) = xdp_log_task {
         task.abort();
     }
     let monitors = daemon.monitor.closer();
@@ -369,12 +381,20 @@ impl Daemon {
                     _ => cif.stats.rejected_auth += 1,
                 }
                 let source = source_address(event);
-                debug!(interface = %name, %source, reason = reject.as_str(), "advert rejected");
+                let reason = reject_reason(reject);
+                if self.dataplane.carpd_record_due() {
+                    // The HMAC is carpd's check, not the XDP program's: with the program's
+                    // records on (`carpctl debug xdp on`), carpd writes this one, alike.
+                    let carpdev = &cif.cfg.carpdev;
+                    info!(target: "carpd::xdp", interface = %name, "advert rejected by carpd: {reason} src={source} vhid={vhid} carpdev={carpdev}");
+                } else {
+                    debug!(interface = %name, %source, reason = reject.as_str(), "advert rejected");
+                }
                 self.monitor.publish(MonitorEvent::Rejected {
                     interface: name,
                     vhid,
                     source,
-                    reason: reject_reason(reject).to_owned(),
+                    reason: reason.to_owned(),
                 });
             }
         }
