@@ -92,6 +92,9 @@ static LOG_BUDGET: PerCpuArray<LogBudget, 1> = PerCpuArray::new();
 /// Whether carpd wants the records: the one lookup a frame costs while off.
 #[inline(always)]
 pub fn enabled() -> bool {
+    if cfg!(feature = "no-decision-records") {
+        return false;
+    }
     LOG_SWITCH.get(0).is_some_and(|on| *on != 0)
 }
 
