@@ -344,3 +344,97 @@ fn decision_records_follow_the_debug_switch() {
     })
     .unwrap_or_else(|_| panic!("{}", monitor.log()));
 }
+
+/// A flood while the records are on: the program writes at most 20 records per CPU and
+/// second, then one line says how many it suppressed; the journal gets no flood.
+#[test]
+fn decision_records_are_rate_limited_in_the_program() {
+    use carp_tests::frames::{CarpFields, advert_v4};
+    let Some(lab) = lab("e2e_xdp_log_rate", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let r1 = Router::start(&lab, host, &hostname_carp0(host, T1), &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    let client = lab.client();
+    let bad_ttl = advert_v4(
+        client.mac(),
+        client.addr4(),
+        64,
+        &CarpFields::advert(1).encode(),
+    );
+    ok(r1.carpctl(&["debug", "xdp", "on"]));
+    const FLOOD: u64 = 2000;
+    inject(&lab, vec![bad_ttl.clone()], FLOOD as usize);
+    wait_until(Duration::from_secs(10), || {
+        let json = r1.carpctl(&["--json", "stats"]).stdout;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        v["carp"]["carps_badttl"] == FLOOD
+    })
+    .unwrap_or_else(|_| panic!("flood not counted: {}", ok(r1.carpctl(&["stats"]))));
+    // Once a new window has begun, the next record is preceded by the count of the
+    // suppressed ones.
+    wait_until(Duration::from_secs(10), || {
+        inject(&lab, vec![bad_ttl.clone()], 1);
+        r1.log().contains("records suppressed by the rate limit")
+    })
+    .unwrap_or_else(|_| panic!("no line about suppressed records:\n{}", r1.log()));
+    let log = r1.log();
+    let written = lines_with(&log, "reason=bad_ttl") as u64;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    // The flood's windows, and the frames injected while waiting for the next window.
+    assert!(
+        written <= 20 * cpus * 3 + 20,
+        "{written} records of a {FLOOD}-frame flood:\n{log}"
+    );
+    // "N records suppressed by the rate limit (...)": N > 0 (a CPU that sees no frame after
+    // its window never reports its count, so the sum need not reach the flood).
+    let suppressed: u64 = log
+        .lines()
+        .filter_map(|l| {
+            l.split(" records suppressed by the rate limit")
+                .next()
+                .filter(|_| l.contains("records suppressed"))
+        })
+        .filter_map(|before| before.split_whitespace().last()?.parse::<u64>().ok())
+        .sum();
+    assert!(suppressed > 0, "{log}");
+}
+
+/// The records in native mode too (the mode decides nothing about them, but the program
+/// runs in the driver's context there): a wrong-TTL advert's record while on.
+#[test]
+fn decision_records_in_native_mode() {
+    use carp_tests::frames::{CarpFields, advert_v4};
+    let Some(lab) = lab("e2e_xdp_log_native", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let r1 = Router::start(
+        &lab,
+        host,
+        &hostname_carp0(host, T1),
+        &["--xdp-mode", "native"],
+    );
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    assert!(r1.log().contains("mode=native"), "{}", r1.log());
+    let client = lab.client();
+    let src = client.addr4();
+    ok(r1.carpctl(&["debug", "xdp", "on"]));
+    inject(
+        &lab,
+        vec![advert_v4(
+            client.mac(),
+            src,
+            1,
+            &CarpFields::advert(1).encode(),
+        )],
+        1,
+    );
+    let line = format!(
+        "advert dropped: src={src} vhid=1 carpdev={} reason=bad_ttl",
+        host.ifname()
+    );
+    wait_until(Duration::from_secs(5), || r1.log().contains(&line))
+        .unwrap_or_else(|_| panic!("no record in native mode:\n{}", r1.log()));
+}
