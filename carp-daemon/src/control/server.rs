@@ -22,7 +22,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::monitor::MonitorHandle;
-
 use super::protocol::{
     MAX_REQUEST_BYTES, Request, Response, ResponseEnvelope, decode_request, encode_line,
     socket_path,
