@@ -19,6 +19,7 @@ mod dataplane;
 mod failover;
 mod flood;
 mod plot;
+mod records;
 mod report;
 mod soak;
 mod tools;
@@ -72,6 +73,10 @@ pub struct Args {
     /// default XDP mode (auto: generic on these veths). Default: the native-mode lab.
     #[arg(long)]
     plain_lab: bool,
+    /// Only the section on what the XDP decision records cost while off (with --smoke: one
+    /// short round).
+    #[arg(long)]
+    records_only: bool,
 }
 
 /// How much of everything to do.
@@ -93,6 +98,10 @@ pub struct Plan {
     pub cost_window: Duration,
     pub vhid_counts: Vec<u8>,
     pub rate_window: Duration,
+    /// Rounds of the records' cost (one flood per build each, `rate_window` long).
+    pub records_rounds: usize,
+    /// Only the records' cost section.
+    pub records_only: bool,
     /// The plain lab (no NAPI-mode peers on the switch side, carpd in auto mode).
     pub plain_lab: bool,
 }
@@ -112,6 +121,8 @@ impl Plan {
             cost_window: Duration::from_secs(20),
             vhid_counts: vec![1, 16, 255],
             rate_window: Duration::from_secs(10),
+            records_rounds: 5,
+            records_only: false,
             plain_lab: false,
         }
     }
@@ -130,6 +141,8 @@ impl Plan {
             cost_window: Duration::from_secs(2),
             vhid_counts: vec![1],
             rate_window: Duration::from_secs(3),
+            records_rounds: 2,
+            records_only: false,
             plain_lab: false,
         }
     }
@@ -148,6 +161,8 @@ impl Plan {
             cost_window: Duration::from_secs(2),
             vhid_counts: vec![1, 2],
             rate_window: Duration::from_secs(1),
+            records_rounds: 1,
+            records_only: false,
             plain_lab: false,
         }
     }
@@ -180,6 +195,7 @@ fn run(args: &Args) -> Result<()> {
         plan.tools = args.only.clone();
     }
     plan.plain_lab = args.plain_lab;
+    plan.records_only = args.records_only;
     let out = match &args.out {
         Some(out) => out.clone(),
         None if args.smoke => workspace_root().join("target/bench-smoke/BENCHMARKS.md"),
@@ -217,6 +233,16 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
 
     println!("bench ({} plan): carpd vs ucarp vs keepalived", plan.name);
     let with = |tool: Tool| plan.tools.contains(&tool);
+    if plan.records_only {
+        run_records_cost(&ctx, plan, &mut results)?;
+        results.elapsed = started.elapsed();
+        report::write(&results, out)?;
+        println!("bench: report written to {}", out.display());
+        if !results.errors.is_empty() {
+            bail!("the records' cost failed: {}", results.errors.join("; "));
+        }
+        return Ok(());
+    }
     let mut fastest = *plan.candidates.last().expect("a plan has candidates");
     if with(Tool::Carpd) {
         section("carpd's fastest stable timers");
@@ -250,6 +276,7 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     run_failover(&ctx, plan, &defaults, &fastests, &mut results)?;
     if with(Tool::Carpd) {
         run_soak_and_rate(&ctx, plan, fastest, &mut results)?;
+        run_records_cost(&ctx, plan, &mut results)?;
     }
     run_floods(&ctx, plan, &fastests, &mut results)?;
     run_costs(&ctx, plan, &defaults, &fastests, &mut results)?;
@@ -370,6 +397,33 @@ fn run_soak_and_rate(
     Ok(())
 }
 
+/// The XDP ARP answer rate of carpd as built (decision records off) against a build
+/// without the records.
+fn run_records_cost(ctx: &Ctx, plan: &Plan, results: &mut report::Results) -> Result<()> {
+    section("decision records' cost (off)");
+    let without = Binaries {
+        carpd: ctx.bins.carpd_without_records.clone(),
+        ..ctx.bins.clone()
+    };
+    results.records = ctx.attempt("records' cost", &mut results.errors, || {
+        records::measure(ctx, &without, plan.rate_window, plan.records_rounds)
+    })?;
+    if let Some(c) = &results.records {
+        println!(
+            "  XDP answers/s, records off {:.0}, without records {:.0}: {:.3}× ({})",
+            c.median_with(),
+            c.median_without(),
+            c.ratio(),
+            if c.within_allowance() {
+                "within 5 %"
+            } else {
+                "MORE than 5 % slower"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Each tool's flood resilience at its fastest timers.
 fn run_floods(
     ctx: &Ctx,
@@ -478,10 +532,33 @@ fn section(name: &str) {
 /// Builds carpd and carpctl (release unless `release` is false) and returns their paths.
 /// The eBPF toolchain this needs is on the PATH `cargo xtask bench` gives.
 fn build(release: bool) -> Result<Binaries> {
+    let dir = workspace_root()
+        .join("target")
+        .join(if release { "release" } else { "debug" });
+    // The build without the decision records first, kept aside: the plain build after it
+    // puts the binaries users run back in place (both share the dependencies' builds).
+    cargo_build(release, &["--features", "xdp-no-decision-records"])?;
+    let aside = workspace_root().join("target/bench-no-records");
+    std::fs::create_dir_all(&aside).with_context(|| format!("creating {}", aside.display()))?;
+    let carpd_without_records = aside.join("carpd");
+    std::fs::copy(dir.join("carpd"), &carpd_without_records)
+        .with_context(|| format!("copying carpd to {}", carpd_without_records.display()))?;
+    cargo_build(release, &[])?;
+    Ok(Binaries {
+        carpd: dir.join("carpd"),
+        carpctl: dir.join("carpctl"),
+        carpd_args: Vec::new(),
+        carpd_without_records,
+    })
+}
+
+/// `cargo build -p carp-daemon --bins [--release] EXTRA...`.
+fn cargo_build(release: bool, extra: &[&str]) -> Result<()> {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", "carp-daemon", "--bins"]);
+        .args(["build", "--quiet", "-p", "carp-daemon", "--bins"])
+        .args(extra);
     if release {
         cargo.arg("--release");
     }
@@ -491,18 +568,12 @@ fn build(release: bool) -> Result<Binaries> {
         .context("could not start cargo")?;
     if !status.success() {
         bail!(
-            "`cargo build -p carp-daemon --bins{}` failed ({status})",
-            if release { " --release" } else { "" }
+            "`cargo build -p carp-daemon --bins{}{}` failed ({status})",
+            if release { " --release" } else { "" },
+            extra.iter().map(|a| format!(" {a}")).collect::<String>()
         );
     }
-    let dir = workspace_root()
-        .join("target")
-        .join(if release { "release" } else { "debug" });
-    Ok(Binaries {
-        carpd: dir.join("carpd"),
-        carpctl: dir.join("carpctl"),
-        carpd_args: Vec::new(),
-    })
+    Ok(())
 }
 
 /// The workspace root (this crate lives one level below it).
@@ -688,8 +759,13 @@ pub struct Pair {
 
 impl Pair {
     pub fn start(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<Pair> {
-        let r1 = Daemon::start(&ctx.lab, 0, setting, Role::Master, vhids, &ctx.bins)?;
-        let r2 = Daemon::start(&ctx.lab, 1, setting, Role::Backup, vhids, &ctx.bins)?;
+        Pair::start_with(ctx, setting, vhids, &ctx.bins)
+    }
+
+    /// As [`Pair::start`], with other binaries.
+    pub fn start_with(ctx: &Ctx, setting: Setting, vhids: u8, bins: &Binaries) -> Result<Pair> {
+        let r1 = Daemon::start(&ctx.lab, 0, setting, Role::Master, vhids, bins)?;
+        let r2 = Daemon::start(&ctx.lab, 1, setting, Role::Backup, vhids, bins)?;
         Ok(Pair {
             routers: [r1, r2],
             retired_changes: 0,
@@ -700,7 +776,17 @@ impl Pair {
     /// for a master-down time and two intervals (a preferred router that lost the first
     /// election to start-up jitter preempts within that); returns the master's index.
     pub fn start_stable(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<(Pair, usize)> {
-        let pair = Pair::start(ctx, setting, vhids)?;
+        Pair::start_stable_with(ctx, setting, vhids, &ctx.bins)
+    }
+
+    /// As [`Pair::start_stable`], with other binaries.
+    pub fn start_stable_with(
+        ctx: &Ctx,
+        setting: Setting,
+        vhids: u8,
+        bins: &Binaries,
+    ) -> Result<(Pair, usize)> {
+        let pair = Pair::start_with(ctx, setting, vhids, bins)?;
         let period = setting.master_down() + 2 * setting.advert_interval();
         let master = pair.wait_stable(ctx, |_| period)?;
         Ok((pair, master))

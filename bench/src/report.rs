@@ -24,6 +24,8 @@ pub struct Results {
     pub failover: Vec<Series>,
     pub soak: Option<SoakResult>,
     pub rate: Option<RateResult>,
+    /// What the XDP decision records cost while off.
+    pub records: Option<crate::records::RecordsCost>,
     pub flood: Vec<FloodResult>,
     /// carpd under the valid-checksum flood into a small advert ring.
     pub ring_flood: Vec<RingFloodResult>,
@@ -44,6 +46,7 @@ impl Results {
             failover: Vec::new(),
             soak: None,
             rate: None,
+            records: None,
             flood: Vec::new(),
             ring_flood: Vec::new(),
             cost: Vec::new(),
@@ -167,6 +170,7 @@ fn markdown(r: &Results) -> String {
     let _ = writeln!(md, "\n![Failover timelines]({FIGURE})\n");
     soak_section(&mut md, r);
     rate_section(&mut md, r);
+    records_section(&mut md, r);
     flood_section(&mut md, r);
     ring_flood_section(&mut md, r);
     cost_section(&mut md, r);
@@ -473,6 +477,53 @@ fn rate_section(md: &mut String, r: &Results) {
         md,
         "\nXDP ÷ kernel: **{:.2}×** answers per second.\n",
         rate.xdp.replies_per_s / rate.kernel.replies_per_s.max(1.0)
+    );
+}
+
+fn records_section(md: &mut String, r: &Results) {
+    let Some(c) = &r.records else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "## Dataplane: what the decision records cost while off\n"
+    );
+    let _ = writeln!(
+        md,
+        "The ARP flood of the section above, {} per round, against carpd as built (its XDP \
+         decision records off, the default: one array lookup at the decision site) and a \
+         carpd built with the feature `xdp-no-decision-records` (no lookup, no tail call), \
+         alternating, {} round(s), a fresh pair each time. Allowed: {:.0} % fewer answers.\n",
+        crate::human(c.window),
+        c.with_records.len(),
+        crate::records::ALLOWED_LOSS * 100.0
+    );
+    let _ = writeln!(md, "| carpd | answers /s (median) | per round |");
+    let _ = writeln!(md, "|---|---|---|");
+    for (name, median, rates) in [
+        ("records off (as built)", c.median_with(), &c.with_records),
+        (
+            "built without records",
+            c.median_without(),
+            &c.without_records,
+        ),
+    ] {
+        let rounds = rates
+            .iter()
+            .map(|x| format!("{:.0}", x.replies_per_s))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(md, "| {name} | {median:.0} | {rounds} |");
+    }
+    let _ = writeln!(
+        md,
+        "\nOff ÷ without: **{:.3}×** ({}).\n",
+        c.ratio(),
+        if c.within_allowance() {
+            "within the allowance"
+        } else {
+            "outside the allowance"
+        }
     );
 }
 

@@ -59,6 +59,7 @@ use carp_common::maps::{
 };
 use carp_common::wire::virtual_mac;
 
+pub mod xdp_log;
 pub mod xdp_mode;
 
 /// The XDP object built from `carp-ebpf` by build.rs (bpfel-unknown-none, BTF included).
@@ -90,6 +91,8 @@ pub enum DataplaneError {
     Load(#[from] aya::EbpfError),
     #[error("XDP program: {0}")]
     Program(#[from] ProgramError),
+    #[error("the XDP program's log ring: {0}")]
+    XdpLog(#[from] aya_log::Error),
     #[error("BPF map {map}: {source}")]
     Map {
         map: &'static str,
@@ -203,6 +206,8 @@ pub struct Dataplane {
     lb_groups: HashMap<MapData, VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
+    /// The switch of the program's decision records (`carpctl debug xdp`).
+    xdp_log: xdp_log::XdpLog,
 }
 
 impl Dataplane {
@@ -278,6 +283,7 @@ impl Dataplane {
             .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
             .try_into()?;
         guard.load()?;
+        let xdp_log = xdp_log::XdpLog::load(&mut ebpf)?;
         Ok(Self {
             ebpf,
             pin_dir,
@@ -292,6 +298,7 @@ impl Dataplane {
             master_seen,
             lb_groups,
             links: Vec::new(),
+            xdp_log,
         })
     }
 
@@ -316,6 +323,34 @@ impl Dataplane {
             .program_mut(PROGRAM)
             .and_then(|p| <&mut Xdp>::try_from(p).ok())
             .expect("the program was loaded as XDP in from_ebpf")
+    }
+
+    /// Turns the program's decision records on or off (`carpctl debug xdp on|off`).
+    pub fn set_xdp_log(&mut self, on: bool) -> Result<(), DataplaneError> {
+        self.xdp_log.set(on)
+    }
+
+    /// Whether the program's decision records are on.
+    pub fn xdp_log_on(&self) -> bool {
+        self.xdp_log.is_on()
+    }
+
+    /// Whether carpd writes one of its own decision records now (see
+    /// [`xdp_log::XdpLog::carpd_record_due`]).
+    pub fn carpd_record_due(&mut self) -> bool {
+        self.xdp_log.carpd_record_due()
+    }
+
+    /// The reader of the program's decision records (aya-log's ring), handing them to
+    /// `bridge`; carpd takes it once and polls it with [`xdp_log::pump`].
+    pub fn take_xdp_logger(
+        &mut self,
+        bridge: xdp_log::Bridge,
+    ) -> Result<aya_log::EbpfLogger<xdp_log::Bridge>, DataplaneError> {
+        Ok(aya_log::EbpfLogger::init_with_logger(
+            &mut self.ebpf,
+            bridge,
+        )?)
     }
 
     /// The advertisement ring buffer; carpd takes it once to poll it asynchronously.

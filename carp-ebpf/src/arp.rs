@@ -17,6 +17,7 @@ use carp_common::{
 
 use crate::{
     lb,
+    log::{self, Why, log_decision},
     maps::{VIP4, count, is_live_master, vhid_entry},
     packet::{ptr_at, read_at},
 };
@@ -43,16 +44,26 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     };
     if is_group_mac(&eth.src) || is_group_mac(&arp.sha) {
         count(|c| &mut c.arp_dropped_bad_source);
+        log_decision!(log::arp(ctx, false, &arp.tpa, Why::BadSource, ifindex));
         return xdp_action::XDP_DROP;
     }
     if arp.spa == arp.tpa {
         // A gratuitous ARP (another master announcing the address): never answered.
         count(|c| &mut c.arp_gratuitous_dropped);
+        log_decision!(log::arp(ctx, false, &arp.tpa, Why::Gratuitous, ifindex));
         return xdp_action::XDP_DROP;
     }
-    let live = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master);
+    let served = vhid_entry(ifindex, vip.vhid as u8);
+    let live = served.filter(is_live_master);
     let Some(entry) = live else {
         count(|c| &mut c.arp_dropped_not_master);
+        log_decision!(log::arp(
+            ctx,
+            false,
+            &arp.tpa,
+            Why::state(served.as_ref(), false),
+            ifindex
+        ));
         return xdp_action::XDP_DROP;
     };
 
@@ -82,5 +93,6 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
         (*out).spa = arp.tpa;
     }
     count(|c| &mut c.arp_replied);
+    log_decision!(log::arp(ctx, true, &arp.tpa, Why::Master, ifindex));
     xdp_action::XDP_TX
 }

@@ -49,14 +49,14 @@ const ICMPV6_ND_LAST: u8 = 137;
 /// The balanced interface a frame's destination MAC belongs to, and whether the frame came
 /// to the multicast twin of its MAC.
 #[inline(always)]
-pub fn group_of(ifindex: u32, dst: &[u8; 6]) -> Option<(LbGroup, bool)> {
+pub fn group_of(ifindex: u32, dst: &[u8; 6]) -> Option<(&'static LbGroup, bool)> {
     let (vhid, multicast) = vhid_of_carp_mac(dst)?;
     let group = lb_group(ifindex, vhid)?;
     Some((group, multicast))
 }
 
 #[inline(always)]
-fn lb_group(ifindex: u32, vhid: u8) -> Option<LbGroup> {
+fn lb_group(ifindex: u32, vhid: u8) -> Option<&'static LbGroup> {
     group_of_key(&VhidKey {
         ifindex,
         vhid: vhid as u32,
@@ -65,9 +65,11 @@ fn lb_group(ifindex: u32, vhid: u8) -> Option<LbGroup> {
 
 /// The balanced interface whose leader is `key`, if it is one.
 #[inline(always)]
-pub fn group_of_key(key: &VhidKey) -> Option<LbGroup> {
-    // SAFETY: copied out at once; carpd writes a group only when it configures one.
-    unsafe { LB_GROUPS.get(*key).copied() }
+pub fn group_of_key(key: &VhidKey) -> Option<&'static LbGroup> {
+    // Borrowed from the map, not copied: the XDP program's stack is close to its 512 bytes.
+    // SAFETY: carpd writes a group only when it configures the interface (a torn read of a
+    // group being rewritten can only pick a wrong bucket for that one frame).
+    unsafe { LB_GROUPS.get(*key) }
 }
 
 /// The egress guard's verdict on a frame leaving a balanced interface: it passes while this

@@ -23,6 +23,7 @@ mod arp;
 mod fastpath;
 mod guard;
 mod lb;
+mod log;
 mod maps;
 mod ndp;
 mod packet;
@@ -61,7 +62,7 @@ pub fn carp(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     if let Some((group, multicast)) = lb::group_of(ifindex, &eth.dst) {
-        if let Some(verdict) = lb::decide(&ctx, ifindex, ethertype, &group, multicast) {
+        if let Some(verdict) = lb::decide(&ctx, ifindex, ethertype, group, multicast) {
             return verdict;
         }
     } else if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)

@@ -26,6 +26,7 @@ use carp_common::{
 
 use crate::{
     lb,
+    log::{self, Why, log_decision},
     maps::{VIP6, count, is_live_master, vhid_entry},
     packet::{ptr_at, read_at},
 };
@@ -58,10 +59,19 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     };
     if !is_valid_solicitation(ctx, eth, ip6, &ns, payload_len) {
         count(|c| &mut c.ns_dropped_invalid);
+        log_decision!(log::ns(ctx, false, &ns.target, Why::Invalid, ifindex));
         return xdp_action::XDP_DROP;
     }
-    let Some(entry) = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master) else {
+    let served = vhid_entry(ifindex, vip.vhid as u8);
+    let Some(entry) = served.filter(is_live_master) else {
         count(|c| &mut c.ns_dropped_not_master);
+        log_decision!(log::ns(
+            ctx,
+            false,
+            &ns.target,
+            Why::state(served.as_ref(), false),
+            ifindex
+        ));
         return xdp_action::XDP_DROP;
     };
 
@@ -102,6 +112,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     // SAFETY: bounds-checked just above, after the resize.
     unsafe { out.write_unaligned(frame) };
     count(|c| &mut c.ns_replied);
+    log_decision!(log::ns(ctx, true, &ns.target, Why::Master, ifindex));
     xdp_action::XDP_TX
 }
 

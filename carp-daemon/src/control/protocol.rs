@@ -105,6 +105,13 @@ pub enum Request {
     Stats,
     /// `carpctl checks`: every health check. Answer: [`Response::Checks`].
     Checks,
+    /// `carpctl monitor`: a live stream. Answer: [`Response::Ok`], then one
+    /// [`Response::Event`] per event until carpd stops (see [`super::monitor`]). Served by
+    /// the control server itself, outside the cap on ordinary connections.
+    Monitor,
+    /// `carpctl debug xdp on|off`: the XDP program's decision records (into carpd's log and
+    /// monitors), off at every start. Answer: [`Response::Ok`].
+    DebugXdp { on: bool },
 }
 
 /// What an [`Request::Apply`] changes.
@@ -293,6 +300,8 @@ pub enum Response {
     Checks(Vec<CheckStatus>),
     /// An [`Request::Apply`] was applied completely.
     Ok,
+    /// One event of a [`Request::Monitor`] stream.
+    Event(super::monitor::MonitorEvent),
     /// The request was refused or failed; nothing was changed. `message` is shown to the user
     /// after "carpctl: ", so it reads like ifconfig's errors ("carp9: no such interface").
     Error { message: String },
@@ -488,7 +497,15 @@ pub enum DecodeError {
 }
 
 /// Names of the request types, as they appear in `"type"`.
-const REQUEST_TYPES: &[&str] = &["status", "group_status", "apply", "stats", "checks"];
+const REQUEST_TYPES: &[&str] = &[
+    "status",
+    "group_status",
+    "apply",
+    "stats",
+    "checks",
+    "monitor",
+    "debug_xdp",
+];
 
 /// Decodes one request line, telling apart the ways it can be wrong so that the client (or a
 /// human with socat) learns which: not JSON, wrong version, unknown request, bad fields.
@@ -583,6 +600,8 @@ mod tests {
             group: "carp".into(),
         });
         round_trip_request(Request::Stats);
+        round_trip_request(Request::Monitor);
+        round_trip_request(Request::DebugXdp { on: true });
         round_trip_request(Request::Apply {
             target: Target::Interface("carp0".into()),
             ops: vec![

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{Daemon, ipv6_forwarding, now};
+use crate::control::monitor::{MonitorEvent, carp_state};
 use crate::dataplane::{VhidDataplaneState, master_hold, monotonic_now};
 use crate::proto::fsm;
 use crate::send::SendError;
@@ -178,7 +179,16 @@ impl Daemon {
             })
             .filter(|(n, d)| self.ifs.get(n).is_some_and(|c| c.fsm.demote() != *d))
             .collect();
+        self.monitor.groups_now(self.groups.iter());
         for (name, demote) in changes {
+            if let Some(cif) = self.ifs.get(&name) {
+                self.monitor.publish(MonitorEvent::Demote {
+                    interface: name.clone(),
+                    vhid: cif.cfg.vhid,
+                    from: cif.fsm.demote(),
+                    to: demote,
+                });
+            }
             self.drive(&name, fsm::Event::DemoteChanged(demote));
         }
     }
@@ -235,6 +245,16 @@ impl Daemon {
             fsm::Action::Announce(kind) => self.announce(name, kind),
             fsm::Action::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
+                if let Some(cif) = self.ifs.get(name) {
+                    self.monitor.publish(MonitorEvent::State {
+                        interface: name.to_owned(),
+                        carpdev: cif.cfg.carpdev.clone(),
+                        vhid: cif.cfg.vhid,
+                        from: carp_state(from),
+                        to: carp_state(to),
+                        reason: reason.description().to_owned(),
+                    });
+                }
                 self.forget_master_advert(name);
                 self.set_dataplane(name, now, to);
                 if let Some(cif) = self.ifs.get(name) {

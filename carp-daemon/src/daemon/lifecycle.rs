@@ -90,6 +90,7 @@ impl Daemon {
             persisted: crate::maintenance::load(&settings_lib_dir)?,
             checks,
             check_results: Some(check_results),
+            monitor: Default::default(),
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);

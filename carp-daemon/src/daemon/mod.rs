@@ -104,6 +104,8 @@ struct Daemon {
     pub checks: crate::checks::Checks,
     /// Where the checks' results arrive; the event loop takes it.
     pub check_results: Option<tokio::sync::mpsc::Receiver<crate::checks::Report>>,
+    /// `carpctl monitor`'s events.
+    pub monitor: crate::control::monitor::MonitorHub,
 }
 
 /// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.

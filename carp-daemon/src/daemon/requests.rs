@@ -25,6 +25,15 @@ impl Daemon {
             },
             Request::Stats => Response::Stats(Box::new(self.stats())),
             Request::Checks => Response::Checks(self.check_statuses()),
+            // The control server streams it from the monitor hub; it never gets here.
+            Request::Monitor => Response::error("monitor: served by the control socket"),
+            Request::DebugXdp { on } => match self.dataplane.set_xdp_log(on) {
+                Ok(()) => {
+                    tracing::info!(on, "XDP decision records switched");
+                    Response::Ok
+                }
+                Err(err) => Response::error(format!("debug xdp: {err}")),
+            },
             Request::Apply { target, ops } => match self.apply(target, ops).await {
                 Ok(()) => Response::Ok,
                 Err(message) => Response::error(message),
