@@ -907,6 +907,7 @@ mod netns_tests {
     use crate::net::link::netns_tests::carpdev;
     use crate::net::testns::{TempDir, in_netns, ip, sysctl_via_ip_netns_exec};
     use carp_common::wire::virtual_mac;
+    use std::time::Duration;
 
     #[test]
     fn proc_sys_net_and_thread_self_net_follow_the_threads_namespace() {
@@ -1036,14 +1037,18 @@ mod netns_tests {
                     "nodad",
                 ],
             );
-            let anycast = std::fs::read_to_string("/proc/thread-self/net/anycast6").unwrap();
+            // The kernel joins the anycast address from its address work queue, after
+            // `ip addr add` has returned: wait for the control to show up.
             let subnet_router = "20010db8000000000000000000000000";
-            assert!(
-                anycast
+            let read_anycast =
+                || std::fs::read_to_string("/proc/thread-self/net/anycast6").unwrap();
+            let joined = carp_tests::wait::wait_until(Duration::from_secs(5), || {
+                read_anycast()
                     .lines()
-                    .any(|l| l.contains(" cdev ") && l.contains(subnet_router)),
-                "{anycast}"
-            );
+                    .any(|l| l.contains(" cdev ") && l.contains(subnet_router))
+            });
+            let anycast = read_anycast();
+            assert!(joined.is_ok(), "{anycast}");
             assert!(!anycast.contains(" carp1 "), "{anycast}");
         });
     }
