@@ -71,4 +71,7 @@ pub enum Error {
     /// main loop).
     #[error("advert ring buffer already taken")]
     AdvertRingTaken,
+    /// A VRRP interface this build checks but does not run yet.
+    #[error("{interface}: VRRPv3 interfaces are checked (--check) but not run by this carpd yet")]
+    VrrpNotRun { interface: String },
 }

@@ -73,6 +73,11 @@ impl CarpIf {
         carpdev_ifindex: u32,
         preempt: bool,
     ) -> Result<Self, crate::Error> {
+        if cfg.vrrp.is_some() {
+            return Err(crate::Error::VrrpNotRun {
+                interface: cfg.name.clone(),
+            });
+        }
         let auth = auth_for(&cfg)?;
         let params = fsm::VhidParams {
             vhid: cfg.vhid,
@@ -202,6 +207,7 @@ mod tests {
             groups: vec![],
             initial_state: None,
             up: true,
+            vrrp: None,
             source: Origin {
                 path: "hostname.carp0".into(),
                 line: None,
