@@ -19,6 +19,23 @@ pub const VRRP_MAX_ADVERT_INTERVAL: u16 = 0x0fff;
 /// Default Advertisement_Interval, centiseconds (RFC 5798 6.1).
 pub const VRRP_ADVERT_INTERVAL_DEFAULT: u16 = 100;
 
+/// Added to the VRID in the dataplane's per-router key (`VhidKey::vhid`, the vip entries'
+/// `vhid`) for an IPv6 virtual router: the IPv4 one of the same VRID keeps the VRID itself,
+/// which is also where a CARP vhid of that number (and so that virtual MAC) would be.
+pub const VRRP_V6_SLOT: u32 = 0x100;
+/// Most addresses in a VRRP advert the XDP program checksums; adverts with more are dropped
+/// and counted (`vrrp_bad_length`).
+pub const VRRP_XDP_MAX_ADDRESSES: usize = 16;
+
+/// The dataplane key of a virtual router: the VRID, plus [`VRRP_V6_SLOT`] for IPv6.
+pub const fn vrrp_slot(vrid: u8, v6: bool) -> u32 {
+    if v6 {
+        VRRP_V6_SLOT | vrid as u32
+    } else {
+        vrid as u32
+    }
+}
+
 /// The first five bytes of an IPv4 VRRP virtual MAC (RFC 5798 7.3): `00:00:5e:00:01:<vrid>`,
 /// the same block as CARP's virtual MACs.
 pub const VRRP_MAC_PREFIX_V4: [u8; 5] = [0x00, 0x00, 0x5e, 0x00, 0x01];

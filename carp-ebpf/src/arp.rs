@@ -16,7 +16,7 @@ use carp_common::{
 };
 
 use crate::{
-    maps::{VIP4, count, is_live_master, vhid_entry},
+    maps::{VIP4, count, is_live_master, slot_entry},
     packet::{ptr_at, read_at},
 };
 
@@ -49,7 +49,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
         count(|c| &mut c.arp_gratuitous_dropped);
         return xdp_action::XDP_DROP;
     }
-    let live = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master);
+    let live = slot_entry(ifindex, vip.vhid).filter(is_live_master);
     let Some(entry) = live else {
         count(|c| &mut c.arp_dropped_not_master);
         return xdp_action::XDP_DROP;

@@ -6,9 +6,10 @@
 //! 1. carpdev not configured in `carp_devs` → pass (the program is inert until carpd says).
 //! 2. VLAN-tagged → pass untouched (a tagged frame belongs to a VLAN interface above us;
 //!    it is never parsed as if it were untagged).
-//! 3. destined to the virtual MAC of a vhid served here → dropped unless this host is live
+//! 3. destined to the virtual MAC of a vhid (or VRRP router, `vrrp`) served here → dropped unless this host is live
 //!    master (a switch may still flood the old master's MAC after a failover).
-//! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert`.
+//! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert` (VRRPv3
+//!    for a router served here → `vrrp`).
 //! 5. everything else → pass.
 //!
 //! "Live master" means `state == MASTER` and the deadline carpd refreshes on every advert has
@@ -23,6 +24,7 @@ mod guard;
 mod maps;
 mod ndp;
 mod packet;
+mod vrrp;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
@@ -34,11 +36,12 @@ use carp_common::{
         ethernet::{ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ip::{IPPROTO_ICMPV6, Ipv4Hdr, Ipv6Hdr},
     },
+    vrrp::{vrid_of_v6_virtual_mac, vrrp_slot},
     wire::{IPPROTO_CARP, vhid_of_virtual_mac},
 };
 
 use crate::{
-    maps::{CARPDEVS, count, is_live_master, vhid_entry},
+    maps::{CARPDEVS, count, is_live_master, slot_entry},
     packet::read_at,
 };
 
@@ -57,8 +60,13 @@ pub fn carp(ctx: XdpContext) -> u32 {
         count(|c| &mut c.vlan_passed);
         return xdp_action::XDP_PASS;
     }
-    if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)
-        && let Some(entry) = vhid_entry(ifindex, vhid)
+    // A CARP vhid's (or an IPv4 VRRP router's) MAC, or an IPv6 VRRP router's.
+    let slot = match vhid_of_virtual_mac(&eth.dst) {
+        Some(vhid) => Some(vhid as u32),
+        None => vrid_of_v6_virtual_mac(&eth.dst).map(|vrid| vrrp_slot(vrid, true)),
+    };
+    if let Some(slot) = slot
+        && let Some(entry) = slot_entry(ifindex, slot)
     {
         if !is_live_master(&entry) {
             count(|c| &mut c.vmac_dropped_not_master);

@@ -25,7 +25,7 @@ use carp_common::{
 };
 
 use crate::{
-    maps::{VIP6, count, is_live_master, vhid_entry},
+    maps::{VIP6, count, is_live_master, slot_entry},
     packet::{ptr_at, read_at},
 };
 
@@ -59,7 +59,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
         count(|c| &mut c.ns_dropped_invalid);
         return xdp_action::XDP_DROP;
     }
-    let Some(entry) = vhid_entry(ifindex, vip.vhid as u8).filter(is_live_master) else {
+    let Some(entry) = slot_entry(ifindex, vip.vhid).filter(is_live_master) else {
         count(|c| &mut c.ns_dropped_not_master);
         return xdp_action::XDP_DROP;
     };
