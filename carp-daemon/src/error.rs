@@ -71,7 +71,6 @@ pub enum Error {
     /// main loop).
     #[error("advert ring buffer already taken")]
     AdvertRingTaken,
-    /// A VRRP interface this build checks but does not run yet.
-    #[error("{interface}: VRRPv3 interfaces are checked (--check) but not run by this carpd yet")]
-    VrrpNotRun { interface: String },
+    #[error(transparent)]
+    VrrpParam(#[from] crate::proto::vrrp::VrrpParamError),
 }

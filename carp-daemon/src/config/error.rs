@@ -342,13 +342,11 @@ pub enum Problem {
         other: String,
         at: Origin,
     },
-    #[error(
-        "{what} on {carpdev} would share the virtual MAC {mac} with {other} ({at}); give one of them another number"
-    )]
+    /// `what` says which number on which carpdev and the MAC, e.g. "vrid 1 on eth0 would
+    /// share the virtual MAC 00:00:5e:00:01:01".
+    #[error("{what} with {other} ({at}); give one of them another number")]
     SharedVirtualMac {
         what: String,
-        carpdev: String,
-        mac: String,
         other: String,
         at: Origin,
     },

@@ -676,10 +676,9 @@ pub(super) fn validate(
             }
             Some((other, other_at, _)) => {
                 let what = if vrrp { "vrid" } else { "vhid" };
+                let mac = crate::control::protocol::format_mac(&vmac);
                 let problem = Problem::SharedVirtualMac {
-                    what: format!("{what} {vhid}"),
-                    carpdev: carpdev.clone(),
-                    mac: crate::control::protocol::format_mac(&vmac),
+                    what: format!("{what} {vhid} on {carpdev} would share the virtual MAC {mac}"),
                     other: (*other).to_owned(),
                     at: (*other_at).clone(),
                 };

@@ -92,8 +92,18 @@ pub fn interface(s: &InterfaceStatus, verbose: bool) -> String {
         "\tindex {} priority {CARP_PRIORITY} llprio {CARP_LLPRIO}",
         s.ifindex
     );
-    // carp_status() prints nothing while no vhid is set.
-    if s.vhid != 0 {
+    // FreeBSD's carp_status() for carpver 3: "vrrp: STATE vrid N prio P interval CS".
+    if let Some(v) = &s.vrrp {
+        let _ = writeln!(
+            out,
+            "\tvrrp: {} vrid {} prio {} interval {}",
+            s.state.as_str(),
+            s.vhid,
+            v.priority,
+            v.advert_interval
+        );
+    } else if s.vhid != 0 {
+        // carp_status() prints nothing while no vhid is set.
         let _ = writeln!(
             out,
             "\tcarp: {} carpdev {} vhid {} advbase {} advskew {}",
@@ -380,7 +390,41 @@ mod tests {
                 reason: "BACKUP -> MASTER: master down timer expired".into(),
                 seconds_ago: 192,
             }),
+            vrrp: None,
         }
+    }
+
+    #[test]
+    fn vrrp_prints_freebsds_line_and_json() {
+        let s = InterfaceStatus {
+            vrrp: Some(crate::control::protocol::VrrpStatus {
+                priority: 100,
+                advert_interval: 100,
+                master_adver_interval: 50,
+                preempt: true,
+                accept_mode: false,
+                checksum: "pseudo-header".into(),
+                adverts_received: 3,
+                adverts_sent: 4,
+                send_errors: 0,
+                became_master: 1,
+                resignations_received: 0,
+            }),
+            lladdr: format_mac(&[0x00, 0x00, 0x5e, 0x00, 0x02, 0x01]),
+            ..master()
+        };
+        let text = interface(&s, false);
+        assert!(
+            text.contains("\tindex 5 priority 15 llprio 3\n\tvrrp: MASTER vrid 1 prio 100 interval 100\n\tgroups: carp\n"),
+            "{text}"
+        );
+        assert!(!text.contains("carp: "), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&json(&vec![s])).unwrap();
+        assert_eq!(v[0]["vrrp"]["priority"], 100);
+        assert_eq!(v[0]["vrrp"]["master_adver_interval"], 50);
+        assert_eq!(v[0]["vrrp"]["adverts_sent"], 4);
+        let carp: serde_json::Value = serde_json::from_str(&json(&vec![master()])).unwrap();
+        assert!(carp[0].get("vrrp").is_none());
     }
 
     #[test]
@@ -422,6 +466,7 @@ mod tests {
             mtu: 1500,
             ifindex: 12,
             last_transition: None,
+            vrrp: None,
         };
         assert_eq!(
             interface(&s, false),

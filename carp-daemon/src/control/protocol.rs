@@ -342,6 +342,30 @@ pub struct InterfaceStatus {
     pub ifindex: u32,
     /// The most recent state change, if any since carpd started.
     pub last_transition: Option<Transition>,
+    /// A VRRPv3 interface (its `vhid` is the VRID): printed as FreeBSD's `vrrp:` line
+    /// instead of `carp:`. Absent for CARP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpStatus>,
+}
+
+/// The VRRPv3 side of an interface (`carpctl carpN`, `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub priority: u8,
+    /// Our Advertisement_Interval, centiseconds.
+    pub advert_interval: u16,
+    /// Master_Adver_Interval: the master's, as learnt from its adverts (ours until then).
+    pub master_adver_interval: u16,
+    pub preempt: bool,
+    pub accept_mode: bool,
+    /// "pseudo-header" or "message-only": the IPv4 checksum sent.
+    pub checksum: String,
+    /// Protocol counters of this router, apart from CARP's.
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    pub send_errors: u64,
+    pub became_master: u64,
+    pub resignations_received: u64,
 }
 
 /// One address of a carp interface.
@@ -538,6 +562,7 @@ mod tests {
                 reason: "BACKUP -> MASTER: master down timer expired".into(),
                 seconds_ago: 42,
             }),
+            vrrp: None,
         }
     }
 

@@ -46,6 +46,7 @@ mod lifecycle;
 mod pinlock;
 mod requests;
 mod runtime;
+mod vrrp;
 mod watch;
 
 pub use lifecycle::load_config;

@@ -52,7 +52,7 @@ impl Daemon {
             })
             .map(|c| InterfaceStatus {
                 name: c.cfg.name.clone(),
-                state: match c.fsm.state() {
+                state: match c.state() {
                     fsm::State::Init => CarpState::Init,
                     fsm::State::Backup => CarpState::Backup,
                     fsm::State::Master => CarpState::Master,
@@ -71,13 +71,14 @@ impl Daemon {
                     .map(|(a, p)| InterfaceAddress::new(a, p))
                     .collect(),
                 up: c.cfg.up,
-                running: c.fsm.state() != fsm::State::Init,
+                running: c.state() != fsm::State::Init,
                 mtu: 1500,
                 ifindex: c.ifindex,
                 last_transition: c.last_transition.as_ref().map(|(reason, at)| Transition {
                     reason: reason.clone(),
                     seconds_ago: Instant::now().duration_since(*at).as_secs(),
                 }),
+                vrrp: c.vrrp.as_ref().map(super::vrrp::VrrpRun::status),
             })
             .collect();
         match interface {
