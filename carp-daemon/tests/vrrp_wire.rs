@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use carp_common::vrrp::vrrp_virtual_mac;
 use carp_daemon::proto::vrrp::{ChecksumForm, IpEnds, VrrpAddresses, VrrpAdvert};
-use carp_tests::{Host, Lab, LabProcess, RawSocket, frames, wait_until};
+use carp_tests::{Host, RawSocket, frames, wait_until};
+use common::keepalived::{Instance, Keepalived};
 use common::lab;
 
 const GROUP4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -51,10 +52,19 @@ impl Fam {
         }
     }
 
-    fn instance(self) -> &'static str {
-        match self {
-            Fam::V4 => "V4",
-            Fam::V6 => "V6",
+    /// keepalived's instance of the family.
+    fn instance(self) -> Instance {
+        let vips = match self {
+            Fam::V4 => vec![format!("{VIP4}/24")],
+            Fam::V6 => vec![format!("{VIP6_LL}/64"), format!("{VIP6}/64")],
+        };
+        Instance {
+            name: "VI_1",
+            vrid: self.vrid(),
+            priority: KA_PRIORITY,
+            advert_int_cs: KA_INTERVAL_CS,
+            vips,
+            preempt: true,
         }
     }
 }
@@ -80,89 +90,6 @@ fn link_local_of(mac: [u8; 6]) -> Ipv6Addr {
         mac[5],
     ];
     Ipv6Addr::from(b)
-}
-
-/// keepalived in `host`, one instance of `fam`, with its own config and pid files in a
-/// private directory. Stopped with SIGTERM when dropped (its VRRP child then exits too).
-struct Keepalived {
-    process: LabProcess,
-    instance: &'static str,
-}
-
-impl Keepalived {
-    fn start(lab: &Lab, host: &Host, fam: Fam) -> Keepalived {
-        let dir = lab.workdir().join(format!("{}-keepalived", host.name()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let vips = match fam {
-            Fam::V4 => format!("{VIP4}/24"),
-            Fam::V6 => format!("{VIP6_LL}/64\n        {VIP6}/64"),
-        };
-        let conf = format!(
-            "global_defs {{\n    router_id {}\n    vrrp_version 3\n}}\n\
-             vrrp_instance {} {{\n    state BACKUP\n    interface {}\n    \
-             virtual_router_id {}\n    priority {KA_PRIORITY}\n    advert_int {}\n    \
-             virtual_ipaddress {{\n        {vips}\n    }}\n}}\n",
-            host.name(),
-            fam.instance(),
-            host.ifname(),
-            fam.vrid(),
-            f64::from(KA_INTERVAL_CS) / 100.0,
-        );
-        let file = dir.join("keepalived.conf");
-        std::fs::write(&file, conf).unwrap();
-        let pid = dir.join("keepalived.pid");
-        let vrrp_pid = dir.join("vrrp.pid");
-        let process = host
-            .spawn([
-                "keepalived".as_ref(),
-                "--dont-fork".as_ref(),
-                "--log-console".as_ref(),
-                "--log-detail".as_ref(),
-                "--no-syslog".as_ref(),
-                "--vrrp".as_ref(),
-                "--use-file".as_ref(),
-                file.as_os_str(),
-                "--pid".as_ref(),
-                pid.as_os_str(),
-                "--vrrp_pid".as_ref(),
-                vrrp_pid.as_os_str(),
-            ] as [&std::ffi::OsStr; 12])
-            .expect("spawn keepalived");
-        Keepalived {
-            process,
-            instance: fam.instance(),
-        }
-    }
-
-    /// The state keepalived logged last for the instance.
-    fn state(&self) -> Option<String> {
-        let needle = format!("({}) Entering ", self.instance);
-        let log = self.process.log();
-        let at = log.rfind(&needle)? + needle.len();
-        log[at..].split_whitespace().next().map(str::to_owned)
-    }
-
-    fn wait_state(&self, want: &str, timeout: Duration) -> Duration {
-        wait_until(timeout, || self.state().as_deref() == Some(want)).unwrap_or_else(|_| {
-            panic!(
-                "keepalived is not {want} (state {:?}); log:\n{}",
-                self.state(),
-                self.process.log()
-            )
-        })
-    }
-
-    fn stop(&self) {
-        self.process
-            .terminate(Duration::from_secs(10))
-            .expect("stop keepalived");
-    }
-}
-
-impl Drop for Keepalived {
-    fn drop(&mut self) {
-        let _ = self.process.terminate(Duration::from_secs(10));
-    }
 }
 
 /// One advert frame of ours, from `host`, with the family's virtual MAC as source.
@@ -247,7 +174,7 @@ fn run(test: &str, fam: Fam) {
         Fam::V6 => "ip6 proto 112",
     };
     let capture = peer.capture_sent(filter, 0).expect("capture keepalived");
-    let ka = Keepalived::start(&lab, peer, fam);
+    let ka = Keepalived::start(&lab, peer, "wire", &fam.instance());
     // Alone, keepalived takes over after its Master_Down_Interval (3.6 s at 1 s, prio 100).
     ka.wait_state("MASTER", Duration::from_secs(15));
 
