@@ -27,9 +27,30 @@ pub struct VhidMetrics {
     pub send_errors: u64,
 }
 
+/// One VRRPv3 router's figures, apart from the CARP vhids'.
+#[derive(Debug, Clone, Default)]
+pub struct VrrpMetrics {
+    pub interface: String,
+    pub carpdev: String,
+    pub vrid: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// 0 INIT, 1 BACKUP, 2 MASTER.
+    pub state: u8,
+    pub priority: u8,
+    pub transitions: u64,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub send_errors: u64,
+}
+
 /// Everything one scrape shows.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// VRRPv3 routers (`vrrp_*` families).
+    pub vrrp: Vec<VrrpMetrics>,
+    /// The XDP program's VRRP counters by name.
+    pub vrrp_dataplane: Vec<(&'static str, u64)>,
     pub vhids: Vec<VhidMetrics>,
     /// Protocol rejects by reason name.
     pub rejects: Vec<(String, u64)>,
@@ -145,6 +166,7 @@ pub fn render(s: &Snapshot) -> String {
     for (group, n) in &s.groups {
         let _ = writeln!(out, "carp_group_demote{{group=\"{group}\"}} {n}");
     }
+    render_vrrp(s, &mut out);
     for c in &s.checks {
         // Check and group names have no spaces but may hold any other character.
         let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
@@ -169,6 +191,68 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     out
+}
+
+/// The `vrrp_*` families: VRRPv3 routers and the dataplane's VRRP counters.
+fn render_vrrp(s: &Snapshot, out: &mut String) {
+    if s.vrrp.is_empty() {
+        return;
+    }
+    let families: [(&str, &str, &str); 7] = [
+        (
+            "vrrp_router_state",
+            "gauge",
+            "VRRP state: 0 INIT, 1 BACKUP, 2 MASTER.",
+        ),
+        ("vrrp_router_priority", "gauge", "Configured VRRP priority."),
+        (
+            "vrrp_router_transitions_total",
+            "counter",
+            "VRRP state changes.",
+        ),
+        (
+            "vrrp_router_adverts_sent_total",
+            "counter",
+            "VRRP adverts sent.",
+        ),
+        (
+            "vrrp_router_adverts_received_total",
+            "counter",
+            "VRRP adverts received.",
+        ),
+        (
+            "vrrp_router_send_errors_total",
+            "counter",
+            "VRRP adverts that failed to send.",
+        ),
+        (
+            "vrrp_dataplane_total",
+            "counter",
+            "XDP dataplane VRRP verdicts, by counter.",
+        ),
+    ];
+    for (name, kind, help) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    for v in &s.vrrp {
+        let labels = format!(
+            "interface=\"{}\",carpdev=\"{}\",vrid=\"{}\",family=\"ipv{}\"",
+            v.interface, v.carpdev, v.vrid, v.family
+        );
+        for (name, value) in [
+            ("vrrp_router_state", u64::from(v.state)),
+            ("vrrp_router_priority", u64::from(v.priority)),
+            ("vrrp_router_transitions_total", v.transitions),
+            ("vrrp_router_adverts_sent_total", v.adverts_sent),
+            ("vrrp_router_adverts_received_total", v.adverts_received),
+            ("vrrp_router_send_errors_total", v.send_errors),
+        ] {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+    for (counter, n) in &s.vrrp_dataplane {
+        let _ = writeln!(out, "vrrp_dataplane_total{{counter=\"{counter}\"}} {n}");
+    }
 }
 
 /// A scrape request: the daemon answers with a snapshot.
@@ -227,6 +311,8 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         Snapshot {
+            vrrp: Vec::new(),
+            vrrp_dataplane: Vec::new(),
             vhids: vec![VhidMetrics {
                 interface: "carp0".into(),
                 carpdev: "eth0".into(),
@@ -277,6 +363,36 @@ mod tests {
         );
         assert!(text.contains(&format!("carp_check_demote{{{check}}} 50\n")));
         assert!(text.contains(&format!("carp_check_runs_total{{{check}}} 7\n")));
+    }
+
+    #[test]
+    fn vrrp_routers_are_their_own_families() {
+        assert!(!render(&snapshot()).contains("vrrp_"));
+        let s = Snapshot {
+            vrrp: vec![VrrpMetrics {
+                interface: "vrrp1".into(),
+                carpdev: "eth0".into(),
+                vrid: 7,
+                family: 6,
+                state: 1,
+                priority: 100,
+                adverts_received: 5,
+                ..Default::default()
+            }],
+            vrrp_dataplane: vec![("vrrp_bad_checksum", 2)],
+            ..snapshot()
+        };
+        let text = render(&s);
+        let labels = "interface=\"vrrp1\",carpdev=\"eth0\",vrid=\"7\",family=\"ipv6\"";
+        assert!(
+            text.contains(&format!("vrrp_router_state{{{labels}}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "vrrp_router_adverts_received_total{{{labels}}} 5\n"
+        )));
+        assert!(text.contains("vrrp_dataplane_total{counter=\"vrrp_bad_checksum\"} 2\n"));
+        assert!(text.contains("# TYPE vrrp_router_state gauge\n"));
     }
 
     #[tokio::test]

@@ -127,6 +127,14 @@ fn keepalived_master_carpd_backup_then_failover_and_preemption_ipv4() {
         v[0]["vrrp"]["became_master"].as_u64().unwrap() >= 1,
         "{json}"
     );
+    // carpctl stats counts VRRP apart from CARP: the adverts are VRRP's, none CARP's.
+    let stats = ok(r1.carpctl(&["stats"]));
+    let vrrp = &stats[stats.find("vrrp:\n").expect("a vrrp: section")..];
+    assert!(
+        !vrrp.starts_with("vrrp:\n\t0 advertisements received"),
+        "{stats}"
+    );
+    assert!(stats.contains("\t0 packets received (IPv4)\n"), "{stats}");
 }
 
 #[test]

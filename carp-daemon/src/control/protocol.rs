@@ -434,6 +434,21 @@ pub struct StatsReport {
     /// them while they waited (see `crate::hooks`).
     #[serde(default)]
     pub hooks_skipped: u64,
+    /// VRRPv3 counters, apart from CARP's; `None` when no VRRP interface is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpStats>,
+}
+
+/// `carpctl stats` for VRRPv3 interfaces: carpd's counters summed over them, and the XDP
+/// program's VRRP counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStats {
+    pub received: u64,
+    pub sent: u64,
+    pub send_errors: u64,
+    pub became_master: u64,
+    pub resignations_received: u64,
+    pub dataplane: Option<carp_common::maps::VrrpCounters>,
 }
 
 /// The protocol counters of OpenBSD's `struct carpstats`, named as there, in the order
@@ -632,6 +647,14 @@ mod tests {
                 ..DataplaneStats::default()
             }),
             hooks_skipped: 5,
+            vrrp: Some(VrrpStats {
+                received: 4,
+                dataplane: Some(carp_common::maps::VrrpCounters {
+                    vrrp_bad_checksum: 1,
+                    ..Default::default()
+                }),
+                ..VrrpStats::default()
+            }),
         })));
         round_trip_response(Response::Ok);
         round_trip_response(Response::error("carp9: no such interface"));

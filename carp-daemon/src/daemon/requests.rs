@@ -116,6 +116,7 @@ impl Daemon {
             loops_detected: loops,
             dataplane,
             hooks_skipped: crate::hooks::skipped_total(),
+            vrrp: self.vrrp_stats(),
         }
     }
 

@@ -175,6 +175,7 @@ impl Daemon {
         let vhids = self
             .ifs
             .values()
+            .filter(|c| c.vrrp.is_none())
             .map(|c| VhidMetrics {
                 interface: c.cfg.name.clone(),
                 carpdev: c.cfg.carpdev.clone(),
@@ -207,7 +208,10 @@ impl Daemon {
             .map(|d| crate::dataplane::counter_list(&d))
             .unwrap_or_default();
         let groups = self.groups.iter().map(|(g, n)| (g.to_owned(), n)).collect();
+        let (vrrp, vrrp_dataplane) = self.vrrp_metrics();
         Snapshot {
+            vrrp,
+            vrrp_dataplane,
             vhids,
             rejects,
             dataplane,

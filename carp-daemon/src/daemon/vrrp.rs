@@ -84,6 +84,63 @@ impl VrrpRun {
 }
 
 impl Daemon {
+    /// `carpctl stats`' VRRP section: `None` without VRRP interfaces.
+    pub(super) fn vrrp_stats(&self) -> Option<crate::control::protocol::VrrpStats> {
+        let mut total = crate::control::protocol::VrrpStats::default();
+        let mut any = false;
+        for run in self.ifs.values().filter_map(|c| c.vrrp.as_ref()) {
+            any = true;
+            total.received += run.stats.received;
+            total.sent += run.stats.sent;
+            total.send_errors += run.stats.send_errors;
+            total.became_master += run.stats.became_master;
+            total.resignations_received += run.stats.resignations_received;
+        }
+        if !any {
+            return None;
+        }
+        total.dataplane = self.dataplane.vrrp_counters().ok();
+        Some(total)
+    }
+
+    /// The VRRP routers' metrics and the dataplane's VRRP counters.
+    pub(super) fn vrrp_metrics(
+        &self,
+    ) -> (Vec<crate::metrics::VrrpMetrics>, Vec<(&'static str, u64)>) {
+        let routers: Vec<crate::metrics::VrrpMetrics> = self
+            .ifs
+            .values()
+            .filter_map(|c| {
+                let run = c.vrrp.as_ref()?;
+                Some(crate::metrics::VrrpMetrics {
+                    interface: c.cfg.name.clone(),
+                    carpdev: c.cfg.carpdev.clone(),
+                    vrid: c.cfg.vhid,
+                    family: if run.settings.v6 { 6 } else { 4 },
+                    state: match run.router.state() {
+                        State::Init => 0,
+                        State::Backup => 1,
+                        State::Master => 2,
+                    },
+                    priority: run.settings.priority,
+                    transitions: run.stats.transitions,
+                    adverts_sent: run.stats.sent,
+                    adverts_received: run.stats.received,
+                    send_errors: run.stats.send_errors,
+                })
+            })
+            .collect();
+        let dataplane = if routers.is_empty() {
+            Vec::new()
+        } else {
+            self.dataplane
+                .vrrp_counters()
+                .map(|c| c.values().to_vec())
+                .unwrap_or_default()
+        };
+        (routers, dataplane)
+    }
+
     /// A CARP event for a VRRP interface, translated (see the module documentation).
     pub(super) fn drive_vrrp(&mut self, name: &str, event: fsm::Event) {
         let event = match event {
