@@ -153,6 +153,17 @@ fn carpd_master_keepalived_backup_and_sigterm_handover_ipv6() {
     r1.wait_state("MASTER", Duration::from_secs(10));
     let status = ok(r1.carpctl(&["carp0"]));
     assert!(status.contains("\tlladdr 00:00:5e:00:02:02\n"), "{status}");
+    // carpctl's CARP words do not apply to a VRRP interface.
+    let refused = r1.carpctl(&["carp0", "advskew", "10"]);
+    assert!(!refused.success());
+    assert!(
+        refused
+            .stderr
+            .contains("'advskew' does not apply to a VRRP interface"),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
 
     // keepalived (lower) hears carpd's IPv6 adverts: it stays backup past its master-down.
     let ka = Keepalived::start(&lab, h2, "a", &instance(2, 100, &vips));

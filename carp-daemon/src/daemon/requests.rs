@@ -186,6 +186,23 @@ impl Daemon {
         };
         // Validate against the state first.
         let mut cfg = cif.cfg.clone();
+        if cfg.vrrp.is_some() {
+            // VRRPv3 has no advbase/advskew/pass/forced state; its VRID is configured.
+            let carp_only = ops.iter().find_map(|op| match op {
+                Op::AdvSkew(_) => Some("advskew"),
+                Op::AdvBase(_) => Some("advbase"),
+                Op::Pass(_) => Some("pass"),
+                Op::State(_) => Some("state"),
+                Op::Vhid(_) => Some("vhid"),
+                _ => None,
+            });
+            if let Some(word) = carp_only {
+                return Err(format!(
+                    "{name}: '{word}' does not apply to a VRRP interface; change its priority, \
+                     advert_interval or vrid in the configuration and reload (SIGHUP)"
+                ));
+            }
+        }
         for op in &ops {
             match op {
                 Op::AddGroup(g) => {
