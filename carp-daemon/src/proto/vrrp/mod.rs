@@ -9,6 +9,9 @@
 pub mod fsm;
 pub mod packet;
 
+#[cfg(test)]
+mod sim_tests;
+
 pub use fsm::{VirtualRouter, VrrpAction, VrrpEvent, VrrpParamError, VrrpParams, VrrpReason};
 pub use packet::{
     ChecksumForm, IpEnds, VrrpAddresses, VrrpAdvert, VrrpDecodeError, VrrpEncodeError,
