@@ -24,6 +24,8 @@
 //!   lifecycle  start, reload, shutdown; building and removing carp interfaces
 //!   checks     health check results into group demotion; checks on reload
 //!   drive      an event into a vhid's state machine, and its actions carried out
+//!   vrrp       the same for VRRPv3 interfaces: drive hands their events over, and vrrp
+//!              uses drive's dataplane and announcement steps (one layer, two files)
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
 //! `carpif` (one carp interface's state), `event_source` and `pinlock` use none of them.
