@@ -180,7 +180,8 @@ impl Daemon {
         }
     }
 
-    /// Feeds one event to an interface's state machine and carries out what it asks for.
+    /// Feeds one event to an interface's state machine and carries out what it asks for. A
+    /// VRRPv3 interface's events go to its own machine ([`Daemon::drive_vrrp`]).
     pub fn drive(&mut self, name: &str, event: fsm::Event) {
         if self.ifs.get(name).is_some_and(|c| c.vrrp.is_some()) {
             self.drive_vrrp(name, event);
