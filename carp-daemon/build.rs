@@ -10,10 +10,17 @@ fn main() -> anyhow::Result<()> {
         .context("workspace root")?
         .join("carp-ebpf");
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path")?;
+    // Cargo tells a build script its package's features in the environment.
+    let features: &[&str] = if std::env::var_os("CARGO_FEATURE_XDP_NO_DECISION_RECORDS").is_some() {
+        &["no-decision-records"]
+    } else {
+        &[]
+    };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "carp-ebpf",
             root_dir: ebpf_dir,
+            features,
             ..Default::default()
         }],
         aya_build::Toolchain::default(),

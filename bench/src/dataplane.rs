@@ -47,7 +47,7 @@ pub fn measure(ctx: &Ctx, window: Duration) -> Result<RateResult> {
 }
 
 /// Floods from the client; counts what router `index` sent meanwhile.
-fn flood_arp(ctx: &Ctx, index: usize, window: Duration) -> Result<Rate> {
+pub fn flood_arp(ctx: &Ctx, index: usize, window: Duration) -> Result<Rate> {
     let frame = frames::arp_request(PROBE_MAC, PROBE_IP, VIP);
     let router = ctx.lab.host(index);
     let before = port_rx_packets(router)?;

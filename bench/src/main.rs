@@ -5,19 +5,22 @@
 //! Sections (each in its own module): failover as a client feels it ([`failover`]), the soak
 //! that picks carpd's fastest stable timers ([`soak`]), the dataplane's ARP answer rate
 //! against the kernel's ([`dataplane`]), resilience to protocol-112 floods ([`flood`]) and
-//! the daemons' cost ([`cost`]), and carpd as a VRRPv3 router against keepalived at the same
-//! timers ([`vrrp`]). [`report`] writes docs/BENCHMARKS.md and the timeline
+//! the daemons' cost ([`cost`]), carpd as a VRRPv3 router against keepalived at the same
+//! timers ([`vrrp`]), and carpd's load balancing across 1 to 3 hosts ([`balancing`], a lab
+//! of its own). [`report`] writes docs/BENCHMARKS.md and the timeline
 //! figure ([`plot`]).
 //!
 //! Everything runs in one [`carp_tests::Lab`] (two routers, a client, a switch); it is
 //! removed when the bench ends, also on error and on Ctrl-C: SIGINT and SIGTERM only set a
 //! flag here, every wait checks it, and the lab's Drop does the cleanup.
 mod analysis;
+mod balancing;
 mod cost;
 mod dataplane;
 mod failover;
 mod flood;
 mod plot;
+mod records;
 mod report;
 mod soak;
 mod tools;
@@ -72,6 +75,10 @@ pub struct Args {
     /// default XDP mode (auto: generic on these veths). Default: the native-mode lab.
     #[arg(long)]
     plain_lab: bool,
+    /// Only the section on what the XDP decision records cost while off (with --smoke: one
+    /// short round).
+    #[arg(long)]
+    records_only: bool,
 }
 
 /// How much of everything to do.
@@ -93,6 +100,10 @@ pub struct Plan {
     pub cost_window: Duration,
     pub vhid_counts: Vec<u8>,
     pub rate_window: Duration,
+    /// Rounds of the records' cost (one flood per build each, `rate_window` long).
+    pub records_rounds: usize,
+    /// Only the records' cost section.
+    pub records_only: bool,
     /// The plain lab (no NAPI-mode peers on the switch side, carpd in auto mode).
     pub plain_lab: bool,
 }
@@ -112,6 +123,8 @@ impl Plan {
             cost_window: Duration::from_secs(20),
             vhid_counts: vec![1, 16, 255],
             rate_window: Duration::from_secs(10),
+            records_rounds: 5,
+            records_only: false,
             plain_lab: false,
         }
     }
@@ -130,6 +143,8 @@ impl Plan {
             cost_window: Duration::from_secs(2),
             vhid_counts: vec![1],
             rate_window: Duration::from_secs(3),
+            records_rounds: 2,
+            records_only: false,
             plain_lab: false,
         }
     }
@@ -148,6 +163,8 @@ impl Plan {
             cost_window: Duration::from_secs(2),
             vhid_counts: vec![1, 2],
             rate_window: Duration::from_secs(1),
+            records_rounds: 1,
+            records_only: false,
             plain_lab: false,
         }
     }
@@ -180,6 +197,7 @@ fn run(args: &Args) -> Result<()> {
         plan.tools = args.only.clone();
     }
     plan.plain_lab = args.plain_lab;
+    plan.records_only = args.records_only;
     let out = match &args.out {
         Some(out) => out.clone(),
         None if args.smoke => workspace_root().join("target/bench-smoke/BENCHMARKS.md"),
@@ -217,6 +235,16 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
 
     println!("bench ({} plan): carpd vs ucarp vs keepalived", plan.name);
     let with = |tool: Tool| plan.tools.contains(&tool);
+    if plan.records_only {
+        run_records_cost(&ctx, plan, &mut results)?;
+        results.elapsed = started.elapsed();
+        report::write(&results, out)?;
+        println!("bench: report written to {}", out.display());
+        if !results.errors.is_empty() {
+            bail!("the records' cost failed: {}", results.errors.join("; "));
+        }
+        return Ok(());
+    }
     let mut fastest = *plan.candidates.last().expect("a plan has candidates");
     if with(Tool::Carpd) {
         section("carpd's fastest stable timers");
@@ -250,11 +278,23 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     run_failover(&ctx, plan, &defaults, &fastests, &mut results)?;
     if with(Tool::Carpd) {
         run_soak_and_rate(&ctx, plan, fastest, &mut results)?;
+        run_records_cost(&ctx, plan, &mut results)?;
     }
     run_floods(&ctx, plan, &fastests, &mut results)?;
     run_costs(&ctx, plan, &defaults, &fastests, &mut results)?;
     if with(Tool::Carpd) && with(Tool::Keepalived) {
         run_vrrp(&ctx, plan, &mut results)?;
+    }
+    if with(Tool::Carpd) {
+        section("load balancing (carpnodes)");
+        results.balancing = ctx.attempt("load balancing", &mut results.errors, || {
+            balancing::measure(
+                &ctx.bins,
+                plan.rate_window,
+                !plan.plain_lab,
+                ctx.interrupted(),
+            )
+        })?;
     }
 
     results.elapsed = started.elapsed();
@@ -357,6 +397,33 @@ fn run_soak_and_rate(
         println!(
             "  XDP {:.0} answers/s of {:.0} offered; kernel {:.0} of {:.0}",
             r.xdp.replies_per_s, r.xdp.sent_per_s, r.kernel.replies_per_s, r.kernel.sent_per_s
+        );
+    }
+    Ok(())
+}
+
+/// The XDP ARP answer rate of carpd as built (decision records off) against a build
+/// without the records.
+fn run_records_cost(ctx: &Ctx, plan: &Plan, results: &mut report::Results) -> Result<()> {
+    section("decision records' cost (off)");
+    let without = Binaries {
+        carpd: ctx.bins.carpd_without_records.clone(),
+        ..ctx.bins.clone()
+    };
+    results.records = ctx.attempt("records' cost", &mut results.errors, || {
+        records::measure(ctx, &without, plan.rate_window, plan.records_rounds)
+    })?;
+    if let Some(c) = &results.records {
+        println!(
+            "  XDP answers/s, records off {:.0}, without records {:.0}: {:.3}× ({})",
+            c.median_with(),
+            c.median_without(),
+            c.ratio(),
+            if c.within_allowance() {
+                "within 5 %"
+            } else {
+                "MORE than 5 % slower"
+            }
         );
     }
     Ok(())
@@ -492,10 +559,33 @@ fn section(name: &str) {
 /// Builds carpd and carpctl (release unless `release` is false) and returns their paths.
 /// The eBPF toolchain this needs is on the PATH `cargo xtask bench` gives.
 fn build(release: bool) -> Result<Binaries> {
+    let dir = workspace_root()
+        .join("target")
+        .join(if release { "release" } else { "debug" });
+    // The build without the decision records first, kept aside: the plain build after it
+    // puts the binaries users run back in place (both share the dependencies' builds).
+    cargo_build(release, &["--features", "xdp-no-decision-records"])?;
+    let aside = workspace_root().join("target/bench-no-records");
+    std::fs::create_dir_all(&aside).with_context(|| format!("creating {}", aside.display()))?;
+    let carpd_without_records = aside.join("carpd");
+    std::fs::copy(dir.join("carpd"), &carpd_without_records)
+        .with_context(|| format!("copying carpd to {}", carpd_without_records.display()))?;
+    cargo_build(release, &[])?;
+    Ok(Binaries {
+        carpd: dir.join("carpd"),
+        carpctl: dir.join("carpctl"),
+        carpd_args: Vec::new(),
+        carpd_without_records,
+    })
+}
+
+/// `cargo build -p carp-daemon --bins [--release] EXTRA...`.
+fn cargo_build(release: bool, extra: &[&str]) -> Result<()> {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", "carp-daemon", "--bins"]);
+        .args(["build", "--quiet", "-p", "carp-daemon", "--bins"])
+        .args(extra);
     if release {
         cargo.arg("--release");
     }
@@ -505,18 +595,12 @@ fn build(release: bool) -> Result<Binaries> {
         .context("could not start cargo")?;
     if !status.success() {
         bail!(
-            "`cargo build -p carp-daemon --bins{}` failed ({status})",
-            if release { " --release" } else { "" }
+            "`cargo build -p carp-daemon --bins{}{}` failed ({status})",
+            if release { " --release" } else { "" },
+            extra.iter().map(|a| format!(" {a}")).collect::<String>()
         );
     }
-    let dir = workspace_root()
-        .join("target")
-        .join(if release { "release" } else { "debug" });
-    Ok(Binaries {
-        carpd: dir.join("carpd"),
-        carpctl: dir.join("carpctl"),
-        carpd_args: Vec::new(),
-    })
+    Ok(())
 }
 
 /// The workspace root (this crate lives one level below it).
@@ -702,8 +786,13 @@ pub struct Pair {
 
 impl Pair {
     pub fn start(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<Pair> {
-        let r1 = Daemon::start(&ctx.lab, 0, setting, Role::Master, vhids, &ctx.bins)?;
-        let r2 = Daemon::start(&ctx.lab, 1, setting, Role::Backup, vhids, &ctx.bins)?;
+        Pair::start_with(ctx, setting, vhids, &ctx.bins)
+    }
+
+    /// As [`Pair::start`], with other binaries.
+    pub fn start_with(ctx: &Ctx, setting: Setting, vhids: u8, bins: &Binaries) -> Result<Pair> {
+        let r1 = Daemon::start(&ctx.lab, 0, setting, Role::Master, vhids, bins)?;
+        let r2 = Daemon::start(&ctx.lab, 1, setting, Role::Backup, vhids, bins)?;
         Ok(Pair {
             routers: [r1, r2],
             retired_changes: 0,
@@ -714,7 +803,17 @@ impl Pair {
     /// for a master-down time and two intervals (a preferred router that lost the first
     /// election to start-up jitter preempts within that); returns the master's index.
     pub fn start_stable(ctx: &Ctx, setting: Setting, vhids: u8) -> Result<(Pair, usize)> {
-        let pair = Pair::start(ctx, setting, vhids)?;
+        Pair::start_stable_with(ctx, setting, vhids, &ctx.bins)
+    }
+
+    /// As [`Pair::start_stable`], with other binaries.
+    pub fn start_stable_with(
+        ctx: &Ctx,
+        setting: Setting,
+        vhids: u8,
+        bins: &Binaries,
+    ) -> Result<(Pair, usize)> {
+        let pair = Pair::start_with(ctx, setting, vhids, bins)?;
         let period = setting.master_down() + 2 * setting.advert_interval();
         let master = pair.wait_stable(ctx, |_| period)?;
         Ok((pair, master))

@@ -208,6 +208,8 @@ pub struct Binaries {
     /// Extra arguments for every carpd started with these binaries (e.g. a small advert
     /// ring for the flood into it).
     pub carpd_args: Vec<String>,
+    /// carpd built with the feature `xdp-no-decision-records` (the records' cost section).
+    pub carpd_without_records: PathBuf,
 }
 
 /// One running tool instance on one host (for ucarp with several vhids: one process each).

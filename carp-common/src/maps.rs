@@ -36,6 +36,8 @@ pub mod pin {
     pub const VRRP_ROUTERS: &str = "vrrp_routers";
     /// Per-CPU VRRP counters: index 0 → [`super::VrrpCounters`].
     pub const VRRP_COUNTERS: &str = "vrrp_counters";
+    /// Balanced carp interfaces: [`super::VhidKey`] of the leader node → [`super::LbGroup`].
+    pub const LB_GROUPS: &str = "lb_groups";
     /// Subdirectory holding one pinned XDP link per carpdev, named after the interface.
     pub const LINKS_DIR: &str = "links";
 }
@@ -51,6 +53,9 @@ pub const MAX_CARPDEVS: u32 = 64;
 pub const ADVERT_RING_BYTES: u32 = 256 * 1024;
 /// Capacity of the master-advert maps: one entry per vhid and family.
 pub const MAX_MASTER_ADVERTS: u32 = MAX_VHIDS * 2;
+
+/// Capacity of the load-balancing map (balanced carp interfaces across all carpdevs).
+pub const MAX_LB_GROUPS: u32 = 256;
 
 /// `VhidEntry::state` values. Mirrors the election state of the vhid in carpd.
 pub const VHID_STATE_INIT: u32 = 0;
@@ -124,6 +129,25 @@ pub struct CarpdevEntry {
     /// adverts leave from the virtual MAC, which peers share, so its own are recognised by
     /// the counter (carpd's loop check); this rule never matches a peer's advert.
     pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// A balanced carp interface (OpenBSD `carpnodes`): its nodes in vhid order, bucket `i`
+/// belonging to `vhids[i]`. Written when the interface is configured; who serves a bucket
+/// is the `carp_vhids` entry of its node (one entry read per packet, one write per change of
+/// owner, the same live-master test as everything else).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LbGroup {
+    /// One of `crate::lb::LB_MODE_*`.
+    pub mode: u32,
+    /// Number of nodes, 2..=32.
+    pub count: u32,
+    /// The node vhids in vhid order; the first is the leader.
+    pub vhids: [u8; crate::lb::LB_MAX_NODES],
+    /// The carpdev's own MAC: the source of ARP/NA answers in `ip` and `ip-stealth` modes,
+    /// which never send from the carp MAC.
+    pub dev_mac: [u8; 6],
     pub _pad: [u8; 2],
 }
 
@@ -247,6 +271,13 @@ dataplane_counters! {
         /// header bytes, same IP source, as published in `carp_master_adverts`), consumed in XDP:
         /// their arrival time goes to `carp_master_seen` instead of the ring to carpd.
         pub advert_master_fastpath: u64,
+
+        // --- Load balancing (OpenBSD carp_lsdrop). --------------------------------------
+        /// IPv4/IPv6 packets to the carp MAC of a balanced interface passed: this host is
+        /// the live master of the packet's bucket.
+        pub lb_accepted: u64,
+        /// Such packets dropped: another node's bucket (or its master here is not live).
+        pub lb_dropped_other_bucket: u64,
     }
 }
 
@@ -353,6 +384,7 @@ mod pod {
     unsafe impl aya::Pod for MasterAdvertKey {}
     unsafe impl aya::Pod for MasterAdvert {}
     unsafe impl aya::Pod for VrrpCounters {}
+    unsafe impl aya::Pod for LbGroup {}
 }
 
 #[cfg(test)]
@@ -368,7 +400,8 @@ mod tests {
         assert_eq!(size_of::<Vip6Key>(), 20);
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
-        assert_eq!(size_of::<DataplaneCounters>(), 20 * 8);
+        assert_eq!(size_of::<DataplaneCounters>(), 22 * 8);
+        assert_eq!(size_of::<LbGroup>(), 4 + 4 + 32 + 8);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
         assert_eq!(size_of::<MasterAdvertKey>(), 8);
@@ -399,10 +432,10 @@ mod tests {
         }
         assert_eq!(DataplaneCounters::NAMES[0], "arp_replied");
         assert_eq!(c.arp_replied, 1);
-        assert_eq!(c.advert_master_fastpath, DataplaneCounters::COUNT as u64);
+        assert_eq!(c.lb_dropped_other_bucket, DataplaneCounters::COUNT as u64);
         assert_eq!(
             DataplaneCounters::NAMES[DataplaneCounters::COUNT - 1],
-            "advert_master_fastpath"
+            "lb_dropped_other_bucket"
         );
     }
 

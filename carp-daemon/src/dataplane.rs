@@ -53,13 +53,14 @@ use aya::{
     },
 };
 use carp_common::maps::{
-    CarpdevEntry, DataplaneCounters, FAMILY_V4, FAMILY_V6, MasterAdvert, MasterAdvertKey,
+    CarpdevEntry, DataplaneCounters, FAMILY_V4, FAMILY_V6, LbGroup, MasterAdvert, MasterAdvertKey,
     VHID_STATE_BACKUP, VHID_STATE_INIT, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key,
     VipEntry, pin,
 };
 use carp_common::wire::virtual_mac;
 
 mod vrrp;
+pub mod xdp_log;
 pub mod xdp_mode;
 
 /// The XDP object built from `carp-ebpf` by build.rs (bpfel-unknown-none, BTF included).
@@ -72,7 +73,7 @@ const PROGRAM: &str = "carp";
 const GUARD_PROGRAM: &str = "carp_guard";
 
 /// Every pinned map, in the order they are created.
-const MAP_NAMES: [&str; 11] = [
+const MAP_NAMES: [&str; 12] = [
     pin::VHIDS,
     pin::VIP4,
     pin::VIP6,
@@ -84,6 +85,7 @@ const MAP_NAMES: [&str; 11] = [
     pin::MASTER_SEEN,
     pin::VRRP_ROUTERS,
     pin::VRRP_COUNTERS,
+    pin::LB_GROUPS,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,8 @@ pub enum DataplaneError {
     Load(#[from] aya::EbpfError),
     #[error("XDP program: {0}")]
     Program(#[from] ProgramError),
+    #[error("the XDP program's log ring: {0}")]
+    XdpLog(#[from] aya_log::Error),
     #[error("BPF map {map}: {source}")]
     Map {
         map: &'static str,
@@ -205,8 +209,11 @@ pub struct Dataplane {
     /// VRRPv3 routers served (see `dataplane/vrrp.rs`).
     vrrp_routers: HashMap<MapData, VhidKey, u32>,
     vrrp_counters: PerCpuArray<MapData, carp_common::maps::VrrpCounters>,
+    lb_groups: HashMap<MapData, VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
+    /// The switch of the program's decision records (`carpctl debug xdp`).
+    xdp_log: xdp_log::XdpLog,
 }
 
 impl Dataplane {
@@ -273,6 +280,7 @@ impl Dataplane {
         let master_seen = take(&mut ebpf, pin::MASTER_SEEN)?;
         let vrrp_routers = take(&mut ebpf, pin::VRRP_ROUTERS)?;
         let vrrp_counters = take(&mut ebpf, pin::VRRP_COUNTERS)?;
+        let lb_groups = take(&mut ebpf, pin::LB_GROUPS)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
@@ -283,6 +291,7 @@ impl Dataplane {
             .ok_or(DataplaneError::Program(ProgramError::NotLoaded))?
             .try_into()?;
         guard.load()?;
+        let xdp_log = xdp_log::XdpLog::load(&mut ebpf)?;
         Ok(Self {
             ebpf,
             pin_dir,
@@ -297,7 +306,9 @@ impl Dataplane {
             master_seen,
             vrrp_routers,
             vrrp_counters,
+            lb_groups,
             links: Vec::new(),
+            xdp_log,
         })
     }
 
@@ -322,6 +333,34 @@ impl Dataplane {
             .program_mut(PROGRAM)
             .and_then(|p| <&mut Xdp>::try_from(p).ok())
             .expect("the program was loaded as XDP in from_ebpf")
+    }
+
+    /// Turns the program's decision records on or off (`carpctl debug xdp on|off`).
+    pub fn set_xdp_log(&mut self, on: bool) -> Result<(), DataplaneError> {
+        self.xdp_log.set(on)
+    }
+
+    /// Whether the program's decision records are on.
+    pub fn xdp_log_on(&self) -> bool {
+        self.xdp_log.is_on()
+    }
+
+    /// Whether carpd writes one of its own decision records now (see
+    /// [`xdp_log::XdpLog::carpd_record_due`]).
+    pub fn carpd_record_due(&mut self) -> bool {
+        self.xdp_log.carpd_record_due()
+    }
+
+    /// The reader of the program's decision records (aya-log's ring), handing them to
+    /// `bridge`; carpd takes it once and polls it with [`xdp_log::pump`].
+    pub fn take_xdp_logger(
+        &mut self,
+        bridge: xdp_log::Bridge,
+    ) -> Result<aya_log::EbpfLogger<xdp_log::Bridge>, DataplaneError> {
+        Ok(aya_log::EbpfLogger::init_with_logger(
+            &mut self.ebpf,
+            bridge,
+        )?)
     }
 
     /// The advertisement ring buffer; carpd takes it once to poll it asynchronously.
@@ -579,6 +618,47 @@ impl Dataplane {
             })
     }
 
+    /// Declares a balanced carp interface on carpdev `ifindex`: its nodes' vhids (sorted,
+    /// the leader first), its mode (`carp_common::lb::LB_MODE_*`) and the carpdev's MAC.
+    /// Who serves each bucket is the state of its node's vhid entry ([`Dataplane::set_vhid`]).
+    pub fn set_lb_group(
+        &mut self,
+        ifindex: u32,
+        vhids: &[u8],
+        mode: u32,
+        dev_mac: [u8; 6],
+    ) -> Result<(), DataplaneError> {
+        let mut group = LbGroup {
+            mode,
+            count: vhids.len().min(carp_common::lb::LB_MAX_NODES) as u32,
+            vhids: [0; carp_common::lb::LB_MAX_NODES],
+            dev_mac,
+            _pad: [0; 2],
+        };
+        for (slot, vhid) in group.vhids.iter_mut().zip(vhids) {
+            *slot = *vhid;
+        }
+        let key = VhidKey {
+            ifindex,
+            vhid: u32::from(vhids.first().copied().unwrap_or(0)),
+        };
+        self.lb_groups
+            .insert(key, group, 0)
+            .map_err(|source| DataplaneError::Map {
+                map: pin::LB_GROUPS,
+                source,
+            })
+    }
+
+    /// Forgets a balanced interface (by its leader vhid).
+    pub fn remove_lb_group(&mut self, ifindex: u32, leader: u8) -> Result<(), DataplaneError> {
+        let key = VhidKey {
+            ifindex,
+            vhid: u32::from(leader),
+        };
+        ignore_missing(self.lb_groups.remove(&key), pin::LB_GROUPS)
+    }
+
     /// Forgets a vhid, its followed master included.
     pub fn remove_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), DataplaneError> {
         self.clear_master_advert(ifindex, vhid)?;
@@ -764,6 +844,10 @@ impl Dataplane {
         let keys: Vec<VhidKey> = self.vrrp_routers.keys().filter_map(Result::ok).collect();
         for k in keys {
             ignore_missing(self.vrrp_routers.remove(&k), pin::VRRP_ROUTERS)?;
+        }
+        let keys: Vec<VhidKey> = self.lb_groups.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            ignore_missing(self.lb_groups.remove(&k), pin::LB_GROUPS)?;
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ use carp_common::{
 
 use crate::{
     fastpath,
+    log::{self, AdvertDrop, log_decision},
     maps::{ADVERTS, count, vhid_entry},
     packet::read_at,
 };
@@ -111,18 +112,38 @@ fn drop_counted(field: fn(&mut DataplaneCounters) -> &mut u64) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// Drops an advert of a served vhid (or one too short to tell), counted and logged.
+#[inline(always)]
+fn reject(
+    ctx: &XdpContext,
+    rx: &Received<'_>,
+    vhid: u8,
+    reason: AdvertDrop,
+    field: fn(&mut DataplaneCounters) -> &mut u64,
+) -> u32 {
+    count(field);
+    log_decision!(log::advert_dropped(
+        ctx, reason, rx.family, &rx.src, vhid, rx.ifindex
+    ));
+    xdp_action::XDP_DROP
+}
+
 #[inline(always)]
 fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) -> u32 {
     // The vhid decides whether the frame is ours at all, so read it before anything else.
     if rx.payload_len < 2 {
-        return drop_counted(|c| &mut c.advert_bad_length);
+        return reject(ctx, rx, 0, AdvertDrop::BadLength, |c| {
+            &mut c.advert_bad_length
+        });
     }
     // A VRRPv3 advert for a virtual router served here takes VRRP's checks instead.
     if let Some(verdict) = crate::vrrp::check_and_deliver(ctx, dev, rx) {
         return verdict;
     }
     let Some(vhid) = read_at::<u8>(ctx, rx.payload_off + 1) else {
-        return drop_counted(|c| &mut c.advert_bad_length);
+        return reject(ctx, rx, 0, AdvertDrop::BadLength, |c| {
+            &mut c.advert_bad_length
+        });
     };
     let Some(entry) = vhid_entry(rx.ifindex, vhid) else {
         count(|c| &mut c.advert_passed_unknown_vhid);
@@ -135,24 +156,34 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) ->
 
     // The checks of OpenBSD's carp_proto_input, in its order.
     if rx.ttl != CARP_TTL {
-        return drop_counted(|c| &mut c.advert_bad_ttl);
+        return reject(ctx, rx, vhid, AdvertDrop::BadTtl, |c| &mut c.advert_bad_ttl);
     }
     if rx.payload_len < CARP_HEADER_LEN {
-        return drop_counted(|c| &mut c.advert_bad_length);
+        return reject(ctx, rx, vhid, AdvertDrop::BadLength, |c| {
+            &mut c.advert_bad_length
+        });
     }
     let Some(header) = read_at::<[u8; CARP_HEADER_LEN]>(ctx, rx.payload_off) else {
-        return drop_counted(|c| &mut c.advert_bad_length);
+        return reject(ctx, rx, vhid, AdvertDrop::BadLength, |c| {
+            &mut c.advert_bad_length
+        });
     };
     // OpenBSD checksums exactly the 36 header bytes (trailing bytes are ignored, not
     // rejected), and checks the version but never the type nibble.
     if Checksum::new().add_words(&header).finish() != 0 {
-        return drop_counted(|c| &mut c.advert_bad_checksum);
+        return reject(ctx, rx, vhid, AdvertDrop::BadChecksum, |c| {
+            &mut c.advert_bad_checksum
+        });
     }
     if header[0] >> 4 != CARP_VERSION {
-        return drop_counted(|c| &mut c.advert_bad_version);
+        return reject(ctx, rx, vhid, AdvertDrop::BadVersion, |c| {
+            &mut c.advert_bad_version
+        });
     }
     if rx.eth.src == dev.mac {
-        return drop_counted(|c| &mut c.advert_own_source);
+        return reject(ctx, rx, vhid, AdvertDrop::OwnSource, |c| {
+            &mut c.advert_own_source
+        });
     }
     // Only a BACKUP follows a master: should a published entry outlive its BACKUP state
     // (carpd clears it on every state change), a MASTER or INIT vhid still sees everything.
@@ -165,7 +196,9 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) ->
     // Written in place in the ring: an event built on the stack and copied would not fit
     // the 512-byte stack beside the rest of the program.
     let Some(mut slot) = ADVERTS.reserve(0) else {
-        return drop_counted(|c| &mut c.advert_ring_full);
+        return reject(ctx, rx, vhid, AdvertDrop::RingFull, |c| {
+            &mut c.advert_ring_full
+        });
     };
     slot.write(AdvertEvent {
         ifindex: rx.ifindex,

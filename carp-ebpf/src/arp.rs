@@ -16,6 +16,8 @@ use carp_common::{
 };
 
 use crate::{
+    lb,
+    log::{self, Why, log_decision},
     maps::{VIP4, count, is_live_master, slot_entry},
     packet::{ptr_at, read_at},
 };
@@ -42,16 +44,26 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     };
     if is_group_mac(&eth.src) || is_group_mac(&arp.sha) {
         count(|c| &mut c.arp_dropped_bad_source);
+        log_decision!(log::arp(ctx, false, &arp.tpa, Why::BadSource, ifindex));
         return xdp_action::XDP_DROP;
     }
     if arp.spa == arp.tpa {
         // A gratuitous ARP (another master announcing the address): never answered.
         count(|c| &mut c.arp_gratuitous_dropped);
+        log_decision!(log::arp(ctx, false, &arp.tpa, Why::Gratuitous, ifindex));
         return xdp_action::XDP_DROP;
     }
-    let live = slot_entry(ifindex, vip.vhid).filter(is_live_master);
+    let served = slot_entry(ifindex, vip.vhid);
+    let live = served.filter(is_live_master);
     let Some(entry) = live else {
         count(|c| &mut c.arp_dropped_not_master);
+        log_decision!(log::arp(
+            ctx,
+            false,
+            &arp.tpa,
+            Why::state(served.as_ref(), false),
+            ifindex
+        ));
         return xdp_action::XDP_DROP;
     };
 
@@ -68,16 +80,19 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
     ) else {
         return xdp_action::XDP_PASS;
     };
+    // A balanced interface answers with its carp MAC (see `lb::answer_macs`).
+    let (lladdr, src) = lb::answer_macs(ifindex, vip.vhid as u8, entry.vmac);
     // SAFETY: both pointers were bounds-checked against data_end just above.
     unsafe {
         (*eth).dst = (*eth).src;
-        (*eth).src = entry.vmac;
+        (*eth).src = src;
         (*out).op = ARPOP_REPLY.to_be_bytes();
         (*out).tha = arp.sha;
         (*out).tpa = arp.spa;
-        (*out).sha = entry.vmac;
+        (*out).sha = lladdr;
         (*out).spa = arp.tpa;
     }
     count(|c| &mut c.arp_replied);
+    log_decision!(log::arp(ctx, true, &arp.tpa, Why::Master, ifindex));
     xdp_action::XDP_TX
 }

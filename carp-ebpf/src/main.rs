@@ -6,8 +6,10 @@
 //! 1. carpdev not configured in `carp_devs` → pass (the program is inert until carpd says).
 //! 2. VLAN-tagged → pass untouched (a tagged frame belongs to a VLAN interface above us;
 //!    it is never parsed as if it were untagged).
-//! 3. destined to the virtual MAC of a vhid (or VRRP router, `vrrp`) served here → dropped unless this host is live
-//!    master (a switch may still flood the old master's MAC after a failover).
+//! 3. destined to the carp MAC of a balanced interface → `lb` keeps it if this host is the
+//!    live master of its bucket; destined to the virtual MAC of any other vhid (or VRRP
+//!    router, `vrrp`) served here → dropped unless this host is live master (a switch may
+//!    still flood the old master's MAC after a failover).
 //! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert` (VRRPv3
 //!    for a router served here → `vrrp`).
 //! 5. everything else → pass.
@@ -21,6 +23,8 @@ mod advert;
 mod arp;
 mod fastpath;
 mod guard;
+mod lb;
+mod log;
 mod maps;
 mod ndp;
 mod packet;
@@ -60,12 +64,11 @@ pub fn carp(ctx: XdpContext) -> u32 {
         count(|c| &mut c.vlan_passed);
         return xdp_action::XDP_PASS;
     }
-    // A CARP vhid's (or an IPv4 VRRP router's) MAC, or an IPv6 VRRP router's.
-    let slot = match vhid_of_virtual_mac(&eth.dst) {
-        Some(vhid) => Some(vhid as u32),
-        None => vrid_of_v6_virtual_mac(&eth.dst).map(|vrid| vrrp_slot(vrid, true)),
-    };
-    if let Some(slot) = slot
+    if let Some((group, multicast)) = lb::group_of(ifindex, &eth.dst) {
+        if let Some(verdict) = lb::decide(&ctx, ifindex, ethertype, group, multicast) {
+            return verdict;
+        }
+    } else if let Some(slot) = virtual_mac_slot(&eth.dst)
         && let Some(entry) = slot_entry(ifindex, slot)
     {
         if !is_live_master(&entry) {
@@ -93,12 +96,22 @@ pub fn carp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// The map slot a destination MAC names: a CARP vhid's (or an IPv4 VRRP router's, the same
+/// MAC), or an IPv6 VRRP router's (RFC 5798 7.3).
+#[inline(always)]
+fn virtual_mac_slot(mac: &[u8; 6]) -> Option<u32> {
+    match vhid_of_virtual_mac(mac) {
+        Some(vhid) => Some(vhid as u32),
+        None => vrid_of_v6_virtual_mac(mac).map(|vrid| vrrp_slot(vrid, true)),
+    }
+}
+
 /// Egress of a carp interface: pass while this host is the vhid's live master, else drop.
 #[classifier]
-pub fn carp_guard(ctx: TcContext) -> i32 {
+pub fn carp_guard(mut ctx: TcContext) -> i32 {
     // SAFETY: the kernel hands a valid __sk_buff; `ifindex` is readable by tc programs.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    if guard::may_send(ifindex) {
+    if guard::may_send(&mut ctx, ifindex) {
         TC_ACT_OK
     } else {
         TC_ACT_SHOT

@@ -5,9 +5,9 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use carp_common::maps::{
-    ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, MAX_CARPDEVS,
-    MAX_MASTER_ADVERTS, MAX_VHIDS, MAX_VIPS, MasterAdvert, MasterAdvertKey, VHID_STATE_MASTER,
-    VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry, VrrpCounters,
+    ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, LbGroup, MAX_CARPDEVS,
+    MAX_LB_GROUPS, MAX_MASTER_ADVERTS, MAX_VHIDS, MAX_VIPS, MasterAdvert, MasterAdvertKey,
+    VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry, VrrpCounters,
 };
 
 #[btf_map(name = "carp_vhids")]
@@ -44,6 +44,9 @@ pub static VRRP_ROUTERS: HashMap<VhidKey, u32, { MAX_VHIDS as usize }> = HashMap
 
 #[btf_map(name = "vrrp_counters")]
 pub static VRRP_COUNTERS: PerCpuArray<VrrpCounters, 1> = PerCpuArray::new();
+/// Balanced carp interfaces, by carpdev and leader vhid (see `lb`). Written by carpd only.
+#[btf_map(name = "lb_groups")]
+pub static LB_GROUPS: HashMap<VhidKey, LbGroup, { MAX_LB_GROUPS as usize }> = HashMap::new();
 
 #[btf_map(name = "carp_guards")]
 pub static GUARDS: HashMap<u32, VhidKey, { MAX_VHIDS as usize }> = HashMap::new();

@@ -25,6 +25,8 @@ use carp_common::{
 };
 
 use crate::{
+    lb,
+    log::{self, Why, log_decision},
     maps::{VIP6, count, is_live_master, slot_entry},
     packet::{ptr_at, read_at},
 };
@@ -57,10 +59,19 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     };
     if !is_valid_solicitation(ctx, eth, ip6, &ns, payload_len) {
         count(|c| &mut c.ns_dropped_invalid);
+        log_decision!(log::ns(ctx, false, &ns.target, Why::Invalid, ifindex));
         return xdp_action::XDP_DROP;
     }
-    let Some(entry) = slot_entry(ifindex, vip.vhid).filter(is_live_master) else {
+    let served = slot_entry(ifindex, vip.vhid);
+    let Some(entry) = served.filter(is_live_master) else {
         count(|c| &mut c.ns_dropped_not_master);
+        log_decision!(log::ns(
+            ctx,
+            false,
+            &ns.target,
+            Why::state(served.as_ref(), false),
+            ifindex
+        ));
         return xdp_action::XDP_DROP;
     };
 
@@ -80,7 +91,10 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
         flags |= NA_FLAG_ROUTER;
     }
     // Built whole on the stack, written in one go once the frame has been resized to fit it.
-    let frame = NaFrame::new(entry.vmac, ns.target, dst_mac, dst_ip, flags);
+    // A balanced interface announces its carp MAC (see `lb::answer_macs`).
+    let (lladdr, src) = lb::answer_macs(ifindex, vip.vhid as u8, entry.vmac);
+    let mut frame = NaFrame::new(lladdr, ns.target, dst_mac, dst_ip, flags);
+    frame.eth.src = src;
 
     // Resize the frame to exactly the reply: a solicitation for duplicate address detection
     // carries no source link-layer option and is shorter; one with more options is longer.
@@ -98,6 +112,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
     // SAFETY: bounds-checked just above, after the resize.
     unsafe { out.write_unaligned(frame) };
     count(|c| &mut c.ns_replied);
+    log_decision!(log::ns(ctx, true, &ns.target, Why::Master, ifindex));
     xdp_action::XDP_TX
 }
 

@@ -20,6 +20,7 @@ use carp_common::{
 
 use crate::{
     advert::Received,
+    log::{self, AdvertDrop, log_decision},
     maps::{ADVERTS, VRRP_COUNTERS, VRRP_ROUTERS},
     packet::read_at,
 };
@@ -33,9 +34,19 @@ fn count(field: fn(&mut VrrpCounters) -> &mut u64) {
     }
 }
 
+/// Drops an advert of a router served here, counted and logged as CARP's are.
 #[inline(always)]
-fn drop_counted(field: fn(&mut VrrpCounters) -> &mut u64) -> u32 {
+fn reject(
+    ctx: &XdpContext,
+    rx: &Received<'_>,
+    vrid: u8,
+    reason: AdvertDrop,
+    field: fn(&mut VrrpCounters) -> &mut u64,
+) -> u32 {
     count(field);
+    log_decision!(log::vrrp_dropped(
+        ctx, reason, rx.family, &rx.src, vrid, rx.ifindex
+    ));
     xdp_action::XDP_DROP
 }
 
@@ -54,7 +65,7 @@ pub fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>
     };
     // SAFETY: presence only; the value is not read.
     if unsafe { VRRP_ROUTERS.get(key) }.is_some() {
-        return Some(check(ctx, dev, rx, v6));
+        return Some(check(ctx, dev, rx, first[1], v6));
     }
     // An IPv6 advert whose VRID only our IPv4 router has (its state sits where a CARP vhid
     // of that number would): another router's, not a bad CARP advert.
@@ -71,25 +82,31 @@ pub fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>
 }
 
 #[inline(always)]
-fn check(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>, v6: bool) -> u32 {
+fn check(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>, vrid: u8, v6: bool) -> u32 {
     if rx.unicast {
         count(|c| &mut c.vrrp_passed_unicast);
         return xdp_action::XDP_PASS;
     }
     if rx.ttl != CARP_TTL {
-        return drop_counted(|c| &mut c.vrrp_bad_ttl);
+        return reject(ctx, rx, vrid, AdvertDrop::BadTtl, |c| &mut c.vrrp_bad_ttl);
     }
     let Some(header) = read_at::<[u8; VRRP_HEADER_LEN]>(ctx, rx.payload_off) else {
-        return drop_counted(|c| &mut c.vrrp_bad_length);
+        return reject(ctx, rx, vrid, AdvertDrop::BadLength, |c| {
+            &mut c.vrrp_bad_length
+        });
     };
     let addresses = header[3] as usize;
     let address_len = if v6 { 16 } else { 4 };
     let len = VRRP_HEADER_LEN + addresses * address_len;
     if addresses == 0 || addresses > VRRP_XDP_MAX_ADDRESSES || rx.payload_len < len {
-        return drop_counted(|c| &mut c.vrrp_bad_length);
+        return reject(ctx, rx, vrid, AdvertDrop::BadLength, |c| {
+            &mut c.vrrp_bad_length
+        });
     }
     let Some(message) = message_sum(ctx, rx.payload_off, &header, addresses, v6) else {
-        return drop_counted(|c| &mut c.vrrp_bad_length);
+        return reject(ctx, rx, vrid, AdvertDrop::BadLength, |c| {
+            &mut c.vrrp_bad_length
+        });
     };
     let mut message_only = false;
     let valid = if v6 {
@@ -112,13 +129,19 @@ fn check(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>, v6: bool) -> u
         }
     };
     if !valid {
-        return drop_counted(|c| &mut c.vrrp_bad_checksum);
+        return reject(ctx, rx, vrid, AdvertDrop::BadChecksum, |c| {
+            &mut c.vrrp_bad_checksum
+        });
     }
     if rx.eth.src == dev.mac {
-        return drop_counted(|c| &mut c.vrrp_own_source);
+        return reject(ctx, rx, vrid, AdvertDrop::OwnSource, |c| {
+            &mut c.vrrp_own_source
+        });
     }
     let Some(mut slot) = ADVERTS.reserve(0) else {
-        return drop_counted(|c| &mut c.vrrp_ring_full);
+        return reject(ctx, rx, vrid, AdvertDrop::RingFull, |c| {
+            &mut c.vrrp_ring_full
+        });
     };
     let mut carp = [0u8; 36];
     carp[..VRRP_HEADER_LEN].copy_from_slice(&header);

@@ -7,7 +7,7 @@
 //! 1. the nightly toolchain (`--profile minimal`) with `rust-src` and `clippy`: the eBPF crate
 //!    is built with `-Z build-std=core`, and `cargo xtask test` runs clippy on it;
 //! 2. `clippy` and `rustfmt` on the active (default, stable) toolchain;
-//! 3. Debian packages (bpftool, iproute2, arping, tcpdump, ethtool, ucarp, keepalived, ndisc6, iputils-ping, nftables, systemd), with
+//! 3. Debian packages (bpftool, iproute2, arping, tcpdump, ethtool, ucarp, keepalived, ndisc6, iputils-ping, nftables, systemd, prometheus for promtool), with
 //!    service starts denied while apt-get runs, so keepalived is not left running [root];
 //! 4. bpffs mounted at /sys/fs/bpf [root];
 //! 5. bpf-linker 0.13.0, built against the nightly's own libLLVM (see README, Toolchain);
@@ -48,6 +48,9 @@ const PACKAGES: &[&str] = &[
     // systemd: carp-daemon/tests/systemd.rs runs the units under it, as PID 1 of its own
     // namespaces (it is only installed, never started as the machine's init).
     "systemd",
+    // prometheus: its promtool parses carpd's metrics in carp-daemon/tests/observability.rs
+    // (only installed; service starts are denied while apt-get runs).
+    "prometheus",
 ];
 const BPF_LINKER: &str = "bpf-linker";
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -1,7 +1,8 @@
 //! carpctl: look at and change carpd's carp interfaces with OpenBSD ifconfig's carp words.
 //!
 //! Thin on purpose: parse (clap for the options, `control::words` for ifconfig's positional
-//! words), send one request, print the answer with `control::format`. Exit status: 0 done,
+//! words), send one request, print the answer with `control::format` (`monitor`: follow
+//! the event stream). Exit status: 0 done,
 //! 1 carpd refused or failed (or is unreachable), 2 the command line is wrong and nothing was
 //! sent.
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use carp_daemon::control::format;
+use carp_daemon::control::monitor::MonitorEvent;
 use carp_daemon::control::protocol::DEFAULT_STATE_DIR;
 use carp_daemon::control::words::{self, Command, USAGE, WORDS_HELP};
 use carp_daemon::control::{ControlClient, Response};
@@ -86,6 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if command == Command::Monitor {
+        return monitor(&cli);
+    }
     let response = match ControlClient::connect(&cli.state_dir)
         .and_then(|mut client| client.request(&command.request()))
     {
@@ -104,6 +109,46 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("carpctl: {message}");
             ExitCode::from(EXIT_DAEMON)
+        }
+    }
+}
+
+/// `carpctl monitor`: prints each event as it comes (a line of text, or of JSON with
+/// --json) until carpd stops (exit 0) or the connection breaks (exit 1).
+fn monitor(cli: &Cli) -> ExitCode {
+    let stream = ControlClient::connect(&cli.state_dir).and_then(ControlClient::monitor);
+    let mut stream = match stream {
+        Ok(stream) => stream,
+        Err(e) => {
+            eprintln!("carpctl: {e}");
+            return ExitCode::from(EXIT_DAEMON);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    loop {
+        match stream.next_event() {
+            Ok(Some(event)) => {
+                let line = if cli.json {
+                    serde_json::to_string(&event).expect("events serialize")
+                } else {
+                    event.to_string()
+                };
+                // Each event as it comes, also into a pipe; a closed stdout ends the monitor.
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    return ExitCode::SUCCESS;
+                }
+                if event == MonitorEvent::Stopped {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Ok(None) => {
+                eprintln!("carpctl: carpd closed the connection");
+                return ExitCode::from(EXIT_DAEMON);
+            }
+            Err(e) => {
+                eprintln!("carpctl: {e}");
+                return ExitCode::from(EXIT_DAEMON);
+            }
         }
     }
 }
@@ -137,7 +182,7 @@ fn render(command: &Command, response: Response, cli: &Cli) -> Result<String, St
         (Command::Checks, Response::Checks(list)) if cli.json => Ok(format::json(&list)),
         (Command::Checks, Response::Checks(list)) => Ok(format::checks(&list)),
         // ifconfig prints nothing when a change worked.
-        (Command::Apply { .. }, Response::Ok) => Ok(String::new()),
+        (Command::Apply { .. } | Command::DebugXdp { .. }, Response::Ok) => Ok(String::new()),
         (_, other) => Err(format!("unexpected answer from carpd: {other:?}")),
     }
 }

@@ -13,6 +13,8 @@ pub enum Field {
     Vhid,
     Advbase,
     Advskew,
+    /// `carpnodes` / `balancing`: the set of elections changes, so a rebuild.
+    Balance,
     Passphrase,
     Addresses,
     Peers,
@@ -67,7 +69,12 @@ impl InterfaceChange {
         self.fields.iter().any(|f| {
             matches!(
                 f,
-                Field::Carpdev | Field::Vhid | Field::Addresses | Field::Peers | Field::Vrrp
+                Field::Carpdev
+                    | Field::Vhid
+                    | Field::Balance
+                    | Field::Addresses
+                    | Field::Peers
+                    | Field::Vrrp
             )
         })
     }
@@ -105,6 +112,7 @@ pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Fi
         vhid,
         advbase,
         advskew,
+        balance,
         passphrase,
         ipv4,
         ipv6,
@@ -125,6 +133,7 @@ pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Fi
     note(*vhid != new.vhid, Field::Vhid);
     note(*advbase != new.advbase, Field::Advbase);
     note(*advskew != new.advskew, Field::Advskew);
+    note(*balance != new.balance, Field::Balance);
     note(*passphrase != new.passphrase, Field::Passphrase);
     note(*ipv4 != new.ipv4 || *ipv6 != new.ipv6, Field::Addresses);
     note(*peers != new.peers, Field::Peers);

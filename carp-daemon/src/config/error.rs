@@ -256,6 +256,26 @@ pub enum Problem {
     BadListenAddress(String),
 
     // --- an interface as a whole ---------------------------------------------------------
+    #[error(
+        "carpnodes: cannot read '{0}': expected VHID:ADVSKEW pairs separated by commas, e.g. carpnodes 1:0,2:100"
+    )]
+    BadCarpnode(String),
+    #[error("carpnodes: {0} nodes; at most 32 (OpenBSD's CARP_MAXNODES)")]
+    TooManyNodes(usize),
+    #[error("carpnodes: vhid {0} is given twice")]
+    RepeatedNode(u8),
+    #[error("balancing {0}: unknown mode: must be none, ip, ip-stealth or ip-unicast")]
+    UnknownBalancing(String),
+    #[error(
+        "balancing arp: OpenBSD removed the arp mode in 2015; use ip, ip-stealth or ip-unicast"
+    )]
+    BalancingArpRemoved,
+    #[error(
+        "'vhid' and 'carpnodes' are both set: give one vhid, or every node (with its advskew) in carpnodes"
+    )]
+    VhidAndCarpnodes,
+    #[error("'advskew' with 'carpnodes': each node's advskew is given in carpnodes (VHID:ADVSKEW)")]
+    AdvskewWithCarpnodes,
     #[error("no {key}: {hint}")]
     Missing {
         key: &'static str,
@@ -383,6 +403,12 @@ pub enum Problem {
     BadCheck(String),
     #[error("check '{name}' is also defined in {other}")]
     DuplicateCheck { name: String, other: Origin },
+    #[error("balancing {0} ignored: one node only, so nothing to balance (OpenBSD sets none)")]
+    BalancingOneNode(crate::config::Balancing),
+    #[error(
+        "balancing none with several nodes balances by ip, as OpenBSD does by default (with none every host would accept every packet)"
+    )]
+    BalancingNoneWithNodes,
     #[error("no carp interfaces configured")]
     NoInterfaces,
     #[error(
@@ -418,6 +444,8 @@ impl Problem {
             | RepeatedPeer(_)
             | BroadcastIgnored { .. }
             | LinkLocal(_)
+            | BalancingOneNode(_)
+            | BalancingNoneWithNodes
             | NoInterfaces
             | NoPassphrase
             | SecretReadable { .. }

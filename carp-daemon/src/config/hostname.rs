@@ -99,9 +99,6 @@ fn split_words(line: &str) -> Result<Vec<String>, Problem> {
 /// OpenBSD ifconfig words carpd knows but does not implement, and why.
 fn unsupported(word: &str) -> Option<&'static str> {
     Some(match word {
-        "carpnodes" | "balancing" => {
-            "load balancing (several vhids on one interface) is not implemented; use one carp interface per vhid"
-        }
         "lladdr" => "the MAC of a carp interface is the virtual MAC 00:00:5e:00:01:<vhid>",
         "mtu" => "a carp interface takes the MTU of its carpdev",
         "carpdemote" | "-carpdemote" => {
@@ -361,8 +358,15 @@ impl Parser<'_> {
                     };
                     let value = Some(self.located(Num::Text(arg)));
                     match word.as_str() {
-                        "vhid" => self.draft.vhid = value,
+                        // ifconfig's `vhid N` makes the interface one node again.
+                        "vhid" => {
+                            self.draft.vhid = value;
+                            self.draft.carpnodes = None;
+                        }
                         "advbase" => self.draft.advbase = value,
+                        _ if self.draft.carpnodes.is_some() => {
+                            self.report(Problem::AdvskewWithCarpnodes);
+                        }
                         _ => self.draft.advskew = value,
                     }
                 }
@@ -384,6 +388,21 @@ impl Parser<'_> {
                     } else {
                         self.draft.vrrp.advert_interval = value;
                     }
+                }
+                // `setcarp_nodes` replaces every vhid and advskew set before.
+                "carpnodes" => {
+                    let Some(arg) = self.argument(words, &word) else {
+                        return;
+                    };
+                    self.draft.carpnodes = Some(self.located(arg));
+                    self.draft.vhid = None;
+                    self.draft.advskew = None;
+                }
+                "balancing" => {
+                    let Some(arg) = self.argument(words, &word) else {
+                        return;
+                    };
+                    self.draft.balancing = Some(self.located(arg));
                 }
                 "pass" => {
                     let Some(arg) = self.argument(words, &word) else {

@@ -22,6 +22,7 @@
 //! options never decides silently which value wins.
 //!
 //! [`diff`] tells a SIGHUP handler which interfaces were added, removed or changed.
+mod balance;
 mod checks;
 mod diff;
 mod error;
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 pub use crate::proto::Passphrase;
 /// `state master|backup` of a carp interface: forced once it first can run.
 pub use crate::values::ForcedState;
+pub use balance::{Balancing, LoadBalance, MAX_NODES, Node};
 pub use checks::{Check, Probe};
 pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
@@ -131,12 +133,15 @@ pub struct CarpInterface {
     pub name: String,
     /// The interface it runs on (eth0, bond0, eth0.100, ...); exists on this host.
     pub carpdev: String,
-    /// 1..=255; unique per carpdev.
+    /// 1..=255; unique per carpdev. With `balance`, the leader node's vhid.
     pub vhid: u8,
     /// Seconds, 0..=254 (default 1).
     pub advbase: u8,
-    /// 1/256 s, 0..=254 (default 0).
+    /// 1/256 s, 0..=254 (default 0). With `balance`, the leader node's advskew.
     pub advskew: u8,
+    /// `carpnodes` with several nodes: one election per node and the per-packet balancing
+    /// (see `balance.rs`); `None` for a plain carp interface of one vhid.
+    pub balance: Option<LoadBalance>,
     /// At most 19 bytes (OpenBSD's key is 20 bytes with a NUL); `None`: no passphrase.
     /// Its `Debug` is redacted, so printing the model never shows it.
     pub passphrase: Option<Passphrase>,
@@ -169,6 +174,23 @@ impl CarpInterface {
             .iter()
             .copied()
             .filter(move |p| p.is_ipv6() == v6)
+    }
+
+    /// Every node ("vhost") of the interface, sorted by vhid: the nodes of `carpnodes`, or
+    /// the one vhid with its advskew.
+    pub fn nodes(&self) -> Vec<Node> {
+        match &self.balance {
+            Some(lb) => lb.nodes.clone(),
+            None => vec![Node {
+                vhid: self.vhid,
+                advskew: self.advskew,
+            }],
+        }
+    }
+
+    /// The balancing mode (`none` for a plain carp interface).
+    pub fn balancing(&self) -> Balancing {
+        self.balance.as_ref().map_or(Balancing::None, |lb| lb.mode)
     }
 
     /// True if both have the same settings, wherever they were written.

@@ -893,7 +893,7 @@ fn toml_errors_name_the_key() {
             iface(&format!("{ok}advskw = 3\n")),
             vec![
                 "c.toml:6: unknown field 'advskw', expected one of 'name', 'carpdev', 'vhid', \
-                 'advbase', 'advskew', 'pass', 'pass_file', 'addresses', 'peers', 'groups', 'carp_group', \
+                 'advbase', 'advskew', 'carpnodes', 'balancing', 'pass', 'pass_file', 'addresses', 'peers', 'groups', 'carp_group', \
                  'state', 'up', 'protocol', 'vrid', 'priority', 'advert_interval', 'preempt', \
                  'accept_mode', 'vrrp_checksum'",
             ],

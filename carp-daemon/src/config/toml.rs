@@ -68,6 +68,9 @@ struct RawInterface {
     vhid: Option<Spanned<i128>>,
     advbase: Option<Spanned<i128>>,
     advskew: Option<Spanned<i128>>,
+    /// `"1:0,2:100"`, as hostname.if's `carpnodes`.
+    carpnodes: Option<Spanned<String>>,
+    balancing: Option<Spanned<String>>,
     pass: Option<Spanned<RawPass>>,
     pass_file: Option<Spanned<String>>,
     addresses: Option<Vec<Spanned<String>>>,
@@ -311,6 +314,8 @@ fn interface(
         vhid,
         advbase,
         advskew,
+        carpnodes,
+        balancing,
         pass,
         pass_file,
         addresses,
@@ -344,6 +349,8 @@ fn interface(
     d.vhid = vhid.map(|v| l.number("vhid", v));
     d.advbase = advbase.map(|v| l.number("advbase", v));
     d.advskew = advskew.map(|v| l.number("advskew", v));
+    d.carpnodes = carpnodes.map(|v| l.value("carpnodes", v));
+    d.balancing = balancing.map(|v| l.value("balancing", v));
     d.pass = pass.and_then(|v| match l.value("pass", v) {
         Located {
             value: RawPass::Text(p),
@@ -443,7 +450,7 @@ mod tests {
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
-        let mut seen = [false; 20];
+        let mut seen = [false; 22];
         for entry in raw.interface {
             let RawInterface {
                 name,
@@ -451,6 +458,8 @@ mod tests {
                 vhid,
                 advbase,
                 advskew,
+                carpnodes,
+                balancing,
                 pass,
                 pass_file,
                 addresses,
@@ -468,12 +477,14 @@ mod tests {
                 vrrp_checksum,
             } = entry.into_inner();
             // Typed with its length, so a key added above without a place here fails to build.
-            let set: [bool; 20] = [
+            let set: [bool; 22] = [
                 name.is_some(),
                 carpdev.is_some(),
                 vhid.is_some(),
                 advbase.is_some(),
                 advskew.is_some(),
+                carpnodes.is_some(),
+                balancing.is_some(),
                 pass.is_some(),
                 pass_file.is_some(),
                 addresses.is_some(),
@@ -495,7 +506,7 @@ mod tests {
             }
         }
         assert_eq!(
-            seen, [true; 20],
+            seen, [true; 22],
             "an [[interface]] key is missing from the example"
         );
         let mut probes = std::collections::BTreeSet::new();

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use super::balance::{self, Balancing, LoadBalance, Node};
 use super::error::{Diagnostic, Family, Location, Origin, Problem, Severity, Table};
 use super::{Addr4, Addr6, CarpInterface, Config, DaemonSettings, ForcedState, Passphrase};
 use crate::values::{
@@ -72,6 +73,10 @@ pub(super) struct Draft {
     pub vhid: Option<Located<Num>>,
     pub advbase: Option<Located<Num>>,
     pub advskew: Option<Located<Num>>,
+    /// `carpnodes` as written (hostname.if word or TOML key).
+    pub carpnodes: Option<Located<String>>,
+    /// `balancing` as written.
+    pub balancing: Option<Located<String>>,
     /// From `pass`, or read from `pass_file` (located at that key).
     pub pass: Option<Located<Passphrase>>,
     pub addresses: Vec<Located<DraftAddr>>,
@@ -119,6 +124,8 @@ impl Draft {
             vhid: None,
             advbase: None,
             advskew: None,
+            carpnodes: None,
+            balancing: None,
             pass: None,
             addresses: Vec::new(),
             peers: Vec::new(),
@@ -291,6 +298,7 @@ struct Checked {
     vhid: Option<(u8, Location)>,
     advbase: u8,
     advskew: u8,
+    balance: Option<LoadBalance>,
     passphrase: Option<Passphrase>,
     ipv4: Vec<(Addr4, Location)>,
     ipv6: Vec<(Addr6, Location)>,
@@ -350,7 +358,17 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             }
         },
     };
+    let (nodes, balance) = check_balance(sink, d);
     let vhid = match &d.vhid {
+        None if d.carpnodes.is_some() => {
+            let at = d.carpnodes.as_ref().map(|c| c.at.clone());
+            nodes.first().zip(at).map(|(n, at)| (n.vhid, at))
+        }
+        // A VRRP interface's carpnodes is refused on its own (config/vrrp.rs).
+        Some(v) if d.carpnodes.is_some() && !d.vrrp.is_vrrp() => {
+            sink.push(&v.at, Problem::VhidAndCarpnodes);
+            None
+        }
         None => {
             let hint = "every carp interface needs a virtual host id ('vhid N', 1 to 255)";
             sink.push(
@@ -366,11 +384,17 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         .as_ref()
         .and_then(|v| number(sink, ADVBASE, v))
         .unwrap_or(DEFAULT_ADVBASE);
-    let advskew = d
-        .advskew
-        .as_ref()
-        .and_then(|v| number(sink, ADVSKEW, v))
-        .unwrap_or(DEFAULT_ADVSKEW);
+    let advskew = match (&d.advskew, nodes.first()) {
+        (Some(v), Some(_)) => {
+            sink.push(&v.at, Problem::AdvskewWithCarpnodes);
+            DEFAULT_ADVSKEW
+        }
+        (None, Some(leader)) => leader.advskew,
+        (v, None) => v
+            .as_ref()
+            .and_then(|v| number(sink, ADVSKEW, v))
+            .unwrap_or(DEFAULT_ADVSKEW),
+    };
     let passphrase = d.pass.as_ref().and_then(|p| {
         match values::check_passphrase(p.value.expose()) {
             Ok(()) => {}
@@ -431,6 +455,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         vhid,
         advbase,
         advskew,
+        balance,
         passphrase,
         ipv4,
         ipv6,
@@ -439,6 +464,38 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         initial_state,
         vrrp,
     }
+}
+
+/// `carpnodes` and `balancing`: the nodes (empty without `carpnodes`) and the balancing
+/// they amount to, with OpenBSD's defaults (see `balance.rs`).
+fn check_balance(sink: &mut Sink<'_>, d: &Draft) -> (Vec<Node>, Option<LoadBalance>) {
+    let mode = d.balancing.as_ref().and_then(|b| {
+        Balancing::parse(&b.value)
+            .map_err(|p| sink.push(&b.at, p))
+            .ok()
+            .map(|m| (m, &b.at))
+    });
+    let nodes = match &d.carpnodes {
+        Some(c) => match balance::parse_nodes(&c.value) {
+            Ok(nodes) => nodes,
+            Err(p) => {
+                sink.push(&c.at, p);
+                return (Vec::new(), None);
+            }
+        },
+        None => Vec::new(),
+    };
+    // Without carpnodes the interface is one node: a mode alone is ignored, as there.
+    let (balance, warning) = balance::normalise(nodes.clone(), mode.map(|(m, _)| m));
+    if let Some(w) = warning {
+        let at = mode
+            .map(|(_, at)| at.clone())
+            .or_else(|| d.carpnodes.as_ref().map(|c| c.at.clone()));
+        if let Some(at) = at {
+            sink.push(&at, w);
+        }
+    }
+    (nodes, balance)
 }
 
 /// Why an address cannot be a unicast peer, if it cannot.
@@ -655,6 +712,7 @@ pub(super) fn validate(
     // One virtual MAC once per carpdev (OpenBSD's SIOCSVH refuses a second vhid with
     // EINVAL): both would claim it on the same segment. A VRRP VRID's IPv4 virtual MAC is
     // the CARP vhid's of the same number (00:00:5e:00:01:N); its IPv6 one is its own.
+    // Every node of a balanced interface counts (carp_check_dup_vhids).
     let mut vmacs: HashMap<(&str, [u8; 6]), (&str, &Origin, bool)> = HashMap::new();
     for (i, (d, c)) in drafts.iter().zip(&checked).enumerate() {
         let (Some((carpdev, _)), Some((vhid, at))) = (&c.carpdev, &c.vhid) else {
@@ -662,31 +720,40 @@ pub(super) fn validate(
         };
         let me = c.name.as_deref().unwrap_or("?");
         let vrrp = d.vrrp.is_vrrp();
-        let vmac = carp_common::vrrp::vrrp_virtual_mac(*vhid, c.vrrp.is_some_and(|v| v.v6));
-        match vmacs.get(&(carpdev.as_str(), vmac)) {
-            Some((other, other_at, other_vrrp)) if !vrrp && !*other_vrrp => {
-                let problem = Problem::DuplicateVhid {
-                    vhid: *vhid,
-                    carpdev: carpdev.clone(),
-                    other: (*other).to_owned(),
-                    at: (*other_at).clone(),
-                };
-                sink.push(at, problem);
-                ok[i] = false;
-            }
-            Some((other, other_at, _)) => {
-                let what = if vrrp { "vrid" } else { "vhid" };
-                let mac = crate::control::protocol::format_mac(&vmac);
-                let problem = Problem::SharedVirtualMac {
-                    what: format!("{what} {vhid} on {carpdev} would share the virtual MAC {mac}"),
-                    other: (*other).to_owned(),
-                    at: (*other_at).clone(),
-                };
-                sink.push(at, problem);
-                ok[i] = false;
-            }
-            None => {
-                vmacs.insert((carpdev, vmac), (me, &d.origin, vrrp));
+        let v6 = c.vrrp.is_some_and(|v| v.v6);
+        let node_vhids = match &c.balance {
+            Some(lb) => lb.nodes.iter().map(|n| n.vhid).collect(),
+            None => vec![*vhid],
+        };
+        for vhid in node_vhids {
+            let vmac = carp_common::vrrp::vrrp_virtual_mac(vhid, v6);
+            match vmacs.get(&(carpdev.as_str(), vmac)) {
+                Some((other, other_at, other_vrrp)) if !vrrp && !*other_vrrp => {
+                    let problem = Problem::DuplicateVhid {
+                        vhid,
+                        carpdev: carpdev.clone(),
+                        other: (*other).to_owned(),
+                        at: (*other_at).clone(),
+                    };
+                    sink.push(at, problem);
+                    ok[i] = false;
+                }
+                Some((other, other_at, _)) => {
+                    let what = if vrrp { "vrid" } else { "vhid" };
+                    let mac = crate::control::protocol::format_mac(&vmac);
+                    let problem = Problem::SharedVirtualMac {
+                        what: format!(
+                            "{what} {vhid} on {carpdev} would share the virtual MAC {mac}"
+                        ),
+                        other: (*other).to_owned(),
+                        at: (*other_at).clone(),
+                    };
+                    sink.push(at, problem);
+                    ok[i] = false;
+                }
+                None => {
+                    vmacs.insert((carpdev, vmac), (me, &d.origin, vrrp));
+                }
             }
         }
     }
@@ -726,6 +793,7 @@ pub(super) fn validate(
             vhid,
             advbase: c.advbase,
             advskew: c.advskew,
+            balance: c.balance,
             passphrase: c.passphrase,
             ipv4: c.ipv4.into_iter().map(|(a, _)| a).collect(),
             ipv6: c.ipv6.into_iter().map(|(a, _)| a).collect(),

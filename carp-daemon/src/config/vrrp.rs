@@ -139,7 +139,7 @@ pub(super) fn check(
         }
         return None;
     }
-    let carp_only: [(&'static str, Option<&Location>, &'static str); 5] = [
+    let carp_only: [(&'static str, Option<&Location>, &'static str); 7] = [
         (
             "advbase",
             d.advbase.as_ref().map(|x| &x.at),
@@ -164,6 +164,16 @@ pub(super) fn check(
             "state",
             d.state.as_ref().map(|x| &x.at),
             "a VRRP router starts as backup, or master if it owns the addresses (priority 255)",
+        ),
+        (
+            "carpnodes",
+            d.carpnodes.as_ref().map(|x| &x.at),
+            "load balancing is CARP's (OpenBSD carpnodes); a VRRP router is one election with one master",
+        ),
+        (
+            "balancing",
+            d.balancing.as_ref().map(|x| &x.at),
+            "load balancing is CARP's (OpenBSD balancing); a VRRP router is one election with one master",
         ),
     ];
     let mut ok = true;
@@ -407,5 +417,43 @@ mod tests {
         assert!(errors(&[("b.toml", v6), ("/etc/hostname.carp0", carp)]).is_empty());
         let other_dev = carp.replace("eth0", "eth1");
         assert!(errors(&[("a.toml", V4), ("/etc/hostname.carp0", &other_dev)]).is_empty());
+    }
+
+    #[test]
+    fn a_vrrp_interface_is_not_balanced() {
+        for (line, key) in [
+            ("carpnodes = \"1:0,2:100\"", "carpnodes"),
+            ("balancing = \"ip\"", "balancing"),
+        ] {
+            let text = format!("{V4}{line}\n");
+            let got = errors(&[("c.toml", &text)]);
+            assert_eq!(got.len(), 1, "{line}: {got:?}");
+            assert!(got[0].starts_with("c.toml:7:"), "{line}: {got:?}");
+            assert!(
+                got[0].contains(&format!("'{key}' does not apply to a VRRP interface"))
+                    && got[0].contains("load balancing is CARP's"),
+                "{line}: {got:?}"
+            );
+        }
+        let got = errors(&[(
+            "/etc/hostname.vrrp0",
+            "inet 192.0.2.1/24 vhid 7 carpdev eth0 carpver 3 carpnodes 7:0,8:100\n",
+        )]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("'carpnodes' does not apply"), "{got:?}");
+    }
+
+    #[test]
+    fn a_balanced_node_shares_the_mac_of_an_ipv4_vrid() {
+        // vrid 1's IPv4 MAC is 00:00:5e:00:01:01, that of node vhid 1 of carp2.
+        let balanced = "inet 192.0.2.30/24 carpdev eth0 carpnodes 2:0,1:100 pass x\n";
+        let got = errors(&[("a.toml", V4), ("/etc/hostname.carp2", balanced)]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("vhid 1 on eth0 would share the virtual MAC 00:00:5e:00:01:01 with"),
+            "{got:?}"
+        );
+        let apart = balanced.replace("2:0,1:100", "2:0,3:100");
+        assert!(errors(&[("a.toml", V4), ("/etc/hostname.carp2", &apart)]).is_empty());
     }
 }

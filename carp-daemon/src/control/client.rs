@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::monitor::MonitorEvent;
 use super::protocol::{
     MAX_RESPONSE_BYTES, PROTOCOL_VERSION, Request, RequestEnvelope, Response, ResponseEnvelope,
     encode_line, socket_path,
@@ -31,6 +32,8 @@ pub enum ClientError {
     Timeout { timeout: Duration },
     #[error("carpd closed the connection without answering")]
     Closed,
+    #[error("{0}")]
+    Refused(String),
     #[error("talking to carpd: {0}")]
     Io(io::Error),
     #[error("carpd's answer is longer than {MAX_RESPONSE_BYTES} bytes")]
@@ -42,6 +45,25 @@ pub enum ClientError {
 }
 
 /// A connection to carpd.
+/// The events of `carpctl monitor`, as carpd sends them.
+#[derive(Debug)]
+pub struct MonitorStream {
+    client: ControlClient,
+}
+
+impl MonitorStream {
+    /// The next event; `None` when carpd closed the stream (after
+    /// [`MonitorEvent::Stopped`] when it stopped cleanly).
+    pub fn next_event(&mut self) -> Result<Option<MonitorEvent>, ClientError> {
+        match self.client.read_response() {
+            Ok(Response::Event(event)) => Ok(Some(event)),
+            Ok(other) => Err(ClientError::BadResponse(format!("{other:?}"))),
+            Err(ClientError::Closed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ControlClient {
     reader: BufReader<UnixStream>,
@@ -90,6 +112,11 @@ impl ControlClient {
             .get_mut()
             .write_all(&line)
             .map_err(|e| io_error(e, timeout))?;
+        self.read_response()
+    }
+
+    /// The next response line.
+    fn read_response(&mut self) -> Result<Response, ClientError> {
         let answer = self.read_line()?;
         let envelope: ResponseEnvelope = serde_json::from_slice(&answer).map_err(|e| {
             // A daemon of another protocol version may use shapes this client cannot read;
@@ -108,6 +135,22 @@ impl ControlClient {
             return Err(ClientError::Version(envelope.version));
         }
         Ok(envelope.response)
+    }
+
+    /// `carpctl monitor`: asks for the event stream; carpd's refusal (too many monitors)
+    /// comes back as [`ClientError::Refused`].
+    pub fn monitor(mut self) -> Result<MonitorStream, ClientError> {
+        match self.request(&Request::Monitor)? {
+            Response::Ok => {}
+            Response::Error { message } => return Err(ClientError::Refused(message)),
+            other => return Err(ClientError::BadResponse(format!("{other:?}"))),
+        }
+        // Events come when they come.
+        self.reader
+            .get_ref()
+            .set_read_timeout(None)
+            .map_err(ClientError::Io)?;
+        Ok(MonitorStream { client: self })
     }
 
     /// One response line, capped at [`MAX_RESPONSE_BYTES`].

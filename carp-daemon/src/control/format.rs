@@ -93,6 +93,8 @@ pub fn interface(s: &InterfaceStatus, verbose: bool) -> String {
         s.ifindex
     );
     // FreeBSD's carp_status() for carpver 3: "vrrp: STATE vrid N prio P interval CS".
+    // carp_status() prints nothing while no vhid is set; with several nodes, one line for
+    // the interface and one per node.
     if let Some(v) = &s.vrrp {
         let _ = writeln!(
             out,
@@ -102,8 +104,27 @@ pub fn interface(s: &InterfaceStatus, verbose: bool) -> String {
             v.priority,
             v.advert_interval
         );
+    } else if !s.nodes.is_empty() {
+        let _ = writeln!(
+            out,
+            "\tcarp: carpdev {} advbase {} balancing {}",
+            s.carpdev.as_deref().unwrap_or("none"),
+            s.advbase,
+            s.balancing.as_deref().unwrap_or("none"),
+        );
+        for n in &s.nodes {
+            let _ = writeln!(
+                out,
+                "\t\tstate {} vhid {} advskew {}",
+                n.state.as_str(),
+                n.vhid,
+                n.advskew
+            );
+        }
+        for peer in &s.peers {
+            let _ = writeln!(out, "\tcarppeer {peer}");
+        }
     } else if s.vhid != 0 {
-        // carp_status() prints nothing while no vhid is set.
         let _ = writeln!(
             out,
             "\tcarp: {} carpdev {} vhid {} advbase {} advskew {}",
@@ -325,6 +346,8 @@ const DATAPLANE_LINES: [(&str, &str); DataplaneStats::COUNT] = [
     ("egress_dropped_not_master",  "\t{n} frame{s} leaving a carp interface dropped (not master)"),
     ("arp_dropped_bad_source",     "\t{n} ARP request{s} for a VIP from a group address dropped"),
     ("ns_dropped_invalid",         "\t{n} invalid neighbor solicitation{s} for a VIP dropped"),
+    ("lb_accepted",                "\t{n} balanced packet{s} accepted (own bucket)"),
+    ("lb_dropped_other_bucket",    "\t{n} balanced packet{s} dropped (another node's bucket)"),
 ];
 
 /// The dataplane's counters, worded by [`DATAPLANE_LINES`].
@@ -382,7 +405,7 @@ pub fn json<T: serde::Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::protocol::{Transition, format_mac};
+    use crate::control::protocol::{NodeStatus, Transition, format_mac};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn v4(a: [u8; 4], p: u8) -> InterfaceAddress {
@@ -415,6 +438,8 @@ mod tests {
                 seconds_ago: 192,
             }),
             vrrp: None,
+            balancing: None,
+            nodes: vec![],
         }
     }
 
@@ -491,6 +516,8 @@ mod tests {
             ifindex: 12,
             last_transition: None,
             vrrp: None,
+            balancing: None,
+            nodes: vec![],
         };
         assert_eq!(
             interface(&s, false),
@@ -720,8 +747,51 @@ mod tests {
              \t0 VLAN-tagged frames passed to the stack\n\
              \t0 frames leaving a carp interface dropped (not master)\n\
              \t0 ARP requests for a VIP from a group address dropped\n\
-             \t0 invalid neighbor solicitations for a VIP dropped\n"
+             \t0 invalid neighbor solicitations for a VIP dropped\n\
+             \t0 balanced packets accepted (own bucket)\n\
+             \t0 balanced packets dropped (another node's bucket)\n"
         );
+    }
+
+    #[test]
+    fn balanced_interface_prints_its_nodes_as_openbsd_ifconfig() {
+        let s = InterfaceStatus {
+            vhid: 3,
+            lladdr: format_mac(&[0x01, 0x00, 0x5e, 0x00, 0x01, 0x03]),
+            balancing: Some("ip".into()),
+            nodes: vec![
+                NodeStatus {
+                    vhid: 3,
+                    advskew: 0,
+                    state: CarpState::Master,
+                },
+                NodeStatus {
+                    vhid: 4,
+                    advskew: 100,
+                    state: CarpState::Backup,
+                },
+            ],
+            ..master()
+        };
+        let text = interface(&s, false);
+        assert!(
+            text.contains(
+                "\tlladdr 01:00:5e:00:01:03\n\
+                 \tindex 5 priority 15 llprio 3\n\
+                 \tcarp: carpdev eth0 advbase 1 balancing ip\n\
+                 \t\tstate MASTER vhid 3 advskew 0\n\
+                 \t\tstate BACKUP vhid 4 advskew 100\n\
+                 \tgroups: carp\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["balancing"], "ip");
+        assert_eq!(json["nodes"][1]["vhid"], 4);
+        assert_eq!(json["nodes"][1]["state"], "BACKUP");
+        // A plain interface's JSON has neither.
+        let plain = serde_json::to_value(master()).unwrap();
+        assert!(plain.get("balancing").is_none() && plain.get("nodes").is_none());
     }
 
     #[test]

@@ -105,6 +105,13 @@ pub enum Request {
     Stats,
     /// `carpctl checks`: every health check. Answer: [`Response::Checks`].
     Checks,
+    /// `carpctl monitor`: a live stream. Answer: [`Response::Ok`], then one
+    /// [`Response::Event`] per event until carpd stops (see [`super::monitor`]). Served by
+    /// the control server itself, outside the cap on ordinary connections.
+    Monitor,
+    /// `carpctl debug xdp on|off`: the XDP program's decision records (into carpd's log and
+    /// monitors), off at every start. Answer: [`Response::Ok`].
+    DebugXdp { on: bool },
 }
 
 /// What an [`Request::Apply`] changes.
@@ -293,6 +300,8 @@ pub enum Response {
     Checks(Vec<CheckStatus>),
     /// An [`Request::Apply`] was applied completely.
     Ok,
+    /// One event of a [`Request::Monitor`] stream.
+    Event(super::monitor::MonitorEvent),
     /// The request was refused or failed; nothing was changed. `message` is shown to the user
     /// after "carpctl: ", so it reads like ifconfig's errors ("carp9: no such interface").
     Error { message: String },
@@ -346,6 +355,14 @@ pub struct InterfaceStatus {
     /// instead of `carp:`. Absent for CARP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp: Option<VrrpStatus>,
+    /// OpenBSD's `balancing` mode of a balanced interface (`carpnodes`: "ip",
+    /// "ip-stealth", "ip-unicast"); absent for a plain carp interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancing: Option<String>,
+    /// The nodes of a balanced interface in vhid order, each its own election; empty for
+    /// a plain one (`vhid`, `advskew` and `state` are then the interface's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeStatus>,
 }
 
 /// The VRRPv3 side of an interface (`carpctl carpN`, `--json`).
@@ -366,6 +383,14 @@ pub struct VrrpStatus {
     pub send_errors: u64,
     pub became_master: u64,
     pub resignations_received: u64,
+}
+
+/// One node of a balanced interface, as ifconfig's `state S vhid V advskew A` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub vhid: u8,
+    pub advskew: u8,
+    pub state: CarpState,
 }
 
 /// One address of a carp interface.
@@ -511,7 +536,15 @@ pub enum DecodeError {
 }
 
 /// Names of the request types, as they appear in `"type"`.
-const REQUEST_TYPES: &[&str] = &["status", "group_status", "apply", "stats", "checks"];
+const REQUEST_TYPES: &[&str] = &[
+    "status",
+    "group_status",
+    "apply",
+    "stats",
+    "checks",
+    "monitor",
+    "debug_xdp",
+];
 
 /// Decodes one request line, telling apart the ways it can be wrong so that the client (or a
 /// human with socat) learns which: not JSON, wrong version, unknown request, bad fields.
@@ -578,6 +611,8 @@ mod tests {
                 seconds_ago: 42,
             }),
             vrrp: None,
+            balancing: None,
+            nodes: vec![],
         }
     }
 
@@ -605,6 +640,8 @@ mod tests {
             group: "carp".into(),
         });
         round_trip_request(Request::Stats);
+        round_trip_request(Request::Monitor);
+        round_trip_request(Request::DebugXdp { on: true });
         round_trip_request(Request::Apply {
             target: Target::Interface("carp0".into()),
             ops: vec![

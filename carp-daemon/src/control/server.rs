@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use super::monitor::MonitorHandle;
 use super::protocol::{
     MAX_REQUEST_BYTES, Request, Response, ResponseEnvelope, decode_request, encode_line,
     socket_path,
@@ -73,6 +74,7 @@ pub struct ControlServer {
     listener: std::os::unix::net::UnixListener,
     guard: SocketFile,
     idle_timeout: Duration,
+    monitors: Option<MonitorHandle>,
 }
 
 impl ControlServer {
@@ -110,12 +112,19 @@ impl ControlServer {
             listener,
             guard,
             idle_timeout: IDLE_TIMEOUT,
+            monitors: None,
         })
     }
 
     /// Replaces [`IDLE_TIMEOUT`].
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Serves [`Request::Monitor`] from `monitors` (without, it is refused).
+    pub fn with_monitors(mut self, monitors: MonitorHandle) -> Self {
+        self.monitors = Some(monitors);
         self
     }
 
@@ -134,6 +143,7 @@ impl ControlServer {
             listener,
             guard,
             idle_timeout,
+            monitors,
         } = self;
         let listen_err = |source| ServerError::Listen {
             path: guard.0.clone(),
@@ -161,11 +171,18 @@ impl ControlServer {
                 Err(e) => return Err(listen_err(e)),
             };
             let daemon = daemon.clone();
+            let monitors = monitors.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_connection(stream, daemon, own_uid, idle_timeout).await {
+                let conn = Connection {
+                    daemon,
+                    monitors,
+                    own_uid,
+                    idle_timeout,
+                    slot: permit,
+                };
+                if let Err(e) = serve_connection(stream, conn).await {
                     tracing::debug!(error = %e, "control connection ended");
                 }
-                drop(permit);
             });
         }
     }
@@ -223,14 +240,27 @@ fn clear_stale_socket(path: &Path) -> Result<(), ServerError> {
     })
 }
 
-/// Serves one connection: request lines in, one response line out for each, until EOF or
-/// until the client leaves it idle for `idle_timeout` (then it is closed).
-async fn serve_connection(
-    stream: UnixStream,
+/// What one connection is served with.
+struct Connection {
     daemon: mpsc::Sender<ControlRequest>,
+    monitors: Option<MonitorHandle>,
     own_uid: u32,
     idle_timeout: Duration,
-) -> io::Result<()> {
+    /// Its place among the ordinary connections, given up when it turns into a monitor.
+    slot: OwnedSemaphorePermit,
+}
+
+/// Serves one connection: request lines in, one response line out for each, until EOF or
+/// until the client leaves it idle for `idle_timeout` (then it is closed). A
+/// [`Request::Monitor`] turns it into an event stream ([`super::monitor::stream`]).
+async fn serve_connection(stream: UnixStream, conn: Connection) -> io::Result<()> {
+    let Connection {
+        daemon,
+        monitors,
+        own_uid,
+        idle_timeout,
+        slot,
+    } = conn;
     let idle = |e: tokio::time::error::Elapsed| {
         io::Error::new(io::ErrorKind::TimedOut, format!("idle connection: {e}"))
     };
@@ -263,6 +293,18 @@ async fn serve_connection(
                 "bad request: line longer than {MAX_REQUEST_BYTES} bytes"
             )),
             LineRead::Line => match decode_request(&line) {
+                Ok(Request::Monitor) => match monitors.as_ref().map(MonitorHandle::subscribe) {
+                    Some(Ok(sub)) => {
+                        let ok = encode_line(&ResponseEnvelope::new(Response::Ok));
+                        tokio::time::timeout(idle_timeout, write.write_all(&ok))
+                            .await
+                            .map_err(idle)??;
+                        drop(slot);
+                        return super::monitor::stream(sub, read, write, idle_timeout).await;
+                    }
+                    Some(Err(refusal)) => Response::error(refusal),
+                    None => Response::error("this carpd does not serve monitors"),
+                },
                 Ok(request) => ask_daemon(&daemon, request).await,
                 Err(e) => Response::error(e.to_string()),
             },
@@ -395,6 +437,8 @@ mod tests {
                 Request::Status { .. } => Response::Interfaces(vec![]),
                 Request::Stats => Response::Stats(Default::default()),
                 Request::Checks => Response::Checks(vec![]),
+                Request::Monitor => unreachable!("served by the server"),
+                Request::DebugXdp { .. } => Response::Ok,
             };
             let _ = reply.send(response);
         }
@@ -607,6 +651,83 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    /// Monitors sit beside the ordinary connections: with every monitor slot taken and all
+    /// but one ordinary slot held by idle clients, carpctl is still answered at once; one
+    /// monitor too many is refused.
+    #[tokio::test]
+    async fn monitors_do_not_count_against_the_connection_cap() {
+        let idle = Duration::from_secs(10);
+        let dir = TempDir::new("monitors");
+        let state = dir.0.join("state");
+        let hub = crate::control::monitor::MonitorHub::new();
+        let server = ControlServer::bind(&state)
+            .unwrap()
+            .with_idle_timeout(idle)
+            .with_monitors(hub.handle());
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(fake_daemon(rx));
+        let _task = tokio::spawn(server.serve(tx));
+        let monitors = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || {
+                (0..crate::control::monitor::MAX_MONITORS)
+                    .map(|_| ControlClient::connect(&state).unwrap().monitor().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap()
+        };
+        let refused = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || {
+                ControlClient::connect(&state)
+                    .unwrap()
+                    .monitor()
+                    .unwrap_err()
+            })
+            .await
+            .unwrap()
+        };
+        assert!(
+            refused.to_string().contains("too many monitors"),
+            "{refused}"
+        );
+        let hung: Vec<_> = (0..MAX_CONNECTIONS - 1)
+            .map(|_| hung_client(&state, b""))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (answer, took) = timed_stats(&state).await;
+        assert_eq!(answer, Response::Stats(Default::default()));
+        assert!(took < Duration::from_secs(2), "carpctl waited {took:?}");
+        // The monitors still stream, and end with `stopped` when the hub goes.
+        hub.publish(crate::control::monitor::MonitorEvent::Lost { events: 0 });
+        drop(hub);
+        let ends = tokio::task::spawn_blocking(move || {
+            monitors
+                .into_iter()
+                .map(|mut m| {
+                    let mut seen = Vec::new();
+                    while let Some(event) = m.next_event().unwrap() {
+                        seen.push(event);
+                    }
+                    seen
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        for seen in ends {
+            assert_eq!(
+                seen,
+                [
+                    crate::control::monitor::MonitorEvent::Lost { events: 0 },
+                    crate::control::monitor::MonitorEvent::Stopped
+                ]
+            );
+        }
+        drop(hung);
     }
 
     #[tokio::test]

@@ -48,6 +48,10 @@ pub enum Command {
     Stats,
     /// `carpctl checks`.
     Checks,
+    /// `carpctl monitor`: the live event stream.
+    Monitor,
+    /// `carpctl debug xdp on|off`.
+    DebugXdp { on: bool },
 }
 
 impl Command {
@@ -66,6 +70,8 @@ impl Command {
             },
             Command::Stats => Request::Stats,
             Command::Checks => Request::Checks,
+            Command::Monitor => Request::Monitor,
+            Command::DebugXdp { on } => Request::DebugXdp { on: *on },
         }
     }
 }
@@ -102,7 +108,9 @@ pub const USAGE: &str = concat!(
     "carpctl [--state-dir DIR] [--json] [-v] [interface [word ...]]\n",
     "       carpctl [--state-dir DIR] [--json] -g group [[-]carpdemote [N] [--persist]]\n",
     "       carpctl [--state-dir DIR] [--json] stats\n",
-    "       carpctl [--state-dir DIR] [--json] checks"
+    "       carpctl [--state-dir DIR] [--json] checks\n",
+    "       carpctl [--state-dir DIR] [--json] monitor\n",
+    "       carpctl [--state-dir DIR] debug xdp on|off"
 );
 
 /// The words, man-page style, for `carpctl --help`.
@@ -137,6 +145,20 @@ WORDS
         Every health check ([[check]] in carpd.toml): up, down or pending, the last result
         and its reason, the consecutive successes and failures against rise and fall, and
         the demotion it holds on its group.
+    carpctl monitor
+        Follow what carpd decides, as `route monitor` follows the routing socket: state
+        changes with their reason, the demote count each vhid advertises, group demote
+        counters, adverts carpd rejected (with the source and why), and, while
+        `carpctl debug xdp on`, the XDP program's decisions. One line per event (--json: one
+        JSON object per line) until carpd stops or carpctl is interrupted.
+    carpctl debug xdp on | off
+        Switch the XDP program's decision records, off at every start: each advert it drops
+        (reason, source, vhid, carpdev) and each ARP request or neighbour solicitation for a
+        virtual address it answers or drops (target, and the state that decided), at most
+        20 per CPU and second (then one line says how many were suppressed). They go to
+        carpd's log (target carpd::xdp, level info) and to `carpctl monitor`. Adverts with a
+        wrong passphrase pass the program (it does not check the HMAC): carpd rejects them,
+        and `carpctl monitor` shows that whether or not this is on.
 
     Words after an interface name:
     up | down
@@ -223,6 +245,15 @@ pub fn parse(words: &[String]) -> Result<Command, WordError> {
         "stats" => Err(WordError::usage("stats: takes no words")),
         "checks" if words.len() == 1 => Ok(Command::Checks),
         "checks" => Err(WordError::usage("checks: takes no words")),
+        "monitor" if words.len() == 1 => Ok(Command::Monitor),
+        "monitor" => Err(WordError::usage("monitor: takes no words")),
+        "debug" => match &words[1..] {
+            [what, on] if what == "xdp" && on == "on" => Ok(Command::DebugXdp { on: true }),
+            [what, off] if what == "xdp" && off == "off" => Ok(Command::DebugXdp { on: false }),
+            _ => Err(WordError::usage(
+                "debug: expected `debug xdp on` or `debug xdp off`",
+            )),
+        },
         flag if flag.starts_with('-') => Err(WordError::usage(format!("unknown option {flag}"))),
         name => {
             check_name(name)?;
@@ -467,6 +498,13 @@ mod tests {
         assert_eq!(ok("stats"), Command::Stats);
         assert_eq!(ok("checks"), Command::Checks);
         assert_eq!(ok("checks").request(), Request::Checks);
+        assert_eq!(ok("monitor").request(), Request::Monitor);
+        assert_eq!(ok("debug xdp on").request(), Request::DebugXdp { on: true });
+        assert_eq!(
+            ok("debug xdp off").request(),
+            Request::DebugXdp { on: false }
+        );
+        assert!(err("debug xdp").contains("debug xdp on"));
     }
 
     #[test]

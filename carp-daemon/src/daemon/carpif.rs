@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use carp_common::vrrp::{vrrp_slot, vrrp_virtual_mac};
 use carp_common::wire::virtual_mac;
 
-use crate::config::CarpInterface;
+use crate::config::{Balancing, CarpInterface, Node};
 use crate::net::link::{LINK_LOCAL_PREFIX_LEN, carp_link_local};
 use crate::proto::{self, CarpAuth, CarpHeader, Passphrase, fsm};
 
@@ -69,6 +69,9 @@ pub struct CarpIf {
     /// A VRRPv3 interface (`protocol = "vrrp3"`): its election runs here instead of `fsm`,
     /// which then stays in INIT (see `daemon/vrrp.rs`).
     pub vrrp: Option<super::vrrp::VrrpRun>,
+    /// For a node of a balanced interface other than its leader (see `balance.rs`): the
+    /// interface's name. `None` for the interface itself (and its leader election).
+    pub node_of: Option<String>,
 }
 
 impl CarpIf {
@@ -109,7 +112,26 @@ impl CarpIf {
             last_transition: None,
             unresolved_peers: HashSet::new(),
             mode_warned_at: None,
+            node_of: None,
         })
+    }
+
+    /// The election of `node`, a node other than the leader of the balanced interface
+    /// `cfg`: the interface's settings with the node's vhid and advskew.
+    pub fn node(
+        cfg: &CarpInterface,
+        node: Node,
+        carpdev_ifindex: u32,
+        preempt: bool,
+    ) -> Result<Self, crate::Error> {
+        let node_cfg = CarpInterface {
+            vhid: node.vhid,
+            advskew: node.advskew,
+            ..cfg.clone()
+        };
+        let mut cif = Self::new(node_cfg, carpdev_ifindex, preempt)?;
+        cif.node_of = Some(cfg.name.clone());
+        Ok(cif)
     }
 
     pub fn ipv4(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
@@ -202,13 +224,30 @@ impl CarpIf {
     }
 }
 
+/// The daemon's key of the election of node `vhid` of the balanced interface `name`. A colon
+/// is never part of an interface name, so it never names an interface.
+pub fn node_key(name: &str, vhid: u8) -> String {
+    format!("{name}:{vhid}")
+}
+
 /// The HMAC context of an interface, from its passphrase and addresses. The link-local
 /// address is handed over like OpenBSD's address list holds it; [`CarpAuth`] leaves it out
 /// of what we sign (OpenBSD `HMAC_NOV6LL`) and accepts it only in the variant OpenBSD also
 /// accepts (`HMAC_ORIG`).
+///
+/// The nodes of a balanced interface share its addresses (the link-local one is the
+/// leader's); in `ip` mode the leader's context also hashes the interface's multicast MAC,
+/// as OpenBSD's `carp_hmac_prepare_ctx` does for the leader when the interface MAC is not
+/// the vhost's own.
 pub fn auth_for(cfg: &CarpInterface) -> Result<CarpAuth, proto::AuthError> {
+    let leader = cfg.balance.as_ref().map_or(cfg.vhid, |lb| lb.leader().vhid);
+    let lladdr = cfg
+        .balance
+        .as_ref()
+        .filter(|lb| lb.mode == Balancing::Ip && leader == cfg.vhid)
+        .map(|_| carp_common::lb::carp_mac(leader, carp_common::lb::LB_MODE_IP));
     let v4: Vec<Ipv4Addr> = cfg.ipv4.iter().map(|a| a.addr).collect();
-    let v6: Vec<Ipv6Addr> = std::iter::once(carp_link_local(virtual_mac(cfg.vhid)))
+    let v6: Vec<Ipv6Addr> = std::iter::once(carp_link_local(virtual_mac(leader)))
         .chain(cfg.ipv6.iter().map(|a| a.addr))
         .collect();
     CarpAuth::new(
@@ -216,7 +255,7 @@ pub fn auth_for(cfg: &CarpInterface) -> Result<CarpAuth, proto::AuthError> {
         cfg.vhid,
         &v4,
         &v6,
-        None,
+        lladdr,
     )
 }
 
@@ -232,6 +271,7 @@ mod tests {
             vhid: 1,
             advbase: 1,
             advskew: 0,
+            balance: None,
             passphrase: Some("secret".into()),
             ipv4: vec![Addr4 {
                 addr: Ipv4Addr::new(192, 0, 2, 1),
@@ -276,5 +316,43 @@ mod tests {
         assert_eq!(with.sign(42), without.sign(42));
         // ...and what OpenBSD signs, without link-locals, verifies.
         assert!(with.verify(42, &without.sign(42)));
+    }
+
+    #[test]
+    fn balanced_nodes_sign_as_openbsd_vhosts() {
+        use crate::config::{LoadBalance, Node};
+        let v4 = [Ipv4Addr::new(192, 0, 2, 1)];
+        let nodes = vec![
+            Node {
+                vhid: 3,
+                advskew: 0,
+            },
+            Node {
+                vhid: 4,
+                advskew: 100,
+            },
+        ];
+        for mode in [Balancing::Ip, Balancing::IpStealth] {
+            let cfg = CarpInterface {
+                vhid: 3,
+                balance: Some(LoadBalance {
+                    mode,
+                    nodes: nodes.clone(),
+                }),
+                ..ipv4_only()
+            };
+            // The leader hashes the interface's MAC when it is not its own: the multicast
+            // one in ip mode (carp_hmac_prepare_ctx), nothing otherwise.
+            let lladdr = (mode == Balancing::Ip).then_some([0x01, 0x00, 0x5e, 0x00, 0x01, 0x03]);
+            let want = CarpAuth::new("secret", 3, &v4, &[], lladdr).unwrap();
+            assert_eq!(auth_for(&cfg).unwrap().sign(7), want.sign(7), "{mode}");
+            // Another node signs with its own vhid and no MAC.
+            let node = CarpIf::node(&cfg, nodes[1], 2, false).unwrap();
+            let want = CarpAuth::new("secret", 4, &v4, &[], None).unwrap();
+            assert_eq!(node.auth.sign(7), want.sign(7), "{mode}");
+            assert_eq!((node.cfg.vhid, node.cfg.advskew), (4, 100));
+            assert_eq!(node.node_of.as_deref(), Some("carp0"));
+            assert_eq!(node.vmac, virtual_mac(4));
+        }
     }
 }

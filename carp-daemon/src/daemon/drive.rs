@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{Daemon, ipv6_forwarding, now};
+use crate::control::monitor::{MonitorEvent, carp_state};
 use crate::dataplane::{VhidDataplaneState, master_hold, monotonic_now};
 use crate::proto::fsm;
 use crate::send::SendError;
@@ -44,8 +45,10 @@ impl Daemon {
             .is_some_and(|d| d.carrier);
         let families = cif.families();
         if cif.cfg.up && carrier && !families.is_empty() {
-            self.drive(name, fsm::Event::Up(families));
-            self.apply_pending_state(name);
+            for key in self.elections(name) {
+                self.drive(&key, fsm::Event::Up(families));
+                self.apply_pending_state(&key);
+            }
         }
     }
 
@@ -67,12 +70,14 @@ impl Daemon {
     /// A reload changed `state`: the new value is applied once (as [`CarpIf::new`](super::carpif::CarpIf::new) takes
     /// it at start), now if the vhid runs; no value cancels one still pending.
     pub fn set_initial_state(&mut self, name: &str, state: Option<crate::config::ForcedState>) {
-        let Some(cif) = self.ifs.get_mut(name) else {
-            return;
-        };
-        cif.cfg.initial_state = state;
-        cif.pending_state = state;
-        self.apply_pending_state(name);
+        for key in self.elections(name) {
+            let Some(cif) = self.ifs.get_mut(&key) else {
+                continue;
+            };
+            cif.cfg.initial_state = state;
+            cif.pending_state = state;
+            self.apply_pending_state(&key);
+        }
     }
 
     /// Moves an interface to the group set `groups` in place (`ifconfig carpN [-]group`):
@@ -96,9 +101,11 @@ impl Daemon {
                 .count();
             self.groups.leave(g, own, left);
         }
-        if let Some(cif) = self.ifs.get_mut(name) {
-            info!(interface = %name, groups = ?groups, "groups changed");
-            cif.cfg.groups = groups;
+        info!(interface = %name, groups = ?groups, "groups changed");
+        for key in self.elections(name) {
+            if let Some(cif) = self.ifs.get_mut(&key) {
+                cif.cfg.groups = groups.clone();
+            }
         }
         self.propagate_demote();
     }
@@ -108,6 +115,8 @@ impl Daemon {
     /// groups from 0 to 1 makes every master of every carp interface advertise at once
     /// (`carp_send_ad_all`); any other change goes out with the next advert.
     pub fn adjust_own_demote(&mut self, name: &str, by: i16) {
+        // A node's send errors demote its interface (OpenBSD counts them per softc).
+        let name = &self.interface_of(name);
         let Some(cif) = self.ifs.get_mut(name) else {
             return;
         };
@@ -164,11 +173,26 @@ impl Daemon {
             .iter()
             .map(|(n, c)| {
                 let groups = c.cfg.groups.iter().map(String::as_str);
-                (n.clone(), self.groups.demote_of(groups, c.own_demote))
+                // A node carries its interface's own demotion.
+                let own = c
+                    .node_of
+                    .as_ref()
+                    .and_then(|i| self.ifs.get(i))
+                    .map_or(c.own_demote, |i| i.own_demote);
+                (n.clone(), self.groups.demote_of(groups, own))
             })
             .filter(|(n, d)| self.ifs.get(n).is_some_and(|c| c.fsm.demote() != *d))
             .collect();
+        self.monitor.groups_now(self.groups.iter());
         for (name, demote) in changes {
+            if let Some(cif) = self.ifs.get(&name) {
+                self.monitor.publish(MonitorEvent::Demote {
+                    interface: name.clone(),
+                    vhid: cif.cfg.vhid,
+                    from: cif.fsm.demote(),
+                    to: demote,
+                });
+            }
             self.drive(&name, fsm::Event::DemoteChanged(demote));
         }
     }
@@ -230,6 +254,16 @@ impl Daemon {
             fsm::Action::Announce(kind) => self.announce(name, kind),
             fsm::Action::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
+                if let Some(cif) = self.ifs.get(name) {
+                    self.monitor.publish(MonitorEvent::State {
+                        interface: name.to_owned(),
+                        carpdev: cif.cfg.carpdev.clone(),
+                        vhid: cif.cfg.vhid,
+                        from: carp_state(from),
+                        to: carp_state(to),
+                        reason: reason.description().to_owned(),
+                    });
+                }
                 self.forget_master_advert(name);
                 self.set_dataplane(name, now, to);
                 if let Some(cif) = self.ifs.get(name) {
@@ -289,6 +323,9 @@ impl Daemon {
     /// A peer whose MAC is not resolved yet counts as a send error but is no failed send
     /// for the demotion rule: OpenBSD does not demote for EHOSTDOWN in unicast mode either.
     fn send_advert(&mut self, name: &str, advbase: u8, advskew: u8, demote: u8) -> Vec<bool> {
+        let Some(src_mac) = self.advert_source_mac(name) else {
+            return Vec::new();
+        };
         let Some(cif) = self.ifs.get_mut(name) else {
             return Vec::new();
         };
@@ -311,9 +348,9 @@ impl Daemon {
             let peers: Vec<IpAddr> = cif.cfg.peers_of(v6).collect();
             if peers.is_empty() {
                 let sent = if v6 {
-                    dev.adverts.send_v6(cif.vmac, &header)
+                    dev.adverts.send_v6(src_mac, &header)
                 } else {
-                    dev.adverts.send_v4(cif.vmac, own_v4, &header)
+                    dev.adverts.send_v4(src_mac, own_v4, &header)
                 };
                 match sent {
                     Ok(()) => {
@@ -330,7 +367,7 @@ impl Daemon {
             }
             let (mut sent, mut failed) = (false, false);
             for peer in peers {
-                match dev.adverts.send_to_peer(cif.vmac, own_v4, peer, &header) {
+                match dev.adverts.send_to_peer(src_mac, own_v4, peer, &header) {
                     Ok(()) => {
                         sent = true;
                         cif.stats.count_sent(v6);
@@ -370,6 +407,11 @@ impl Daemon {
         let Some(dev) = self.carpdevs.get(&cif.cfg.carpdev) else {
             return;
         };
+        // No announcement when balancing (OpenBSD's carp_master_down): every host takes
+        // the frames already, and the leader's master answers ARP and NS.
+        if cif.cfg.balance.is_some() {
+            return;
+        }
         let router = ipv6_forwarding();
         for addr in cif.ipv4() {
             if let Err(err) = dev.announcer.gratuitous_arp(cif.vmac, addr) {

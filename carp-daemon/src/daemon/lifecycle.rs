@@ -93,6 +93,7 @@ impl Daemon {
             persisted: crate::maintenance::load(&settings_lib_dir)?,
             checks,
             check_results: Some(check_results),
+            monitor: Default::default(),
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);
@@ -135,8 +136,7 @@ impl Daemon {
         }
         // The interfaces were built with the counters before it.
         daemon.propagate_demote();
-        let names: Vec<String> = daemon.ifs.keys().cloned().collect();
-        for name in names {
+        for name in daemon.interface_names() {
             daemon.bring_up(&name);
         }
         daemon.start_checks(config.checks);
@@ -175,6 +175,7 @@ impl Daemon {
         let dev = Carpdev {
             name: name.to_owned(),
             ifindex: link.ifindex,
+            mac: link.mac,
             carrier: link.carrier,
             adverts: AdvertSender::open(name, link.ifindex)?,
             announcer: Announcer::open(name, link.ifindex)?,
@@ -194,7 +195,11 @@ impl Daemon {
         // Registered before anything is built, so that a failure half-way is undone by
         // remove_interface like any other interface: nothing is left half-applied.
         self.ifs.insert(name.clone(), cif);
-        if let Err(err) = self.build_interface(&name).await {
+        let built = match self.build_interface(&name).await {
+            Ok(()) => self.add_nodes(&name),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = built {
             if let Err(undo) = self.remove_interface(&name).await {
                 warn!(interface = %name, error = %undo, "undoing a failed interface");
             }
@@ -258,7 +263,7 @@ impl Daemon {
                 dev.groups6.join(&a.addr)?;
             }
         }
-        Ok(())
+        self.register_nodes(name)
     }
 
     /// The Linux side of a registered interface: the macvlan, its sysctls, its addresses,
@@ -328,7 +333,7 @@ impl Daemon {
             self.restore_addresses(name).await?;
             self.bring_up(name);
         } else {
-            self.drive(name, fsm::Event::AdminDown);
+            self.drive_all(name, fsm::Event::AdminDown);
             self.net.set_up(ifindex, false).await?;
         }
         info!(interface = %name, up, "carp interface {}", if up { "up" } else { "down" });
@@ -366,6 +371,7 @@ impl Daemon {
             initial_state: old.initial_state,
             ..cfg
         };
+        self.sync_nodes(name)?;
         if groups != old.groups {
             self.set_groups(name, groups);
         }
@@ -472,6 +478,7 @@ impl Daemon {
     /// Takes an interface out: bow-out advert if master, dataplane silent, then the Linux
     /// interface and the map entries are removed.
     pub async fn remove_interface(&mut self, name: &str) -> Result<(), Error> {
+        self.remove_nodes(name)?;
         self.drive(name, fsm::Event::Shutdown);
         let Some(cif) = self.ifs.remove(name) else {
             return Ok(());
@@ -532,7 +539,12 @@ impl Daemon {
             }
         };
         let old = Config {
-            interfaces: self.ifs.values().map(|c| c.cfg.clone()).collect(),
+            interfaces: self
+                .ifs
+                .values()
+                .filter(|c| c.node_of.is_none())
+                .map(|c| c.cfg.clone())
+                .collect(),
             daemon: self.settings.clone(),
             checks: Vec::new(),
         };
@@ -581,7 +593,7 @@ impl Daemon {
     /// Clean exit: every master bows out (a backup takes over at once), then everything
     /// carpd created is removed and the sysctls it changed are restored.
     pub async fn shutdown(mut self) -> Result<(), Error> {
-        let names: Vec<String> = self.ifs.keys().cloned().collect();
+        let names = self.interface_names();
         for name in &names {
             if let Err(err) = self.remove_interface(name).await {
                 warn!(interface = %name, error = %err, "removing interface at shutdown");

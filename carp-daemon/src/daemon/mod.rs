@@ -23,6 +23,7 @@
 //!   requests   carpctl's requests: status, stats, apply
 //!   lifecycle  start, reload, shutdown; building and removing carp interfaces
 //!   checks     health check results into group demotion; checks on reload
+//!   balance    the node elections of balanced interfaces (carpnodes), their dataplane
 //!   drive      an event into a vhid's state machine, and its actions carried out
 //!   vrrp       the same for VRRPv3 interfaces: drive hands their events over, and vrrp
 //!              uses drive's dataplane and announcement steps (one layer, two files)
@@ -40,6 +41,7 @@ use crate::net::NetHandle;
 use crate::send::{advert::AdvertSender, announce::Announcer};
 use carpif::CarpIf;
 
+mod balance;
 mod carpif;
 mod checks;
 mod drive;
@@ -80,6 +82,9 @@ pub struct DaemonOptions {
 struct Carpdev {
     pub name: String,
     pub ifindex: u32,
+    /// Its own MAC: the source of adverts of balanced interfaces in `ip` and `ip-stealth`
+    /// modes, which never send from the carp MAC.
+    pub mac: [u8; 6],
     pub carrier: bool,
     pub adverts: AdvertSender,
     pub announcer: Announcer,
@@ -102,6 +107,8 @@ struct Daemon {
     pub checks: crate::checks::Checks,
     /// Where the checks' results arrive; the event loop takes it.
     pub check_results: Option<tokio::sync::mpsc::Receiver<crate::checks::Report>>,
+    /// `carpctl monitor`'s events.
+    pub monitor: crate::control::monitor::MonitorHub,
 }
 
 /// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use crate::control::protocol::{
-    CarpState, CarpStats, InterfaceAddress, InterfaceStatus, Op, Request, Response, StatsReport,
-    Target, Transition, format_mac,
+    CarpState, CarpStats, InterfaceAddress, InterfaceStatus, NodeStatus, Op, Request, Response,
+    StatsReport, Target, Transition, format_mac,
 };
 use crate::groups::Groups;
 use crate::proto::fsm;
@@ -25,6 +25,15 @@ impl Daemon {
             },
             Request::Stats => Response::Stats(Box::new(self.stats())),
             Request::Checks => Response::Checks(self.check_statuses()),
+            // The control server streams it from the monitor hub; it never gets here.
+            Request::Monitor => Response::error("monitor: served by the control socket"),
+            Request::DebugXdp { on } => match self.dataplane.set_xdp_log(on) {
+                Ok(()) => {
+                    tracing::info!(on, "XDP decision records switched");
+                    Response::Ok
+                }
+                Err(err) => Response::error(format!("debug xdp: {err}")),
+            },
             Request::Apply { target, ops } => match self.apply(target, ops).await {
                 Ok(()) => Response::Ok,
                 Err(message) => Response::error(message),
@@ -41,6 +50,7 @@ impl Daemon {
         let list: Vec<InterfaceStatus> = self
             .ifs
             .values()
+            .filter(|c| c.node_of.is_none())
             .filter(|c| {
                 interface.is_none_or(|n| {
                     if by_group {
@@ -52,11 +62,7 @@ impl Daemon {
             })
             .map(|c| InterfaceStatus {
                 name: c.cfg.name.clone(),
-                state: match c.state() {
-                    fsm::State::Init => CarpState::Init,
-                    fsm::State::Backup => CarpState::Backup,
-                    fsm::State::Master => CarpState::Master,
-                },
+                state: self.interface_state(&c.cfg.name),
                 carpdev: Some(c.cfg.carpdev.clone()),
                 vhid: c.cfg.vhid,
                 advbase: c.cfg.advbase,
@@ -64,7 +70,7 @@ impl Daemon {
                 peers: c.cfg.peers.clone(),
                 demote: c.fsm.demote(),
                 groups: c.cfg.groups.clone(),
-                lladdr: format_mac(&c.vmac),
+                lladdr: format_mac(&self.carp_mac(&c.cfg.name)),
                 addresses: c
                     .addresses()
                     .into_iter()
@@ -79,11 +85,64 @@ impl Daemon {
                     seconds_ago: Instant::now().duration_since(*at).as_secs(),
                 }),
                 vrrp: c.vrrp.as_ref().map(super::vrrp::VrrpRun::status),
+                balancing: c.cfg.balance.as_ref().map(|lb| lb.mode.to_string()),
+                nodes: self.node_statuses(&c.cfg.name),
             })
             .collect();
         match interface {
             Some(name) if list.is_empty() => Response::error(format!("{name}: no such interface")),
             _ => Response::Interfaces(list),
+        }
+    }
+
+    /// Each node of a balanced interface with its own state, in vhid order (empty for a
+    /// plain interface).
+    fn node_statuses(&self, name: &str) -> Vec<NodeStatus> {
+        let Some(cif) = self.ifs.get(name).filter(|c| c.cfg.balance.is_some()) else {
+            return Vec::new();
+        };
+        let mut nodes: Vec<NodeStatus> = self
+            .elections(name)
+            .iter()
+            .filter_map(|k| self.ifs.get(k))
+            .map(|n| NodeStatus {
+                vhid: n.cfg.vhid,
+                advskew: n.cfg.advskew,
+                state: carp_state(n.fsm.state()),
+            })
+            .collect();
+        nodes.sort_by_key(|n| n.vhid);
+        debug_assert_eq!(nodes.first().map(|n| n.vhid), Some(cif.cfg.vhid));
+        nodes
+    }
+
+    /// The interface's state: its vhid's; for a balanced interface MASTER while this host
+    /// masters any node (it then serves traffic), else its leader's.
+    fn interface_state(&self, name: &str) -> CarpState {
+        let states: Vec<fsm::State> = self
+            .elections(name)
+            .iter()
+            .filter_map(|k| self.ifs.get(k))
+            .map(|c| c.state())
+            .collect();
+        if states.contains(&fsm::State::Master) {
+            CarpState::Master
+        } else {
+            states.first().map_or(CarpState::Init, |s| carp_state(*s))
+        }
+    }
+
+    /// The interface's MAC as ifconfig shows it: the virtual MAC, its multicast twin for a
+    /// balanced interface in `ip` mode (OpenBSD's `carp_set_enaddr`).
+    fn carp_mac(&self, name: &str) -> [u8; 6] {
+        let Some(cif) = self.ifs.get(name) else {
+            return [0; 6];
+        };
+        match &cif.cfg.balance {
+            Some(lb) if lb.mode == crate::config::Balancing::Ip => {
+                carp_common::lb::carp_mac(cif.cfg.vhid, carp_common::lb::LB_MODE_IP)
+            }
+            _ => cif.vmac,
         }
     }
 
@@ -181,7 +240,7 @@ impl Daemon {
     }
 
     async fn apply_interface(&mut self, name: &str, ops: Vec<Op>) -> Result<(), String> {
-        let Some(cif) = self.ifs.get(name) else {
+        let Some(cif) = self.ifs.get(name).filter(|c| c.node_of.is_none()) else {
             return Err(format!("{name}: no such interface"));
         };
         // Validate against the state first.
@@ -217,6 +276,13 @@ impl Daemon {
                         return Err(format!("{name}: group {g}: not a member"));
                     };
                     cfg.groups.remove(pos);
+                }
+                // Each node of a balanced interface has its own vhid and advskew: they
+                // are changed in the configuration's carpnodes.
+                Op::AdvSkew(_) | Op::Vhid(_) if cfg.balance.is_some() => {
+                    return Err(format!(
+                        "{name}: vhid and advskew of a balanced interface are set per node by carpnodes in the configuration (then SIGHUP)"
+                    ));
                 }
                 Op::AdvSkew(v) => cfg.advskew = *v,
                 Op::AdvBase(v) => cfg.advbase = *v,
@@ -265,10 +331,18 @@ impl Daemon {
         }
         for op in &ops {
             if let Op::State(forced) = op {
-                self.drive(name, fsm::Event::ForceState(*forced));
+                self.drive_all(name, fsm::Event::ForceState(*forced));
             }
         }
         tracing::info!(interface = name, ops = ops.len(), "carpctl change applied");
         Ok(())
+    }
+}
+
+fn carp_state(state: fsm::State) -> CarpState {
+    match state {
+        fsm::State::Init => CarpState::Init,
+        fsm::State::Backup => CarpState::Backup,
+        fsm::State::Master => CarpState::Master,
     }
 }

@@ -10,6 +10,7 @@ use tracing::{debug, error, info, warn};
 use super::event_source::SourceHealth;
 use super::{Daemon, DaemonOptions, now};
 use crate::Error;
+use crate::control::monitor::MonitorEvent;
 use crate::control::server::{ControlRequest, ControlServer};
 use crate::dataplane::AdvertReader;
 use crate::metrics::{ScrapeRequest, Snapshot, VhidMetrics};
@@ -37,6 +38,15 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
         .take_advert_ring()
         .ok_or(Error::AdvertRingTaken)?;
     let mut check_results = daemon.check_results.take().expect("taken once, here");
+    // The XDP program's decision records (`carpctl debug xdp on`), into tracing and monitors.
+    let bridge = crate::dataplane::xdp_log::Bridge::new(daemon.monitor.handle());
+    let xdp_log_task = match daemon.dataplane.take_xdp_logger(bridge) {
+        Ok(logger) => Some(tokio::spawn(crate::dataplane::xdp_log::pump(logger))),
+        Err(err) => {
+            warn!(error = %err, "XDP decision records unavailable");
+            None
+        }
+    };
     let mut adverts = AdvertReader::new(ring).map_err(|source| Error::Io {
         what: "polling the advert ring buffer",
         path: daemon.settings.pin_dir.clone(),
@@ -57,6 +67,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
 
     // carpctl: requests reach this loop through a channel and are answered in turn.
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(16);
+    let server = server.with_monitors(daemon.monitor.handle());
     let control_task = tokio::spawn(server.serve(control_tx));
 
     // Prometheus scrapes, likewise.
@@ -71,7 +82,11 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                     source,
                 })?;
             info!(%addr, "metrics endpoint listening");
-            Some(tokio::spawn(crate::metrics::serve(listener, scrape_tx)))
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                scrape_tx,
+                crate::metrics::Limits::default(),
+            )))
         }
         None => None,
     };
@@ -130,7 +145,13 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     if let Some(task) = metrics_task {
         task.abort();
     }
+    if let Some(task) = xdp_log_task {
+        task.abort();
+    }
+    let monitors = daemon.monitor.closer();
     let stopped = daemon.shutdown().await;
+    // The daemon is gone: monitors get their last events (the bow-out), then `stopped`.
+    monitors.wait(MONITOR_DRAIN_TIMEOUT).await;
     // The hooks of the last state changes (bowing out) run to their end, within limits.
     if !crate::hooks::HookRunner::global()
         .drain(HOOK_DRAIN_TIMEOUT)
@@ -152,12 +173,24 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
 /// Received adverts handled between two checks of the timers.
 const ADVERT_CHUNK: usize = 64;
 
+/// How long carpd waits at exit for `carpctl monitor` streams to take their last events.
+const MONITOR_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long carpd waits at exit for hooks still running (systemd's TimeoutStopSec is 10 s).
 const HOOK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// At most one warning per vhid this often about a peer advertising the other way
 /// (multicast to a vhid with unicast peers, or the reverse).
 const MODE_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// The name a carpd-side rejection has in the metrics (`carp_rejects_total{reason}`) and
+/// the monitor.
+fn reject_reason(reject: proto::Reject) -> &'static str {
+    match reject {
+        proto::Reject::Loop => "loop",
+        _ => "badauth",
+    }
+}
 
 /// The IP source of a delivered advert.
 fn source_address(event: &carp_common::maps::AdvertEvent) -> IpAddr {
@@ -306,6 +339,13 @@ impl Daemon {
             let due = cif
                 .mode_warned_at
                 .is_none_or(|at| now.duration_since(at) >= MODE_WARNING_EVERY);
+            let source = source_address(event);
+            self.monitor.publish(MonitorEvent::Rejected {
+                interface: name.clone(),
+                vhid,
+                source,
+                reason: "mode".to_owned(),
+            });
             if due && proto::verify_delivered(&event.carp, &cif.auth, cif.counter).is_ok() {
                 cif.mode_warned_at = Some(now);
                 let peer = source_address(event);
@@ -350,7 +390,22 @@ impl Daemon {
                     proto::Reject::Loop => cif.stats.rejected_loop += 1,
                     _ => cif.stats.rejected_auth += 1,
                 }
-                debug!(interface = %name, reason = reject.as_str(), "advert rejected");
+                let source = source_address(event);
+                let reason = reject_reason(reject);
+                if self.dataplane.carpd_record_due() {
+                    // The HMAC is carpd's check, not the XDP program's: with the program's
+                    // records on (`carpctl debug xdp on`), carpd writes this one, alike.
+                    let carpdev = &cif.cfg.carpdev;
+                    info!(target: "carpd::xdp", interface = %name, "advert rejected by carpd: {reason} src={source} vhid={vhid} carpdev={carpdev}");
+                } else {
+                    debug!(interface = %name, %source, reason = reject.as_str(), "advert rejected");
+                }
+                self.monitor.publish(MonitorEvent::Rejected {
+                    interface: name,
+                    vhid,
+                    source,
+                    reason: reason.to_owned(),
+                });
             }
         }
     }

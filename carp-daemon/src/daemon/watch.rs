@@ -61,7 +61,7 @@ impl Daemon {
         let members: Vec<String> = self
             .ifs
             .iter()
-            .filter(|(_, c)| c.cfg.carpdev == devname)
+            .filter(|(_, c)| c.cfg.carpdev == devname && c.node_of.is_none())
             .map(|(n, _)| n.clone())
             .collect();
         for name in members {
@@ -71,7 +71,7 @@ impl Daemon {
             if carrier {
                 self.bring_up(&name);
             } else {
-                self.drive(&name, fsm::Event::LinkDown);
+                self.drive_all(&name, fsm::Event::LinkDown);
             }
         }
     }
@@ -153,7 +153,7 @@ impl Daemon {
         warn!(interface = %name, "carp interface {saw} by someone else: vhid to INIT, dataplane silent");
         // OpenBSD's `ifconfig carpN down` path: a master bows out, then INIT; the dataplane
         // goes silent with the state change.
-        self.drive(name, fsm::Event::AdminDown);
+        self.drive_all(name, fsm::Event::AdminDown);
         match self.repair(name, &drift).await {
             Ok(did) => {
                 warn!(interface = %name, "carp interface {did}; election restarted");
@@ -234,7 +234,25 @@ impl Daemon {
             if dev.carrier {
                 self.adjust_own_demote(name, 1);
             }
-            self.drive(name, fsm::Event::LinkDown);
+            self.drive_all(name, fsm::Event::LinkDown);
+            // The other nodes' entries and the balancing go with the carpdev's index.
+            for key in self.elections(name).into_iter().skip(1) {
+                if let Some(node) = self.ifs.get(&key)
+                    && let Err(err) = self
+                        .dataplane
+                        .remove_vhid(node.carpdev_ifindex, node.cfg.vhid)
+                {
+                    debug!(interface = %key, error = %err, "removing a vhid entry");
+                }
+            }
+            if let Some(cif) = self.ifs.get(name)
+                && cif.cfg.balance.is_some()
+                && let Err(err) = self
+                    .dataplane
+                    .remove_lb_group(cif.carpdev_ifindex, cif.cfg.vhid)
+            {
+                debug!(interface = %name, error = %err, "removing the balancing entry");
+            }
             let Some(cif) = self.ifs.get_mut(name) else {
                 continue;
             };
@@ -305,7 +323,7 @@ impl Daemon {
     fn members_of(&self, devname: &str) -> Vec<String> {
         self.ifs
             .values()
-            .filter(|c| c.cfg.carpdev == devname)
+            .filter(|c| c.cfg.carpdev == devname && c.node_of.is_none())
             .map(|c| c.cfg.name.clone())
             .collect()
     }

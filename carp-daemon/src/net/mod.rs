@@ -88,6 +88,7 @@
 
 pub mod ethtool;
 pub mod link;
+pub mod maddr;
 pub mod monitor;
 pub mod sysctl;
 

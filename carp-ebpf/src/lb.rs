@@ -1,0 +1,200 @@
+//! Load balancing (OpenBSD `carpnodes` + `balancing ip|ip-stealth|ip-unicast`): every host
+//! takes the frames for a balanced interface's carp MAC at layer 2, and this decides per
+//! packet which host keeps it (`carp_lsdrop`): source XOR destination, folded to 32 bits,
+//! modulo the number of nodes, gives the bucket; the packet passes only if this host is the
+//! live master of that bucket's node, else it is dropped and counted.
+//!
+//! - Broadcast and multicast destinations are never dropped, nor are CARP adverts and
+//!   neighbour discovery (ARP and NS are answered by the leader's master, see `arp`/`ndp`).
+//! - ICMP errors are hashed on the addresses of the packet they carry (the reply to a flow
+//!   of ours), so they reach the host that holds the flow.
+//! - In `ip` mode the frame came to the multicast twin of the virtual MAC; an accepted one
+//!   gets the unicast MAC back (OpenBSD clears `M_MCAST` the same way), so the carp
+//!   interface takes it as addressed to itself and TCP accepts it.
+//!
+//! One lookup of the group (configuration, written once) and one of the bucket's node in
+//! `carp_vhids`: a bucket changes hands with the one write that changes the node's state,
+//! and a node whose carpd died stops being served at its fail-silent deadline
+//! ([`is_live_master`]), as ARP answers do.
+use aya_ebpf::{
+    bindings::xdp_action,
+    programs::{TcContext, XdpContext},
+};
+use carp_common::{
+    frame::{
+        ethernet::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ip::{IPPROTO_ICMPV6, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr},
+    },
+    lb::{
+        LB_MAX_NODES, LB_MODE_IP_UNICAST, bucket, carp_mac, fold_v4, fold_v6, icmp4_is_error,
+        icmp6_is_error, vhid_of_carp_mac,
+    },
+    maps::{LbGroup, VhidKey},
+    wire::IPPROTO_CARP,
+};
+
+use crate::{
+    maps::{LB_GROUPS, count, is_live_master, vhid_entry},
+    packet::{ptr_at, read_at},
+};
+
+const IPPROTO_ICMP: u8 = 1;
+/// ICMP header before the packet an error carries (type, code, checksum, 4 more bytes).
+const ICMP_HLEN: usize = 8;
+/// ICMPv6 neighbour discovery (router/neighbour solicitation and advertisement, redirect):
+/// not balanced, the leader's master answers.
+const ICMPV6_ND_FIRST: u8 = 133;
+const ICMPV6_ND_LAST: u8 = 137;
+
+/// The balanced interface a frame's destination MAC belongs to, and whether the frame came
+/// to the multicast twin of its MAC.
+#[inline(always)]
+pub fn group_of(ifindex: u32, dst: &[u8; 6]) -> Option<(&'static LbGroup, bool)> {
+    let (vhid, multicast) = vhid_of_carp_mac(dst)?;
+    let group = lb_group(ifindex, vhid)?;
+    Some((group, multicast))
+}
+
+#[inline(always)]
+fn lb_group(ifindex: u32, vhid: u8) -> Option<&'static LbGroup> {
+    group_of_key(&VhidKey {
+        ifindex,
+        vhid: vhid as u32,
+    })
+}
+
+/// The balanced interface whose leader is `key`, if it is one.
+#[inline(always)]
+pub fn group_of_key(key: &VhidKey) -> Option<&'static LbGroup> {
+    // Borrowed from the map, not copied: the XDP program's stack is close to its 512 bytes.
+    // SAFETY: carpd writes a group only when it configures the interface (a torn read of a
+    // group being rewritten can only pick a wrong bucket for that one frame).
+    unsafe { LB_GROUPS.get(*key) }
+}
+
+/// The egress guard's verdict on a frame leaving a balanced interface: it passes while this
+/// host is the live master of any of its nodes, from the carpdev's MAC in `ip` and
+/// `ip-stealth` modes.
+#[inline(always)]
+pub fn may_send(ctx: &mut TcContext, ifindex: u32, group: &LbGroup) -> bool {
+    let mut serving = false;
+    for i in 0..LB_MAX_NODES {
+        if i as u32 >= group.count {
+            break;
+        }
+        if vhid_entry(ifindex, group.vhids[i]).is_some_and(|e| is_live_master(&e)) {
+            serving = true;
+            break;
+        }
+    }
+    if !serving {
+        count(|c| &mut c.egress_dropped_not_master);
+        return false;
+    }
+    if group.mode != LB_MODE_IP_UNICAST {
+        // The Ethernet source is bytes 6..12.
+        if ctx.store(6, &group.dev_mac, 0).is_err() {
+            count(|c| &mut c.egress_dropped_not_master);
+            return false;
+        }
+    }
+    true
+}
+
+/// The MACs of an ARP reply or neighbour advertisement for `vhid`: the link-layer address
+/// announced and the Ethernet source. A balanced interface announces its carp MAC (the
+/// multicast one in `ip` mode) and, except in `ip-unicast` mode, sends from the carpdev's
+/// own MAC so that switches never learn the carp MAC; any other vhid uses its virtual MAC.
+#[inline(always)]
+pub fn answer_macs(ifindex: u32, vhid: u8, vmac: [u8; 6]) -> ([u8; 6], [u8; 6]) {
+    match lb_group(ifindex, vhid) {
+        None => (vmac, vmac),
+        Some(g) => {
+            let mac = carp_mac(vhid, g.mode);
+            let src = if g.mode == LB_MODE_IP_UNICAST {
+                mac
+            } else {
+                g.dev_mac
+            };
+            (mac, src)
+        }
+    }
+}
+
+/// The verdict on a frame to a balanced interface's carp MAC, or `None` when it is not
+/// balanced (ARP, adverts, neighbour discovery, group destinations, other protocols): the
+/// caller then handles it as any other frame.
+#[inline(always)]
+pub fn decide(
+    ctx: &XdpContext,
+    ifindex: u32,
+    ethertype: u16,
+    group: &LbGroup,
+    multicast: bool,
+) -> Option<u32> {
+    let fold = match ethertype {
+        ETH_P_IP => fold_ipv4(ctx)?,
+        ETH_P_IPV6 => fold_ipv6(ctx)?,
+        _ => return None,
+    };
+    let index = bucket(fold, group.count) as usize;
+    if index >= LB_MAX_NODES {
+        return None;
+    }
+    let vhid = group.vhids[index];
+    if !vhid_entry(ifindex, vhid).is_some_and(|e| is_live_master(&e)) {
+        count(|c| &mut c.lb_dropped_other_bucket);
+        return Some(xdp_action::XDP_DROP);
+    }
+    if multicast && let Some(eth) = ptr_at::<EthHdr>(ctx, 0) {
+        // SAFETY: bounds-checked by ptr_at.
+        unsafe { (*eth).dst[0] &= !0x01 };
+    }
+    count(|c| &mut c.lb_accepted);
+    Some(xdp_action::XDP_PASS)
+}
+
+/// The fold of an IPv4 packet, or of the packet an ICMP error carries.
+#[inline(always)]
+fn fold_ipv4(ctx: &XdpContext) -> Option<u32> {
+    let ip = read_at::<Ipv4Hdr>(ctx, ETH_HLEN)?;
+    // 224/4 and 255.255.255.255; a directed broadcast is unicast at layer 2 only to a
+    // router, which forwards it (OpenBSD sees no M_BCAST either).
+    if ip.dst[0] >= 224 || ip.protocol == IPPROTO_CARP {
+        return None;
+    }
+    if ip.protocol == IPPROTO_ICMP && !ip.is_fragment() {
+        let off = ETH_HLEN + ip.header_len();
+        // The whole ICMP header is read, not just its type: a one-byte read at a variable
+        // offset compiles to a bounds check the verifier cannot follow.
+        if let Some(icmp) = read_at::<[u8; ICMP_HLEN]>(ctx, off)
+            && icmp4_is_error(icmp[0])
+            && let Some(inner) = read_at::<Ipv4Hdr>(ctx, off + ICMP_HLEN)
+        {
+            return Some(fold_v4(&inner.src, &inner.dst));
+        }
+    }
+    Some(fold_v4(&ip.src, &ip.dst))
+}
+
+/// The fold of an IPv6 packet, or of the packet an ICMPv6 error carries.
+#[inline(always)]
+fn fold_ipv6(ctx: &XdpContext) -> Option<u32> {
+    let ip6 = read_at::<Ipv6Hdr>(ctx, ETH_HLEN)?;
+    if ip6.dst[0] == 0xff || ip6.next_header == IPPROTO_CARP {
+        return None;
+    }
+    if ip6.next_header == IPPROTO_ICMPV6 {
+        let off = ETH_HLEN + IPV6_HLEN;
+        let icmp_type = read_at::<[u8; ICMP_HLEN]>(ctx, off).map_or(0, |h| h[0]);
+        if (ICMPV6_ND_FIRST..=ICMPV6_ND_LAST).contains(&icmp_type) {
+            return None;
+        }
+        if icmp6_is_error(icmp_type)
+            && let Some(inner) = read_at::<Ipv6Hdr>(ctx, off + ICMP_HLEN)
+        {
+            return Some(fold_v6(&inner.src, &inner.dst));
+        }
+    }
+    Some(fold_v6(&ip6.src, &ip6.dst))
+}
