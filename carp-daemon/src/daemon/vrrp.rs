@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{Daemon, now};
 use crate::config::VrrpSettings;
+use crate::control::monitor::{MonitorEvent, carp_state};
 use crate::proto::fsm::{self, State};
 use crate::proto::vrrp::{
     IpEnds, VirtualRouter, VrrpAction, VrrpAddresses, VrrpAdvert, VrrpEvent, VrrpParams,
@@ -194,6 +195,15 @@ impl Daemon {
                 let Some(cif) = self.ifs.get_mut(name) else {
                     return;
                 };
+                // `carpctl monitor` shows a router's changes as a vhid's (its vhid is the VRID).
+                self.monitor.publish(MonitorEvent::State {
+                    interface: name.to_owned(),
+                    carpdev: cif.cfg.carpdev.clone(),
+                    vhid: cif.cfg.vhid,
+                    from: carp_state(from),
+                    to: carp_state(to),
+                    reason: format!("VRRP {}", reason.as_str()),
+                });
                 for hook in &self.settings.hooks {
                     crate::hooks::spawn(
                         hook.clone(),
