@@ -488,7 +488,6 @@ fn run_floods(
     Ok(())
 }
 
-/// Each tool's cost at default timers by number of vhids, and at its fastest timers.
 /// carpd in VRRP mode against keepalived at the same timers (see `vrrp.rs`).
 fn run_vrrp(ctx: &Ctx, plan: &Plan, results: &mut report::Results) -> Result<()> {
     section("VRRPv3: carpd vs keepalived");
@@ -511,6 +510,7 @@ fn run_vrrp(ctx: &Ctx, plan: &Plan, results: &mut report::Results) -> Result<()>
     Ok(())
 }
 
+/// Each tool's cost at default timers by number of vhids, and at its fastest timers.
 fn run_costs(
     ctx: &Ctx,
     plan: &Plan,
