@@ -5,8 +5,9 @@
 //! Sections (each in its own module): failover as a client feels it ([`failover`]), the soak
 //! that picks carpd's fastest stable timers ([`soak`]), the dataplane's ARP answer rate
 //! against the kernel's ([`dataplane`]), resilience to protocol-112 floods ([`flood`]) and
-//! the daemons' cost ([`cost`]), and carpd's load balancing across 1 to 3 hosts
-//! ([`balancing`], a lab of its own). [`report`] writes docs/BENCHMARKS.md and the timeline
+//! the daemons' cost ([`cost`]), carpd as a VRRPv3 router against keepalived at the same
+//! timers ([`vrrp`]), and carpd's load balancing across 1 to 3 hosts ([`balancing`], a lab
+//! of its own). [`report`] writes docs/BENCHMARKS.md and the timeline
 //! figure ([`plot`]).
 //!
 //! Everything runs in one [`carp_tests::Lab`] (two routers, a client, a switch); it is
@@ -24,6 +25,7 @@ mod report;
 mod soak;
 mod tools;
 mod traffic;
+mod vrrp;
 
 use std::cell::Cell;
 use std::io::Write as _;
@@ -280,6 +282,9 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     }
     run_floods(&ctx, plan, &fastests, &mut results)?;
     run_costs(&ctx, plan, &defaults, &fastests, &mut results)?;
+    if with(Tool::Carpd) && with(Tool::Keepalived) {
+        run_vrrp(&ctx, plan, &mut results)?;
+    }
     if with(Tool::Carpd) {
         section("load balancing (carpnodes)");
         results.balancing = ctx.attempt("load balancing", &mut results.errors, || {
@@ -480,6 +485,28 @@ fn run_floods(
         results.ring_flood.push(f);
     }
 
+    Ok(())
+}
+
+/// carpd in VRRP mode against keepalived at the same timers (see `vrrp.rs`).
+fn run_vrrp(ctx: &Ctx, plan: &Plan, results: &mut report::Results) -> Result<()> {
+    section("VRRPv3: carpd vs keepalived");
+    for tool in [Tool::Carpd, Tool::Keepalived] {
+        ctx.check()?;
+        let what = format!("vrrp {tool}");
+        let Some(row) = ctx.attempt(&what, &mut results.errors, || {
+            vrrp::measure(ctx, tool, plan.default_runs, plan.cost_window)
+        })?
+        else {
+            continue;
+        };
+        println!(
+            "  {tool:<11} failover {:?}, master {:.1} µs/advert",
+            row.failovers,
+            row.cpu_per_advert * 1e6
+        );
+        results.vrrp.push(row);
+    }
     Ok(())
 }
 

@@ -578,6 +578,51 @@ fn start_carpd(
     .map_err(anyhow::Error::from)
 }
 
+impl Daemon {
+    /// carpd as a VRRPv3 router (`protocol = "vrrp3"`) for the VIP, with keepalived's
+    /// priorities (150 master, 100 backup) and interval, for the VRRP section
+    /// (`vrrp.rs`). It is a carpd instance: states, kills and cleanup are carpd's.
+    pub fn start_carpd_vrrp(
+        lab: &Lab,
+        host_index: usize,
+        role: Role,
+        advert_int_cs: u16,
+        bins: &Binaries,
+    ) -> Result<Daemon> {
+        let host = lab.host(host_index);
+        let dir = lab.workdir().join(format!("{}-carpd-vrrp", host.name()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let priority = if role == Role::Master { 150 } else { 100 };
+        let toml = format!(
+            "[[interface]]\nname = \"carp1\"\ncarpdev = \"{}\"\nprotocol = \"vrrp3\"\nvrid = 1\n\
+             priority = {priority}\nadvert_interval = {advert_int_cs}\naddresses = [\"{VIP}/{PREFIX}\"]\n",
+            host.ifname()
+        );
+        let file = dir.join("carpd.toml");
+        std::fs::write(&file, toml).with_context(|| format!("writing {}", file.display()))?;
+        let xdp_mode = if lab.napi_peers() { "native" } else { "auto" };
+        let extra: Vec<&str> = bins.carpd_args.iter().map(String::as_str).collect();
+        let process = spawn_carpd_with(
+            host,
+            &bins.carpd,
+            &file,
+            &dir,
+            &lab.pin_dir(host.name()),
+            xdp_mode,
+            &extra,
+        )?;
+        Ok(Daemon {
+            // Only the tool matters to the instance (state from carpctl, kill, cleanup).
+            setting: Setting::carpd_default(),
+            host_index,
+            dir,
+            procs: vec![process],
+            carpctl: bins.carpctl.clone(),
+            vhids: 1,
+        })
+    }
+}
+
 fn start_ucarp(
     host: &Host,
     dir: &Path,

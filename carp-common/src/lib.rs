@@ -1,6 +1,6 @@
 //! Types shared by the XDP program (`carp-ebpf`) and the daemon (`carp-daemon`).
 //!
-//! `wire` holds the protocol constants of CARP itself; `frame` the frames around it (the
+//! `wire` holds the protocol constants of CARP itself, `vrrp` those of VRRPv3; `frame` the frames around it (the
 //! Internet checksum, Ethernet, IPv4, IPv6, ARP, neighbour discovery); `lb` the per-packet decision of
 //! load balancing; `maps` holds every
 //! `#[repr(C)]` key and value that crosses the kernel/user boundary through a BPF map. Both
@@ -10,4 +10,5 @@
 pub mod frame;
 pub mod lb;
 pub mod maps;
+pub mod vrrp;
 pub mod wire;

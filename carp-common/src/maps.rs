@@ -30,6 +30,12 @@ pub mod pin {
     /// When XDP last consumed an advert identical to the published one:
     /// [`super::MasterAdvertKey`] → CLOCK_MONOTONIC nanoseconds (`u64`).
     pub const MASTER_SEEN: &str = "carp_master_seen";
+    /// The VRRPv3 virtual routers served: [`super::VhidKey`] (its `vhid` is
+    /// `crate::vrrp::vrrp_slot`) → flags (`u32`, 0). Their election state is in
+    /// [`VHIDS`] under the same key.
+    pub const VRRP_ROUTERS: &str = "vrrp_routers";
+    /// Per-CPU VRRP counters: index 0 → [`super::VrrpCounters`].
+    pub const VRRP_COUNTERS: &str = "vrrp_counters";
     /// Balanced carp interfaces: [`super::VhidKey`] of the leader node → [`super::LbGroup`].
     pub const LB_GROUPS: &str = "lb_groups";
     /// Subdirectory holding one pinned XDP link per carpdev, named after the interface.
@@ -275,6 +281,34 @@ dataplane_counters! {
     }
 }
 
+dataplane_counters! {
+    /// The dataplane's VRRPv3 counters, apart from CARP's, one copy per CPU. Every VRRP
+    /// advert for a router served here is counted once as delivered or under one drop reason.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
+    pub struct VrrpCounters {
+        /// Valid adverts handed to carpd through the ring buffer (header only: carpd elects
+        /// on priority, interval and source).
+        pub vrrp_delivered: u64,
+        /// Of those, adverts whose IPv4 checksum leaves the pseudo-header out (RFC 9568).
+        pub vrrp_checksum_message_only: u64,
+        /// Dropped: TTL / hop limit not 255.
+        pub vrrp_bad_ttl: u64,
+        /// Dropped: shorter than the header and the addresses it announces, no address, or
+        /// more than `VRRP_XDP_MAX_ADDRESSES`.
+        pub vrrp_bad_length: u64,
+        /// Dropped: checksum wrong in both forms.
+        pub vrrp_bad_checksum: u64,
+        /// Dropped: sent from the carpdev's own MAC (looped back).
+        pub vrrp_own_source: u64,
+        /// Passed to the stack: sent to a unicast address (carpd speaks VRRP to the group).
+        pub vrrp_passed_unicast: u64,
+        /// Dropped: ring buffer full.
+        pub vrrp_ring_full: u64,
+    }
+}
+
 /// A received advertisement handed from XDP to carpd through the ring buffer.
 ///
 /// The program has already checked length, TTL, the checksum (over the 36 header bytes, as
@@ -295,7 +329,8 @@ pub struct AdvertEvent {
     pub src: [u8; 16],
     pub src_mac: [u8; 6],
     pub _pad2: [u8; 2],
-    /// The 36-byte CARP header as received.
+    /// The 36-byte CARP header as received; for a VRRPv3 advert (version nibble 3), its
+    /// 8-byte header followed by zeros.
     pub carp: [u8; 36],
     pub _pad3: [u8; 4],
 }
@@ -348,6 +383,7 @@ mod pod {
     unsafe impl aya::Pod for AdvertEvent {}
     unsafe impl aya::Pod for MasterAdvertKey {}
     unsafe impl aya::Pod for MasterAdvert {}
+    unsafe impl aya::Pod for VrrpCounters {}
     unsafe impl aya::Pod for LbGroup {}
 }
 

@@ -59,6 +59,7 @@ use carp_common::maps::{
 };
 use carp_common::wire::virtual_mac;
 
+mod vrrp;
 pub mod xdp_log;
 pub mod xdp_mode;
 
@@ -72,7 +73,7 @@ const PROGRAM: &str = "carp";
 const GUARD_PROGRAM: &str = "carp_guard";
 
 /// Every pinned map, in the order they are created.
-const MAP_NAMES: [&str; 10] = [
+const MAP_NAMES: [&str; 12] = [
     pin::VHIDS,
     pin::VIP4,
     pin::VIP6,
@@ -82,6 +83,8 @@ const MAP_NAMES: [&str; 10] = [
     pin::GUARDS,
     pin::MASTER_ADVERTS,
     pin::MASTER_SEEN,
+    pin::VRRP_ROUTERS,
+    pin::VRRP_COUNTERS,
     pin::LB_GROUPS,
 ];
 
@@ -203,6 +206,9 @@ pub struct Dataplane {
     guards: HashMap<MapData, u32, VhidKey>,
     master_adverts: HashMap<MapData, MasterAdvertKey, MasterAdvert>,
     master_seen: HashMap<MapData, MasterAdvertKey, u64>,
+    /// VRRPv3 routers served (see `dataplane/vrrp.rs`).
+    vrrp_routers: HashMap<MapData, VhidKey, u32>,
+    vrrp_counters: PerCpuArray<MapData, carp_common::maps::VrrpCounters>,
     lb_groups: HashMap<MapData, VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
@@ -272,6 +278,8 @@ impl Dataplane {
         let guards = take(&mut ebpf, pin::GUARDS)?;
         let master_adverts = take(&mut ebpf, pin::MASTER_ADVERTS)?;
         let master_seen = take(&mut ebpf, pin::MASTER_SEEN)?;
+        let vrrp_routers = take(&mut ebpf, pin::VRRP_ROUTERS)?;
+        let vrrp_counters = take(&mut ebpf, pin::VRRP_COUNTERS)?;
         let lb_groups = take(&mut ebpf, pin::LB_GROUPS)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
@@ -296,6 +304,8 @@ impl Dataplane {
             guards,
             master_adverts,
             master_seen,
+            vrrp_routers,
+            vrrp_counters,
             lb_groups,
             links: Vec::new(),
             xdp_log,
@@ -478,7 +488,7 @@ impl Dataplane {
         carp_ifname: &str,
         carp_ifindex: u32,
         carpdev_ifindex: u32,
-        vhid: u8,
+        vhid: impl Into<u32>,
     ) -> Result<(), DataplaneError> {
         self.set_guard(carp_ifindex, carpdev_ifindex, vhid)?;
         let fail = |source| DataplaneError::Guard {
@@ -509,16 +519,17 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Records which vhid the carp interface `carp_ifindex` belongs to, for its guard.
+    /// Records which vhid (or VRRP router slot, `carp_common::vrrp::vrrp_slot`) the carp
+    /// interface `carp_ifindex` belongs to, for its guard.
     pub fn set_guard(
         &mut self,
         carp_ifindex: u32,
         carpdev_ifindex: u32,
-        vhid: u8,
+        vhid: impl Into<u32>,
     ) -> Result<(), DataplaneError> {
         let key = VhidKey {
             ifindex: carpdev_ifindex,
-            vhid: u32::from(vhid),
+            vhid: vhid.into(),
         };
         self.guards
             .insert(carp_ifindex, key, 0)
@@ -567,6 +578,19 @@ impl Dataplane {
         interval: Duration,
         state: VhidDataplaneState,
     ) -> Result<(), DataplaneError> {
+        self.set_slot(ifindex, u32::from(vhid), virtual_mac(vhid), interval, state)
+    }
+
+    /// [`Dataplane::set_vhid`] under any key slot, with the virtual MAC the ARP/NA replies
+    /// carry: a VRRP router's (`carp_common::vrrp::vrrp_slot`, `vrrp_virtual_mac`).
+    pub fn set_slot(
+        &mut self,
+        ifindex: u32,
+        slot: u32,
+        vmac: [u8; 6],
+        interval: Duration,
+        state: VhidDataplaneState,
+    ) -> Result<(), DataplaneError> {
         let (state, deadline) = match state {
             VhidDataplaneState::Init => (VHID_STATE_INIT, 0),
             VhidDataplaneState::Backup => (VHID_STATE_BACKUP, 0),
@@ -579,12 +603,12 @@ impl Dataplane {
             state,
             interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
             master_deadline_ns: deadline,
-            vmac: virtual_mac(vhid),
+            vmac,
             _pad: [0; 2],
         };
         let key = VhidKey {
             ifindex,
-            vhid: vhid as u32,
+            vhid: slot,
         };
         self.vhids
             .insert(key, entry, 0)
@@ -816,6 +840,10 @@ impl Dataplane {
         let keys: Vec<MasterAdvertKey> = self.master_seen.keys().filter_map(Result::ok).collect();
         for k in keys {
             ignore_missing(self.master_seen.remove(&k), pin::MASTER_SEEN)?;
+        }
+        let keys: Vec<VhidKey> = self.vrrp_routers.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            ignore_missing(self.vrrp_routers.remove(&k), pin::VRRP_ROUTERS)?;
         }
         let keys: Vec<VhidKey> = self.lb_groups.keys().filter_map(Result::ok).collect();
         for k in keys {

@@ -71,4 +71,6 @@ pub enum Error {
     /// main loop).
     #[error("advert ring buffer already taken")]
     AdvertRingTaken,
+    #[error(transparent)]
+    VrrpParam(#[from] crate::proto::vrrp::VrrpParamError),
 }

@@ -46,9 +46,30 @@ pub struct VhidMetrics {
     pub send_errors: u64,
 }
 
+/// One VRRPv3 router's figures, apart from the CARP vhids'.
+#[derive(Debug, Clone, Default)]
+pub struct VrrpMetrics {
+    pub interface: String,
+    pub carpdev: String,
+    pub vrid: u8,
+    /// 4 or 6.
+    pub family: u8,
+    /// 0 INIT, 1 BACKUP, 2 MASTER.
+    pub state: u8,
+    pub priority: u8,
+    pub transitions: u64,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub send_errors: u64,
+}
+
 /// Everything one scrape shows.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// VRRPv3 routers (`vrrp_*` families).
+    pub vrrp: Vec<VrrpMetrics>,
+    /// The XDP program's VRRP counters by name.
+    pub vrrp_dataplane: Vec<(&'static str, u64)>,
     pub vhids: Vec<VhidMetrics>,
     /// Protocol rejects by reason name.
     pub rejects: Vec<(String, u64)>,
@@ -266,9 +287,82 @@ pub fn render(s: &Snapshot) -> String {
         "Health check up/down changes",
         s.checks.iter().map(|c| (check(c), c.transitions)),
     );
+    register_vrrp(s, &mut r);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &r).expect("writing to a String");
     out
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VrrpLabels {
+    interface: Text,
+    carpdev: Text,
+    vrid: u8,
+    family: Text,
+}
+
+/// The `vrrp_*` families: VRRPv3 routers and the dataplane's VRRP counters, only when some
+/// router is configured (a CARP-only exposition stays as it was).
+fn register_vrrp(s: &Snapshot, r: &mut Registry) {
+    if s.vrrp.is_empty() {
+        return;
+    }
+    let router = |v: &VrrpMetrics| VrrpLabels {
+        interface: Text(v.interface.clone()),
+        carpdev: Text(v.carpdev.clone()),
+        vrid: v.vrid,
+        family: Text(format!("ipv{}", v.family)),
+    };
+    let per_router = |f: fn(&VrrpMetrics) -> u64| s.vrrp.iter().map(move |v| (router(v), f(v)));
+    family::<_, Gauge>(
+        r,
+        "vrrp_router_state",
+        "VRRP state: 0 INIT, 1 BACKUP, 2 MASTER",
+        s.vrrp.iter().map(|v| (router(v), i64::from(v.state))),
+    );
+    family::<_, Gauge>(
+        r,
+        "vrrp_router_priority",
+        "Configured VRRP priority",
+        s.vrrp.iter().map(|v| (router(v), i64::from(v.priority))),
+    );
+    family::<_, Counter>(
+        r,
+        "vrrp_router_transitions",
+        "VRRP state changes",
+        per_router(|v| v.transitions),
+    );
+    family::<_, Counter>(
+        r,
+        "vrrp_router_adverts_sent",
+        "VRRP adverts sent",
+        per_router(|v| v.adverts_sent),
+    );
+    family::<_, Counter>(
+        r,
+        "vrrp_router_adverts_received",
+        "VRRP adverts received",
+        per_router(|v| v.adverts_received),
+    );
+    family::<_, Counter>(
+        r,
+        "vrrp_router_send_errors",
+        "VRRP adverts that failed to send",
+        per_router(|v| v.send_errors),
+    );
+    family::<_, Counter>(
+        r,
+        "vrrp_dataplane",
+        "XDP dataplane VRRP verdicts, by counter",
+        s.vrrp_dataplane.iter().map(|(counter, n)| {
+            (
+                CounterLabels {
+                    counter: Text((*counter).to_owned()),
+                },
+                *n,
+            )
+        }),
+    );
 }
 
 /// The metric names of an exposition's samples (`carp_vhid_transitions_total`, not the
@@ -384,6 +478,8 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         Snapshot {
+            vrrp: Vec::new(),
+            vrrp_dataplane: Vec::new(),
             vhids: vec![VhidMetrics {
                 interface: "carp0".into(),
                 carpdev: "eth0".into(),
@@ -438,6 +534,36 @@ mod tests {
         assert!(text.contains(&format!("carp_check_demote{{{check}}} 50\n")));
         assert!(text.contains(&format!("carp_check_runs_total{{{check}}} 7\n")));
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn vrrp_routers_are_their_own_families() {
+        assert!(!render(&snapshot()).contains("vrrp_"));
+        let s = Snapshot {
+            vrrp: vec![VrrpMetrics {
+                interface: "vrrp1".into(),
+                carpdev: "eth0".into(),
+                vrid: 7,
+                family: 6,
+                state: 1,
+                priority: 100,
+                adverts_received: 5,
+                ..Default::default()
+            }],
+            vrrp_dataplane: vec![("vrrp_bad_checksum", 2)],
+            ..snapshot()
+        };
+        let text = render(&s);
+        let labels = "interface=\"vrrp1\",carpdev=\"eth0\",vrid=\"7\",family=\"ipv6\"";
+        assert!(
+            text.contains(&format!("vrrp_router_state{{{labels}}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "vrrp_router_adverts_received_total{{{labels}}} 5\n"
+        )));
+        assert!(text.contains("vrrp_dataplane_total{counter=\"vrrp_bad_checksum\"} 2\n"));
+        assert!(text.contains("# TYPE vrrp_router_state gauge\n"));
     }
 
     /// Every family's samples, as [`metric_names`] reads them.

@@ -38,17 +38,17 @@ use crate::{
     packet::read_at,
 };
 
-/// An advert as the checks below see it, whichever the IP family.
-struct Received<'a> {
-    ifindex: u32,
-    family: u8,
-    ttl: u8,
-    src: [u8; 16],
+/// An advert as the checks below (and `vrrp`'s) see it, whichever the IP family.
+pub(crate) struct Received<'a> {
+    pub ifindex: u32,
+    pub family: u8,
+    pub ttl: u8,
+    pub src: [u8; 16],
     /// Not to the CARP group: to this host's address.
-    unicast: bool,
-    eth: &'a EthHdr,
-    payload_off: usize,
-    payload_len: usize,
+    pub unicast: bool,
+    pub eth: &'a EthHdr,
+    pub payload_off: usize,
+    pub payload_len: usize,
 }
 
 /// IPv4 frame with protocol 112 (the caller checked the protocol).
@@ -135,6 +135,10 @@ fn check_and_deliver(ctx: &XdpContext, dev: &CarpdevEntry, rx: &Received<'_>) ->
         return reject(ctx, rx, 0, AdvertDrop::BadLength, |c| {
             &mut c.advert_bad_length
         });
+    }
+    // A VRRPv3 advert for a virtual router served here takes VRRP's checks instead.
+    if let Some(verdict) = crate::vrrp::check_and_deliver(ctx, dev, rx) {
+        return verdict;
     }
     let Some(vhid) = read_at::<u8>(ctx, rx.payload_off + 1) else {
         return reject(ctx, rx, 0, AdvertDrop::BadLength, |c| {

@@ -1,5 +1,5 @@
 //! The program's decisions as aya-log records, for `carpctl debug xdp on`: every advert
-//! dropped (reason, source, vhid, carpdev), every ARP request and neighbour solicitation for
+//! dropped (reason, source, vhid, carpdev; a VRRPv3 one with its VRID), every ARP request and neighbour solicitation for
 //! a virtual address answered or dropped (target, and the vhid state that decided it).
 //!
 //! Off by default. Each decision site asks [`enabled`] first, and on a frame's path there is
@@ -56,6 +56,7 @@ static LOG_PROGS: ProgramArray<1> = ProgramArray::new();
 const KIND_ADVERT: u8 = 0;
 const KIND_ARP: u8 = 1;
 const KIND_NS: u8 = 2;
+const KIND_VRRP: u8 = 3;
 
 /// What a decision site hands to `carp_log`.
 #[repr(C)]
@@ -127,6 +128,27 @@ pub fn advert_dropped(
         r.answered = 0;
         r.family = family;
         r.vhid = vhid;
+        r.ifindex = ifindex;
+        r.addr = *src;
+    });
+}
+
+/// A VRRPv3 advert for a router served here dropped (see `vrrp`), and why.
+#[inline(always)]
+pub fn vrrp_dropped(
+    ctx: &XdpContext,
+    reason: AdvertDrop,
+    family: u8,
+    src: &[u8; 16],
+    vrid: u8,
+    ifindex: u32,
+) {
+    hand_over(ctx, |r| {
+        r.kind = KIND_VRRP;
+        r.code = reason as u8;
+        r.answered = 0;
+        r.family = family;
+        r.vhid = vrid;
         r.ifindex = ifindex;
         r.addr = *src;
     });
@@ -231,6 +253,31 @@ fn write(r: &LogRecord) {
                     "advert dropped: src={:i} vhid={} ifindex={} reason={}",
                     src,
                     vhid,
+                    ifindex,
+                    reason
+                );
+            }
+        }
+        KIND_VRRP => {
+            let reason = advert_drop_text(r.code);
+            let vrid = r.vhid;
+            if r.family == 4 {
+                let src = [r.addr[0], r.addr[1], r.addr[2], r.addr[3]];
+                info!(
+                    &(),
+                    "vrrp advert dropped: src={:i} vrid={} ifindex={} reason={}",
+                    src,
+                    vrid,
+                    ifindex,
+                    reason
+                );
+            } else {
+                let src = r.addr;
+                info!(
+                    &(),
+                    "vrrp advert dropped: src={:i} vrid={} ifindex={} reason={}",
+                    src,
+                    vrid,
                     ifindex,
                     reason
                 );

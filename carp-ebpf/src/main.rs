@@ -7,10 +7,11 @@
 //! 2. VLAN-tagged → pass untouched (a tagged frame belongs to a VLAN interface above us;
 //!    it is never parsed as if it were untagged).
 //! 3. destined to the carp MAC of a balanced interface → `lb` keeps it if this host is the
-//!    live master of its bucket; destined to the virtual MAC of any other vhid served here →
-//!    dropped unless this host is live master (a switch may still flood the old master's MAC
-//!    after a failover).
-//! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert`.
+//!    live master of its bucket; destined to the virtual MAC of any other vhid (or VRRP
+//!    router, `vrrp`) served here → dropped unless this host is live master (a switch may
+//!    still flood the old master's MAC after a failover).
+//! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert` (VRRPv3
+//!    for a router served here → `vrrp`).
 //! 5. everything else → pass.
 //!
 //! "Live master" means `state == MASTER` and the deadline carpd refreshes on every advert has
@@ -27,6 +28,7 @@ mod log;
 mod maps;
 mod ndp;
 mod packet;
+mod vrrp;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
@@ -38,11 +40,12 @@ use carp_common::{
         ethernet::{ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ip::{IPPROTO_ICMPV6, Ipv4Hdr, Ipv6Hdr},
     },
+    vrrp::{vrid_of_v6_virtual_mac, vrrp_slot},
     wire::{IPPROTO_CARP, vhid_of_virtual_mac},
 };
 
 use crate::{
-    maps::{CARPDEVS, count, is_live_master, vhid_entry},
+    maps::{CARPDEVS, count, is_live_master, slot_entry},
     packet::read_at,
 };
 
@@ -65,8 +68,8 @@ pub fn carp(ctx: XdpContext) -> u32 {
         if let Some(verdict) = lb::decide(&ctx, ifindex, ethertype, group, multicast) {
             return verdict;
         }
-    } else if let Some(vhid) = vhid_of_virtual_mac(&eth.dst)
-        && let Some(entry) = vhid_entry(ifindex, vhid)
+    } else if let Some(slot) = virtual_mac_slot(&eth.dst)
+        && let Some(entry) = slot_entry(ifindex, slot)
     {
         if !is_live_master(&entry) {
             count(|c| &mut c.vmac_dropped_not_master);
@@ -90,6 +93,16 @@ pub fn carp(ctx: XdpContext) -> u32 {
             _ => xdp_action::XDP_PASS,
         },
         _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// The map slot a destination MAC names: a CARP vhid's (or an IPv4 VRRP router's, the same
+/// MAC), or an IPv6 VRRP router's (RFC 5798 7.3).
+#[inline(always)]
+fn virtual_mac_slot(mac: &[u8; 6]) -> Option<u32> {
+    match vhid_of_virtual_mac(mac) {
+        Some(vhid) => Some(vhid as u32),
+        None => vrid_of_v6_virtual_mac(mac).map(|vrid| vrrp_slot(vrid, true)),
     }
 }
 

@@ -7,7 +7,7 @@ use aya_ebpf::{
 use carp_common::maps::{
     ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, LbGroup, MAX_CARPDEVS,
     MAX_LB_GROUPS, MAX_MASTER_ADVERTS, MAX_VHIDS, MAX_VIPS, MasterAdvert, MasterAdvertKey,
-    VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry,
+    VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry, VrrpCounters,
 };
 
 #[btf_map(name = "carp_vhids")]
@@ -38,6 +38,12 @@ pub static MASTER_ADVERTS: HashMap<MasterAdvertKey, MasterAdvert, { MAX_MASTER_A
 pub static MASTER_SEEN: HashMap<MasterAdvertKey, u64, { MAX_MASTER_ADVERTS as usize }> =
     HashMap::new();
 
+/// VRRPv3 routers served (see `vrrp`); their state is in `carp_vhids` under the same key.
+#[btf_map(name = "vrrp_routers")]
+pub static VRRP_ROUTERS: HashMap<VhidKey, u32, { MAX_VHIDS as usize }> = HashMap::new();
+
+#[btf_map(name = "vrrp_counters")]
+pub static VRRP_COUNTERS: PerCpuArray<VrrpCounters, 1> = PerCpuArray::new();
 /// Balanced carp interfaces, by carpdev and leader vhid (see `lb`). Written by carpd only.
 #[btf_map(name = "lb_groups")]
 pub static LB_GROUPS: HashMap<VhidKey, LbGroup, { MAX_LB_GROUPS as usize }> = HashMap::new();
@@ -58,9 +64,16 @@ pub fn count(field: fn(&mut DataplaneCounters) -> &mut u64) {
 /// What the program knows about a vhid on this carpdev, if it serves it.
 #[inline(always)]
 pub fn vhid_entry(ifindex: u32, vhid: u8) -> Option<VhidEntry> {
+    slot_entry(ifindex, vhid as u32)
+}
+
+/// The entry under a map key's `vhid` slot: a CARP vhid or a VRRP router
+/// (`carp_common::vrrp::vrrp_slot`), as the address entries name it.
+#[inline(always)]
+pub fn slot_entry(ifindex: u32, slot: u32) -> Option<VhidEntry> {
     let key = VhidKey {
         ifindex,
-        vhid: vhid as u32,
+        vhid: slot,
     };
     // SAFETY: the value is copied out at once; a concurrent update by carpd can at worst
     // give a torn read of the deadline, which only shifts the fail-silent moment by one

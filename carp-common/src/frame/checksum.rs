@@ -70,6 +70,15 @@ impl Checksum {
         Self { sum }
     }
 
+    /// Both sums together: a part summed once (a VRRP message) checked under two
+    /// pseudo-headers. Each sum stays far below 2^63 for any frame, so this cannot overflow.
+    #[inline(always)]
+    pub const fn merge(self, other: Checksum) -> Self {
+        Self {
+            sum: self.sum + other.sum,
+        }
+    }
+
     /// The checksum: the sum folded to 16 bits (carries added back in), complemented.
     /// Four folds take any 64-bit sum to 16 bits: 64 → 33 → 32 → 17 → 16.
     #[inline(always)]

@@ -21,6 +21,9 @@ pub enum Field {
     Groups,
     InitialState,
     Up,
+    /// The protocol or a VRRP setting (`protocol`, `priority`, `advert_interval`, ...):
+    /// the interface is rebuilt.
+    Vrrp,
 }
 
 /// An interface present in both configurations whose settings differ.
@@ -66,7 +69,12 @@ impl InterfaceChange {
         self.fields.iter().any(|f| {
             matches!(
                 f,
-                Field::Carpdev | Field::Vhid | Field::Balance | Field::Addresses | Field::Peers
+                Field::Carpdev
+                    | Field::Vhid
+                    | Field::Balance
+                    | Field::Addresses
+                    | Field::Peers
+                    | Field::Vrrp
             )
         })
     }
@@ -112,6 +120,7 @@ pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Fi
         groups,
         initial_state,
         up,
+        vrrp,
         source: _,
     } = old;
     let mut fields = Vec::new();
@@ -131,6 +140,7 @@ pub(super) fn changed_fields(old: &CarpInterface, new: &CarpInterface) -> Vec<Fi
     note(*groups != new.groups, Field::Groups);
     note(*initial_state != new.initial_state, Field::InitialState);
     note(*up != new.up, Field::Up);
+    note(*vrrp != new.vrrp, Field::Vrrp);
     fields
 }
 

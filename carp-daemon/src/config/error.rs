@@ -319,12 +319,54 @@ pub enum Problem {
     NoSuchCarpdev(String),
 
     // --- across interfaces and files ---------------------------------------------------
+    // --- VRRPv3 interfaces (config/vrrp.rs) ------------------------------------------------
+    #[error(
+        "protocol '{0}' is not known: 'carp' (the default) or 'vrrp3' (hostname.if: carpver 2 or 3)"
+    )]
+    BadProtocol(String),
+    #[error("'{0}' applies to VRRP interfaces only (protocol = \"vrrp3\", carpver 3)")]
+    VrrpOnlyKey(&'static str),
+    #[error("'{key}' does not apply to a VRRP interface: {why}")]
+    CarpOnlyKey {
+        key: &'static str,
+        why: &'static str,
+    },
+    #[error("{key} {value} is out of range: must be {min} to {max}")]
+    VrrpOutOfRange {
+        key: &'static str,
+        value: String,
+        min: u16,
+        max: u16,
+    },
+    #[error("give 'vhid' or 'vrid' (its VRRP name), not both")]
+    VhidAndVrid,
+    #[error(
+        "vrrp_checksum '{0}' is not known: 'pseudo-header' (the default, as keepalived and FreeBSD) or 'message-only' (RFC 9568)"
+    )]
+    BadVrrpChecksum(String),
+    #[error(
+        "a VRRP interface has addresses of one family: an IPv4 and an IPv6 virtual router are separate (RFC 5798), with different virtual MACs; configure the IPv6 addresses on a second interface with the same vrid"
+    )]
+    VrrpBothFamilies,
+    #[error(
+        "the first IPv6 address of a VRRP interface must be its link-local virtual address (RFC 5798 5.2.9), not {0}"
+    )]
+    VrrpFirstNotLinkLocal(Ipv6Addr),
+
     #[error("interface {name} is also configured in {other}")]
     DuplicateInterface { name: String, other: Origin },
     #[error("vhid {vhid} on {carpdev} is already used by {other} ({at})")]
     DuplicateVhid {
         vhid: u8,
         carpdev: String,
+        other: String,
+        at: Origin,
+    },
+    /// `what` says which number on which carpdev and the MAC, e.g. "vrid 1 on eth0 would
+    /// share the virtual MAC 00:00:5e:00:01:01".
+    #[error("{what} with {other} ({at}); give one of them another number")]
+    SharedVirtualMac {
+        what: String,
         other: String,
         at: Origin,
     },

@@ -370,6 +370,25 @@ impl Parser<'_> {
                         _ => self.draft.advskew = value,
                     }
                 }
+                // FreeBSD 15's carp-VRRP words (config/vrrp.rs).
+                "carpver" => {
+                    let Some(arg) = self.argument(words, &word) else {
+                        return;
+                    };
+                    let protocol = super::vrrp::protocol_of_carpver(&arg);
+                    self.draft.vrrp.protocol = Some(self.located(protocol));
+                }
+                "vrrpprio" | "vrrpinterval" => {
+                    let Some(arg) = self.argument(words, &word) else {
+                        return;
+                    };
+                    let value = Some(self.located(Num::Text(arg)));
+                    if word == "vrrpprio" {
+                        self.draft.vrrp.priority = value;
+                    } else {
+                        self.draft.vrrp.advert_interval = value;
+                    }
+                }
                 // `setcarp_nodes` replaces every vhid and advskew set before.
                 "carpnodes" => {
                     let Some(arg) = self.argument(words, &word) else {

@@ -30,6 +30,7 @@ mod hostname;
 mod secret;
 mod toml;
 mod validate;
+mod vrrp;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ pub use balance::{Balancing, LoadBalance, MAX_NODES, Node};
 pub use checks::{Check, Probe};
 pub use diff::{ConfigDiff, Field, InterfaceChange, diff};
 pub use error::{ConfigError, Diagnostic, Family, Location, Origin, Problem, Severity, Table};
+pub use vrrp::VrrpSettings;
 
 /// Default bpffs directory for the pinned maps and links.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/carp";
@@ -157,6 +159,9 @@ pub struct CarpInterface {
     pub initial_state: Option<ForcedState>,
     /// `up` / `down`; default up.
     pub up: bool,
+    /// `protocol = "vrrp3"` (`carpver 3`): a VRRPv3 virtual router whose VRID is `vhid`;
+    /// `None`: CARP.
+    pub vrrp: Option<VrrpSettings>,
     /// Where it was configured. Not a setting: [`diff`] ignores it.
     pub source: Origin,
 }

@@ -894,7 +894,8 @@ fn toml_errors_name_the_key() {
             vec![
                 "c.toml:6: unknown field 'advskw', expected one of 'name', 'carpdev', 'vhid', \
                  'advbase', 'advskew', 'carpnodes', 'balancing', 'pass', 'pass_file', 'addresses', 'peers', 'groups', 'carp_group', \
-                 'state', 'up'",
+                 'state', 'up', 'protocol', 'vrid', 'priority', 'advert_interval', 'preempt', \
+                 'accept_mode', 'vrrp_checksum'",
             ],
         ),
         (
@@ -1055,7 +1056,7 @@ fn the_example_files_are_valid_together() {
     let config = c.result.unwrap_or_else(|e| panic!("{e}"));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let names: Vec<&str> = config.interfaces.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["carp0", "carp1"]);
+    assert_eq!(names, ["carp0", "carp1", "vrrp5", "vrrp5v6"]);
     let carp0 = &config.interfaces[0];
     assert_eq!(
         summary(carp0),

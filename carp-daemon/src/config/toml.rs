@@ -79,6 +79,14 @@ struct RawInterface {
     carp_group: Option<Spanned<bool>>,
     state: Option<Spanned<String>>,
     up: Option<Spanned<bool>>,
+    // VRRPv3 (config/vrrp.rs); `vrid` is `vhid` under its VRRP name.
+    protocol: Option<Spanned<String>>,
+    vrid: Option<Spanned<i128>>,
+    priority: Option<Spanned<i128>>,
+    advert_interval: Option<Spanned<i128>>,
+    preempt: Option<Spanned<bool>>,
+    accept_mode: Option<Spanned<bool>>,
+    vrrp_checksum: Option<Spanned<String>>,
 }
 
 /// `pass` as written: a string, or the name of the TOML type it wrongly is. Its `Debug`
@@ -316,6 +324,13 @@ fn interface(
         carp_group,
         state,
         up,
+        protocol,
+        vrid,
+        priority,
+        advert_interval,
+        preempt,
+        accept_mode,
+        vrrp_checksum,
     } = entry.into_inner();
     let l = Locator {
         path,
@@ -394,6 +409,20 @@ fn interface(
     }
     d.state = state.map(|v| l.value("state", v));
     d.up = up.is_none_or(|v| *v.get_ref());
+    d.vrrp.protocol = protocol.map(|v| l.value("protocol", v));
+    match (d.vhid.as_ref(), vrid.map(|v| l.number("vrid", v))) {
+        (Some(_), Some(v)) => diags.push(Diagnostic::new(v.at, Problem::VhidAndVrid)),
+        (None, Some(v)) if !d.vrrp.is_vrrp() => {
+            diags.push(Diagnostic::new(v.at, Problem::VrrpOnlyKey("vrid")));
+        }
+        (None, Some(v)) => d.vhid = Some(v),
+        (_, None) => {}
+    }
+    d.vrrp.priority = priority.map(|v| l.number("priority", v));
+    d.vrrp.advert_interval = advert_interval.map(|v| l.number("advert_interval", v));
+    d.vrrp.preempt = preempt.map(|v| l.value("preempt", v));
+    d.vrrp.accept_mode = accept_mode.map(|v| l.value("accept_mode", v));
+    d.vrrp.checksum = vrrp_checksum.map(|v| l.value("vrrp_checksum", v));
     d
 }
 
@@ -421,7 +450,7 @@ mod tests {
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
-        let mut seen = [false; 15];
+        let mut seen = [false; 22];
         for entry in raw.interface {
             let RawInterface {
                 name,
@@ -439,9 +468,16 @@ mod tests {
                 carp_group,
                 state,
                 up,
+                protocol,
+                vrid,
+                priority,
+                advert_interval,
+                preempt,
+                accept_mode,
+                vrrp_checksum,
             } = entry.into_inner();
             // Typed with its length, so a key added above without a place here fails to build.
-            let set: [bool; 15] = [
+            let set: [bool; 22] = [
                 name.is_some(),
                 carpdev.is_some(),
                 vhid.is_some(),
@@ -457,13 +493,20 @@ mod tests {
                 carp_group.is_some(),
                 state.is_some(),
                 up.is_some(),
+                protocol.is_some(),
+                vrid.is_some(),
+                priority.is_some(),
+                advert_interval.is_some(),
+                preempt.is_some(),
+                accept_mode.is_some(),
+                vrrp_checksum.is_some(),
             ];
             for (s, now) in seen.iter_mut().zip(set) {
                 *s |= now;
             }
         }
         assert_eq!(
-            seen, [true; 15],
+            seen, [true; 22],
             "an [[interface]] key is missing from the example"
         );
         let mut probes = std::collections::BTreeSet::new();

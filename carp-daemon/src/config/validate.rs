@@ -90,6 +90,8 @@ pub(super) struct Draft {
     pub carp_group_at: Option<Location>,
     pub state: Option<Located<String>>,
     pub up: bool,
+    /// `protocol = "vrrp3"` and its keys (see `vrrp.rs`).
+    pub vrrp: super::vrrp::DraftVrrp,
 }
 
 impl Draft {
@@ -132,6 +134,7 @@ impl Draft {
             carp_group_at: None,
             state: None,
             up: true,
+            vrrp: Default::default(),
         }
     }
 
@@ -302,6 +305,7 @@ struct Checked {
     peers: Vec<IpAddr>,
     groups: Vec<String>,
     initial_state: Option<ForcedState>,
+    vrrp: Option<super::VrrpSettings>,
 }
 
 fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
@@ -360,7 +364,8 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
             let at = d.carpnodes.as_ref().map(|c| c.at.clone());
             nodes.first().zip(at).map(|(n, at)| (n.vhid, at))
         }
-        Some(v) if d.carpnodes.is_some() => {
+        // A VRRP interface's carpnodes is refused on its own (config/vrrp.rs).
+        Some(v) if d.carpnodes.is_some() && !d.vrrp.is_vrrp() => {
             sink.push(&v.at, Problem::VhidAndCarpnodes);
             None
         }
@@ -403,7 +408,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         // An empty passphrase is OpenBSD's "no pass": the key is 20 zero bytes either way.
         (!p.value.is_empty()).then(|| p.value.clone())
     });
-    if passphrase.is_none() {
+    if passphrase.is_none() && !d.vrrp.is_vrrp() {
         let at = d
             .pass
             .as_ref()
@@ -442,6 +447,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         sink.push(&d.missing_at("addresses"), Problem::NoAddress);
     }
     let peers = check_peers(sink, d, &ipv4, &ipv6);
+    let vrrp = super::vrrp::check(d, &ipv4, &ipv6, &mut |at, problem| sink.push(at, problem));
     Checked {
         ok: sink.errors == errors_before,
         name,
@@ -456,6 +462,7 @@ fn check_interface(sink: &mut Sink<'_>, d: &Draft) -> Checked {
         peers,
         groups,
         initial_state,
+        vrrp,
     }
 }
 
@@ -569,7 +576,8 @@ fn check_addresses(sink: &mut Sink<'_>, d: &Draft) -> (Checked4, Checked6) {
         match addr {
             IpAddr::V4(addr) => v4.push((Addr4 { addr, prefix_len }, a.at.clone())),
             IpAddr::V6(addr) => {
-                if is_link_local(&addr) {
+                // VRRP's IPv6 list starts with the link-local virtual address; no HMAC.
+                if is_link_local(&addr) && !d.vrrp.is_vrrp() {
                     sink.push(&a.at, Problem::LinkLocal(addr));
                 }
                 v6.push((Addr6 { addr, prefix_len }, a.at.clone()));
@@ -701,24 +709,28 @@ pub(super) fn validate(
         ok[i] = false;
     }
 
-    // One vhid once per carpdev (OpenBSD's SIOCSVH refuses the second with EINVAL): both
-    // would claim the same virtual MAC on the same segment.
+    // One virtual MAC once per carpdev (OpenBSD's SIOCSVH refuses a second vhid with
+    // EINVAL): both would claim it on the same segment. A VRRP VRID's IPv4 virtual MAC is
+    // the CARP vhid's of the same number (00:00:5e:00:01:N); its IPv6 one is its own.
     // Every node of a balanced interface counts (carp_check_dup_vhids).
-    let mut vhids: HashMap<(&str, u8), (&str, &Origin)> = HashMap::new();
+    let mut vmacs: HashMap<(&str, [u8; 6]), (&str, &Origin, bool)> = HashMap::new();
     for (i, (d, c)) in drafts.iter().zip(&checked).enumerate() {
         let (Some((carpdev, _)), Some((vhid, at))) = (&c.carpdev, &c.vhid) else {
             continue;
         };
         let me = c.name.as_deref().unwrap_or("?");
+        let vrrp = d.vrrp.is_vrrp();
+        let v6 = c.vrrp.is_some_and(|v| v.v6);
         let node_vhids = match &c.balance {
             Some(lb) => lb.nodes.iter().map(|n| n.vhid).collect(),
             None => vec![*vhid],
         };
-        for vhid in &node_vhids {
-            match vhids.get(&(carpdev.as_str(), *vhid)) {
-                Some((other, other_at)) => {
+        for vhid in node_vhids {
+            let vmac = carp_common::vrrp::vrrp_virtual_mac(vhid, v6);
+            match vmacs.get(&(carpdev.as_str(), vmac)) {
+                Some((other, other_at, other_vrrp)) if !vrrp && !*other_vrrp => {
                     let problem = Problem::DuplicateVhid {
-                        vhid: *vhid,
+                        vhid,
                         carpdev: carpdev.clone(),
                         other: (*other).to_owned(),
                         at: (*other_at).clone(),
@@ -726,8 +738,21 @@ pub(super) fn validate(
                     sink.push(at, problem);
                     ok[i] = false;
                 }
+                Some((other, other_at, _)) => {
+                    let what = if vrrp { "vrid" } else { "vhid" };
+                    let mac = crate::control::protocol::format_mac(&vmac);
+                    let problem = Problem::SharedVirtualMac {
+                        what: format!(
+                            "{what} {vhid} on {carpdev} would share the virtual MAC {mac}"
+                        ),
+                        other: (*other).to_owned(),
+                        at: (*other_at).clone(),
+                    };
+                    sink.push(at, problem);
+                    ok[i] = false;
+                }
                 None => {
-                    vhids.insert((carpdev, *vhid), (me, &d.origin));
+                    vmacs.insert((carpdev, vmac), (me, &d.origin, vrrp));
                 }
             }
         }
@@ -776,6 +801,7 @@ pub(super) fn validate(
             groups: c.groups,
             initial_state: c.initial_state,
             up: d.up,
+            vrrp: c.vrrp,
             source: d.origin.clone(),
         };
         interfaces.insert(super::NameOrder(name), interface);

@@ -92,9 +92,19 @@ pub fn interface(s: &InterfaceStatus, verbose: bool) -> String {
         "\tindex {} priority {CARP_PRIORITY} llprio {CARP_LLPRIO}",
         s.ifindex
     );
+    // FreeBSD's carp_status() for carpver 3: "vrrp: STATE vrid N prio P interval CS".
     // carp_status() prints nothing while no vhid is set; with several nodes, one line for
     // the interface and one per node.
-    if !s.nodes.is_empty() {
+    if let Some(v) = &s.vrrp {
+        let _ = writeln!(
+            out,
+            "\tvrrp: {} vrid {} prio {} interval {}",
+            s.state.as_str(),
+            s.vhid,
+            v.priority,
+            v.advert_interval
+        );
+    } else if !s.nodes.is_empty() {
         let _ = writeln!(
             out,
             "\tcarp: carpdev {} advbase {} balancing {}",
@@ -263,6 +273,10 @@ pub fn checks(list: &[super::protocol::CheckStatus]) -> String {
 pub fn stats(r: &StatsReport) -> String {
     let mut out = String::from("carp:\n");
     carp_lines(&mut out, &r.carp, r.loops_detected);
+    if let Some(v) = &r.vrrp {
+        out.push_str("vrrp:\n");
+        vrrp_lines(&mut out, v);
+    }
     out.push_str("hooks:\n");
     netstat_lines(
         &mut out,
@@ -349,6 +363,26 @@ fn dataplane_lines(out: &mut String, d: &DataplaneStats) {
     netstat_lines(out, &lines);
 }
 
+/// The VRRPv3 counters, in the order of a packet's way: in, dropped by the dataplane, out.
+#[rustfmt::skip] // a table, as carp_lines
+fn vrrp_lines(out: &mut String, v: &crate::control::protocol::VrrpStats) {
+    let d = v.dataplane.unwrap_or_default();
+    netstat_lines(out, &[
+        (v.received,                    "\t{n} advertisement{s} received"),
+        (v.resignations_received,       "\t\t{n} with priority 0 (master resigning)"),
+        (d.vrrp_checksum_message_only,  "\t\t{n} with the RFC 9568 IPv4 checksum"),
+        (d.vrrp_bad_ttl,                "\t\t{n} discarded for wrong TTL"),
+        (d.vrrp_bad_length,             "\t\t{n} discarded because packet too short"),
+        (d.vrrp_bad_checksum,           "\t\t{n} discarded for bad checksum{s}"),
+        (d.vrrp_own_source,             "\t\t{n} discarded as sent by this host"),
+        (d.vrrp_ring_full,              "\t\t{n} dropped because carpd was not keeping up"),
+        (d.vrrp_passed_unicast,         "\t\t{n} unicast advertisement{s} passed to the stack"),
+        (v.sent,                        "\t{n} advertisement{s} sent"),
+        (v.send_errors,                 "\t\t{n} send failure{s}"),
+        (v.became_master,               "\t{n} transition{s} to master"),
+    ]);
+}
+
 /// Appends netstat-style lines: `{n}` is the count, `{s}` its plural.
 fn netstat_lines(out: &mut String, lines: &[(u64, &str)]) {
     for &(n, text) in lines {
@@ -403,9 +437,43 @@ mod tests {
                 reason: "BACKUP -> MASTER: master down timer expired".into(),
                 seconds_ago: 192,
             }),
+            vrrp: None,
             balancing: None,
             nodes: vec![],
         }
+    }
+
+    #[test]
+    fn vrrp_prints_freebsds_line_and_json() {
+        let s = InterfaceStatus {
+            vrrp: Some(crate::control::protocol::VrrpStatus {
+                priority: 100,
+                advert_interval: 100,
+                master_adver_interval: 50,
+                preempt: true,
+                accept_mode: false,
+                checksum: "pseudo-header".into(),
+                adverts_received: 3,
+                adverts_sent: 4,
+                send_errors: 0,
+                became_master: 1,
+                resignations_received: 0,
+            }),
+            lladdr: format_mac(&[0x00, 0x00, 0x5e, 0x00, 0x02, 0x01]),
+            ..master()
+        };
+        let text = interface(&s, false);
+        assert!(
+            text.contains("\tindex 5 priority 15 llprio 3\n\tvrrp: MASTER vrid 1 prio 100 interval 100\n\tgroups: carp\n"),
+            "{text}"
+        );
+        assert!(!text.contains("carp: "), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&json(&vec![s])).unwrap();
+        assert_eq!(v[0]["vrrp"]["priority"], 100);
+        assert_eq!(v[0]["vrrp"]["master_adver_interval"], 50);
+        assert_eq!(v[0]["vrrp"]["adverts_sent"], 4);
+        let carp: serde_json::Value = serde_json::from_str(&json(&vec![master()])).unwrap();
+        assert!(carp[0].get("vrrp").is_none());
     }
 
     #[test]
@@ -447,6 +515,7 @@ mod tests {
             mtu: 1500,
             ifindex: 12,
             last_transition: None,
+            vrrp: None,
             balancing: None,
             nodes: vec![],
         };
@@ -569,6 +638,7 @@ mod tests {
             loops_detected: 0,
             dataplane: None,
             hooks_skipped: 2,
+            vrrp: None,
         };
         assert_eq!(
             stats(&r),
@@ -602,6 +672,44 @@ mod tests {
         worded.sort_unstable();
         fields.sort_unstable();
         assert_eq!(worded, fields);
+    }
+
+    #[test]
+    fn vrrp_stats_are_their_own_section() {
+        let r = StatsReport {
+            vrrp: Some(crate::control::protocol::VrrpStats {
+                received: 12,
+                resignations_received: 1,
+                sent: 3,
+                became_master: 1,
+                dataplane: Some(carp_common::maps::VrrpCounters {
+                    vrrp_bad_checksum: 2,
+                    vrrp_checksum_message_only: 4,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..StatsReport::default()
+        };
+        let out = stats(&r);
+        let vrrp = &out[out.find("vrrp:\n").unwrap()..out.find("hooks:\n").unwrap()];
+        assert_eq!(
+            vrrp,
+            "vrrp:\n\
+             \t12 advertisements received\n\
+             \t\t1 with priority 0 (master resigning)\n\
+             \t\t4 with the RFC 9568 IPv4 checksum\n\
+             \t\t0 discarded for wrong TTL\n\
+             \t\t0 discarded because packet too short\n\
+             \t\t2 discarded for bad checksums\n\
+             \t\t0 discarded as sent by this host\n\
+             \t\t0 dropped because carpd was not keeping up\n\
+             \t\t0 unicast advertisements passed to the stack\n\
+             \t3 advertisements sent\n\
+             \t\t0 send failures\n\
+             \t1 transition to master\n"
+        );
+        assert!(!stats(&StatsReport::default()).contains("vrrp:"));
     }
 
     #[test]

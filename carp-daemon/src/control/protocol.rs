@@ -351,6 +351,10 @@ pub struct InterfaceStatus {
     pub ifindex: u32,
     /// The most recent state change, if any since carpd started.
     pub last_transition: Option<Transition>,
+    /// A VRRPv3 interface (its `vhid` is the VRID): printed as FreeBSD's `vrrp:` line
+    /// instead of `carp:`. Absent for CARP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpStatus>,
     /// OpenBSD's `balancing` mode of a balanced interface (`carpnodes`: "ip",
     /// "ip-stealth", "ip-unicast"); absent for a plain carp interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -359,6 +363,26 @@ pub struct InterfaceStatus {
     /// a plain one (`vhid`, `advskew` and `state` are then the interface's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeStatus>,
+}
+
+/// The VRRPv3 side of an interface (`carpctl carpN`, `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub priority: u8,
+    /// Our Advertisement_Interval, centiseconds.
+    pub advert_interval: u16,
+    /// Master_Adver_Interval: the master's, as learnt from its adverts (ours until then).
+    pub master_adver_interval: u16,
+    pub preempt: bool,
+    pub accept_mode: bool,
+    /// "pseudo-header" or "message-only": the IPv4 checksum sent.
+    pub checksum: String,
+    /// Protocol counters of this router, apart from CARP's.
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    pub send_errors: u64,
+    pub became_master: u64,
+    pub resignations_received: u64,
 }
 
 /// One node of a balanced interface, as ifconfig's `state S vhid V advskew A` line.
@@ -435,6 +459,21 @@ pub struct StatsReport {
     /// them while they waited (see `crate::hooks`).
     #[serde(default)]
     pub hooks_skipped: u64,
+    /// VRRPv3 counters, apart from CARP's; `None` when no VRRP interface is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp: Option<VrrpStats>,
+}
+
+/// `carpctl stats` for VRRPv3 interfaces: carpd's counters summed over them, and the XDP
+/// program's VRRP counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStats {
+    pub received: u64,
+    pub sent: u64,
+    pub send_errors: u64,
+    pub became_master: u64,
+    pub resignations_received: u64,
+    pub dataplane: Option<carp_common::maps::VrrpCounters>,
 }
 
 /// The protocol counters of OpenBSD's `struct carpstats`, named as there, in the order
@@ -571,6 +610,7 @@ mod tests {
                 reason: "BACKUP -> MASTER: master down timer expired".into(),
                 seconds_ago: 42,
             }),
+            vrrp: None,
             balancing: None,
             nodes: vec![],
         }
@@ -644,6 +684,14 @@ mod tests {
                 ..DataplaneStats::default()
             }),
             hooks_skipped: 5,
+            vrrp: Some(VrrpStats {
+                received: 4,
+                dataplane: Some(carp_common::maps::VrrpCounters {
+                    vrrp_bad_checksum: 1,
+                    ..Default::default()
+                }),
+                ..VrrpStats::default()
+            }),
         })));
         round_trip_response(Response::Ok);
         round_trip_response(Response::error("carp9: no such interface"));

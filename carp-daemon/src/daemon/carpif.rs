@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use carp_common::vrrp::{vrrp_slot, vrrp_virtual_mac};
 use carp_common::wire::virtual_mac;
 
 use crate::config::{Balancing, CarpInterface, Node};
@@ -65,6 +66,9 @@ pub struct CarpIf {
     /// When the last warning about a peer advertising the other way (multicast to this
     /// unicast vhid, or the reverse) was logged: at most one a minute.
     pub mode_warned_at: Option<Instant>,
+    /// A VRRPv3 interface (`protocol = "vrrp3"`): its election runs here instead of `fsm`,
+    /// which then stays in INIT (see `daemon/vrrp.rs`).
+    pub vrrp: Option<super::vrrp::VrrpRun>,
     /// For a node of a balanced interface other than its leader (see `balance.rs`): the
     /// interface's name. `None` for the interface itself (and its leader election).
     pub node_of: Option<String>,
@@ -76,6 +80,10 @@ impl CarpIf {
         carpdev_ifindex: u32,
         preempt: bool,
     ) -> Result<Self, crate::Error> {
+        let vrrp = cfg
+            .vrrp
+            .map(|settings| super::vrrp::VrrpRun::new(cfg.vhid, settings))
+            .transpose()?;
         let auth = auth_for(&cfg)?;
         let params = fsm::VhidParams {
             vhid: cfg.vhid,
@@ -86,7 +94,11 @@ impl CarpIf {
         let fsm = fsm::Vhid::new(params, preempt, rand::random())?;
         let pending_state = cfg.initial_state;
         Ok(Self {
-            vmac: virtual_mac(cfg.vhid),
+            vmac: match &vrrp {
+                Some(v) => vrrp_virtual_mac(cfg.vhid, v.settings.v6),
+                None => virtual_mac(cfg.vhid),
+            },
+            vrrp,
             link_local: None,
             cfg,
             ifindex: 0,
@@ -165,9 +177,37 @@ impl CarpIf {
         }
     }
 
-    /// The advertisement interval, advbase + advskew/256 s.
+    /// The advertisement interval: advbase + advskew/256 s, or a VRRP router's.
     pub fn interval(&self) -> Duration {
-        self.fsm.interval()
+        match &self.vrrp {
+            Some(v) => v.router.advert_interval(),
+            None => self.fsm.interval(),
+        }
+    }
+
+    /// The election state, whichever protocol runs it.
+    pub fn state(&self) -> fsm::State {
+        match &self.vrrp {
+            Some(v) => v.router.state(),
+            None => self.fsm.state(),
+        }
+    }
+
+    /// When the election's next timer runs out.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        match &self.vrrp {
+            Some(v) => v.router.next_deadline(),
+            None => self.fsm.next_deadline(),
+        }
+    }
+
+    /// The key of this interface in the dataplane's maps: the vhid, or a VRRP router's slot
+    /// (`carp_common::vrrp::vrrp_slot`).
+    pub fn slot(&self) -> u32 {
+        match &self.vrrp {
+            Some(v) => vrrp_slot(self.cfg.vhid, v.settings.v6),
+            None => u32::from(self.cfg.vhid),
+        }
     }
 
     /// The 36 bytes of an advert with the given values, signed with our counter.
@@ -242,6 +282,7 @@ mod tests {
             groups: vec![],
             initial_state: None,
             up: true,
+            vrrp: None,
             source: Origin {
                 path: "hostname.carp0".into(),
                 line: None,

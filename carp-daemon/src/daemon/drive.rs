@@ -21,6 +21,10 @@ impl Daemon {
         let Some(cif) = self.ifs.get(name) else {
             return;
         };
+        // A VRRP router has no followed advert (and its slot is no vhid).
+        if cif.vrrp.is_some() {
+            return;
+        }
         if let Err(err) = self
             .dataplane
             .clear_master_advert(cif.carpdev_ifindex, cif.cfg.vhid)
@@ -200,8 +204,13 @@ impl Daemon {
         }
     }
 
-    /// Feeds one event to an interface's state machine and carries out what it asks for.
+    /// Feeds one event to an interface's state machine and carries out what it asks for. A
+    /// VRRPv3 interface's events go to its own machine ([`Daemon::drive_vrrp`]).
     pub fn drive(&mut self, name: &str, event: fsm::Event) {
+        if self.ifs.get(name).is_some_and(|c| c.vrrp.is_some()) {
+            self.drive_vrrp(name, event);
+            return;
+        }
         let now = now();
         let Some(cif) = self.ifs.get_mut(name) else {
             return;
@@ -285,7 +294,7 @@ impl Daemon {
     }
 
     /// Writes the dataplane's view of the vhid: master with a fresh deadline, or silent.
-    fn set_dataplane(&mut self, name: &str, now: Duration, state: fsm::State) {
+    pub(super) fn set_dataplane(&mut self, name: &str, now: Duration, state: fsm::State) {
         let Some(cif) = self.ifs.get(name) else {
             return;
         };
@@ -297,10 +306,13 @@ impl Daemon {
             fsm::State::Backup => VhidDataplaneState::Backup,
             fsm::State::Init => VhidDataplaneState::Init,
         };
-        if let Err(err) =
-            self.dataplane
-                .set_vhid(cif.carpdev_ifindex, cif.cfg.vhid, cif.interval(), dp_state)
-        {
+        if let Err(err) = self.dataplane.set_slot(
+            cif.carpdev_ifindex,
+            cif.slot(),
+            cif.vmac,
+            cif.interval(),
+            dp_state,
+        ) {
             warn!(interface = %name, error = %err, "updating the dataplane");
         }
     }
@@ -388,7 +400,7 @@ impl Daemon {
 
     /// Gratuitous ARP for every IPv4 address of the interface, and with
     /// [`fsm::Announcement::ArpAndNa`] an unsolicited NA for every IPv6 address.
-    fn announce(&mut self, name: &str, kind: fsm::Announcement) {
+    pub(super) fn announce(&mut self, name: &str, kind: fsm::Announcement) {
         let Some(cif) = self.ifs.get(name) else {
             return;
         };

@@ -68,7 +68,10 @@ impl Daemon {
                 planned.push(crate::net::link::PlannedCarpLink {
                     name: cfg.name.clone(),
                     carpdev_ifindex: dev.ifindex,
-                    vmac: carp_common::wire::virtual_mac(cfg.vhid),
+                    vmac: match cfg.vrrp {
+                        Some(v) => carp_common::vrrp::vrrp_virtual_mac(cfg.vhid, v.v6),
+                        None => carp_common::wire::virtual_mac(cfg.vhid),
+                    },
                 });
             }
         }
@@ -239,13 +242,18 @@ impl Daemon {
         let cif = &self.ifs[name];
         let (cfg, carpdev_ifindex, interval) =
             (cif.cfg.clone(), cif.carpdev_ifindex, cif.interval());
-        self.dataplane.set_vhid(
+        let (slot, vmac) = (cif.slot(), cif.vmac);
+        self.dataplane.set_slot(
             carpdev_ifindex,
-            cfg.vhid,
+            slot,
+            vmac,
             interval,
             VhidDataplaneState::Init,
         )?;
-        let vip = vip_entry(cfg.vhid);
+        if cfg.vrrp.is_some() {
+            self.dataplane.set_vrrp_router(carpdev_ifindex, slot)?;
+        }
+        let vip = vip_entry(slot);
         for a in &cfg.ipv4 {
             self.dataplane.add_vip4(carpdev_ifindex, a.addr, vip)?;
         }
@@ -263,6 +271,7 @@ impl Daemon {
     pub(super) async fn build_link(&mut self, name: &str) -> Result<(), Error> {
         let cif = &self.ifs[name];
         let (cfg, vmac, carpdev_ifindex) = (cif.cfg.clone(), cif.vmac, cif.carpdev_ifindex);
+        let slot = cif.slot();
         let ifindex = self
             .net
             .create_carp_interface(&cfg.name, carpdev_ifindex, vmac)
@@ -272,7 +281,7 @@ impl Daemon {
         }
         // Guarded while still down: from here on nothing leaves it unless we are master.
         self.dataplane
-            .attach_guard(&cfg.name, ifindex, carpdev_ifindex, cfg.vhid)?;
+            .attach_guard(&cfg.name, ifindex, carpdev_ifindex, slot)?;
         crate::net::sysctl::apply_carp_interface(&self.settings.state_dir, &cfg.name)?;
         self.register_link_local(name, &cfg)?;
         self.restore_addresses(name).await?;
@@ -457,9 +466,9 @@ impl Daemon {
         // Recorded first, so that remove_interface undoes whatever of the steps below was
         // done when one fails.
         cif.link_local = Some(ll);
-        let carpdev_ifindex = cif.carpdev_ifindex;
+        let (carpdev_ifindex, slot) = (cif.carpdev_ifindex, cif.slot());
         self.dataplane
-            .add_vip6(carpdev_ifindex, ll, vip_entry(cfg.vhid))?;
+            .add_vip6(carpdev_ifindex, ll, vip_entry(slot))?;
         if let Some(dev) = self.carpdevs.get_mut(&cfg.carpdev) {
             dev.groups6.join(&ll)?;
         }
@@ -475,9 +484,10 @@ impl Daemon {
             return Ok(());
         };
         let ifindex = cif.carpdev_ifindex;
-        self.dataplane.set_vhid(
+        self.dataplane.set_slot(
             ifindex,
-            cif.cfg.vhid,
+            cif.slot(),
+            cif.vmac,
             cif.interval(),
             VhidDataplaneState::Init,
         )?;
@@ -497,7 +507,11 @@ impl Daemon {
                 debug!(interface = %name, error = %err, "leaving a solicited-node group");
             }
         }
-        self.dataplane.remove_vhid(ifindex, cif.cfg.vhid)?;
+        if cif.vrrp.is_some() {
+            self.dataplane.remove_vrrp_router(ifindex, cif.slot())?;
+        } else {
+            self.dataplane.remove_vhid(ifindex, cif.cfg.vhid)?;
+        }
         let own = cif.own_demote;
         for g in &cif.cfg.groups {
             let left = self
@@ -604,9 +618,10 @@ impl Daemon {
 
 /// The dataplane's entry of a virtual address of `vhid` (NAs carry the router flag when this
 /// host forwards IPv6, as OpenBSD's do).
-fn vip_entry(vhid: u8) -> VipEntry {
+/// The address entry of an interface's addresses: its dataplane slot ([`CarpIf::slot`]).
+fn vip_entry(slot: u32) -> VipEntry {
     VipEntry {
-        vhid: u32::from(vhid),
+        vhid: slot,
         flags: if ipv6_forwarding() {
             VIP_FLAG_ROUTER
         } else {

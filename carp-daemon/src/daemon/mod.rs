@@ -25,6 +25,8 @@
 //!   checks     health check results into group demotion; checks on reload
 //!   balance    the node elections of balanced interfaces (carpnodes), their dataplane
 //!   drive      an event into a vhid's state machine, and its actions carried out
+//!   vrrp       the same for VRRPv3 interfaces: drive hands their events over, and vrrp
+//!              uses drive's dataplane and announcement steps (one layer, two files)
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
 //! `carpif` (one carp interface's state), `event_source` and `pinlock` use none of them.
@@ -48,6 +50,7 @@ mod lifecycle;
 mod pinlock;
 mod requests;
 mod runtime;
+mod vrrp;
 mod watch;
 
 pub use lifecycle::load_config;

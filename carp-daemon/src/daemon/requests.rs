@@ -77,13 +77,14 @@ impl Daemon {
                     .map(|(a, p)| InterfaceAddress::new(a, p))
                     .collect(),
                 up: c.cfg.up,
-                running: c.fsm.state() != fsm::State::Init,
+                running: c.state() != fsm::State::Init,
                 mtu: 1500,
                 ifindex: c.ifindex,
                 last_transition: c.last_transition.as_ref().map(|(reason, at)| Transition {
                     reason: reason.clone(),
                     seconds_ago: Instant::now().duration_since(*at).as_secs(),
                 }),
+                vrrp: c.vrrp.as_ref().map(super::vrrp::VrrpRun::status),
                 balancing: c.cfg.balance.as_ref().map(|lb| lb.mode.to_string()),
                 nodes: self.node_statuses(&c.cfg.name),
             })
@@ -122,7 +123,7 @@ impl Daemon {
             .elections(name)
             .iter()
             .filter_map(|k| self.ifs.get(k))
-            .map(|c| c.fsm.state())
+            .map(|c| c.state())
             .collect();
         if states.contains(&fsm::State::Master) {
             CarpState::Master
@@ -174,6 +175,7 @@ impl Daemon {
             loops_detected: loops,
             dataplane,
             hooks_skipped: crate::hooks::skipped_total(),
+            vrrp: self.vrrp_stats(),
         }
     }
 
@@ -243,6 +245,23 @@ impl Daemon {
         };
         // Validate against the state first.
         let mut cfg = cif.cfg.clone();
+        if cfg.vrrp.is_some() {
+            // VRRPv3 has no advbase/advskew/pass/forced state; its VRID is configured.
+            let carp_only = ops.iter().find_map(|op| match op {
+                Op::AdvSkew(_) => Some("advskew"),
+                Op::AdvBase(_) => Some("advbase"),
+                Op::Pass(_) => Some("pass"),
+                Op::State(_) => Some("state"),
+                Op::Vhid(_) => Some("vhid"),
+                _ => None,
+            });
+            if let Some(word) = carp_only {
+                return Err(format!(
+                    "{name}: '{word}' does not apply to a VRRP interface; change its priority, \
+                     advert_interval or vrid in the configuration and reload (SIGHUP)"
+                ));
+            }
+        }
         for op in &ops {
             match op {
                 Op::AddGroup(g) => {

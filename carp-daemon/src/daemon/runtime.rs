@@ -208,11 +208,12 @@ impl Daemon {
         let vhids = self
             .ifs
             .values()
+            .filter(|c| c.vrrp.is_none())
             .map(|c| VhidMetrics {
                 interface: c.cfg.name.clone(),
                 carpdev: c.cfg.carpdev.clone(),
                 vhid: c.cfg.vhid,
-                state: match c.fsm.state() {
+                state: match c.state() {
                     fsm::State::Init => 0,
                     fsm::State::Backup => 1,
                     fsm::State::Master => 2,
@@ -240,7 +241,10 @@ impl Daemon {
             .map(|d| crate::dataplane::counter_list(&d))
             .unwrap_or_default();
         let groups = self.groups.iter().map(|(g, n)| (g.to_owned(), n)).collect();
+        let (vrrp, vrrp_dataplane) = self.vrrp_metrics();
         Snapshot {
+            vrrp,
+            vrrp_dataplane,
             vhids,
             rejects,
             dataplane,
@@ -254,7 +258,7 @@ impl Daemon {
         let now = now();
         self.ifs
             .values()
-            .filter_map(|c| c.fsm.next_deadline())
+            .filter_map(|c| c.next_deadline())
             .min()
             .map(|d| d.saturating_sub(now))
             .unwrap_or(Duration::from_secs(3600))
@@ -266,7 +270,7 @@ impl Daemon {
         let due: Vec<String> = self
             .ifs
             .iter()
-            .filter(|(_, c)| c.fsm.next_deadline().is_some_and(|d| d <= now))
+            .filter(|(_, c)| c.next_deadline().is_some_and(|d| d <= now))
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
@@ -299,11 +303,17 @@ impl Daemon {
 
     /// A received advert from the XDP ring buffer.
     pub fn on_advert(&mut self, event: &carp_common::maps::AdvertEvent) {
+        if event.carp[0] >> 4 == carp_common::vrrp::VRRP_VERSION {
+            self.on_vrrp_advert(event);
+            return;
+        }
         let vhid = event.carp[1];
         let Some(name) = self
             .ifs
             .iter()
-            .find(|(_, c)| c.carpdev_ifindex == event.ifindex && c.cfg.vhid == vhid)
+            .find(|(_, c)| {
+                c.carpdev_ifindex == event.ifindex && c.cfg.vhid == vhid && c.vrrp.is_none()
+            })
             .map(|(n, _)| n.clone())
         else {
             debug!(

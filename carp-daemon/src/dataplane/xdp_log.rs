@@ -3,7 +3,8 @@
 //! bridge from aya-log's records to tracing (target `carpd::xdp`) and `carpctl monitor`.
 //!
 //! Who reports what: the XDP program reports what it decides alone (adverts it drops: bad
-//! length, TTL, checksum, version, own source, ring full; ARP and NS it answers or drops).
+//! length, TTL, checksum, version, own source, ring full; a VRRPv3 router's as `vrrp advert
+//! dropped` with its VRID; ARP and NS it answers or drops).
 //! It cannot check the HMAC: an advert with a wrong passphrase passes it and is rejected by
 //! carpd, which reports that itself (`advert rejected` at debug, and the monitor's
 //! `rejected` event with the source and `badauth`).

@@ -526,7 +526,8 @@ pub fn is_half_made_carp_link(link: &LinkInfo, planned: &PlannedCarpLink) -> boo
 /// True for a link carpd created: see [`NetHandle::stale_carp_interfaces`].
 pub fn is_carpd_link(link: &LinkInfo) -> bool {
     link.kind.as_deref() == Some("macvlan")
-        && vhid_of_virtual_mac(&link.mac).is_some()
+        && (vhid_of_virtual_mac(&link.mac).is_some()
+            || carp_common::vrrp::vrid_of_v6_virtual_mac(&link.mac).is_some())
         && link
             .alias
             .as_deref()

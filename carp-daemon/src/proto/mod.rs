@@ -31,10 +31,12 @@
 //! - [`input`]: the receive checks and [`Reject`].
 //! - [`hmac`]: key and message of the HMAC-SHA1, [`CarpAuth`].
 //! - [`fsm`]: the election.
+//! - [`vrrp`]: VRRPv3's advert and election, for interfaces with `protocol = "vrrp3"`.
 pub mod fsm;
 pub mod hmac;
 pub mod input;
 pub mod packet;
+pub mod vrrp;
 
 #[cfg(test)]
 mod sim_tests;

@@ -119,6 +119,34 @@ impl AdvertSender {
             .map_err(sock_err("sending unicast advert", &self.ifname))
     }
 
+    /// The source of this carpdev's adverts of a family (`v6` false: IPv4): see
+    /// [`AdvertSender::send_v4`] and [`AdvertSender::send_v6`]. VRRP needs it before the
+    /// frame, for its checksum and for the tie-break on equal priorities.
+    pub fn source(&mut self, v6: bool, fallback: Option<Ipv4Addr>) -> Result<IpAddr, SendError> {
+        if v6 {
+            self.source_v6().map(IpAddr::V6)
+        } else {
+            self.source_v4(fallback).map(IpAddr::V4)
+        }
+    }
+
+    /// Sends a protocol-112 `payload` (a VRRPv3 advert) to its family's group from `vmac`
+    /// and `src` (see [`AdvertSender::source`]).
+    pub fn send_payload(
+        &mut self,
+        vmac: [u8; 6],
+        src: IpAddr,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        let frame = match src {
+            IpAddr::V4(src) => advert_frame_v4(vmac, src, rand::random(), payload),
+            IpAddr::V6(src) => advert_frame_v6(vmac, src, payload),
+        };
+        self.socket
+            .send(&frame)
+            .map_err(sock_err("sending VRRP advert", &self.ifname))
+    }
+
     /// The carpdev's primary IPv4 address, or `fallback` (the carp interface's first).
     fn source_v4(&mut self, fallback: Option<Ipv4Addr>) -> Result<Ipv4Addr, SendError> {
         self.sources

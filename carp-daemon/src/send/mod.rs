@@ -34,6 +34,9 @@ pub enum SendError {
         family: &'static str,
         ifname: String,
     },
+    /// A VRRP advert could not be encoded (see `proto::vrrp::VrrpEncodeError`).
+    #[error(transparent)]
+    VrrpEncode(#[from] crate::proto::vrrp::VrrpEncodeError),
 }
 
 pub(crate) fn sock_err(

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use carp_tests::{Host, Lab, LabProcess, LabSpec, wait_until};
 
+pub mod keepalived;
+
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 pub const VMAC: &str = "00:00:5e:00:01:01";
