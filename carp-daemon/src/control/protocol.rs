@@ -33,8 +33,9 @@ use crate::values::{self, ADVBASE, ADVSKEW, GroupNameError, PassphraseError, VHI
 /// Version of this protocol. Raise it whenever a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Where carpd keeps its control socket unless told otherwise (`--state-dir`).
-pub const DEFAULT_STATE_DIR: &str = "/run/carpd";
+/// Where carpd keeps its control socket unless told otherwise (`--state-dir`): carpd's
+/// default state directory, so that carpctl finds it without being told.
+pub use crate::config::DEFAULT_STATE_DIR;
 
 /// File name of the control socket inside the state directory.
 pub const SOCKET_NAME: &str = "carpd.sock";
