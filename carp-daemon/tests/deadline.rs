@@ -123,8 +123,7 @@ fn kill_and_watch(lab: &carp_tests::Lab, r1: &Router<'_>, r2: &Router<'_>) -> (D
     let last_old = old
         .iter()
         .map(|a| a.0)
-        .filter(|t| *t <= first_new)
-        .last()
+        .rfind(|t| *t <= first_new)
         .expect("r1 answered no probe before the failover");
     let old_ids: HashSet<u32> = old.iter().map(|a| a.1).collect();
     let both = new.iter().filter(|a| old_ids.contains(&a.1)).count();
