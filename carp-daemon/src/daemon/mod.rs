@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   XDP ring buffer ──► adverts ──┐
-//!   timers (FSM deadlines) ───────┤
+//!   timerfd (FSM deadlines) ──────┤
 //!   link/address events ──────────┼──► Daemon (FSM per vhid) ──► actions:
 //!   control socket (carpctl) ─────┤
 //!   health check results ─────────┤        adverts out, GARP/NA, BPF map flips,
@@ -26,7 +26,8 @@
 //!   drive      an event into a vhid's state machine, and its actions carried out
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
-//! `carpif` (one carp interface's state), `event_source` and `pinlock` use none of them.
+//! `carpif` (one carp interface's state), `event_source`, `deadline_timer` (the timerfd
+//! the FSM deadlines fire from) and `pinlock` use none of them.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,6 +41,7 @@ use carpif::CarpIf;
 
 mod carpif;
 mod checks;
+mod deadline_timer;
 mod drive;
 mod event_source;
 mod lifecycle;

@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::deadline_timer::DeadlineTimer;
 use super::event_source::SourceHealth;
 use super::{Daemon, DaemonOptions, now};
 use crate::Error;
@@ -86,8 +87,9 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     // A source that closed ends the loop with an error (see event_source).
     let mut ring_health = SourceHealth::new("advert ring buffer");
     let mut link_health = SourceHealth::new("link monitor");
+    let mut timer = DeadlineTimer::new().map_err(io_err("creating the timerfd"))?;
     let failure = loop {
-        let sleep = daemon.time_to_next_deadline();
+        let deadline = daemon.next_deadline();
         tokio::select! {
             batch = adverts.next_batch() => match batch {
                 Ok(batch) => {
@@ -103,7 +105,10 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                 }
                 Err(err) => if let Err(fatal) = ring_health.failed(&err) { break Some(fatal) },
             },
-            () = tokio::time::sleep(sleep) => daemon.on_timers(),
+            fired = timer.expired(deadline) => match fired {
+                Ok(()) => daemon.on_timers(),
+                Err(source) => break Some(Error::Io { what: "waiting for the timerfd", path: PathBuf::from("timerfd"), source }),
+            },
             event = links.next() => match event {
                 Ok(event) => { link_health.delivered(); daemon.on_net_event(event).await }
                 Err(err) => if let Err(fatal) = link_health.failed(&err) { break Some(fatal) },
@@ -216,15 +221,12 @@ impl Daemon {
         }
     }
 
-    /// How long until the earliest state-machine deadline (an hour when none is pending).
-    fn time_to_next_deadline(&self) -> Duration {
-        let now = now();
+    /// The earliest state-machine deadline (CLOCK_MONOTONIC), if any timer runs.
+    fn next_deadline(&self) -> Option<Duration> {
         self.ifs
             .values()
             .filter_map(|c| c.fsm.next_deadline())
             .min()
-            .map(|d| d.saturating_sub(now))
-            .unwrap_or(Duration::from_secs(3600))
     }
 
     /// Fires every state machine whose deadline has passed.

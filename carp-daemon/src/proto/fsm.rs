@@ -722,6 +722,14 @@ impl Vhid {
         while let Some(due) = self.next_deadline().filter(|d| *d <= now) {
             if self.advert_at == Some(due) {
                 self.advertise(now, out);
+                // The schedule keeps its phase: the next advert is due an interval after
+                // this one was due, not after it went out, so a late wake-up does not delay
+                // every advert that follows. A timer more than an interval late starts the
+                // schedule again from now: one advert, never a burst.
+                let next = due + self.interval();
+                if next > now {
+                    self.advert_at = Some(next);
+                }
             } else if self.state == State::Backup {
                 self.become_master(now, Reason::MasterDownTimer, out);
             } else {
@@ -871,6 +879,10 @@ mod tests {
     const T0: Duration = Duration::from_secs(100);
 
     const TAKEOVER_ANNOUNCE: Action = Action::Announce(Announcement::ArpAndNa);
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -1062,6 +1074,23 @@ mod tests {
         for _ in 0..5 {
             t += ms(1000);
             assert_eq!(v.handle(t, Event::TimerExpired), vec![advert(1, 0, 0)]);
+        }
+    }
+
+    #[test]
+    fn the_next_advert_is_armed_from_the_previous_deadline_not_the_send_time() {
+        let mut v = master(0, 0, false);
+        let interval = v.interval();
+        let mut due = v.next_deadline().unwrap();
+        for late in [us(40), us(900), us(3000), us(10)] {
+            let sent = v.handle(due + late, Event::TimerExpired);
+            assert_eq!(sent.first(), Some(&advert(0, 0, 0)));
+            assert_eq!(
+                v.next_deadline(),
+                Some(due + interval),
+                "woken {late:?} late"
+            );
+            due += interval;
         }
     }
 
