@@ -73,6 +73,8 @@ pub struct DaemonOptions {
     /// `--advert-ring-bytes N`: the advert ring's size instead of the built-in one (tests
     /// make it small); `None` keeps the default.
     pub advert_ring_bytes: Option<u32>,
+    /// `--realtime-priority N`: overrides the configuration's `realtime_priority`.
+    pub realtime_priority: Option<u8>,
 }
 
 /// A carpdev at run time: its identity, link state and senders.

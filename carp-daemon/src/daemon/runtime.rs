@@ -20,6 +20,11 @@ use crate::proto::{self, fsm};
 /// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
 pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let config = super::lifecycle::load_config(&opts.config_paths)?;
+    // Real time on this thread, the event loop's, before any other thread or child exists.
+    if let Some(priority) = opts.realtime_priority.or(config.daemon.realtime_priority) {
+        crate::realtime::enter(priority)?;
+        info!(priority, "event loop under SCHED_FIFO, memory locked");
+    }
     // One carpd per pin directory, checked before anything on the system is touched.
     let pin_dir = opts.pin_dir.as_ref().unwrap_or(&config.daemon.pin_dir);
     let _pin_lock = super::pinlock::lock_pin_dir(pin_dir)?;
