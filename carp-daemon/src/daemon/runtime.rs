@@ -240,7 +240,7 @@ impl Daemon {
         let due: Vec<String> = self
             .ifs
             .iter()
-            .filter(|(_, c)| c.fsm.next_deadline().is_some_and(|d| d <= now))
+            .filter(|(_, c)| c.fsm.is_due(now))
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
