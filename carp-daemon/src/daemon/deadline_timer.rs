@@ -73,7 +73,10 @@ impl DeadlineTimer {
             }) {
                 Ok(result) => {
                     result?;
-                    // Fired: whatever is asked next must be armed again, even the same time.
+                    // Fired and read: a one-shot timer has nothing more to read until it is
+                    // armed again, so the next wait need not find that out with a read.
+                    ready.clear_ready();
+                    // Whatever is asked next must be armed again, even the same time.
                     self.armed = None;
                     return Ok(());
                 }
