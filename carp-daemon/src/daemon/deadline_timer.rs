@@ -7,9 +7,12 @@
 //! hrtimer, no slack applied to it), and since the deadline is absolute, on the same clock
 //! the machines and the dataplane use, no time is lost converting it to a relative sleep.
 //! The fd is re-armed only when the earliest deadline changes, so events that leave the
-//! deadlines as they were (most received adverts) cost no system call.
+//! deadlines as they were (most received adverts) cost no system call. Exact wake-ups no
+//! longer gather the adverts of many vhids into one millisecond tick as tokio's wheel did;
+//! the state machines' advert slack ([`Vhid::advert_slack`]) does that instead.
 //!
 //! [`Vhid::next_deadline`]: crate::proto::fsm::Vhid::next_deadline
+//! [`Vhid::advert_slack`]: crate::proto::fsm::Vhid::advert_slack
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
