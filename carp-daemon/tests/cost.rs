@@ -4,6 +4,8 @@
 //! On a veth the receivers' work (the switch, the backup's XDP program) runs in the sender's
 //! context and is charged to it, as it is to the peers in the bench's cost section.
 //!
+//! `CARP_COST_NATIVE=1` measures in the bench's lab (native XDP, NAPI-mode switch ports),
+//! `CARP_COST_ADVBASE` and `CARP_COST_CARPD_ARGS` change the timers and carpd's arguments.
 //! `CARP_COST_WINDOW_S` sets the window (default 3 s, enough for the bound; measure with
 //! 20), `CARP_COST_VHIDS` the vhid counts (default `1,16,255`); the figures are printed.
 //! Measure with `--release`, as carpd ships:
@@ -48,34 +50,66 @@ fn runtime(pid: u32) -> f64 {
     total
 }
 
+/// advbase of the measured pair: `CARP_COST_ADVBASE` (default 1).
+fn advbase() -> u8 {
+    std::env::var("CARP_COST_ADVBASE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Extra carpd arguments: `CARP_COST_CARPD_ARGS` (whitespace-separated).
+fn extra_args() -> Vec<String> {
+    let mut args = vec!["--preempt".to_owned()];
+    if std::env::var("CARP_COST_NATIVE").is_ok_and(|v| v == "1") {
+        args.extend(["--xdp-mode".to_owned(), "native".to_owned()]);
+    }
+    if let Ok(more) = std::env::var("CARP_COST_CARPD_ARGS") {
+        args.extend(more.split_whitespace().map(str::to_owned));
+    }
+    args
+}
+
 /// A TOML configuration with `n` carp interfaces (vhids 1..=n, addresses 10.1.x.1/24).
 fn config(n: u8, advskew: u8) -> String {
     let mut toml = String::new();
     for vhid in 1..=n {
         toml.push_str(&format!(
             "[[interface]]\nname = \"carp{vhid}\"\ncarpdev = \"eth0\"\nvhid = {vhid}\n\
-             advbase = 1\nadvskew = {advskew}\npass = \"{PASS}\"\n\
-             addresses = [\"10.1.{vhid}.1/24\"]\n\n"
+             advbase = {}\nadvskew = {advskew}\npass = \"{PASS}\"\n\
+             addresses = [\"10.1.{vhid}.1/24\"]\n\n",
+            advbase()
         ));
     }
     toml
 }
 
 fn per_advert(vhids: u8) -> Duration {
-    let Some(lab) = lab(&format!("e2e_cost{vhids}"), 2) else {
+    // CARP_COST_NATIVE=1: the bench's lab (NAPI-mode switch ports, native XDP), IPv4 only.
+    let native = std::env::var("CARP_COST_NATIVE").is_ok_and(|v| v == "1");
+    if !carp_tests::require_root("cpu_per_advert_at_1_16_and_255_vhids") {
         return Duration::ZERO;
+    }
+    let spec = carp_tests::LabSpec {
+        hosts: 2,
+        client: true,
+        ipv6: !native,
+        napi_peers: native,
     };
+    let lab = carp_tests::Lab::new(&format!("e2e_cost{vhids}"), spec).expect("build the lab");
+    let extra = extra_args();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let r1 = Router::start_files(
         &lab,
         lab.host(0),
         &[("carpd.toml", &config(vhids, 0))],
-        &["--preempt"],
+        &extra,
     );
     let r2 = Router::start_files(
         &lab,
         lab.host(1),
         &[("carpd.toml", &config(vhids, 1))],
-        &["--preempt"],
+        &extra,
     );
     let last = format!("carp{vhids}");
     let settled = |r: &Router<'_>, want: &str| {
