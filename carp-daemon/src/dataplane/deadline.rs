@@ -44,7 +44,12 @@
 //! - A master that bows out (SIGTERM, interface down) silences its dataplane at once after
 //!   the bow-out advert, which does not renew the deadline; a SIGKILLed carpd cannot, and the
 //!   deadline does it. A restarted carpd writes INIT before it listens, so it never extends
-//!   the deadline of the carpd it replaces.
+//!   the deadline of the carpd it replaces; but it also ends that deadline early: a
+//!   supervisor that restarts a SIGKILLed carpd within the deadline (systemd's
+//!   `RestartSec=1` at advbase ≥ 1) silences the host from the restart until the backup takes
+//!   over, up to three intervals. Keeping an adopted live MASTER entry until its deadline
+//!   would close that gap too (it is no less safe than a carpd that stays dead); carpd does
+//!   not do that yet.
 use std::time::Duration;
 
 /// Slew of two CLOCK_MONOTONICs against each other, in parts per million: 500 ppm each.
