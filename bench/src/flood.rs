@@ -127,10 +127,16 @@ pub fn measure_small_ring(
     duration: Duration,
 ) -> Result<RingFloodResult> {
     let bins = Binaries {
-        carpd_args: vec![
-            "--advert-ring-bytes".to_owned(),
-            SMALL_RING_BYTES.to_string(),
-        ],
+        carpd_args: ctx
+            .bins
+            .carpd_args
+            .iter()
+            .cloned()
+            .chain([
+                "--advert-ring-bytes".to_owned(),
+                SMALL_RING_BYTES.to_string(),
+            ])
+            .collect(),
         ..ctx.bins.clone()
     };
     let pair = Pair {

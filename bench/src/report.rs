@@ -23,6 +23,8 @@ pub struct Results {
     pub search: Vec<SoakResult>,
     pub failover: Vec<Series>,
     pub soak: Option<SoakResult>,
+    /// The chosen setting with carpd's real-time option off.
+    pub soak_without_realtime: Option<SoakResult>,
     pub rate: Option<RateResult>,
     /// What the XDP decision records cost while off.
     pub records: Option<crate::records::RecordsCost>,
@@ -47,6 +49,7 @@ impl Results {
             search: Vec::new(),
             failover: Vec::new(),
             soak: None,
+            soak_without_realtime: None,
             rate: None,
             records: None,
             flood: Vec::new(),
@@ -277,7 +280,8 @@ const METHOD: &str = "\
 One lab of network namespaces: routers r1 (preferred master) and r2 (backup) and a client on \
 one bridge, IPv4 only, native XDP on veth. Each tool manages VIP 192.0.2.1/24 (vhid 1) with \
 preemption on; ucarp adds and removes the address with up/down scripts; keepalived runs \
-VRRPv3 with priorities 150/100. Tools run one at a time.
+VRRPv3 with priorities 150/100. carpd runs with `--realtime-priority 10`, as the shipped \
+systemd unit does; the peers with their defaults. Tools run one at a time.
 
 - **Client probe**: raw ARP requests for the VIP every 1 ms from a MAC and address of their \
 own (so the client's neighbour cache plays no part), and `ping -i 0.001` through the \
@@ -452,18 +456,27 @@ fn soak_section(md: &mut String, r: &Results) {
         md,
         "Each candidate runs with the other core spinning and the 1 ms ARP probe on; stable \
          means no state change after the initial election and no probe silence as long as a \
-         failover. The first stable candidate is used as carpd's fastest setting above.\n"
+         failover. The first stable candidate is used as carpd's fastest setting above. carpd \
+         runs with `--realtime-priority {}` (SCHED_FIFO, memory locked), as the shipped \
+         systemd unit runs it; the last row is the chosen setting without it.\n",
+        super::tools::CARPD_REALTIME_PRIORITY
     );
     let _ = writeln!(
         md,
-        "| timers | advert interval | master down after | duration | state changes | longest ARP silence (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
+        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-    for s in r.search.iter().chain(&r.soak) {
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    for s in r
+        .search
+        .iter()
+        .chain(&r.soak)
+        .chain(&r.soak_without_realtime)
+    {
         let _ = writeln!(
             md,
-            "| {} | {} ms | {} ms | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {:.2} | {} |",
             s.setting.timers(),
+            if s.realtime { "yes" } else { "no" },
             ms(s.setting.advert_interval().as_secs_f64()),
             ms(s.setting.master_down().as_secs_f64()),
             crate::human(s.duration),

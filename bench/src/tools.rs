@@ -212,6 +212,36 @@ pub struct Binaries {
     pub carpd_without_records: PathBuf,
 }
 
+/// carpd's `--realtime-priority` in the bench: the shipped systemd unit's.
+pub const CARPD_REALTIME_PRIORITY: &str = "10";
+
+impl Binaries {
+    /// carpd's arguments with the real-time option: how the shipped unit runs it.
+    pub fn realtime_args() -> Vec<String> {
+        vec![
+            "--realtime-priority".to_owned(),
+            CARPD_REALTIME_PRIORITY.to_owned(),
+        ]
+    }
+
+    /// The same binaries, carpd without its real-time option.
+    pub fn without_realtime(&self) -> Binaries {
+        let mut args = Vec::new();
+        let mut it = self.carpd_args.iter();
+        while let Some(a) = it.next() {
+            if a == "--realtime-priority" {
+                it.next();
+            } else {
+                args.push(a.clone());
+            }
+        }
+        Binaries {
+            carpd_args: args,
+            ..self.clone()
+        }
+    }
+}
+
 /// One running tool instance on one host (for ucarp with several vhids: one process each).
 pub struct Daemon {
     setting: Setting,

@@ -73,9 +73,11 @@ pub struct VhidKey {
 /// What the dataplane knows about one vhid.
 ///
 /// The program answers for the vhid only while `state == VHID_STATE_MASTER` **and**
-/// `bpf_ktime_get_ns() < master_deadline_ns`. carpd pushes the deadline forward every time it
-/// sends an advertisement; when carpd stops (hang, crash, SIGKILL) the deadline passes and the
-/// host falls silent on its own: fail-silent rather than fail-split-brain.
+/// `bpf_ktime_get_ns() < master_deadline_ns`. carpd pushes the deadline forward every time an
+/// advertisement leaves, to just before the earliest moment a backup can take over (three
+/// of the master's intervals less a margin: carp-daemon's `dataplane::deadline`); when carpd
+/// stops (hang, crash, SIGKILL) the deadline passes and the host falls silent on its own:
+/// fail-silent rather than fail-split-brain.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VhidEntry {

@@ -59,9 +59,12 @@ use carp_common::maps::{
 };
 use carp_common::wire::virtual_mac;
 
+pub mod deadline;
 mod vrrp;
 pub mod xdp_log;
 pub mod xdp_mode;
+
+pub use deadline::master_hold;
 
 /// The XDP object built from `carp-ebpf` by build.rs (bpfel-unknown-none, BTF included).
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/carp"));
@@ -174,16 +177,6 @@ pub enum VhidDataplaneState {
     Master {
         until: Duration,
     },
-}
-
-/// How long a master entry stays valid after each refresh, for an advertisement interval.
-///
-/// Two intervals: a healthy carpd refreshes every interval, so it may run a whole interval
-/// late before the host falls silent; and a dead carpd's host is silent before any backup can
-/// declare the master down (three intervals after the last advert), so a SIGKILLed master and
-/// its successor never answer at the same time.
-pub fn master_hold(interval: Duration) -> Duration {
-    interval * 2
 }
 
 /// CLOCK_MONOTONIC now: the clock of `bpf_ktime_get_ns()`.
@@ -1181,13 +1174,5 @@ mod tests {
             let err = check_ring_bytes(bad).unwrap_err().to_string();
             assert!(err.contains("power of two"), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn master_hold_is_two_intervals() {
-        assert_eq!(
-            master_hold(Duration::from_millis(390)),
-            Duration::from_millis(780)
-        );
     }
 }

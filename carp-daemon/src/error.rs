@@ -15,6 +15,8 @@ pub enum Error {
     Auth(#[from] crate::proto::AuthError),
     #[error(transparent)]
     Param(#[from] crate::proto::ParamError),
+    #[error(transparent)]
+    Realtime(#[from] crate::realtime::RealtimeError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

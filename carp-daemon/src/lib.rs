@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod proto;
+pub mod realtime;
 pub mod send;
 pub mod statefile;
 pub mod values;

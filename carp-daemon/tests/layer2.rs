@@ -266,13 +266,14 @@ fn advert_sources_follow_the_carpdevs_addresses() {
     from(h1.addr4(), T1.interval() * 2);
 
     // The carpdev loses its only IPv4 address: the carp interface's own is the source (spec
-    // "Packet"), once the cache has been read again (at most every 5 s while one is known).
+    // "Packet"), once the cache has been read again (after the link monitor's address event).
     let own = format!("{}/24", h1.addr4());
     h1.run_ok(["ip", "addr", "del", &own, "dev", h1.ifname()])
         .expect("remove the carpdev's address");
     from(VIP4, Duration::from_secs(5) + T1.interval() * 2);
 
-    // A new carpdev address is picked up quickly: a missing one is looked for every second.
+    // A new carpdev address is picked up quickly: the address event, and a missing one is
+    // looked for every second.
     let new = Ipv4Addr::new(192, 0, 2, 31);
     h1.run_ok([
         "ip",

@@ -289,6 +289,13 @@ fn units_under_systemd_restart_and_restore() {
         || (lab.boot_demotions() == 1).then_some(()),
     );
     assert_eq!(lab.sysctls(), "1 2", "carpd's carpdev sysctls");
+    // --realtime-priority 10 in the unit: the event loop (main thread) runs SCHED_FIFO (1)
+    // at the kernel's prio 99 - 10, with memory locked; the unit grants what that needs.
+    let sched = lab.sh(&format!(
+        "awk -F: '/^policy|^prio/ {{gsub(/ /, \"\", $2); printf \"%s \", $2}}' /proc/{first}/sched; \
+         awk '/^VmLck/ {{print ($2 > 0)}}' /proc/{first}/status"
+    ));
+    assert_eq!(sched, "1 89 1", "carpd's policy, priority and memory lock");
 
     // A crash: systemd restarts carpd, which keeps the restore file and starts undemoted.
     lab.sh(&format!("kill -KILL {first}"));

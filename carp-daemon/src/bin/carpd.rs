@@ -57,6 +57,13 @@ struct Args {
     /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9712) at /metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Run the event loop under SCHED_FIFO at priority N (1-99; below 50, the kernel's
+    /// interrupt threads, is sensible) with all of carpd's memory locked (mlockall); hooks
+    /// and health checks run under the normal policy (SCHED_RESET_ON_FORK). Needs
+    /// CAP_SYS_NICE and CAP_IPC_LOCK [default: the TOML file's daemon.realtime_priority, or
+    /// the normal scheduler].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
+    realtime_priority: Option<u8>,
     /// XDP attach mode on the carpdevs. auto chooses per carpdev and logs its choice and why:
     /// on a veth, native only if its peer is in this namespace and has a native XDP program
     /// (without one, native XDP_TX never reaches the peer), generic otherwise; on other
@@ -157,6 +164,7 @@ fn main() -> anyhow::Result<()> {
             XdpModeArg::Generic => carp_daemon::dataplane::AttachMode::Generic,
         },
         advert_ring_bytes: args.advert_ring_bytes,
+        realtime_priority: args.realtime_priority,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

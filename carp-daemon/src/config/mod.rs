@@ -82,6 +82,9 @@ pub struct DaemonSettings {
     /// Demote group carp by this much at start (OpenBSD uses 128 at boot, and lifts it once
     /// the host is ready); 0: no boot demotion.
     pub boot_demote: u8,
+    /// SCHED_FIFO priority of the event loop, with all memory locked (`crate::realtime`);
+    /// `None`: the normal scheduler.
+    pub realtime_priority: Option<u8>,
 }
 
 impl Default for DaemonSettings {
@@ -94,6 +97,7 @@ impl Default for DaemonSettings {
             hooks: Vec::new(),
             metrics: None,
             boot_demote: 0,
+            realtime_priority: None,
         }
     }
 }

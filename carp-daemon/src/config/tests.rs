@@ -849,6 +849,7 @@ addresses = ["198.51.100.1/24"]
             hooks: vec!["/etc/carpd/notify".into(), "/usr/local/bin/page".into()],
             metrics: Some("[::1]:9712".parse().unwrap()),
             boot_demote: 128,
+            realtime_priority: None,
         }
     );
     let s: Vec<String> = c.interfaces.iter().map(summary).collect();
@@ -902,7 +903,7 @@ fn toml_errors_name_the_key() {
             "[daemon]\npreemt = true\n".to_owned(),
             vec![
                 "c.toml:2: unknown field 'preemt', expected one of 'preempt', 'pin_dir', \
-                 'state_dir', 'lib_dir', 'hooks', 'metrics', 'boot_demote'",
+                 'state_dir', 'lib_dir', 'hooks', 'metrics', 'boot_demote', 'realtime_priority'",
             ],
         ),
         (
@@ -990,7 +991,7 @@ fn toml_errors_name_the_key() {
         ),
         (
             "[daemon]\npin_dir = \"bpf/carp\"\nstate_dir = \"run\"\nhooks = [\"notify.sh\"]\n\
-             metrics = \"localhost:9712\"\nboot_demote = 256\n"
+             metrics = \"localhost:9712\"\nboot_demote = 256\nrealtime_priority = 0\n"
                 .to_owned(),
             vec![
                 "c.toml:2: [daemon] key 'pin_dir': pin_dir 'bpf/carp' must be an absolute path",
@@ -1000,6 +1001,8 @@ fn toml_errors_name_the_key() {
                  expected ADDRESS:PORT, e.g. 127.0.0.1:9712 or [::1]:9712",
                 "c.toml:6: [daemon] key 'boot_demote': boot_demote 256 is out of range: must \
                  be 0 to 255",
+                "c.toml:7: [daemon] key 'realtime_priority': realtime_priority 0 is out of \
+                 range: must be 1 to 99",
             ],
         ),
     ];
@@ -1007,6 +1010,15 @@ fn toml_errors_name_the_key() {
         let got = errors(&[("c.toml", &text)]);
         assert_eq!(got, want, "{text}");
     }
+}
+
+#[test]
+fn realtime_priority_is_a_daemon_setting() {
+    let text = "[daemon]\nrealtime_priority = 10\n";
+    let c = check(&[("c.toml", text)]).result.unwrap();
+    assert_eq!(c.daemon.realtime_priority, Some(10));
+    let c = check(&[("c.toml", "[daemon]\n")]).result.unwrap();
+    assert_eq!(c.daemon.realtime_priority, None);
 }
 
 #[test]

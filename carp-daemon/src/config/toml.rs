@@ -58,6 +58,7 @@ struct RawDaemon {
     hooks: Option<Spanned<Vec<Spanned<String>>>>,
     metrics: Option<Spanned<String>>,
     boot_demote: Option<Spanned<i128>>,
+    realtime_priority: Option<Spanned<i128>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +280,7 @@ fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
         hooks,
         metrics,
         boot_demote,
+        realtime_priority,
     } = raw;
     DraftDaemon {
         path: path.to_owned(),
@@ -297,6 +299,7 @@ fn daemon(path: &Path, text: &str, raw: RawDaemon) -> DraftDaemon {
         }),
         metrics: metrics.map(|v| l.value("metrics", v)),
         boot_demote: boot_demote.map(|v| l.number("boot_demote", v)),
+        realtime_priority: realtime_priority.map(|v| l.number("realtime_priority", v)),
     }
 }
 
@@ -446,10 +449,12 @@ mod tests {
             hooks,
             metrics,
             boot_demote,
+            realtime_priority,
         } = raw.daemon.expect("[daemon] in the example").into_inner();
         assert!(preempt.is_some() && pin_dir.is_some() && state_dir.is_some());
         assert!(lib_dir.is_some());
         assert!(hooks.is_some() && metrics.is_some() && boot_demote.is_some());
+        assert!(realtime_priority.is_some());
         let mut seen = [false; 22];
         for entry in raw.interface {
             let RawInterface {

@@ -172,6 +172,7 @@ pub(super) struct DraftDaemon {
     pub hooks: Option<Located<Vec<Located<String>>>>,
     pub metrics: Option<Located<String>>,
     pub boot_demote: Option<Located<Num>>,
+    pub realtime_priority: Option<Located<Num>>,
 }
 
 /// `ADDR[/LEN]` of the given family (`Any`: either): the shared syntax of hostname.if CIDR
@@ -653,6 +654,11 @@ fn merge_daemon(sink: &mut Sink<'_>, daemons: &[DraftDaemon]) -> DaemonSettings 
             ..DEMOTE
         };
         s.boot_demote = number(sink, boot_demote, v).unwrap_or(0);
+    }
+    if let Some(v) = pick(sink, "realtime_priority", daemons, |d| {
+        d.realtime_priority.as_ref()
+    }) {
+        s.realtime_priority = number(sink, crate::realtime::PRIORITY, v);
     }
     s
 }

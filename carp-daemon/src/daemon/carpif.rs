@@ -201,6 +201,15 @@ impl CarpIf {
         }
     }
 
+    /// Whether a timer of the election has run out at `now` (a CARP master's advert may
+    /// go a little early, see `fsm::Vhid::is_due`).
+    pub fn is_due(&self, now: Duration) -> bool {
+        match &self.vrrp {
+            Some(v) => v.router.next_deadline().is_some_and(|d| d <= now),
+            None => self.fsm.is_due(now),
+        }
+    }
+
     /// The key of this interface in the dataplane's maps: the vhid, or a VRRP router's slot
     /// (`carp_common::vrrp::vrrp_slot`).
     pub fn slot(&self) -> u32 {

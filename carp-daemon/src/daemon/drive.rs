@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::{Daemon, ipv6_forwarding, now};
 use crate::control::monitor::{MonitorEvent, carp_state};
-use crate::dataplane::{VhidDataplaneState, master_hold, monotonic_now};
+use crate::dataplane::{VhidDataplaneState, master_hold};
 use crate::proto::fsm;
 use crate::send::SendError;
 
@@ -237,8 +237,11 @@ impl Daemon {
                     .ifs
                     .get(name)
                     .is_some_and(|c| c.fsm.state() == fsm::State::Master);
-                if is_master && advbase != carp_common::wire::CARP_BOW_OUT {
-                    // Every advert a master sends pushes the dataplane's deadline forward.
+                // Every advert of a master that left pushes the dataplane's deadline forward,
+                // from `now`, read before the send (see dataplane::deadline). A failed send
+                // restarted no backup's timer, so it renews nothing.
+                let left = !results.is_empty() && results.iter().all(|ok| *ok);
+                if is_master && left && advbase != carp_common::wire::CARP_BOW_OUT {
                     self.set_dataplane(name, now, fsm::State::Master);
                 }
                 for ok in results {
@@ -293,15 +296,15 @@ impl Daemon {
         }
     }
 
-    /// Writes the dataplane's view of the vhid: master with a fresh deadline, or silent.
+    /// Writes the dataplane's view of the vhid: master with a deadline counted from `now`
+    /// (CLOCK_MONOTONIC, read before any advert this renews was sent), or silent.
     pub(super) fn set_dataplane(&mut self, name: &str, now: Duration, state: fsm::State) {
         let Some(cif) = self.ifs.get(name) else {
             return;
         };
-        let mono = monotonic_now().unwrap_or(now);
         let dp_state = match state {
             fsm::State::Master => VhidDataplaneState::Master {
-                until: mono + master_hold(cif.interval()),
+                until: now + master_hold(cif.interval()),
             },
             fsm::State::Backup => VhidDataplaneState::Backup,
             fsm::State::Init => VhidDataplaneState::Init,

@@ -35,6 +35,9 @@ impl Daemon {
             settings.pin_dir = dir.clone();
         }
         settings.preempt |= opts.preempt;
+        if opts.realtime_priority.is_some() {
+            settings.realtime_priority = opts.realtime_priority;
+        }
         if let Some(n) = opts.boot_demote {
             settings.boot_demote = n;
         }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   XDP ring buffer ──► adverts ──┐
-//!   timers (FSM deadlines) ───────┤
+//!   timerfd (FSM deadlines) ──────┤
 //!   link/address events ──────────┼──► Daemon (FSM per vhid) ──► actions:
 //!   control socket (carpctl) ─────┤
 //!   health check results ─────────┤        adverts out, GARP/NA, BPF map flips,
@@ -29,7 +29,8 @@
 //!              uses drive's dataplane and announcement steps (one layer, two files)
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
-//! `carpif` (one carp interface's state), `event_source` and `pinlock` use none of them.
+//! `carpif` (one carp interface's state), `event_source`, `deadline_timer` (the timerfd
+//! the FSM deadlines fire from) and `pinlock` use none of them.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +45,7 @@ use carpif::CarpIf;
 mod balance;
 mod carpif;
 mod checks;
+mod deadline_timer;
 mod drive;
 mod event_source;
 mod lifecycle;
@@ -76,6 +78,8 @@ pub struct DaemonOptions {
     /// `--advert-ring-bytes N`: the advert ring's size instead of the built-in one (tests
     /// make it small); `None` keeps the default.
     pub advert_ring_bytes: Option<u32>,
+    /// `--realtime-priority N`: overrides the configuration's `realtime_priority`.
+    pub realtime_priority: Option<u8>,
 }
 
 /// A carpdev at run time: its identity, link state and senders.

@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::deadline_timer::DeadlineTimer;
 use super::event_source::SourceHealth;
 use super::{Daemon, DaemonOptions, now};
 use crate::Error;
@@ -20,6 +21,11 @@ use crate::proto::{self, fsm};
 /// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
 pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let config = super::lifecycle::load_config(&opts.config_paths)?;
+    // Real time on this thread, the event loop's, before any other thread or child exists.
+    if let Some(priority) = opts.realtime_priority.or(config.daemon.realtime_priority) {
+        crate::realtime::enter(priority)?;
+        info!(priority, "event loop under SCHED_FIFO, memory locked");
+    }
     // One carpd per pin directory, checked before anything on the system is touched.
     let pin_dir = opts.pin_dir.as_ref().unwrap_or(&config.daemon.pin_dir);
     let _pin_lock = super::pinlock::lock_pin_dir(pin_dir)?;
@@ -101,8 +107,9 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     // A source that closed ends the loop with an error (see event_source).
     let mut ring_health = SourceHealth::new("advert ring buffer");
     let mut link_health = SourceHealth::new("link monitor");
+    let mut timer = DeadlineTimer::new().map_err(io_err("creating the timerfd"))?;
     let failure = loop {
-        let sleep = daemon.time_to_next_deadline();
+        let deadline = daemon.next_deadline();
         tokio::select! {
             batch = adverts.next_batch() => match batch {
                 Ok(batch) => {
@@ -118,7 +125,10 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                 }
                 Err(err) => if let Err(fatal) = ring_health.failed(&err) { break Some(fatal) },
             },
-            () = tokio::time::sleep(sleep) => daemon.on_timers(),
+            fired = timer.expired(deadline) => match fired {
+                Ok(()) => daemon.on_timers(),
+                Err(source) => break Some(Error::Io { what: "waiting for the timerfd", path: PathBuf::from("timerfd"), source }),
+            },
             event = links.next() => match event {
                 Ok(event) => { link_health.delivered(); daemon.on_net_event(event).await }
                 Err(err) => if let Err(fatal) = link_health.failed(&err) { break Some(fatal) },
@@ -253,15 +263,9 @@ impl Daemon {
         }
     }
 
-    /// How long until the earliest state-machine deadline (an hour when none is pending).
-    fn time_to_next_deadline(&self) -> Duration {
-        let now = now();
-        self.ifs
-            .values()
-            .filter_map(|c| c.next_deadline())
-            .min()
-            .map(|d| d.saturating_sub(now))
-            .unwrap_or(Duration::from_secs(3600))
+    /// The earliest state-machine deadline (CLOCK_MONOTONIC), if any timer runs.
+    fn next_deadline(&self) -> Option<Duration> {
+        self.ifs.values().filter_map(|c| c.next_deadline()).min()
     }
 
     /// Fires every state machine whose deadline has passed.
@@ -270,7 +274,7 @@ impl Daemon {
         let due: Vec<String> = self
             .ifs
             .iter()
-            .filter(|(_, c)| c.next_deadline().is_some_and(|d| d <= now))
+            .filter(|(_, c)| c.is_due(now))
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {

@@ -178,13 +178,15 @@ impl Daemon {
                 priority,
                 max_advert_int,
             } => {
-                self.send_vrrp_advert(name, priority, max_advert_int);
+                let left = self.send_vrrp_advert(name, priority, max_advert_int);
                 let master = self
                     .ifs
                     .get(name)
                     .is_some_and(|c| c.state() == State::Master);
-                if master && priority != 0 {
-                    // Every advert a master sends pushes the dataplane's deadline forward.
+                if master && left && priority != 0 {
+                    // Every advert of a master that left pushes the dataplane's deadline
+                    // forward from `now`, read before the send (see dataplane::deadline):
+                    // backups time Master_Down (3 × the learnt interval + skew) from it.
                     self.set_dataplane(name, now, State::Master);
                 }
             }
@@ -240,15 +242,16 @@ impl Daemon {
     }
 
     /// One advert to the VRRP group, from the virtual MAC and the primary address.
-    fn send_vrrp_advert(&mut self, name: &str, priority: u8, max_advert_int: u16) {
+    /// Sends the router's advert; whether it left.
+    fn send_vrrp_advert(&mut self, name: &str, priority: u8, max_advert_int: u16) -> bool {
         let Some(cif) = self.ifs.get_mut(name) else {
-            return;
+            return false;
         };
         let Some(run) = cif.vrrp.as_mut() else {
-            return;
+            return false;
         };
         let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) else {
-            return;
+            return false;
         };
         let v6 = run.settings.v6;
         let fallback = cif.cfg.ipv4.first().map(|a| a.addr);
@@ -275,10 +278,14 @@ impl Daemon {
             dev.adverts.send_payload(cif.vmac, src, &payload)
         });
         match sent {
-            Ok(()) => run.stats.sent += 1,
+            Ok(()) => {
+                run.stats.sent += 1;
+                true
+            }
             Err(err) => {
                 run.stats.send_errors += 1;
                 warn!(interface = %name, error = %err, "VRRP advert not sent");
+                false
             }
         }
     }

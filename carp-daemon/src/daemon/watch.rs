@@ -40,6 +40,9 @@ impl Daemon {
         match event {
             NetEvent::Link(link) => self.on_link_event(link).await,
             NetEvent::Address { ifindex, .. } => {
+                if let Some(dev) = self.carpdevs.values_mut().find(|d| d.ifindex == ifindex) {
+                    dev.adverts.addresses_changed();
+                }
                 if let Some(name) = self.carp_interface_with_ifindex(ifindex) {
                     self.check_carp_interface(&name).await;
                 }

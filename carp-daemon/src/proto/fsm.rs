@@ -10,7 +10,11 @@
 //!
 //! # Timers
 //! - Advertisement interval `I = advbase + advskew/256` s, 1/256 s when both are 0
-//!   ([`super::interval`], OpenBSD's microsecond arithmetic). A master advertises every `I`.
+//!   ([`super::interval`], OpenBSD's microsecond arithmetic). A master advertises every `I`,
+//!   each advert due one interval after the previous one was due (not after it was sent:
+//!   OpenBSD re-arms from the send, so late wake-ups add up). An advert may leave up to
+//!   `I/256` early ([`Vhid::advert_slack`]), so that the adverts of many vhids due within a
+//!   few milliseconds of each other share one wake-up of the daemon.
 //! - Master-down timeout `3 × I`. This is current OpenBSD's rule (`timeout_add_usec(md_tmo,
 //!   3 * usec)` in `carp_setrun`). FreeBSD, ucarp and OpenBSD before it use
 //!   `3 × advbase + advskew/256`, which with advbase 0 is a single interval: we follow current
@@ -716,17 +720,51 @@ impl Vhid {
         }
     }
 
+    /// How early a master's regular advert may leave, to share a wake-up with the adverts
+    /// of other vhids due at about the same time: 1/256 of the interval (3.9 ms at advbase
+    /// 1, 15 µs at the shortest interval). An advert a little early never brings a backup
+    /// closer to declaring the master down, and the schedule keeps its phase. Master-down
+    /// timers never fire early.
+    pub fn advert_slack(&self) -> Duration {
+        self.interval() / 256
+    }
+
+    /// Whether [`Event::TimerExpired`] at `now` would fire a timer: a deadline has passed,
+    /// or the next advert is due within [`advert_slack`](Self::advert_slack).
+    pub fn is_due(&self, now: Duration) -> bool {
+        self.next_deadline().is_some_and(|d| d <= now) || self.advert_due(now).is_some()
+    }
+
+    /// The next advert's deadline, if it may go out at `now`.
+    fn advert_due(&self, now: Duration) -> Option<Duration> {
+        self.advert_at
+            .filter(|at| at.saturating_sub(self.advert_slack()) <= now)
+    }
+
     fn on_timers(&mut self, now: Duration, out: &mut Vec<Action>) {
-        // Earliest first, until nothing is due. Each branch clears or moves its deadline
-        // past `now` (an interval is at least 1/256 s), so the loop ends.
-        while let Some(due) = self.next_deadline().filter(|d| *d <= now) {
-            if self.advert_at == Some(due) {
+        // Until nothing is due (adverts only in MASTER, master-down timers only in BACKUP).
+        // Each branch clears or moves its deadline past `now` plus the slack, so the loop
+        // ends.
+        loop {
+            if let Some(due) = self.advert_due(now) {
                 self.advertise(now, out);
-            } else if self.state == State::Backup {
-                self.become_master(now, Reason::MasterDownTimer, out);
+                // The schedule keeps its phase: the next advert is due an interval after
+                // this one was due, not after it went out, so a late wake-up does not delay
+                // every advert that follows. A timer so late that the next one would be due
+                // at once starts the schedule again from now: one advert, never a burst.
+                let next = due + self.interval();
+                if next.saturating_sub(self.advert_slack()) > now {
+                    self.advert_at = Some(next);
+                }
+            } else if self.master_down_at.iter().flatten().any(|d| *d <= now) {
+                if self.state == State::Backup {
+                    self.become_master(now, Reason::MasterDownTimer, out);
+                } else {
+                    // Master-down timers only run in BACKUP; never leave a stale one behind.
+                    self.master_down_at = [None, None];
+                }
             } else {
-                // Master-down timers only run in BACKUP; never leave a stale one behind.
-                self.master_down_at = [None, None];
+                break;
             }
         }
     }
@@ -871,6 +909,10 @@ mod tests {
     const T0: Duration = Duration::from_secs(100);
 
     const TAKEOVER_ANNOUNCE: Action = Action::Announce(Announcement::ArpAndNa);
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -1063,6 +1105,45 @@ mod tests {
             t += ms(1000);
             assert_eq!(v.handle(t, Event::TimerExpired), vec![advert(1, 0, 0)]);
         }
+    }
+
+    #[test]
+    fn the_next_advert_is_armed_from_the_previous_deadline_not_the_send_time() {
+        let mut v = master(0, 0, false);
+        let interval = v.interval();
+        let mut due = v.next_deadline().unwrap();
+        for late in [us(40), us(900), us(3000), us(10)] {
+            let sent = v.handle(due + late, Event::TimerExpired);
+            assert_eq!(sent.first(), Some(&advert(0, 0, 0)));
+            assert_eq!(
+                v.next_deadline(),
+                Some(due + interval),
+                "woken {late:?} late"
+            );
+            due += interval;
+        }
+    }
+
+    #[test]
+    fn an_advert_may_leave_within_its_slack_but_master_down_never_early() {
+        let mut v = master(1, 0, false);
+        let due = v.next_deadline().unwrap();
+        let slack = v.advert_slack();
+        assert_eq!(slack, Duration::from_nanos(3_906_250));
+        assert!(!v.is_due(due - slack - us(1)));
+        assert!(v.is_due(due - slack));
+        // Early by the slack: sent, and the next one is still due an interval after `due`.
+        let sent = v.handle(due - slack, Event::TimerExpired);
+        assert_eq!(sent.first(), Some(&advert(1, 0, 0)));
+        assert_eq!(v.next_deadline(), Some(due + ms(1000)));
+
+        let mut b = vhid(1, 0, false);
+        b.handle(T0, Event::Up(Families::V4));
+        let down = b.next_deadline().unwrap();
+        assert!(!b.is_due(down - us(1)));
+        assert!(b.handle(down - us(1), Event::TimerExpired).is_empty());
+        assert_eq!(b.state(), State::Backup);
+        assert!(b.is_due(down));
     }
 
     #[test]

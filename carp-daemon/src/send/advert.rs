@@ -63,6 +63,11 @@ impl AdvertSender {
         })
     }
 
+    /// An address of the carpdev changed: read the advert sources again before the next send.
+    pub fn addresses_changed(&mut self) {
+        self.sources.invalidate();
+    }
+
     /// Sends one IPv4 advert (the 36-byte CARP header `carp`) from `vmac`. `fallback` is the
     /// carp interface's first IPv4 address, the source when the carpdev has none.
     pub fn send_v4(

@@ -1,0 +1,76 @@
+//! `--realtime-priority`: carpd's event loop runs under SCHED_FIFO with its memory locked,
+//! and a hook it runs does not (SCHED_RESET_ON_FORK).
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use carp_tests::wait_until;
+
+mod common;
+use common::{PASS, Router, VIP4, lab};
+
+/// A field of /proc/PID/sched ("policy", "prio"), as a number.
+fn sched_field(pid: u32, field: &str) -> i64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/sched")).expect("/proc/PID/sched");
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            (name.trim() == field).then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/sched:\n{text}"))
+}
+
+/// VmLck of /proc/PID/status in kB.
+fn locked_kb(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmLck in /proc/PID/status")
+}
+
+#[test]
+fn the_event_loop_runs_sched_fifo_and_a_hook_does_not() {
+    let Some(lab) = lab("e2e_realtime", 1) else {
+        return;
+    };
+    let host = lab.host(0);
+    let dir = lab.workdir().join("hooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let seen = dir.join("hook.sched");
+    let hook = dir.join("hook.sh");
+    // The hook records its own scheduling policy (0: SCHED_OTHER, 1: SCHED_FIFO).
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nawk -F: '/^policy/ {{gsub(/ /, \"\", $2); print $2}}' /proc/$$/sched > {seen}.tmp\n\
+             mv {seen}.tmp {seen}\n",
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let toml = format!(
+        "[daemon]\nhooks = [\"{}\"]\n\n[[interface]]\nname = \"carp0\"\ncarpdev = \"eth0\"\n\
+         vhid = 1\nadvbase = 0\nadvskew = 60\npass = \"{PASS}\"\naddresses = [\"{VIP4}/24\"]\n",
+        hook.display()
+    );
+    let router = Router::start_files(
+        &lab,
+        host,
+        &[("carpd.toml", &toml)],
+        &["--realtime-priority", "10"],
+    );
+    router.wait_state("MASTER", Duration::from_secs(10));
+    let pid = router.process.as_ref().unwrap().pid();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "carpd", "pid {pid} is not carpd");
+    // The main thread runs the event loop: SCHED_FIFO (1) at priority 10 (the kernel's prio
+    // 99 - 10 = 89), and the memory is locked.
+    assert_eq!(sched_field(pid, "policy"), 1, "{}", router.log());
+    assert_eq!(sched_field(pid, "prio"), 89);
+    assert!(locked_kb(pid) > 0, "carpd's memory is not locked");
+
+    wait_until(Duration::from_secs(10), || seen.exists()).expect("the hook ran");
+    let policy = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(policy.trim(), "0", "the hook ran under policy {policy}");
+}
