@@ -90,8 +90,16 @@ pub struct VhidEntry {
     pub master_deadline_ns: u64,
     /// Virtual MAC used as the source of ARP/NA replies: `00:00:5e:00:01:<vhid>`.
     pub vmac: [u8; 6],
-    pub _pad: [u8; 2],
+    /// `VHID_FLAG_*` bits.
+    pub flags: u8,
+    pub _pad: u8,
 }
+
+/// `VhidEntry::flags`: a VRRPv3 router that is neither the address owner (priority 255) nor
+/// in accept mode (RFC 5798 6.4.3, RFC 9568): as master, IP packets to its virtual MAC and
+/// one of its addresses are dropped (`vrrp_dropped_accept_mode`); ARP and neighbour
+/// discovery for them are still answered. Never set for a CARP vhid.
+pub const VHID_FLAG_VRRP_NO_ACCEPT: u8 = 1;
 
 /// Key of the IPv4 virtual-address map.
 #[repr(C)]
@@ -308,6 +316,10 @@ dataplane_counters! {
         pub vrrp_passed_unicast: u64,
         /// Dropped: ring buffer full.
         pub vrrp_ring_full: u64,
+        /// Not an advert: an IPv4/IPv6 packet to a master router's virtual MAC and one of its
+        /// addresses, dropped because the router is neither the address owner nor in accept
+        /// mode (`VHID_FLAG_VRRP_NO_ACCEPT`).
+        pub vrrp_dropped_accept_mode: u64,
     }
 }
 

@@ -202,6 +202,8 @@ pub struct Dataplane {
     /// VRRPv3 routers served (see `dataplane/vrrp.rs`).
     vrrp_routers: HashMap<MapData, VhidKey, u32>,
     vrrp_counters: PerCpuArray<MapData, carp_common::maps::VrrpCounters>,
+    /// The VRRP routers whose state entries carry `VHID_FLAG_VRRP_NO_ACCEPT`.
+    vrrp_no_accept: std::collections::HashSet<VhidKey>,
     lb_groups: HashMap<MapData, VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
@@ -299,6 +301,7 @@ impl Dataplane {
             master_seen,
             vrrp_routers,
             vrrp_counters,
+            vrrp_no_accept: Default::default(),
             lb_groups,
             links: Vec::new(),
             xdp_log,
@@ -592,16 +595,17 @@ impl Dataplane {
                 until.as_nanos().min(u64::MAX as u128) as u64,
             ),
         };
+        let key = VhidKey {
+            ifindex,
+            vhid: slot,
+        };
         let entry = VhidEntry {
             state,
             interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
             master_deadline_ns: deadline,
             vmac,
-            _pad: [0; 2],
-        };
-        let key = VhidKey {
-            ifindex,
-            vhid: slot,
+            flags: self.slot_flags(&key),
+            _pad: 0,
         };
         self.vhids
             .insert(key, entry, 0)

@@ -1,7 +1,7 @@
 //! carpd's VRRPv3 routers without a peer: a carp interface turned into a VRRPv3 router and
 //! back by SIGHUP, written in FreeBSD's hostname.carpN words (`carpver 3 vrrpprio P
-//! vrrpinterval CS`), the fail-silent dataplane of a VRRP master whose carpd is killed, and
-//! a router's XDP decision records and monitor events.
+//! vrrpinterval CS`), the fail-silent dataplane of a VRRP master whose carpd is killed, a
+//! router's XDP decision records and monitor events, and accept mode.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -39,13 +39,15 @@ fn sighup_switches_between_carp_and_vrrp() {
         "\tcarp: MASTER carpdev eth0 vhid 5 advbase 1 advskew 0\n",
     );
 
+    // The address owner (priority 255): it accepts packets to its addresses without
+    // accept mode (RFC 5798 6.4.3), so the client's ping gets an answer.
     let vrrp = format!(
-        "inet {VIP4}/24 vhid 5 carpdev {} carpver 3 vrrpprio 120 vrrpinterval 50\n",
+        "inet {VIP4}/24 vhid 5 carpdev {} carpver 3 vrrpprio 255 vrrpinterval 50\n",
         h1.ifname()
     );
     std::fs::write(&r1.config, vrrp).unwrap();
     r1.signal(Signal::SIGHUP);
-    wait_status(&r1, "\tvrrp: MASTER vrid 5 prio 120 interval 50\n");
+    wait_status(&r1, "\tvrrp: MASTER vrid 5 prio 255 interval 50\n");
     let status = ok(r1.carpctl(&["carp0"]));
     assert!(status.contains("\tlladdr 00:00:5e:00:01:05\n"), "{status}");
     assert!(lab.client().ping(std::net::IpAddr::V4(VIP4)).unwrap());
@@ -198,5 +200,71 @@ fn vrrp_routers_reach_the_decision_records_and_the_monitor() {
             && e["reason"] == "VRRP shutdown"),
         "{}",
         monitor.log()
+    );
+}
+
+/// RFC 5798 6.4.3: a master that is not the address owner and not in accept mode answers
+/// ARP for its address (clients must reach the router through it) but drops packets to it:
+/// the client's ping gets no answer, counted and recorded by the XDP program. With
+/// `accept_mode = true` (a reload) the same ping is answered.
+#[test]
+fn accept_mode_off_answers_arp_but_not_ping() {
+    let Some(lab) = lab("e2e_vrrp_accept", 1) else {
+        return;
+    };
+    let h1 = lab.host(0);
+    let toml = |accept: bool| {
+        format!(
+            "[[interface]]\nname = \"carp0\"\ncarpdev = \"{}\"\nprotocol = \"vrrp3\"\nvrid = 6\n\
+             advert_interval = 50\naccept_mode = {accept}\naddresses = [\"{VIP4}/24\"]\n",
+            h1.ifname()
+        )
+    };
+    let r1 = Router::start_files(&lab, h1, &[("carpd.toml", &toml(false))], &[]);
+    r1.wait_state("MASTER", Duration::from_secs(10));
+    ok(r1.carpctl(&["debug", "xdp", "on"]));
+    let dropped = || {
+        let json = r1.carpctl(&["--json", "stats"]).stdout;
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        v["vrrp"]["dataplane"]["vrrp_dropped_accept_mode"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(arp_answered(&lab), "ARP for the VIP not answered");
+    let client = lab.client();
+    assert!(
+        !client.ping(VIP4).unwrap(),
+        "a priority-100 master without accept mode answered a ping to its VIP"
+    );
+    wait_until(Duration::from_secs(5), || dropped() >= 1).unwrap_or_else(|_| {
+        panic!(
+            "the dropped ping not counted: {}",
+            ok(r1.carpctl(&["stats"]))
+        )
+    });
+    let line = format!(
+        "vrrp packet dropped: dst={VIP4} vrid=6 carpdev={} reason=accept_mode_off",
+        h1.ifname()
+    );
+    wait_until(Duration::from_secs(5), || r1.log().contains(&line))
+        .unwrap_or_else(|_| panic!("no record {line:?}:\n{}", r1.log()));
+    let stats = ok(r1.carpctl(&["stats"]));
+    assert!(
+        stats.contains(" to a virtual address dropped (accept_mode off)\n"),
+        "{stats}"
+    );
+
+    std::fs::write(&r1.config, toml(true)).unwrap();
+    r1.signal(Signal::SIGHUP);
+    // The router is built again and elects: answered once it is master anew.
+    wait_until(Duration::from_secs(15), || client.ping(VIP4).unwrap())
+        .unwrap_or_else(|_| panic!("accept_mode = true: ping not answered:\n{}", r1.log()));
+    let before = dropped();
+    assert!(client.ping(VIP4).unwrap());
+    assert_eq!(dropped(), before, "a ping dropped with accept_mode = true");
+    r1.signal(Signal::SIGTERM);
+    assert!(
+        r1.wait_exit(Duration::from_secs(10)),
+        "carpd did not exit cleanly"
     );
 }

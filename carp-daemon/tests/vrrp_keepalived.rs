@@ -25,6 +25,10 @@ fn vrrp_toml(host: &Host, vrid: u8, priority: u8, addresses: &[&str], extra: &st
     )
 }
 
+/// What keepalived does without `vrrp_strict`: its master answers packets to the VIPs, as
+/// the client's pings below expect (carpd's default is the RFC's: it drops them).
+const ACCEPT: &str = "accept_mode = true\n";
+
 fn instance(vrid: u8, priority: u8, vips: &[&str]) -> Instance {
     Instance {
         name: "VI_1",
@@ -62,7 +66,7 @@ fn keepalived_master_carpd_backup_then_failover_and_preemption_ipv4() {
     let r1 = Router::start_files(
         &lab,
         h1,
-        &[("carpd.toml", &vrrp_toml(h1, 1, 100, &vips, ""))],
+        &[("carpd.toml", &vrrp_toml(h1, 1, 100, &vips, ACCEPT))],
         &[],
     );
     r1.wait_state("BACKUP", Duration::from_secs(10));
@@ -147,7 +151,7 @@ fn carpd_master_keepalived_backup_and_sigterm_handover_ipv6() {
     let r1 = Router::start_files(
         &lab,
         h1,
-        &[("carpd.toml", &vrrp_toml(h1, 2, 200, &vips, ""))],
+        &[("carpd.toml", &vrrp_toml(h1, 2, 200, &vips, ACCEPT))],
         &[],
     );
     r1.wait_state("MASTER", Duration::from_secs(10));

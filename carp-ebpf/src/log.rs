@@ -1,5 +1,6 @@
 //! The program's decisions as aya-log records, for `carpctl debug xdp on`: every advert
-//! dropped (reason, source, vhid, carpdev; a VRRPv3 one with its VRID), every ARP request and neighbour solicitation for
+//! dropped (reason, source, vhid, carpdev; a VRRPv3 one with its VRID; a packet a VRRPv3
+//! router does not accept, with its destination), every ARP request and neighbour solicitation for
 //! a virtual address answered or dropped (target, and the vhid state that decided it).
 //!
 //! Off by default. Each decision site asks [`enabled`] first, and on a frame's path there is
@@ -57,6 +58,7 @@ const KIND_ADVERT: u8 = 0;
 const KIND_ARP: u8 = 1;
 const KIND_NS: u8 = 2;
 const KIND_VRRP: u8 = 3;
+const KIND_VRRP_NOT_ACCEPTED: u8 = 4;
 
 /// What a decision site hands to `carp_log`.
 #[repr(C)]
@@ -151,6 +153,30 @@ pub fn vrrp_dropped(
         r.vhid = vrid;
         r.ifindex = ifindex;
         r.addr = *src;
+    });
+}
+
+/// A packet to a VRRP router's virtual address dropped because the router does not accept
+/// (see `vrrp::refuses`); its destination is read from the frame here, only while on.
+#[inline(always)]
+pub fn vrrp_not_accepted(ctx: &XdpContext, v6: bool, vrid: u8, ifindex: u32) {
+    use carp_common::frame::ethernet::ETH_HLEN;
+    let mut dst = [0u8; 16];
+    if v6 {
+        if let Some(a) = crate::packet::read_at::<[u8; 16]>(ctx, ETH_HLEN + 24) {
+            dst = a;
+        }
+    } else if let Some(a) = crate::packet::read_at::<[u8; 4]>(ctx, ETH_HLEN + 16) {
+        dst[..4].copy_from_slice(&a);
+    }
+    hand_over(ctx, |r| {
+        r.kind = KIND_VRRP_NOT_ACCEPTED;
+        r.code = 0;
+        r.answered = 0;
+        r.family = if v6 { 6 } else { 4 };
+        r.vhid = vrid;
+        r.ifindex = ifindex;
+        r.addr = dst;
     });
 }
 
@@ -280,6 +306,28 @@ fn write(r: &LogRecord) {
                     vrid,
                     ifindex,
                     reason
+                );
+            }
+        }
+        KIND_VRRP_NOT_ACCEPTED => {
+            let vrid = r.vhid;
+            if r.family == 4 {
+                let dst = [r.addr[0], r.addr[1], r.addr[2], r.addr[3]];
+                info!(
+                    &(),
+                    "vrrp packet dropped: dst={:i} vrid={} ifindex={} reason=accept_mode_off",
+                    dst,
+                    vrid,
+                    ifindex
+                );
+            } else {
+                let dst = r.addr;
+                info!(
+                    &(),
+                    "vrrp packet dropped: dst={:i} vrid={} ifindex={} reason=accept_mode_off",
+                    dst,
+                    vrid,
+                    ifindex
                 );
             }
         }

@@ -9,7 +9,9 @@
 //! 3. destined to the carp MAC of a balanced interface → `lb` keeps it if this host is the
 //!    live master of its bucket; destined to the virtual MAC of any other vhid (or VRRP
 //!    router, `vrrp`) served here → dropped unless this host is live master (a switch may
-//!    still flood the old master's MAC after a failover).
+//!    still flood the old master's MAC after a failover); for a VRRP router that does not
+//!    accept (not the owner, accept mode off), IP packets to its own addresses are dropped
+//!    too (`vrrp::refuses`).
 //! 4. ARP → `arp`, IPv6 neighbour solicitation → `ndp`, protocol 112 → `advert` (VRRPv3
 //!    for a router served here → `vrrp`).
 //! 5. everything else → pass.
@@ -40,6 +42,7 @@ use carp_common::{
         ethernet::{ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ip::{IPPROTO_ICMPV6, Ipv4Hdr, Ipv6Hdr},
     },
+    maps::VHID_FLAG_VRRP_NO_ACCEPT,
     vrrp::{vrid_of_v6_virtual_mac, vrrp_slot},
     wire::{IPPROTO_CARP, vhid_of_virtual_mac},
 };
@@ -74,6 +77,11 @@ pub fn carp(ctx: XdpContext) -> u32 {
         if !is_live_master(&entry) {
             count(|c| &mut c.vmac_dropped_not_master);
             return xdp_action::XDP_DROP;
+        }
+        if entry.flags & VHID_FLAG_VRRP_NO_ACCEPT != 0
+            && vrrp::refuses(&ctx, ifindex, slot, ethertype)
+        {
+            return vrrp::drop_not_accepted(&ctx, ifindex, slot, ethertype);
         }
         count(|c| &mut c.vmac_accepted);
     }

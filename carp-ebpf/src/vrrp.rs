@@ -10,10 +10,24 @@
 //! The checksum covers the header and every address, so the addresses are summed here, up to
 //! `VRRP_XDP_MAX_ADDRESSES` of them (a bounded loop); an IPv4 advert passes with or without
 //! the pseudo-header (keepalived/FreeBSD, RFC 9568), an IPv6 one with it.
+//!
+//! Accept mode (RFC 5798 6.4.3, RFC 9568): a master that is neither the address owner nor in
+//! accept mode must not accept packets addressed to its virtual addresses. The program
+//! enforces it where it is cheap: a frame to the virtual MAC of a live master whose entry
+//! carries `VHID_FLAG_VRRP_NO_ACCEPT` (one bit of the entry already read for the virtual-MAC
+//! check, so CARP's frames pay nothing) is dropped when its IPv4/IPv6 destination is one of
+//! the router's addresses ([`refuses`]: one address lookup), neighbour discovery excepted.
+//! Packets to those addresses through any other destination MAC (the carpdev's own) are not
+//! looked at.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use carp_common::{
-    frame::{Checksum, checksum::ipv6_pseudo_header},
-    maps::{AdvertEvent, CarpdevEntry, VhidKey, VrrpCounters},
+    frame::{
+        Checksum,
+        checksum::ipv6_pseudo_header,
+        ethernet::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6},
+        ip::{IPPROTO_ICMPV6, IPV6_HLEN},
+    },
+    maps::{AdvertEvent, CarpdevEntry, VhidKey, Vip4Key, Vip6Key, VrrpCounters},
     vrrp::{VRRP_HEADER_LEN, VRRP_VERSION, VRRP_XDP_MAX_ADDRESSES, vrrp_slot},
     wire::{CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP},
 };
@@ -21,9 +35,18 @@ use carp_common::{
 use crate::{
     advert::Received,
     log::{self, AdvertDrop, log_decision},
-    maps::{ADVERTS, VRRP_COUNTERS, VRRP_ROUTERS},
+    maps::{ADVERTS, VIP4, VIP6, VRRP_COUNTERS, VRRP_ROUTERS},
     packet::read_at,
 };
+
+/// ICMPv6 neighbour discovery (RFC 4861: router/neighbour solicitation and advertisement,
+/// redirect): answered and passed whatever the accept mode.
+const ICMPV6_ND_FIRST: u8 = 133;
+const ICMPV6_ND_LAST: u8 = 137;
+/// Offsets in the frame of the IPv4 destination, the IPv6 next header and destination.
+const IPV4_DST_OFF: usize = ETH_HLEN + 16;
+const IPV6_NEXT_HEADER_OFF: usize = ETH_HLEN + 6;
+const IPV6_DST_OFF: usize = ETH_HLEN + 24;
 
 /// Bumps one VRRP counter of this CPU's copy.
 #[inline(always)]
@@ -188,4 +211,53 @@ fn message_sum(
         };
     }
     Some(sum)
+}
+
+/// Whether a frame to the virtual MAC of router `slot`, whose entry says it does not accept
+/// (not the owner, accept mode off), is an IP packet addressed to one of the router's own
+/// addresses (an entry of `carp_vip4`/`carp_vip6` under `slot`), other than neighbour
+/// discovery: one such the router must not accept (RFC 5798 6.4.3).
+#[inline(always)]
+pub fn refuses(ctx: &XdpContext, ifindex: u32, slot: u32, ethertype: u16) -> bool {
+    match ethertype {
+        ETH_P_IP => {
+            let Some(addr) = read_at::<[u8; 4]>(ctx, IPV4_DST_OFF) else {
+                return false;
+            };
+            // SAFETY: one field read at once.
+            unsafe { VIP4.get(Vip4Key { ifindex, addr }) }.is_some_and(|v| v.vhid == slot)
+        }
+        ETH_P_IPV6 => {
+            let Some([next_header]) = read_at::<[u8; 1]>(ctx, IPV6_NEXT_HEADER_OFF) else {
+                return false;
+            };
+            if next_header == IPPROTO_ICMPV6 {
+                let Some([icmp_type]) = read_at::<[u8; 1]>(ctx, ETH_HLEN + IPV6_HLEN) else {
+                    return false;
+                };
+                if (ICMPV6_ND_FIRST..=ICMPV6_ND_LAST).contains(&icmp_type) {
+                    return false;
+                }
+            }
+            let Some(addr) = read_at::<[u8; 16]>(ctx, IPV6_DST_OFF) else {
+                return false;
+            };
+            // SAFETY: one field read at once.
+            unsafe { VIP6.get(Vip6Key { ifindex, addr }) }.is_some_and(|v| v.vhid == slot)
+        }
+        _ => false,
+    }
+}
+
+/// Drops a packet [`refuses`] found, counted (`vrrp_dropped_accept_mode`) and logged.
+#[inline(always)]
+pub fn drop_not_accepted(ctx: &XdpContext, ifindex: u32, slot: u32, ethertype: u16) -> u32 {
+    count(|c| &mut c.vrrp_dropped_accept_mode);
+    log_decision!(log::vrrp_not_accepted(
+        ctx,
+        ethertype == ETH_P_IPV6,
+        slot as u8,
+        ifindex
+    ));
+    xdp_action::XDP_DROP
 }

@@ -2,7 +2,9 @@
 //! method): adverts of a served virtual router reach the ring with their 8-byte header, in
 //! both IPv4 checksum forms; malformed ones are dropped and counted apart from CARP; an
 //! IPv6 router answers neighbour solicitations with its own virtual MAC
-//! (00:00:5e:00:02:<vrid>) as live master only. The adverts are keepalived 2.2.7's own,
+//! (00:00:5e:00:02:<vrid>) as live master only; a master that is neither the address owner
+//! nor in accept mode drops packets to its addresses (RFC 5798 6.4.3) but still answers
+//! ARP and neighbour solicitations for them. The adverts are keepalived 2.2.7's own,
 //! captured in the lab (as in carp-daemon's proto::vrrp::packet tests).
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -10,7 +12,9 @@ use std::time::Duration;
 use aya::programs::{TestRun, TestRunOptions};
 use carp_common::maps::{DataplaneCounters, VipEntry, VrrpCounters};
 use carp_common::vrrp::{vrrp_slot, vrrp_virtual_mac};
+use carp_daemon::config::VrrpSettings;
 use carp_daemon::dataplane::{Dataplane, VhidDataplaneState, decode_event, monotonic_now};
+use carp_daemon::proto::vrrp::ChecksumForm;
 use carp_tests::frames::*;
 
 const IFINDEX: u32 = 1;
@@ -64,7 +68,7 @@ fn dataplane() -> Dataplane {
             VhidDataplaneState::Backup,
         )
         .unwrap();
-        dp.set_vrrp_router(IFINDEX, slot).unwrap();
+        dp.set_vrrp_router(IFINDEX, slot, true).unwrap();
     }
     let vip = VipEntry {
         vhid: vrrp_slot(8, true),
@@ -278,4 +282,170 @@ fn ipv6_router_answers_with_its_own_virtual_mac_as_live_master_only() {
     .unwrap();
     let (verdict, _, names) = moved(&dp, &ns);
     assert_eq!((verdict, names), (XDP_DROP, vec!["ns_dropped_not_master"]));
+}
+
+const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+
+/// An ICMP(v6) echo request from the client to `dst` through the virtual MAC `vmac`.
+fn echo_v4(vmac: [u8; 6], dst: Ipv4Addr) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    let sum = inet_checksum(0, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    ethernet(vmac, CLIENT_MAC, 0x0800, &ipv4(CLIENT4, dst, 1, 64, &icmp))
+}
+
+fn echo_v6(vmac: [u8; 6], dst: Ipv6Addr) -> Vec<u8> {
+    let mut icmp = vec![128, 0, 0, 0, 0x12, 0x34, 0, 1];
+    let sum = icmpv6_checksum(CLIENT_LL, dst, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    ethernet(
+        vmac,
+        CLIENT_MAC,
+        0x86dd,
+        &ipv6(CLIENT_LL, dst, 58, 64, &icmp),
+    )
+}
+
+/// A neighbour solicitation sent straight to the virtual address and MAC (RFC 4861
+/// neighbour unreachability detection), as a client checks a cached entry.
+fn unicast_solicitation(vmac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
+    let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    icmp.extend_from_slice(&[1, 1]);
+    icmp.extend_from_slice(&CLIENT_MAC);
+    let sum = icmpv6_checksum(CLIENT_LL, target, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    ethernet(
+        vmac,
+        CLIENT_MAC,
+        0x86dd,
+        &ipv6(CLIENT_LL, target, 58, 255, &icmp),
+    )
+}
+
+fn settings(priority: u8, accept_mode: bool, v6: bool) -> VrrpSettings {
+    VrrpSettings {
+        priority,
+        advert_interval: 100,
+        preempt: true,
+        accept_mode,
+        checksum: ChecksumForm::PseudoHeader,
+        v6,
+    }
+}
+
+/// RFC 5798 6.4.3: as master, a router that is not the address owner (priority 255) and not
+/// in accept mode drops packets to its virtual addresses (counted apart, as VRRP's), and
+/// still answers ARP and neighbour solicitations for them and passes what it forwards; the
+/// owner and a router in accept mode take them.
+#[test]
+fn accept_mode_decides_what_a_master_takes_for_its_addresses() {
+    if !require_root("accept_mode_decides_what_a_master_takes_for_its_addresses") {
+        return;
+    }
+    let vmac4 = vrrp_virtual_mac(7, false);
+    let vmac6 = vrrp_virtual_mac(8, true);
+    for (what, priority, accept_mode, accepts) in [
+        ("priority 100, accept_mode false", 100, false, false),
+        ("priority 100, accept_mode true", 100, true, true),
+        ("owner (priority 255), accept_mode false", 255, false, true),
+    ] {
+        let mut dp = dataplane();
+        dp.add_vip4(
+            IFINDEX,
+            VIP4,
+            VipEntry {
+                vhid: vrrp_slot(7, false),
+                flags: 0,
+            },
+        )
+        .unwrap();
+        // An address of another vhid on the same carpdev, sent to this router's MAC.
+        let other = Ipv4Addr::new(192, 0, 2, 9);
+        dp.add_vip4(IFINDEX, other, VipEntry { vhid: 9, flags: 0 })
+            .unwrap();
+        let master = |dp: &mut Dataplane| {
+            let until = monotonic_now().unwrap() + Duration::from_secs(60);
+            for (vrid, v6) in [(7, false), (8, true)] {
+                dp.set_slot(
+                    IFINDEX,
+                    vrrp_slot(vrid, v6),
+                    vrrp_virtual_mac(vrid, v6),
+                    Duration::from_secs(1),
+                    VhidDataplaneState::Master { until },
+                )
+                .unwrap();
+            }
+        };
+        master(&mut dp);
+        // Declared after the state entries exist: set_vrrp_router marks them itself.
+        for (vrid, v6) in [(7, false), (8, true)] {
+            let s = settings(priority, accept_mode, v6);
+            assert_eq!(s.accepts_own_addresses(), accepts, "{what}");
+            dp.set_vrrp_router(IFINDEX, vrrp_slot(vrid, v6), s.accepts_own_addresses())
+                .unwrap();
+        }
+        let to_vip: &[&str] = if accepts {
+            &["vmac_accepted"]
+        } else {
+            &["vrrp_dropped_accept_mode"]
+        };
+        let verdict_vip = if accepts { XDP_PASS } else { XDP_DROP };
+        let cases: Vec<(&str, Vec<u8>, u32, &[&str])> = vec![
+            (
+                "ping to the IPv4 VIP",
+                echo_v4(vmac4, VIP4),
+                verdict_vip,
+                to_vip,
+            ),
+            (
+                "ping to the IPv6 VIP",
+                echo_v6(vmac6, VIP6),
+                verdict_vip,
+                to_vip,
+            ),
+            (
+                "ping through the router (forwarded)",
+                echo_v4(vmac4, Ipv4Addr::new(198, 51, 100, 1)),
+                XDP_PASS,
+                &["vmac_accepted"],
+            ),
+            (
+                "ping to another vhid's address",
+                echo_v4(vmac4, other),
+                XDP_PASS,
+                &["vmac_accepted"],
+            ),
+            (
+                "ARP for the VIP",
+                arp_request(CLIENT_MAC, CLIENT4, VIP4),
+                XDP_TX,
+                &["arp_replied"],
+            ),
+            (
+                "unicast NS for the VIP",
+                unicast_solicitation(vmac6, VIP6),
+                XDP_TX,
+                &["ns_replied", "vmac_accepted"],
+            ),
+        ];
+        let mut failures = Vec::new();
+        for round in ["declared", "after a refresh"] {
+            if round == "after a refresh" {
+                // Every advert a master sends rewrites its entry: the flag stays.
+                master(&mut dp);
+            }
+            for (name, frame, verdict, counters) in &cases {
+                let (got, _, names) = moved(&dp, frame);
+                if got != *verdict || names != *counters {
+                    failures.push(format!(
+                        "{what}, {round}: {name}: verdict {got} counters {names:?}, \
+                         expected {verdict} {counters:?}"
+                    ));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
 }

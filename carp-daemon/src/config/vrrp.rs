@@ -23,6 +23,7 @@ use super::{Addr4, Addr6};
 use crate::proto::vrrp::ChecksumForm;
 use carp_common::vrrp::{
     VRRP_ADVERT_INTERVAL_DEFAULT, VRRP_MAX_ADVERT_INTERVAL, VRRP_PRIORITY_DEFAULT,
+    VRRP_PRIORITY_OWNER,
 };
 
 /// The settings of a VRRPv3 interface; its `vhid` is the VRID.
@@ -34,13 +35,23 @@ pub struct VrrpSettings {
     pub advert_interval: u16,
     /// Preempt_Mode; default true (RFC 5798 6.1).
     pub preempt: bool,
-    /// Accept_Mode; default false.
+    /// Accept_Mode; default false: as master, a router that is not the owner drops packets
+    /// to its addresses ([`VrrpSettings::accepts_own_addresses`]).
     pub accept_mode: bool,
     /// The IPv4 checksum sent (both are accepted).
     pub checksum: ChecksumForm,
     /// Whether the interface's addresses are IPv6 (its virtual MAC is then
     /// `00:00:5e:00:02:<vrid>`).
     pub v6: bool,
+}
+
+impl VrrpSettings {
+    /// Whether the router, as master, accepts packets addressed to its virtual addresses:
+    /// the address owner always does, another only in accept mode (RFC 5798 6.4.3; ARP and
+    /// neighbour discovery for them are answered either way).
+    pub fn accepts_own_addresses(&self) -> bool {
+        self.accept_mode || self.priority == VRRP_PRIORITY_OWNER
+    }
 }
 
 /// What a file says about VRRP for one interface.

@@ -380,6 +380,7 @@ fn vrrp_lines(out: &mut String, v: &crate::control::protocol::VrrpStats) {
         (v.sent,                        "\t{n} advertisement{s} sent"),
         (v.send_errors,                 "\t\t{n} send failure{s}"),
         (v.became_master,               "\t{n} transition{s} to master"),
+        (d.vrrp_dropped_accept_mode,    "\t{n} packet{s} to a virtual address dropped (accept_mode off)"),
     ]);
 }
 
@@ -707,7 +708,8 @@ mod tests {
              \t\t0 unicast advertisements passed to the stack\n\
              \t3 advertisements sent\n\
              \t\t0 send failures\n\
-             \t1 transition to master\n"
+             \t1 transition to master\n\
+             \t0 packets to a virtual address dropped (accept_mode off)\n"
         );
         assert!(!stats(&StatsReport::default()).contains("vrrp:"));
     }

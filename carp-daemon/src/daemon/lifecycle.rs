@@ -246,6 +246,10 @@ impl Daemon {
         let (cfg, carpdev_ifindex, interval) =
             (cif.cfg.clone(), cif.carpdev_ifindex, cif.interval());
         let (slot, vmac) = (cif.slot(), cif.vmac);
+        if let Some(vrrp) = &cfg.vrrp {
+            self.dataplane
+                .set_vrrp_router(carpdev_ifindex, slot, vrrp.accepts_own_addresses())?;
+        }
         self.dataplane.set_slot(
             carpdev_ifindex,
             slot,
@@ -253,9 +257,6 @@ impl Daemon {
             interval,
             VhidDataplaneState::Init,
         )?;
-        if cfg.vrrp.is_some() {
-            self.dataplane.set_vrrp_router(carpdev_ifindex, slot)?;
-        }
         let vip = vip_entry(slot);
         for a in &cfg.ipv4 {
             self.dataplane.add_vip4(carpdev_ifindex, a.addr, vip)?;

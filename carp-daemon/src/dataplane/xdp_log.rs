@@ -4,7 +4,8 @@
 //!
 //! Who reports what: the XDP program reports what it decides alone (adverts it drops: bad
 //! length, TTL, checksum, version, own source, ring full; a VRRPv3 router's as `vrrp advert
-//! dropped` with its VRID; ARP and NS it answers or drops).
+//! dropped` with its VRID; a packet a VRRPv3 master without accept mode refuses, as `vrrp
+//! packet dropped` with its destination; ARP and NS it answers or drops).
 //! It cannot check the HMAC: an advert with a wrong passphrase passes it and is rejected by
 //! carpd, which reports that itself (`advert rejected` at debug, and the monitor's
 //! `rejected` event with the source and `badauth`).
