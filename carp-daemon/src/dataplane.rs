@@ -59,6 +59,7 @@ use carp_common::maps::{
 };
 use carp_common::wire::virtual_mac;
 
+mod lb;
 mod vrrp;
 pub mod xdp_log;
 pub mod xdp_mode;
@@ -210,6 +211,9 @@ pub struct Dataplane {
     vrrp_routers: HashMap<MapData, VhidKey, u32>,
     vrrp_counters: PerCpuArray<MapData, carp_common::maps::VrrpCounters>,
     lb_groups: HashMap<MapData, VhidKey, LbGroup>,
+    /// The `lb_groups` entries as last written, so that a node's state is one write of its
+    /// group (see `dataplane/lb.rs`).
+    lb_written: std::collections::HashMap<VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
     /// The switch of the program's decision records (`carpctl debug xdp`).
@@ -307,6 +311,7 @@ impl Dataplane {
             vrrp_routers,
             vrrp_counters,
             lb_groups,
+            lb_written: std::collections::HashMap::new(),
             links: Vec::new(),
             xdp_log,
         })
@@ -591,21 +596,7 @@ impl Dataplane {
         interval: Duration,
         state: VhidDataplaneState,
     ) -> Result<(), DataplaneError> {
-        let (state, deadline) = match state {
-            VhidDataplaneState::Init => (VHID_STATE_INIT, 0),
-            VhidDataplaneState::Backup => (VHID_STATE_BACKUP, 0),
-            VhidDataplaneState::Master { until } => (
-                VHID_STATE_MASTER,
-                until.as_nanos().min(u64::MAX as u128) as u64,
-            ),
-        };
-        let entry = VhidEntry {
-            state,
-            interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
-            master_deadline_ns: deadline,
-            vmac,
-            _pad: [0; 2],
-        };
+        let entry = vhid_entry(vmac, interval, state);
         let key = VhidKey {
             ifindex,
             vhid: slot,
@@ -616,47 +607,6 @@ impl Dataplane {
                 map: pin::VHIDS,
                 source,
             })
-    }
-
-    /// Declares a balanced carp interface on carpdev `ifindex`: its nodes' vhids (sorted,
-    /// the leader first), its mode (`carp_common::lb::LB_MODE_*`) and the carpdev's MAC.
-    /// Who serves each bucket is the state of its node's vhid entry ([`Dataplane::set_vhid`]).
-    pub fn set_lb_group(
-        &mut self,
-        ifindex: u32,
-        vhids: &[u8],
-        mode: u32,
-        dev_mac: [u8; 6],
-    ) -> Result<(), DataplaneError> {
-        let mut group = LbGroup {
-            mode,
-            count: vhids.len().min(carp_common::lb::LB_MAX_NODES) as u32,
-            vhids: [0; carp_common::lb::LB_MAX_NODES],
-            dev_mac,
-            _pad: [0; 2],
-        };
-        for (slot, vhid) in group.vhids.iter_mut().zip(vhids) {
-            *slot = *vhid;
-        }
-        let key = VhidKey {
-            ifindex,
-            vhid: u32::from(vhids.first().copied().unwrap_or(0)),
-        };
-        self.lb_groups
-            .insert(key, group, 0)
-            .map_err(|source| DataplaneError::Map {
-                map: pin::LB_GROUPS,
-                source,
-            })
-    }
-
-    /// Forgets a balanced interface (by its leader vhid).
-    pub fn remove_lb_group(&mut self, ifindex: u32, leader: u8) -> Result<(), DataplaneError> {
-        let key = VhidKey {
-            ifindex,
-            vhid: u32::from(leader),
-        };
-        ignore_missing(self.lb_groups.remove(&key), pin::LB_GROUPS)
     }
 
     /// Forgets a vhid, its followed master included.
@@ -806,7 +756,7 @@ impl Dataplane {
                     source,
                 })?;
         }
-        Ok(())
+        self.silence_lb_groups()
     }
 
     /// Removes every entry of every map: a restarted daemon starts from its configuration,
@@ -849,6 +799,7 @@ impl Dataplane {
         for k in keys {
             ignore_missing(self.lb_groups.remove(&k), pin::LB_GROUPS)?;
         }
+        self.lb_written.clear();
         Ok(())
     }
 
@@ -862,6 +813,25 @@ impl Dataplane {
                 source,
             })?;
         Ok(per_cpu.iter().sum())
+    }
+}
+
+/// The map value of a vhid (or VRRP router, or balanced node) in `state`.
+fn vhid_entry(vmac: [u8; 6], interval: Duration, state: VhidDataplaneState) -> VhidEntry {
+    let (state, deadline) = match state {
+        VhidDataplaneState::Init => (VHID_STATE_INIT, 0),
+        VhidDataplaneState::Backup => (VHID_STATE_BACKUP, 0),
+        VhidDataplaneState::Master { until } => (
+            VHID_STATE_MASTER,
+            until.as_nanos().min(u64::MAX as u128) as u64,
+        ),
+    };
+    VhidEntry {
+        state,
+        interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
+        master_deadline_ns: deadline,
+        vmac,
+        _pad: [0; 2],
     }
 }
 

@@ -12,10 +12,18 @@
 //!   gets the unicast MAC back (OpenBSD clears `M_MCAST` the same way), so the carp
 //!   interface takes it as addressed to itself and TCP accepts it.
 //!
-//! One lookup of the group (configuration, written once) and one of the bucket's node in
-//! `carp_vhids`: a bucket changes hands with the one write that changes the node's state,
-//! and a node whose carpd died stops being served at its fail-silent deadline
-//! ([`is_live_master`]), as ARP answers do.
+//! The decision reads one map entry after the carpdev's: the group's, which holds every
+//! node's state here (`LbGroup::nodes`). A bucket changes hands with the one write of that
+//! entry that carpd makes when a node changes state, and a node whose carpd died stops
+//! being served at its fail-silent deadline ([`is_live_master`]), as ARP answers do.
+//!
+//! The entry is read in place, not copied (the XDP stack is close to its 512 bytes), so a
+//! rewrite by carpd can race with a packet. The kernel links a new element in and reuses
+//! the old one for a later update, so a reader may see fields of two versions that carpd
+//! wrote whole. That is harmless: a packet's verdict reads one node's `state` and
+//! `master_deadline_ns` (an aligned u64, one load), so it sees that node as it was just
+//! before or just after one of carpd's writes, as if the packet had come a moment earlier
+//! or later; the configuration fields (`count`, `vhids`, `mode`) do not change in place.
 use aya_ebpf::{
     bindings::xdp_action,
     programs::{TcContext, XdpContext},
@@ -29,12 +37,12 @@ use carp_common::{
         LB_MAX_NODES, LB_MODE_IP_UNICAST, bucket, carp_mac, fold_v4, fold_v6, icmp4_is_error,
         icmp6_is_error, vhid_of_carp_mac,
     },
-    maps::{LbGroup, VhidKey},
+    maps::{LbGroup, VhidEntry, VhidKey},
     wire::IPPROTO_CARP,
 };
 
 use crate::{
-    maps::{LB_GROUPS, count, is_live_master, vhid_entry},
+    maps::{LB_GROUPS, count, is_live_master, slot_entry},
     packet::{ptr_at, read_at},
 };
 
@@ -67,22 +75,36 @@ fn lb_group(ifindex: u32, vhid: u8) -> Option<&'static LbGroup> {
 #[inline(always)]
 pub fn group_of_key(key: &VhidKey) -> Option<&'static LbGroup> {
     // Borrowed from the map, not copied: the XDP program's stack is close to its 512 bytes.
-    // SAFETY: carpd writes a group only when it configures the interface (a torn read of a
-    // group being rewritten can only pick a wrong bucket for that one frame).
+    // SAFETY: read in place; a rewrite racing with this packet is harmless (module doc).
     unsafe { LB_GROUPS.get(*key) }
+}
+
+/// The entry that decides whether this host answers ARP and NS for a virtual address of
+/// `slot`: a balanced interface's leader node (in its group entry: its `carp_vhids` entry
+/// carries no deadline), any other vhid's (or VRRP router's) `carp_vhids` entry.
+#[inline(always)]
+pub fn vip_owner(ifindex: u32, slot: u32) -> Option<VhidEntry> {
+    let key = VhidKey {
+        ifindex,
+        vhid: slot,
+    };
+    match group_of_key(&key) {
+        Some(group) => Some(group.nodes[0]),
+        None => slot_entry(ifindex, slot),
+    }
 }
 
 /// The egress guard's verdict on a frame leaving a balanced interface: it passes while this
 /// host is the live master of any of its nodes, from the carpdev's MAC in `ip` and
 /// `ip-stealth` modes.
 #[inline(always)]
-pub fn may_send(ctx: &mut TcContext, ifindex: u32, group: &LbGroup) -> bool {
+pub fn may_send(ctx: &mut TcContext, group: &LbGroup) -> bool {
     let mut serving = false;
     for i in 0..LB_MAX_NODES {
         if i as u32 >= group.count {
             break;
         }
-        if vhid_entry(ifindex, group.vhids[i]).is_some_and(|e| is_live_master(&e)) {
+        if is_live_master(&group.nodes[i]) {
             serving = true;
             break;
         }
@@ -125,13 +147,7 @@ pub fn answer_macs(ifindex: u32, vhid: u8, vmac: [u8; 6]) -> ([u8; 6], [u8; 6]) 
 /// balanced (ARP, adverts, neighbour discovery, group destinations, other protocols): the
 /// caller then handles it as any other frame.
 #[inline(always)]
-pub fn decide(
-    ctx: &XdpContext,
-    ifindex: u32,
-    ethertype: u16,
-    group: &LbGroup,
-    multicast: bool,
-) -> Option<u32> {
+pub fn decide(ctx: &XdpContext, ethertype: u16, group: &LbGroup, multicast: bool) -> Option<u32> {
     let fold = match ethertype {
         ETH_P_IP => fold_ipv4(ctx)?,
         ETH_P_IPV6 => fold_ipv6(ctx)?,
@@ -141,8 +157,7 @@ pub fn decide(
     if index >= LB_MAX_NODES {
         return None;
     }
-    let vhid = group.vhids[index];
-    if !vhid_entry(ifindex, vhid).is_some_and(|e| is_live_master(&e)) {
+    if !is_live_master(&group.nodes[index]) {
         count(|c| &mut c.lb_dropped_other_bucket);
         return Some(xdp_action::XDP_DROP);
     }
