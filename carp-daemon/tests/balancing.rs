@@ -226,6 +226,61 @@ fn two_hosts_share_the_address_and_sigkill_moves_a_bucket() {
         "ping the shared address"
     );
 
+    // The kernel resolving a neighbour from carp0 announces the multicast carp MAC (the
+    // egress guard rewrites the ARP sender address, as OpenBSD's arprequest sends the carp
+    // lladdr): the neighbour keeps the MAC the leader's master answers with, and its
+    // answer, sent there, comes back to carp0. The router holding the client's bucket
+    // pings it through carp0 (the reply is balanced as any packet).
+    let client = lab.client().addr4();
+    let owner = carp_common::lb::bucket(
+        carp_common::lb::fold_v4(&client.octets(), &VIP4.octets()),
+        2,
+    ) as usize;
+    let pinger = &routers[owner];
+    let ping = pinger
+        .host
+        .run([
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "-I",
+            "carp0",
+            &client.to_string(),
+        ])
+        .unwrap();
+    assert!(
+        ping.success(),
+        "{} pings the client through carp0: {}{}",
+        pinger.host.name(),
+        ping.stdout,
+        ping.stderr
+    );
+    let client_mac = lab
+        .client()
+        .mac()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let resolved = ok(pinger
+        .host
+        .run(["ip", "neigh", "show", &client.to_string(), "dev", "carp0"])
+        .unwrap());
+    assert!(
+        resolved.contains(&client_mac),
+        "carp0 resolved the client: {resolved}"
+    );
+    let cached = ok(lab
+        .client()
+        .run(["ip", "neigh", "show", &VIP4.to_string()])
+        .unwrap());
+    assert!(
+        cached.contains("01:00:5e:00:01:01"),
+        "the client caches the carp MAC for the address: {cached}"
+    );
+
     // SIGKILL of b: its bucket goes dark at the fail-silent deadline and a takes node 2
     // over after master-down; then a takes everything.
     b.signal(Signal::SIGKILL);

@@ -30,12 +30,12 @@ use aya_ebpf::{
 };
 use carp_common::{
     frame::{
-        ethernet::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ethernet::{ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ip::{IPPROTO_ICMPV6, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr},
     },
     lb::{
-        LB_MAX_NODES, LB_MODE_IP_UNICAST, bucket, carp_mac, fold_v4, fold_v6, icmp4_is_error,
-        icmp6_is_error, vhid_of_carp_mac,
+        LB_MAX_NODES, LB_MODE_IP, LB_MODE_IP_UNICAST, bucket, carp_mac, fold_v4, fold_v6,
+        icmp4_is_error, icmp6_is_error, vhid_of_carp_mac,
     },
     maps::{LbGroup, VhidEntry, VhidKey},
     wire::IPPROTO_CARP,
@@ -96,7 +96,8 @@ pub fn vip_owner(ifindex: u32, slot: u32) -> Option<VhidEntry> {
 
 /// The egress guard's verdict on a frame leaving a balanced interface: it passes while this
 /// host is the live master of any of its nodes, from the carpdev's MAC in `ip` and
-/// `ip-stealth` modes.
+/// `ip-stealth` modes (and, in `ip` mode, an ARP message announces the multicast carp MAC:
+/// [`announce_carp_mac`]).
 #[inline(always)]
 pub fn may_send(ctx: &mut TcContext, group: &LbGroup) -> bool {
     let mut serving = false;
@@ -119,8 +120,38 @@ pub fn may_send(ctx: &mut TcContext, group: &LbGroup) -> bool {
             count(|c| &mut c.egress_dropped_not_master);
             return false;
         }
+        if group.mode == LB_MODE_IP {
+            announce_carp_mac(ctx, group);
+        }
     }
     true
+}
+
+/// Offset of an Ethernet/IPv4 ARP message's sender hardware address in the frame.
+const ARP_SHA_OFF: usize = ETH_HLEN + 8;
+
+/// An ARP message the kernel sends from the carp interface (a request resolving a
+/// neighbour) carries the interface's unicast MAC as its sender hardware address, which
+/// the neighbour caches for our address (RFC 826). In `ip` mode that must be the carp MAC
+/// the leader's master announces, the multicast one, as OpenBSD's `arprequest` puts the
+/// carp interface's own lladdr there: then every neighbour sends to the MAC switches
+/// flood. (In `ip-stealth` the unicast MAC is the carp MAC already.) The carpdev's MAC
+/// would steer all of the neighbour's traffic for the address to this one host.
+#[inline(always)]
+fn announce_carp_mac(ctx: &mut TcContext, group: &LbGroup) {
+    let Ok(header) = ctx.load::<[u8; ARP_SHA_OFF]>(0) else {
+        return;
+    };
+    let leader = group.vhids[0];
+    // Ethertype ARP; hardware Ethernet (1), protocol IPv4, lengths 6 and 4.
+    if header[12..14] != ETH_P_ARP.to_be_bytes()
+        || header[14..20] != [0, 1, 0x08, 0x00, 6, 4]
+        || ctx.load::<[u8; 6]>(ARP_SHA_OFF) != Ok(carp_mac(leader, LB_MODE_IP_UNICAST))
+    {
+        return;
+    }
+    // A failed store leaves the frame as the kernel built it.
+    let _ = ctx.store(ARP_SHA_OFF, &carp_mac(leader, group.mode), 0);
 }
 
 /// The MACs of an ARP reply or neighbour advertisement for `vhid`: the link-layer address
@@ -151,6 +182,15 @@ pub fn decide(ctx: &XdpContext, ethertype: u16, group: &LbGroup, multicast: bool
     let fold = match ethertype {
         ETH_P_IP => fold_ipv4(ctx)?,
         ETH_P_IPV6 => fold_ipv6(ctx)?,
+        ETH_P_ARP => {
+            // An answer to the kernel's own ARP request, which announced the multicast
+            // carp MAC (`announce_carp_mac`): the carp interface takes it as addressed to
+            // itself (OpenBSD's carp_input), the ARP code decides the rest.
+            if multicast {
+                to_unicast(ctx);
+            }
+            return None;
+        }
         _ => return None,
     };
     let index = bucket(fold, group.count) as usize;
@@ -161,12 +201,21 @@ pub fn decide(ctx: &XdpContext, ethertype: u16, group: &LbGroup, multicast: bool
         count(|c| &mut c.lb_dropped_other_bucket);
         return Some(xdp_action::XDP_DROP);
     }
-    if multicast && let Some(eth) = ptr_at::<EthHdr>(ctx, 0) {
-        // SAFETY: bounds-checked by ptr_at.
-        unsafe { (*eth).dst[0] &= !0x01 };
+    if multicast {
+        to_unicast(ctx);
     }
     count(|c| &mut c.lb_accepted);
     Some(xdp_action::XDP_PASS)
+}
+
+/// Readdresses a frame that came to the multicast twin of the carp MAC to the unicast MAC
+/// (the carp interface's own).
+#[inline(always)]
+fn to_unicast(ctx: &XdpContext) {
+    if let Some(eth) = ptr_at::<EthHdr>(ctx, 0) {
+        // SAFETY: bounds-checked by ptr_at.
+        unsafe { (*eth).dst[0] &= !0x01 };
+    }
 }
 
 /// The fold of an IPv4 packet, or of the packet an ICMP error carries.

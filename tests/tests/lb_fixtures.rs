@@ -613,3 +613,55 @@ fn the_fail_silent_deadline_in_the_group_entry() {
     assert_eq!(run(&dp, &b0).0, XDP_DROP);
     assert_eq!(run(&dp, &b1).0, XDP_DROP);
 }
+
+#[test]
+fn the_guard_announces_the_carp_mac_in_the_kernels_arp() {
+    if !require_root("the_guard_announces_the_carp_mac_in_the_kernels_arp") {
+        return;
+    }
+    // The kernel of carp0 resolving a neighbour: from and announcing its own (unicast) MAC.
+    let request = arp_request(UCAST_MAC, VIP4, ROUTER);
+    // In `ip` mode it leaves from the carpdev's MAC and announces the multicast carp MAC
+    // (what ARP answers announce); in `ip-stealth` the unicast MAC is the carp MAC; in
+    // `ip-unicast` the frame leaves as it is.
+    let with = |src: [u8; 6], sha: [u8; 6]| {
+        let mut f = arp_request(sha, VIP4, ROUTER);
+        f[6..12].copy_from_slice(&src);
+        f
+    };
+    for (mode, leaves_as) in [
+        (LB_MODE_IP, with(DEV_MAC, MCAST_MAC)),
+        (LB_MODE_IP_STEALTH, with(DEV_MAC, UCAST_MAC)),
+        (LB_MODE_IP_UNICAST, request.clone()),
+    ] {
+        let mut dp = balanced_dataplane(mode);
+        dp.set_guard(IFINDEX, IFINDEX, LEADER).unwrap();
+        set_masters(&mut dp, Masters::Other);
+        assert_eq!(
+            run_guard(&dp, &request),
+            (TC_ACT_OK, leaves_as),
+            "mode {mode}"
+        );
+    }
+    // Only the carp interface's own MAC is replaced: another sender address (a tool
+    // writing its own ARP) and what is not Ethernet/IPv4 ARP leave untouched but for
+    // the Ethernet source.
+    let mut dp = balanced_dataplane(LB_MODE_IP);
+    dp.set_guard(IFINDEX, IFINDEX, LEADER).unwrap();
+    set_masters(&mut dp, Masters::Leader);
+    let other_sha = arp_request(CLIENT_MAC, VIP4, ROUTER);
+    let mut want = other_sha.clone();
+    want[6..12].copy_from_slice(&DEV_MAC);
+    assert_eq!(run_guard(&dp, &other_sha), (TC_ACT_OK, want));
+    // The neighbour's answer goes to the announced MAC; XDP hands it to the carp
+    // interface under its own (unicast) MAC on every host, as any frame to the carp MAC.
+    let answer = arp_reply(CLIENT_MAC, ROUTER, MCAST_MAC, VIP4);
+    let before = dp.counters().unwrap();
+    assert_eq!(run(&dp, &answer), (XDP_PASS, unicast_again(&answer)));
+    assert!(counter_deltas(&before, &dp.counters().unwrap()).is_empty());
+    let mut not_ipv4 = request.clone();
+    not_ipv4[16..18].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let mut want = not_ipv4.clone();
+    want[6..12].copy_from_slice(&DEV_MAC);
+    assert_eq!(run_guard(&dp, &not_ipv4), (TC_ACT_OK, want));
+}
