@@ -143,9 +143,14 @@ pub struct CarpdevEntry {
 }
 
 /// A balanced carp interface (OpenBSD `carpnodes`): its nodes in vhid order, bucket `i`
-/// belonging to `vhids[i]`. Written when the interface is configured; who serves a bucket
-/// is the `carp_vhids` entry of its node (one entry read per packet, one write per change of
-/// owner, the same live-master test as everything else).
+/// belonging to `vhids[i]`, and each node's election state here in `nodes[i]`.
+///
+/// The per-packet decision reads this one entry (after the carpdev's): who serves a bucket
+/// is `nodes[i]`, tested as any vhid entry (state MASTER and the fail-silent deadline not
+/// passed). carpd rewrites the entry whole when a node changes state and on every advert
+/// a node it masters sends (one map write either way); the `carp_vhids` entries of the
+/// nodes then only say which vhids are served (for the advert filter) and their state
+/// without a deadline, and are never consulted by the balancing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbGroup {
@@ -159,6 +164,8 @@ pub struct LbGroup {
     /// which never send from the carp MAC.
     pub dev_mac: [u8; 6],
     pub _pad: [u8; 2],
+    /// Node `i`'s state here (`nodes[0]` is the leader's, which also decides ARP and NS).
+    pub nodes: [VhidEntry; crate::lb::LB_MAX_NODES],
 }
 
 /// Declares [`DataplaneCounters`] from one list of fields, and generates everything else that
@@ -415,7 +422,8 @@ mod tests {
         assert_eq!(size_of::<VipEntry>(), 8);
         assert_eq!(size_of::<CarpdevEntry>(), 8);
         assert_eq!(size_of::<DataplaneCounters>(), 22 * 8);
-        assert_eq!(size_of::<LbGroup>(), 4 + 4 + 32 + 8);
+        assert_eq!(size_of::<LbGroup>(), 4 + 4 + 32 + 8 + 32 * 24);
+        assert_eq!(core::mem::offset_of!(LbGroup, nodes) % 8, 0);
         assert_eq!(size_of::<AdvertEvent>(), 4 + 4 + 16 + 8 + 36 + 4);
         assert_eq!(size_of::<AdvertEvent>() % 8, 0);
         assert_eq!(size_of::<MasterAdvertKey>(), 8);

@@ -60,6 +60,7 @@ use carp_common::maps::{
 use carp_common::wire::virtual_mac;
 
 pub mod deadline;
+mod lb;
 mod vrrp;
 pub mod xdp_log;
 pub mod xdp_mode;
@@ -205,6 +206,9 @@ pub struct Dataplane {
     /// The VRRP routers whose state entries carry `VHID_FLAG_VRRP_NO_ACCEPT`.
     vrrp_no_accept: std::collections::HashSet<VhidKey>,
     lb_groups: HashMap<MapData, VhidKey, LbGroup>,
+    /// The `lb_groups` entries as last written, so that a node's state is one write of its
+    /// group (see `dataplane/lb.rs`).
+    lb_written: std::collections::HashMap<VhidKey, LbGroup>,
     /// Pinned links this process holds, by interface name.
     links: Vec<(String, PinnedLink)>,
     /// The switch of the program's decision records (`carpctl debug xdp`).
@@ -303,6 +307,7 @@ impl Dataplane {
             vrrp_counters,
             vrrp_no_accept: Default::default(),
             lb_groups,
+            lb_written: std::collections::HashMap::new(),
             links: Vec::new(),
             xdp_log,
         })
@@ -587,25 +592,13 @@ impl Dataplane {
         interval: Duration,
         state: VhidDataplaneState,
     ) -> Result<(), DataplaneError> {
-        let (state, deadline) = match state {
-            VhidDataplaneState::Init => (VHID_STATE_INIT, 0),
-            VhidDataplaneState::Backup => (VHID_STATE_BACKUP, 0),
-            VhidDataplaneState::Master { until } => (
-                VHID_STATE_MASTER,
-                until.as_nanos().min(u64::MAX as u128) as u64,
-            ),
-        };
         let key = VhidKey {
             ifindex,
             vhid: slot,
         };
         let entry = VhidEntry {
-            state,
-            interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
-            master_deadline_ns: deadline,
-            vmac,
             flags: self.slot_flags(&key),
-            _pad: 0,
+            ..vhid_entry(vmac, interval, state)
         };
         self.vhids
             .insert(key, entry, 0)
@@ -613,47 +606,6 @@ impl Dataplane {
                 map: pin::VHIDS,
                 source,
             })
-    }
-
-    /// Declares a balanced carp interface on carpdev `ifindex`: its nodes' vhids (sorted,
-    /// the leader first), its mode (`carp_common::lb::LB_MODE_*`) and the carpdev's MAC.
-    /// Who serves each bucket is the state of its node's vhid entry ([`Dataplane::set_vhid`]).
-    pub fn set_lb_group(
-        &mut self,
-        ifindex: u32,
-        vhids: &[u8],
-        mode: u32,
-        dev_mac: [u8; 6],
-    ) -> Result<(), DataplaneError> {
-        let mut group = LbGroup {
-            mode,
-            count: vhids.len().min(carp_common::lb::LB_MAX_NODES) as u32,
-            vhids: [0; carp_common::lb::LB_MAX_NODES],
-            dev_mac,
-            _pad: [0; 2],
-        };
-        for (slot, vhid) in group.vhids.iter_mut().zip(vhids) {
-            *slot = *vhid;
-        }
-        let key = VhidKey {
-            ifindex,
-            vhid: u32::from(vhids.first().copied().unwrap_or(0)),
-        };
-        self.lb_groups
-            .insert(key, group, 0)
-            .map_err(|source| DataplaneError::Map {
-                map: pin::LB_GROUPS,
-                source,
-            })
-    }
-
-    /// Forgets a balanced interface (by its leader vhid).
-    pub fn remove_lb_group(&mut self, ifindex: u32, leader: u8) -> Result<(), DataplaneError> {
-        let key = VhidKey {
-            ifindex,
-            vhid: u32::from(leader),
-        };
-        ignore_missing(self.lb_groups.remove(&key), pin::LB_GROUPS)
     }
 
     /// Forgets a vhid, its followed master included.
@@ -803,7 +755,7 @@ impl Dataplane {
                     source,
                 })?;
         }
-        Ok(())
+        self.silence_lb_groups()
     }
 
     /// Removes every entry of every map: a restarted daemon starts from its configuration,
@@ -846,6 +798,7 @@ impl Dataplane {
         for k in keys {
             ignore_missing(self.lb_groups.remove(&k), pin::LB_GROUPS)?;
         }
+        self.lb_written.clear();
         Ok(())
     }
 
@@ -859,6 +812,26 @@ impl Dataplane {
                 source,
             })?;
         Ok(per_cpu.iter().sum())
+    }
+}
+
+/// The map value of a vhid (or VRRP router, or balanced node) in `state`.
+fn vhid_entry(vmac: [u8; 6], interval: Duration, state: VhidDataplaneState) -> VhidEntry {
+    let (state, deadline) = match state {
+        VhidDataplaneState::Init => (VHID_STATE_INIT, 0),
+        VhidDataplaneState::Backup => (VHID_STATE_BACKUP, 0),
+        VhidDataplaneState::Master { until } => (
+            VHID_STATE_MASTER,
+            until.as_nanos().min(u64::MAX as u128) as u64,
+        ),
+    };
+    VhidEntry {
+        state,
+        interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
+        master_deadline_ns: deadline,
+        vmac,
+        flags: 0,
+        _pad: 0,
     }
 }
 

@@ -6,7 +6,7 @@
 //! points of its expected share; SIGKILL, SIGTERM and demotion move nodes between hosts.
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use carp_tests::{Signal, frames, wait_until};
@@ -101,8 +101,12 @@ fn flood_frames(dst_mac: [u8; 6], client_mac: [u8; 6]) -> Vec<Vec<u8>> {
 /// Sends the flood and returns how many packets each router took; asserts that each was
 /// taken by exactly one of them (every router saw all and took or dropped each).
 fn flood_shares(lab: &carp_tests::Lab, routers: &[&Router<'_>], dst_mac: [u8; 6]) -> Vec<u64> {
+    shares_of(lab, routers, flood_frames(dst_mac, lab.client().mac()))
+}
+
+/// [`flood_shares`] for any flood of frames the routers must each decide on.
+fn shares_of(lab: &carp_tests::Lab, routers: &[&Router<'_>], frames: Vec<Vec<u8>>) -> Vec<u64> {
     let before: Vec<(u64, u64)> = routers.iter().map(|r| lb_counters(r)).collect();
-    let frames = flood_frames(dst_mac, lab.client().mac());
     let sent = frames.len() as u64;
     inject(lab, frames, 1);
     let delta = || -> Vec<(u64, u64)> {
@@ -222,6 +226,61 @@ fn two_hosts_share_the_address_and_sigkill_moves_a_bucket() {
         "ping the shared address"
     );
 
+    // The kernel resolving a neighbour from carp0 announces the multicast carp MAC (the
+    // egress guard rewrites the ARP sender address, as OpenBSD's arprequest sends the carp
+    // lladdr): the neighbour keeps the MAC the leader's master answers with, and its
+    // answer, sent there, comes back to carp0. The router holding the client's bucket
+    // pings it through carp0 (the reply is balanced as any packet).
+    let client = lab.client().addr4();
+    let owner = carp_common::lb::bucket(
+        carp_common::lb::fold_v4(&client.octets(), &VIP4.octets()),
+        2,
+    ) as usize;
+    let pinger = &routers[owner];
+    let ping = pinger
+        .host
+        .run([
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            "-I",
+            "carp0",
+            &client.to_string(),
+        ])
+        .unwrap();
+    assert!(
+        ping.success(),
+        "{} pings the client through carp0: {}{}",
+        pinger.host.name(),
+        ping.stdout,
+        ping.stderr
+    );
+    let client_mac = lab
+        .client()
+        .mac()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let resolved = ok(pinger
+        .host
+        .run(["ip", "neigh", "show", &client.to_string(), "dev", "carp0"])
+        .unwrap());
+    assert!(
+        resolved.contains(&client_mac),
+        "carp0 resolved the client: {resolved}"
+    );
+    let cached = ok(lab
+        .client()
+        .run(["ip", "neigh", "show", &VIP4.to_string()])
+        .unwrap());
+    assert!(
+        cached.contains("01:00:5e:00:01:01"),
+        "the client caches the carp MAC for the address: {cached}"
+    );
+
     // SIGKILL of b: its bucket goes dark at the fail-silent deadline and a takes node 2
     // over after master-down; then a takes everything.
     b.signal(Signal::SIGKILL);
@@ -270,6 +329,51 @@ fn sigterm_and_demotion_move_nodes() {
         lab.fdb_ports(&UCAST_MAC).unwrap().is_empty(),
         "the bridge learnt the carp MAC in ip-stealth mode"
     );
+}
+
+/// 300 UDP flows over IPv6 to the virtual IPv6 address, from 300 sources of
+/// 2001:db8:ff::/48 that differ in several 32-bit words (the fold XORs all of them).
+fn flood_frames6(dst_mac: [u8; 6], client_mac: [u8; 6]) -> Vec<Vec<u8>> {
+    (0..300u16)
+        .map(|i| {
+            let src = Ipv6Addr::new(0x2001, 0xdb8, 0xff, i % 7, 0, i.wrapping_mul(0x9e37), 0, i);
+            let udp = [0x30, 0x39, 0x00, 0x09, 0x00, 0x08, 0x00, 0x00];
+            let ip = frames::ipv6(src, VIP6, 17, 64, &udp);
+            frames::ethernet(dst_mac, client_mac, 0x86dd, &ip)
+        })
+        .collect()
+}
+
+#[test]
+fn two_hosts_share_an_ipv6_address() {
+    let Some(lab) = lab("e2e_lb_ipv6", 2) else {
+        return;
+    };
+    // The interface holds an IPv6 address beside the IPv4 one; the flood is IPv6 only.
+    let routers: Vec<Router<'_>> = (0..2)
+        .map(|i| {
+            let host = lab.host(i);
+            let config = format!("{}inet6 {VIP6} 64\n", balanced_carp0(host, i, 2, "ip"));
+            Router::start(&lab, host, &config, &[])
+        })
+        .collect();
+    for (i, r) in routers.iter().enumerate() {
+        wait_mastered(r, &[i as u64 + 1], Duration::from_secs(15));
+    }
+    let (a, b) = (&routers[0], &routers[1]);
+    let frames = flood_frames6(MCAST_MAC, lab.client().mac());
+    // What the buckets should be, by OpenBSD's fold: the expected share of each host.
+    let bucket1 = frames
+        .iter()
+        .filter(|f| {
+            let src: [u8; 16] = f[22..38].try_into().unwrap();
+            carp_common::lb::bucket(carp_common::lb::fold_v6(&src, &VIP6.octets()), 2) == 1
+        })
+        .count() as f64
+        / frames.len() as f64;
+    let taken = shares_of(&lab, &[a, b], frames);
+    assert_shares(&taken, &[1.0 - bucket1, bucket1]);
+    assert_shares(&taken, &[0.5, 0.5]);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use carp_common::{
 use crate::{
     lb,
     log::{self, Why, log_decision},
-    maps::{VIP4, count, is_live_master, slot_entry},
+    maps::{VIP4, count, is_live_master},
     packet::{ptr_at, read_at},
 };
 
@@ -53,7 +53,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32) -> u32 {
         log_decision!(log::arp(ctx, false, &arp.tpa, Why::Gratuitous, ifindex));
         return xdp_action::XDP_DROP;
     }
-    let served = slot_entry(ifindex, vip.vhid);
+    let served = lb::vip_owner(ifindex, vip.vhid);
     let live = served.filter(is_live_master);
     let Some(entry) = live else {
         count(|c| &mut c.arp_dropped_not_master);

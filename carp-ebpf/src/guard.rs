@@ -33,7 +33,7 @@ pub fn may_send(ctx: &mut TcContext, ifindex: u32) -> bool {
         return false;
     };
     if let Some(group) = lb::group_of_key(&key) {
-        return lb::may_send(ctx, key.ifindex, group);
+        return lb::may_send(ctx, group);
     }
     // SAFETY: copied out at once (a torn read of the deadline is harmless, see `vhid_entry`).
     let live = unsafe { VHIDS.get(key).copied() }.is_some_and(|e| is_live_master(&e));

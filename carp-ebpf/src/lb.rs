@@ -12,29 +12,37 @@
 //!   gets the unicast MAC back (OpenBSD clears `M_MCAST` the same way), so the carp
 //!   interface takes it as addressed to itself and TCP accepts it.
 //!
-//! One lookup of the group (configuration, written once) and one of the bucket's node in
-//! `carp_vhids`: a bucket changes hands with the one write that changes the node's state,
-//! and a node whose carpd died stops being served at its fail-silent deadline
-//! ([`is_live_master`]), as ARP answers do.
+//! The decision reads one map entry after the carpdev's: the group's, which holds every
+//! node's state here (`LbGroup::nodes`). A bucket changes hands with the one write of that
+//! entry that carpd makes when a node changes state, and a node whose carpd died stops
+//! being served at its fail-silent deadline ([`is_live_master`]), as ARP answers do.
+//!
+//! The entry is read in place, not copied (the XDP stack is close to its 512 bytes), so a
+//! rewrite by carpd can race with a packet. The kernel links a new element in and reuses
+//! the old one for a later update, so a reader may see fields of two versions that carpd
+//! wrote whole. That is harmless: a packet's verdict reads one node's `state` and
+//! `master_deadline_ns` (an aligned u64, one load), so it sees that node as it was just
+//! before or just after one of carpd's writes, as if the packet had come a moment earlier
+//! or later; the configuration fields (`count`, `vhids`, `mode`) do not change in place.
 use aya_ebpf::{
     bindings::xdp_action,
     programs::{TcContext, XdpContext},
 };
 use carp_common::{
     frame::{
-        ethernet::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6, EthHdr},
+        ethernet::{ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthHdr},
         ip::{IPPROTO_ICMPV6, IPV6_HLEN, Ipv4Hdr, Ipv6Hdr},
     },
     lb::{
-        LB_MAX_NODES, LB_MODE_IP_UNICAST, bucket, carp_mac, fold_v4, fold_v6, icmp4_is_error,
-        icmp6_is_error, vhid_of_carp_mac,
+        LB_MAX_NODES, LB_MODE_IP, LB_MODE_IP_UNICAST, bucket, carp_mac, fold_v4, fold_v6,
+        icmp4_is_error, icmp6_is_error, vhid_of_carp_mac,
     },
-    maps::{LbGroup, VhidKey},
+    maps::{LbGroup, VhidEntry, VhidKey},
     wire::IPPROTO_CARP,
 };
 
 use crate::{
-    maps::{LB_GROUPS, count, is_live_master, vhid_entry},
+    maps::{LB_GROUPS, count, is_live_master, slot_entry},
     packet::{ptr_at, read_at},
 };
 
@@ -67,22 +75,37 @@ fn lb_group(ifindex: u32, vhid: u8) -> Option<&'static LbGroup> {
 #[inline(always)]
 pub fn group_of_key(key: &VhidKey) -> Option<&'static LbGroup> {
     // Borrowed from the map, not copied: the XDP program's stack is close to its 512 bytes.
-    // SAFETY: carpd writes a group only when it configures the interface (a torn read of a
-    // group being rewritten can only pick a wrong bucket for that one frame).
+    // SAFETY: read in place; a rewrite racing with this packet is harmless (module doc).
     unsafe { LB_GROUPS.get(*key) }
+}
+
+/// The entry that decides whether this host answers ARP and NS for a virtual address of
+/// `slot`: a balanced interface's leader node (in its group entry: its `carp_vhids` entry
+/// carries no deadline), any other vhid's (or VRRP router's) `carp_vhids` entry.
+#[inline(always)]
+pub fn vip_owner(ifindex: u32, slot: u32) -> Option<VhidEntry> {
+    let key = VhidKey {
+        ifindex,
+        vhid: slot,
+    };
+    match group_of_key(&key) {
+        Some(group) => Some(group.nodes[0]),
+        None => slot_entry(ifindex, slot),
+    }
 }
 
 /// The egress guard's verdict on a frame leaving a balanced interface: it passes while this
 /// host is the live master of any of its nodes, from the carpdev's MAC in `ip` and
-/// `ip-stealth` modes.
+/// `ip-stealth` modes (and, in `ip` mode, an ARP message announces the multicast carp MAC:
+/// [`announce_carp_mac`]).
 #[inline(always)]
-pub fn may_send(ctx: &mut TcContext, ifindex: u32, group: &LbGroup) -> bool {
+pub fn may_send(ctx: &mut TcContext, group: &LbGroup) -> bool {
     let mut serving = false;
     for i in 0..LB_MAX_NODES {
         if i as u32 >= group.count {
             break;
         }
-        if vhid_entry(ifindex, group.vhids[i]).is_some_and(|e| is_live_master(&e)) {
+        if is_live_master(&group.nodes[i]) {
             serving = true;
             break;
         }
@@ -97,8 +120,38 @@ pub fn may_send(ctx: &mut TcContext, ifindex: u32, group: &LbGroup) -> bool {
             count(|c| &mut c.egress_dropped_not_master);
             return false;
         }
+        if group.mode == LB_MODE_IP {
+            announce_carp_mac(ctx, group);
+        }
     }
     true
+}
+
+/// Offset of an Ethernet/IPv4 ARP message's sender hardware address in the frame.
+const ARP_SHA_OFF: usize = ETH_HLEN + 8;
+
+/// An ARP message the kernel sends from the carp interface (a request resolving a
+/// neighbour) carries the interface's unicast MAC as its sender hardware address, which
+/// the neighbour caches for our address (RFC 826). In `ip` mode that must be the carp MAC
+/// the leader's master announces, the multicast one, as OpenBSD's `arprequest` puts the
+/// carp interface's own lladdr there: then every neighbour sends to the MAC switches
+/// flood. (In `ip-stealth` the unicast MAC is the carp MAC already.) The carpdev's MAC
+/// would steer all of the neighbour's traffic for the address to this one host.
+#[inline(always)]
+fn announce_carp_mac(ctx: &mut TcContext, group: &LbGroup) {
+    let Ok(header) = ctx.load::<[u8; ARP_SHA_OFF]>(0) else {
+        return;
+    };
+    let leader = group.vhids[0];
+    // Ethertype ARP; hardware Ethernet (1), protocol IPv4, lengths 6 and 4.
+    if header[12..14] != ETH_P_ARP.to_be_bytes()
+        || header[14..20] != [0, 1, 0x08, 0x00, 6, 4]
+        || ctx.load::<[u8; 6]>(ARP_SHA_OFF) != Ok(carp_mac(leader, LB_MODE_IP_UNICAST))
+    {
+        return;
+    }
+    // A failed store leaves the frame as the kernel built it.
+    let _ = ctx.store(ARP_SHA_OFF, &carp_mac(leader, group.mode), 0);
 }
 
 /// The MACs of an ARP reply or neighbour advertisement for `vhid`: the link-layer address
@@ -125,33 +178,44 @@ pub fn answer_macs(ifindex: u32, vhid: u8, vmac: [u8; 6]) -> ([u8; 6], [u8; 6]) 
 /// balanced (ARP, adverts, neighbour discovery, group destinations, other protocols): the
 /// caller then handles it as any other frame.
 #[inline(always)]
-pub fn decide(
-    ctx: &XdpContext,
-    ifindex: u32,
-    ethertype: u16,
-    group: &LbGroup,
-    multicast: bool,
-) -> Option<u32> {
+pub fn decide(ctx: &XdpContext, ethertype: u16, group: &LbGroup, multicast: bool) -> Option<u32> {
     let fold = match ethertype {
         ETH_P_IP => fold_ipv4(ctx)?,
         ETH_P_IPV6 => fold_ipv6(ctx)?,
+        ETH_P_ARP => {
+            // An answer to the kernel's own ARP request, which announced the multicast
+            // carp MAC (`announce_carp_mac`): the carp interface takes it as addressed to
+            // itself (OpenBSD's carp_input), the ARP code decides the rest.
+            if multicast {
+                to_unicast(ctx);
+            }
+            return None;
+        }
         _ => return None,
     };
     let index = bucket(fold, group.count) as usize;
     if index >= LB_MAX_NODES {
         return None;
     }
-    let vhid = group.vhids[index];
-    if !vhid_entry(ifindex, vhid).is_some_and(|e| is_live_master(&e)) {
+    if !is_live_master(&group.nodes[index]) {
         count(|c| &mut c.lb_dropped_other_bucket);
         return Some(xdp_action::XDP_DROP);
     }
-    if multicast && let Some(eth) = ptr_at::<EthHdr>(ctx, 0) {
-        // SAFETY: bounds-checked by ptr_at.
-        unsafe { (*eth).dst[0] &= !0x01 };
+    if multicast {
+        to_unicast(ctx);
     }
     count(|c| &mut c.lb_accepted);
     Some(xdp_action::XDP_PASS)
+}
+
+/// Readdresses a frame that came to the multicast twin of the carp MAC to the unicast MAC
+/// (the carp interface's own).
+#[inline(always)]
+fn to_unicast(ctx: &XdpContext) {
+    if let Some(eth) = ptr_at::<EthHdr>(ctx, 0) {
+        // SAFETY: bounds-checked by ptr_at.
+        unsafe { (*eth).dst[0] &= !0x01 };
+    }
 }
 
 /// The fold of an IPv4 packet, or of the packet an ICMP error carries.

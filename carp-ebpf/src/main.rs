@@ -68,7 +68,7 @@ pub fn carp(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     if let Some((group, multicast)) = lb::group_of(ifindex, &eth.dst) {
-        if let Some(verdict) = lb::decide(&ctx, ifindex, ethertype, group, multicast) {
+        if let Some(verdict) = lb::decide(&ctx, ethertype, group, multicast) {
             return verdict;
         }
     } else if let Some(slot) = virtual_mac_slot(&eth.dst)

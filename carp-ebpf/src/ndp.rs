@@ -27,7 +27,7 @@ use carp_common::{
 use crate::{
     lb,
     log::{self, Why, log_decision},
-    maps::{VIP6, count, is_live_master, slot_entry},
+    maps::{VIP6, count, is_live_master},
     packet::{ptr_at, read_at},
 };
 
@@ -62,7 +62,7 @@ pub fn handle(ctx: &XdpContext, ifindex: u32, eth: &EthHdr, ip6: &Ipv6Hdr) -> u3
         log_decision!(log::ns(ctx, false, &ns.target, Why::Invalid, ifindex));
         return xdp_action::XDP_DROP;
     }
-    let served = slot_entry(ifindex, vip.vhid);
+    let served = lb::vip_owner(ifindex, vip.vhid);
     let Some(entry) = served.filter(is_live_master) else {
         count(|c| &mut c.ns_dropped_not_master);
         log_decision!(log::ns(

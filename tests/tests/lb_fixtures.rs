@@ -3,7 +3,8 @@
 //! and of ARP on a balanced interface.
 //!
 //! The interface is `carpnodes 3:…,4:…`: bucket 0 belongs to vhid 3 (the leader), bucket 1
-//! to vhid 4. With the virtual address 192.0.2.30, a client at .100 folds to
+//! to vhid 4. The nodes' states are in the group's `lb_groups` entry, as carpd writes them
+//! (`Dataplane::set_lb_node`); their `carp_vhids` entries are never consulted. With the virtual address 192.0.2.30, a client at .100 folds to
 //! 0x1e ^ 0x64 = 122 (bucket 0) and one at .101 to 123 (bucket 1).
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -80,8 +81,14 @@ fn set_masters(dp: &mut Dataplane, masters: Masters) {
         Masters::OtherExpired => (VhidDataplaneState::Backup, expired),
     };
     let second = Duration::from_secs(1);
-    dp.set_vhid(IFINDEX, LEADER, second, leader).unwrap();
-    dp.set_vhid(IFINDEX, OTHER, second, other).unwrap();
+    assert!(
+        dp.set_lb_node(IFINDEX, LEADER, LEADER, second, leader)
+            .unwrap()
+    );
+    assert!(
+        dp.set_lb_node(IFINDEX, LEADER, OTHER, second, other)
+            .unwrap()
+    );
 }
 
 fn run(dp: &Dataplane, frame: &[u8]) -> (u32, Vec<u8>) {
@@ -494,4 +501,167 @@ fn the_guard_lets_any_node_master_send_and_hides_the_carp_mac() {
         assert_eq!(run_guard(&dp, &reply).0, TC_ACT_SHOT, "mode {mode}");
         assert_eq!(dp.counters().unwrap().egress_dropped_not_master, before + 1);
     }
+}
+
+#[test]
+fn the_decision_reads_the_group_entry_only() {
+    if !require_root("the_decision_reads_the_group_entry_only") {
+        return;
+    }
+    let mut dp = balanced_dataplane(LB_MODE_IP);
+    set_masters(&mut dp, Masters::Leader);
+    // carp_vhids says this host is the live master of the other node (and not of the
+    // leader): ignored, the group entry decides buckets, ARP and the guard.
+    let now = monotonic_now().unwrap();
+    let live = VhidDataplaneState::Master {
+        until: now + Duration::from_secs(60),
+    };
+    let second = Duration::from_secs(1);
+    dp.set_vhid(IFINDEX, OTHER, second, live).unwrap();
+    dp.set_vhid(IFINDEX, LEADER, second, VhidDataplaneState::Backup)
+        .unwrap();
+    let b0 = udp4(MCAST_MAC, CLIENT_B0, VIP4);
+    let b1 = udp4(MCAST_MAC, CLIENT_B1, VIP4);
+    assert_eq!(run(&dp, &b0).0, XDP_PASS);
+    assert_eq!(run(&dp, &b1).0, XDP_DROP);
+    let request = arp_request(CLIENT_MAC, CLIENT_B1, VIP4);
+    assert_eq!(run(&dp, &request).0, XDP_TX);
+
+    // An owner change is one write of the group entry: the bucket moves at once.
+    assert!(
+        dp.set_lb_node(IFINDEX, LEADER, OTHER, second, live)
+            .unwrap()
+    );
+    assert_eq!(run(&dp, &b1).0, XDP_PASS);
+    let group = dp.lb_group(IFINDEX, LEADER).unwrap();
+    assert_eq!(group.nodes[1].state, carp_common::maps::VHID_STATE_MASTER);
+    assert_eq!(group.nodes[1].vmac, [0, 0, 0x5e, 0, 1, OTHER]);
+
+    // A master's refresh (same state, a later deadline) writes the group only: the
+    // node's carp_vhids entry keeps what was there.
+    let marker = VhidDataplaneState::Master {
+        until: Duration::from_nanos(12345),
+    };
+    dp.set_vhid(IFINDEX, OTHER, second, marker).unwrap();
+    let later = VhidDataplaneState::Master {
+        until: now + Duration::from_secs(120),
+    };
+    assert!(
+        dp.set_lb_node(IFINDEX, LEADER, OTHER, second, later)
+            .unwrap()
+    );
+    assert_eq!(dp.vhid(IFINDEX, OTHER).unwrap().master_deadline_ns, 12345);
+    // A change of state also records the state (without a deadline) in carp_vhids, for
+    // the advert filter.
+    assert!(
+        dp.set_lb_node(IFINDEX, LEADER, OTHER, second, VhidDataplaneState::Backup)
+            .unwrap()
+    );
+    let record = dp.vhid(IFINDEX, OTHER).unwrap();
+    assert_eq!(
+        (record.state, record.master_deadline_ns),
+        (carp_common::maps::VHID_STATE_BACKUP, 0)
+    );
+    assert_eq!(run(&dp, &b1).0, XDP_DROP);
+
+    // A node of no known group is not stored there.
+    assert!(!dp.set_lb_node(IFINDEX, LEADER, 9, second, live).unwrap());
+    dp.remove_lb_group(IFINDEX, LEADER).unwrap();
+    assert!(
+        !dp.set_lb_node(IFINDEX, LEADER, OTHER, second, live)
+            .unwrap()
+    );
+}
+
+#[test]
+fn the_fail_silent_deadline_in_the_group_entry() {
+    if !require_root("the_fail_silent_deadline_in_the_group_entry") {
+        return;
+    }
+    // Master of both nodes; the other node's deadline passes (its carpd stopped
+    // refreshing): its bucket, and only it, stops being accepted, and ARP (the leader's)
+    // is still answered.
+    let mut dp = balanced_dataplane(LB_MODE_IP);
+    set_masters(&mut dp, Masters::Both);
+    let b0 = udp4(MCAST_MAC, CLIENT_B0, VIP4);
+    let b1 = udp4(MCAST_MAC, CLIENT_B1, VIP4);
+    assert_eq!(run(&dp, &b1).0, XDP_PASS);
+    let now = monotonic_now().unwrap();
+    let expired = VhidDataplaneState::Master {
+        until: now - Duration::from_nanos(1),
+    };
+    let second = Duration::from_secs(1);
+    dp.set_lb_node(IFINDEX, LEADER, OTHER, second, expired)
+        .unwrap();
+    assert_eq!(run(&dp, &b0).0, XDP_PASS);
+    assert_eq!(run(&dp, &b1).0, XDP_DROP);
+    assert_eq!(
+        run(&dp, &arp_request(CLIENT_MAC, CLIENT_B1, VIP4)).0,
+        XDP_TX
+    );
+    // The leader's deadline passes too: nothing is accepted, ARP is not answered.
+    dp.set_lb_node(IFINDEX, LEADER, LEADER, second, expired)
+        .unwrap();
+    assert_eq!(run(&dp, &b0).0, XDP_DROP);
+    assert_eq!(
+        run(&dp, &arp_request(CLIENT_MAC, CLIENT_B1, VIP4)).0,
+        XDP_DROP
+    );
+    // A crashed run's groups are silenced with everything else.
+    set_masters(&mut dp, Masters::Both);
+    dp.silence_all().unwrap();
+    assert_eq!(run(&dp, &b0).0, XDP_DROP);
+    assert_eq!(run(&dp, &b1).0, XDP_DROP);
+}
+
+#[test]
+fn the_guard_announces_the_carp_mac_in_the_kernels_arp() {
+    if !require_root("the_guard_announces_the_carp_mac_in_the_kernels_arp") {
+        return;
+    }
+    // The kernel of carp0 resolving a neighbour: from and announcing its own (unicast) MAC.
+    let request = arp_request(UCAST_MAC, VIP4, ROUTER);
+    // In `ip` mode it leaves from the carpdev's MAC and announces the multicast carp MAC
+    // (what ARP answers announce); in `ip-stealth` the unicast MAC is the carp MAC; in
+    // `ip-unicast` the frame leaves as it is.
+    let with = |src: [u8; 6], sha: [u8; 6]| {
+        let mut f = arp_request(sha, VIP4, ROUTER);
+        f[6..12].copy_from_slice(&src);
+        f
+    };
+    for (mode, leaves_as) in [
+        (LB_MODE_IP, with(DEV_MAC, MCAST_MAC)),
+        (LB_MODE_IP_STEALTH, with(DEV_MAC, UCAST_MAC)),
+        (LB_MODE_IP_UNICAST, request.clone()),
+    ] {
+        let mut dp = balanced_dataplane(mode);
+        dp.set_guard(IFINDEX, IFINDEX, LEADER).unwrap();
+        set_masters(&mut dp, Masters::Other);
+        assert_eq!(
+            run_guard(&dp, &request),
+            (TC_ACT_OK, leaves_as),
+            "mode {mode}"
+        );
+    }
+    // Only the carp interface's own MAC is replaced: another sender address (a tool
+    // writing its own ARP) and what is not Ethernet/IPv4 ARP leave untouched but for
+    // the Ethernet source.
+    let mut dp = balanced_dataplane(LB_MODE_IP);
+    dp.set_guard(IFINDEX, IFINDEX, LEADER).unwrap();
+    set_masters(&mut dp, Masters::Leader);
+    let other_sha = arp_request(CLIENT_MAC, VIP4, ROUTER);
+    let mut want = other_sha.clone();
+    want[6..12].copy_from_slice(&DEV_MAC);
+    assert_eq!(run_guard(&dp, &other_sha), (TC_ACT_OK, want));
+    // The neighbour's answer goes to the announced MAC; XDP hands it to the carp
+    // interface under its own (unicast) MAC on every host, as any frame to the carp MAC.
+    let answer = arp_reply(CLIENT_MAC, ROUTER, MCAST_MAC, VIP4);
+    let before = dp.counters().unwrap();
+    assert_eq!(run(&dp, &answer), (XDP_PASS, unicast_again(&answer)));
+    assert!(counter_deltas(&before, &dp.counters().unwrap()).is_empty());
+    let mut not_ipv4 = request.clone();
+    not_ipv4[16..18].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let mut want = not_ipv4.clone();
+    want[6..12].copy_from_slice(&DEV_MAC);
+    assert_eq!(run_guard(&dp, &not_ipv4), (TC_ACT_OK, want));
 }

@@ -11,15 +11,17 @@
 //! node because all of them carry the interface's groups, and a node's send-error demotion
 //! is the interface's.
 //!
-//! The dataplane learns the nodes once (`lb_groups`); which host serves a bucket is each
-//! node's vhid entry, written on every state change as for any vhid.
+//! The dataplane learns the nodes in one `lb_groups` entry per interface, which also holds
+//! every node's state here: an election of a balanced interface (its leader's included)
+//! stores its state and fail-silent deadline there ([`Daemon::store_dataplane_state`]),
+//! one write per change and per advert, as any other vhid does in `carp_vhids`.
 use tracing::{debug, info, warn};
 
 use super::Daemon;
 use super::carpif::{CarpIf, node_key};
 use crate::Error;
 use crate::config::{Balancing, CarpInterface};
-use crate::dataplane::VhidDataplaneState;
+use crate::dataplane::{DataplaneError, VhidDataplaneState};
 use crate::proto::fsm;
 
 /// The dataplane's code of a balancing mode.
@@ -32,6 +34,39 @@ fn lb_mode(mode: Balancing) -> u32 {
 }
 
 impl Daemon {
+    /// Stores an election's state in the dataplane: a balanced interface's node (its leader
+    /// included) in the interface's group entry, any other vhid or VRRP router in its
+    /// `carp_vhids` entry. A node whose group is already forgotten (being torn down) is
+    /// stored as any vhid.
+    pub(super) fn store_dataplane_state(
+        &mut self,
+        name: &str,
+        state: VhidDataplaneState,
+    ) -> Result<(), DataplaneError> {
+        let Some(cif) = self.ifs.get(name) else {
+            return Ok(());
+        };
+        if let Some(lb) = &cif.cfg.balance
+            && cif.vrrp.is_none()
+            && self.dataplane.set_lb_node(
+                cif.carpdev_ifindex,
+                lb.leader().vhid,
+                cif.cfg.vhid,
+                cif.interval(),
+                state,
+            )?
+        {
+            return Ok(());
+        }
+        self.dataplane.set_slot(
+            cif.carpdev_ifindex,
+            cif.slot(),
+            cif.vmac,
+            cif.interval(),
+            state,
+        )
+    }
+
     /// Every election of an interface: its own, then its other nodes' (none unless it is
     /// balanced). `name` may also be a node's key: then just that one.
     pub fn elections(&self, name: &str) -> Vec<String> {

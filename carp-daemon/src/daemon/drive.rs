@@ -309,13 +309,7 @@ impl Daemon {
             fsm::State::Backup => VhidDataplaneState::Backup,
             fsm::State::Init => VhidDataplaneState::Init,
         };
-        if let Err(err) = self.dataplane.set_slot(
-            cif.carpdev_ifindex,
-            cif.slot(),
-            cif.vmac,
-            cif.interval(),
-            dp_state,
-        ) {
+        if let Err(err) = self.store_dataplane_state(name, dp_state) {
             warn!(interface = %name, error = %err, "updating the dataplane");
         }
     }
