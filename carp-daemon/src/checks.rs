@@ -636,9 +636,14 @@ mod tests {
             Outcome::down(7, "HTTP 503")
         );
         server.await.unwrap();
-        // The listener is gone: connection refused.
-        let tcp = run_probe(&check(Probe::Tcp(addr), t)).await;
+        // A port bound but not listening refuses the connection; held while probed, so no
+        // other test can take it (a closed listener's port could be reused in between).
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let closed_addr = closed.local_addr().unwrap().to_string();
+        let tcp = run_probe(&check(Probe::Tcp(closed_addr), t)).await;
         assert!(!tcp.up && tcp.reason.contains("refused"), "{tcp:?}");
+        drop(closed);
 
         let me = std::fs::read_to_string("/proc/self/comm").unwrap();
         let mine = run_probe(&check(Probe::Process(me.trim().into()), t)).await;
