@@ -225,6 +225,18 @@ fn two_hosts_share_the_address_and_sigkill_moves_a_bucket() {
         lab.client().ping(std::net::IpAddr::V4(VIP4)).unwrap(),
         "ping the shared address"
     );
+    // No duplicate replies: one host only takes the bucket of the client's echoes.
+    let vip = VIP4.to_string();
+    let echo = lab
+        .client()
+        .run(["ping", "-n", "-c", "20", "-i", "0.01", "-W", "1", &vip])
+        .unwrap();
+    assert!(
+        echo.success() && echo.stdout.contains(" 20 received") && !echo.stdout.contains("DUP!"),
+        "{}{}",
+        echo.stdout,
+        echo.stderr
+    );
 
     // The kernel resolving a neighbour from carp0 announces the multicast carp MAC (the
     // egress guard rewrites the ARP sender address, as OpenBSD's arprequest sends the carp
