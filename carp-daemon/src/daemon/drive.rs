@@ -257,43 +257,57 @@ impl Daemon {
             fsm::Action::Announce(kind) => self.announce(name, kind),
             fsm::Action::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), "{}", reason.description());
-                if let Some(cif) = self.ifs.get(name) {
-                    self.monitor.publish(MonitorEvent::State {
-                        interface: name.to_owned(),
-                        carpdev: cif.cfg.carpdev.clone(),
-                        vhid: cif.cfg.vhid,
-                        from: carp_state(from),
-                        to: carp_state(to),
-                        reason: reason.description().to_owned(),
-                    });
-                }
                 self.forget_master_advert(name);
                 self.set_dataplane(name, now, to);
-                if let Some(cif) = self.ifs.get(name) {
-                    for hook in &self.settings.hooks {
-                        crate::hooks::spawn(
-                            hook.clone(),
-                            crate::hooks::StateChange {
-                                interface: name.to_owned(),
-                                carpdev: cif.cfg.carpdev.clone(),
-                                vhid: cif.cfg.vhid,
-                                old_state: from.as_str(),
-                                new_state: to.as_str(),
-                                reason: reason.as_str(),
-                            },
-                        );
-                    }
-                }
+                let why = reason.description().to_owned();
+                self.publish_state_change(name, (from, to), why.clone(), why, reason.as_str());
                 if let Some(cif) = self.ifs.get_mut(name) {
                     cif.stats.transitions += 1;
                     if to == fsm::State::Master {
                         cif.stats.became_master += 1;
                     }
-                    cif.last_transition = Some((reason.description().to_owned(), Instant::now()));
                 }
             }
             fsm::Action::AdjustDemote(by) => self.adjust_own_demote(name, i16::from(by)),
         }
+    }
+
+    /// What every election's state change tells outside the state machine, CARP's and
+    /// VRRP's alike: `carpctl monitor` (`monitor_reason`), the hooks (`hook_reason`), and the
+    /// interface's last transition that carpctl shows (`shown_reason`).
+    pub(super) fn publish_state_change(
+        &mut self,
+        name: &str,
+        (from, to): (fsm::State, fsm::State),
+        monitor_reason: String,
+        shown_reason: String,
+        hook_reason: &'static str,
+    ) {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        self.monitor.publish(MonitorEvent::State {
+            interface: name.to_owned(),
+            carpdev: cif.cfg.carpdev.clone(),
+            vhid: cif.cfg.vhid,
+            from: carp_state(from),
+            to: carp_state(to),
+            reason: monitor_reason,
+        });
+        for hook in &self.settings.hooks {
+            crate::hooks::spawn(
+                hook.clone(),
+                crate::hooks::StateChange {
+                    interface: name.to_owned(),
+                    carpdev: cif.cfg.carpdev.clone(),
+                    vhid: cif.cfg.vhid,
+                    old_state: from.as_str(),
+                    new_state: to.as_str(),
+                    reason: hook_reason,
+                },
+            );
+        }
+        cif.last_transition = Some((shown_reason, Instant::now()));
     }
 
     /// Writes the dataplane's view of the vhid: master with a deadline counted from `now`

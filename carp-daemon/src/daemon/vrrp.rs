@@ -10,13 +10,11 @@
 //! ARP/NA and hooks as CARP's. Events that have no VRRP meaning (demotion, forced states,
 //! the dataplane's master repeats) are ignored: VRRPv3 has none of them.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
 use super::{Daemon, now};
 use crate::config::VrrpSettings;
-use crate::control::monitor::{MonitorEvent, carp_state};
 use crate::proto::fsm::{self, State};
 use crate::proto::vrrp::{
     IpEnds, VirtualRouter, VrrpAction, VrrpAddresses, VrrpAdvert, VrrpEvent, VrrpParams,
@@ -194,32 +192,17 @@ impl Daemon {
             VrrpAction::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), protocol = "vrrp3", "VRRP state changed");
                 self.set_dataplane(name, now, to);
+                // `carpctl monitor` shows a router's changes as a vhid's (its vhid is the VRID).
+                self.publish_state_change(
+                    name,
+                    (from, to),
+                    format!("VRRP {}", reason.as_str()),
+                    reason.as_str().to_owned(),
+                    reason.as_str(),
+                );
                 let Some(cif) = self.ifs.get_mut(name) else {
                     return;
                 };
-                // `carpctl monitor` shows a router's changes as a vhid's (its vhid is the VRID).
-                self.monitor.publish(MonitorEvent::State {
-                    interface: name.to_owned(),
-                    carpdev: cif.cfg.carpdev.clone(),
-                    vhid: cif.cfg.vhid,
-                    from: carp_state(from),
-                    to: carp_state(to),
-                    reason: format!("VRRP {}", reason.as_str()),
-                });
-                for hook in &self.settings.hooks {
-                    crate::hooks::spawn(
-                        hook.clone(),
-                        crate::hooks::StateChange {
-                            interface: name.to_owned(),
-                            carpdev: cif.cfg.carpdev.clone(),
-                            vhid: cif.cfg.vhid,
-                            old_state: from.as_str(),
-                            new_state: to.as_str(),
-                            reason: reason.as_str(),
-                        },
-                    );
-                }
-                cif.last_transition = Some((reason.as_str().to_owned(), Instant::now()));
                 if let Some(run) = cif.vrrp.as_mut() {
                     run.stats.transitions += 1;
                     if to == State::Master {
