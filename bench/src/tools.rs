@@ -733,28 +733,7 @@ fn start_keepalived(
             vip_of(vhid)
         ));
     }
-    let file = dir.join("keepalived.conf");
-    std::fs::write(&file, conf).with_context(|| format!("writing {}", file.display()))?;
-    let pid = dir.join("keepalived.pid");
-    let vrrp_pid = dir.join("vrrp.pid");
-    // Left behind by a killed instance; keepalived would refuse to start while the pid in
-    // them still names a process.
-    let _ = std::fs::remove_file(&pid);
-    let _ = std::fs::remove_file(&vrrp_pid);
-    Ok(host.spawn([
-        "keepalived".as_ref(),
-        "--dont-fork".as_ref(),
-        "--log-console".as_ref(),
-        "--log-detail".as_ref(),
-        "--no-syslog".as_ref(),
-        "--vrrp".as_ref(),
-        "--use-file".as_ref(),
-        file.as_os_str(),
-        "--pid".as_ref(),
-        pid.as_os_str(),
-        "--vrrp_pid".as_ref(),
-        vrrp_pid.as_os_str(),
-    ] as [&std::ffi::OsStr; 12])?)
+    Ok(carp_tests::peers::spawn_keepalived(host, dir, &conf)?)
 }
 
 fn write_script(path: &Path, body: &str) -> Result<()> {

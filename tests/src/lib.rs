@@ -34,6 +34,7 @@ pub mod frames;
 pub mod lab;
 pub mod netns;
 pub mod pcap;
+pub mod peers;
 pub mod privilege;
 pub mod process;
 pub mod rawsock;

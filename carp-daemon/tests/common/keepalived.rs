@@ -47,28 +47,8 @@ impl Keepalived {
             i.priority,
             f64::from(i.advert_int_cs) / 100.0,
         );
-        let file = dir.join("keepalived.conf");
-        std::fs::write(&file, conf).unwrap();
-        let pid = dir.join("keepalived.pid");
-        let vrrp_pid = dir.join("vrrp.pid");
-        let _ = std::fs::remove_file(&pid);
-        let _ = std::fs::remove_file(&vrrp_pid);
-        let process = host
-            .spawn([
-                "keepalived".as_ref(),
-                "--dont-fork".as_ref(),
-                "--log-console".as_ref(),
-                "--log-detail".as_ref(),
-                "--no-syslog".as_ref(),
-                "--vrrp".as_ref(),
-                "--use-file".as_ref(),
-                file.as_os_str(),
-                "--pid".as_ref(),
-                pid.as_os_str(),
-                "--vrrp_pid".as_ref(),
-                vrrp_pid.as_os_str(),
-            ] as [&std::ffi::OsStr; 12])
-            .expect("spawn keepalived");
+        let process =
+            carp_tests::peers::spawn_keepalived(host, &dir, &conf).expect("spawn keepalived");
         Keepalived {
             process,
             dir,
