@@ -32,8 +32,8 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
@@ -386,13 +386,14 @@ fn run_soak_and_rate(
     section("soak");
     let print = |s: &soak::SoakResult| {
         println!(
-            "  {} for {}{}: {} state changes, longest ARP silence {:.1} ms, mean advert \
-             deviation {:.3} ms",
+            "  {} for {}{}: {} state changes, longest ARP silence {:.1} ms (a request \
+             unanswered {:.1} ms), mean advert deviation {:.3} ms",
             fastest.label(),
             human(s.duration),
             if s.realtime { "" } else { " without real time" },
             s.state_changes,
             s.longest_arp_gap * 1e3,
+            s.longest_unanswered * 1e3,
             s.jitter.mean_abs * 1e3
         )
     };
@@ -922,8 +923,10 @@ fn tail_lines(text: &str, n: usize) -> String {
 
 /// The client's probes of the VIP: raw ARP requests every 1 ms and, optionally, a 1 ms ping.
 pub struct Probe {
-    _arp: Background,
-    _ping: Option<LabProcess>,
+    arp: Background,
+    ping: Option<LabProcess>,
+    /// When each ARP request left the client (seconds since the epoch, the captures' clock).
+    requests: Arc<Mutex<Vec<f64>>>,
 }
 
 impl Probe {
@@ -931,7 +934,13 @@ impl Probe {
         let client = ctx.lab.client();
         let socket = carp_tests::RawSocket::open(client)?;
         let frame = frames::arp_request(PROBE_MAC, PROBE_IP, VIP);
-        let arp = traffic::ticker(socket, frame, Duration::from_millis(1));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let arp = traffic::ticker(
+            socket,
+            frame,
+            Duration::from_millis(1),
+            Arc::clone(&requests),
+        );
         let ping = if with_ping {
             let vip = VIP.to_string();
             Some(client.spawn(["ping", "-q", "-n", "-i", "0.001", &vip])?)
@@ -939,8 +948,16 @@ impl Probe {
             None
         };
         Ok(Probe {
-            _arp: arp,
-            _ping: ping,
+            arp,
+            ping,
+            requests,
         })
+    }
+
+    /// Stops the probe; returns when each ARP request was sent, in order.
+    pub fn stop(self) -> Vec<f64> {
+        drop(self.arp);
+        drop(self.ping);
+        std::mem::take(&mut *self.requests.lock().expect("not poisoned"))
     }
 }

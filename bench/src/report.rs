@@ -455,17 +455,20 @@ fn soak_section(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "Each candidate runs with the other core spinning and the 1 ms ARP probe on; stable \
-         means no state change after the initial election and no probe silence as long as a \
-         failover. The first stable candidate is used as carpd's fastest setting above. carpd \
+         means no state change after the initial election and no request of the probe left \
+         unanswered as long as a failover would take (from the request's sending to the next \
+         reply; the longest gap between replies is shown too, but the probe is a \
+         normal-priority thread next to the spinning one, and a gap in which it sent nothing \
+         is its own delay, not the routers' silence). The first stable candidate is used as carpd's fastest setting above. carpd \
          runs with `--realtime-priority {}` (SCHED_FIFO, memory locked), as the shipped \
          systemd unit runs it; the last row is the chosen setting without it.\n",
         super::tools::CARPD_REALTIME_PRIORITY
     );
     let _ = writeln!(
         md,
-        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
+        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
     for s in r
         .search
         .iter()
@@ -474,7 +477,7 @@ fn soak_section(md: &mut String, r: &Results) {
     {
         let _ = writeln!(
             md,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {:.2} | {} |",
             s.setting.timers(),
             if s.realtime { "yes" } else { "no" },
             ms(s.setting.advert_interval().as_secs_f64()),
@@ -482,6 +485,7 @@ fn soak_section(md: &mut String, r: &Results) {
             crate::human(s.duration),
             s.state_changes,
             ms(s.longest_arp_gap),
+            ms(s.longest_unanswered),
             s.jitter.late,
             s.jitter.mean_abs * 1e3,
             if s.stable() { "yes" } else { "no" }

@@ -64,16 +64,22 @@ pub struct SoakResult {
     pub state_changes: usize,
     /// Longest gap between two ARP replies to the probe (from either router).
     pub longest_arp_gap: f64,
+    /// Longest time a request of the probe waited for the next reply (from its sending):
+    /// the silence a client asking saw. Differs from the gap when the probe itself ran late
+    /// (a normal-priority thread next to the spinning one): a gap with no request in it
+    /// is no silence of the routers.
+    pub longest_unanswered: f64,
     pub jitter: analysis::Jitter,
     /// carpd ran with `--realtime-priority` (as the shipped systemd unit does).
     pub realtime: bool,
 }
 
 impl SoakResult {
-    /// Flap-free: no state change, and the client never waited longer than a failover
-    /// would have taken.
+    /// Flap-free: no state change, and a client that asked never waited longer than a
+    /// failover would have taken.
     pub fn stable(&self) -> bool {
-        self.state_changes == 0 && self.longest_arp_gap < self.setting.master_down().as_secs_f64()
+        self.state_changes == 0
+            && self.longest_unanswered < self.setting.master_down().as_secs_f64()
     }
 }
 
@@ -84,11 +90,13 @@ pub fn search(ctx: &Ctx, plan: &Plan) -> Result<(Setting, Vec<SoakResult>)> {
     for &setting in &plan.candidates {
         let r = soak(ctx, setting, plan.search, true)?;
         println!(
-            "  {:<55} {}: {} state changes, longest ARP silence {:.1} ms, late adverts {}",
+            "  {:<55} {}: {} state changes, longest ARP silence {:.1} ms (a request unanswered \
+             {:.1} ms), late adverts {}",
             setting.label(),
             crate::human(plan.search),
             r.state_changes,
             r.longest_arp_gap * 1e3,
+            r.longest_unanswered * 1e3,
             r.jitter.late
         );
         let stable = r.stable();
@@ -125,7 +133,7 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
     let from = unix_now();
     ctx.sleep(duration)?;
     let to = unix_now();
-    drop(probe);
+    let requests = probe.stop();
     let after = pair.state_changes();
     pair.stop(ctx)?;
     let mut sent = Vec::new();
@@ -140,6 +148,8 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
     edges.extend(replies);
     edges.push(to);
     let longest_arp_gap = edges.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let requests = analysis::window(&requests, from, to);
+    let longest_unanswered = longest_unanswered(&edges, requests);
     let jitter = analysis::jitter(
         analysis::window(&sent[m].adverts, from, to),
         setting.advert_interval().as_secs_f64(),
@@ -149,9 +159,26 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
         duration,
         state_changes: after - before,
         longest_arp_gap,
+        longest_unanswered,
         jitter,
         realtime,
     })
+}
+
+/// The longest time from a request to the next reply: for each gap between two replies
+/// (`replies` sorted, the window's edges included), from the first request sent in it to
+/// the reply that ends it. `requests` sorted.
+fn longest_unanswered(replies: &[f64], requests: &[f64]) -> f64 {
+    replies
+        .windows(2)
+        .filter_map(|w| {
+            let first = requests.partition_point(|&t| t <= w[0]);
+            requests
+                .get(first)
+                .filter(|&&asked| asked < w[1])
+                .map(|&asked| w[1] - asked)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// A thread spinning on one core ("the other core busy") until dropped.
@@ -161,4 +188,25 @@ fn spinner() -> Background {
             std::hint::spin_loop();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_unanswered;
+
+    #[test]
+    fn a_gap_counts_from_the_first_request_in_it() {
+        // Replies at 0, 1, 2 ms, then none until 30 ms; the probe was late too and asked
+        // again only at 25 ms: the client waited 5 ms, not 28.
+        let replies = [0.000, 0.001, 0.002, 0.030];
+        let requests = [0.0005, 0.0015, 0.025, 0.026];
+        let waited = longest_unanswered(&replies, &requests);
+        assert!((waited - 0.005).abs() < 1e-9, "{waited}");
+        // Asked all along: the whole gap is a silence.
+        let requests: Vec<f64> = (0..30).map(|i| 0.0005 + f64::from(i) * 0.001).collect();
+        let waited = longest_unanswered(&replies, &requests);
+        assert!((waited - 0.0275).abs() < 1e-9, "{waited}");
+        // No request at all: nobody waited.
+        assert_eq!(longest_unanswered(&replies, &[]), 0.0);
+    }
 }

@@ -7,6 +7,7 @@
 //! BPF_PROG_TEST_RUN's live frames need an XDP program of their own), and its rate is printed
 //! next to every figure measured with it.
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -18,13 +19,21 @@ use super::Background;
 pub const BATCH: usize = 64;
 
 /// A thread sending `frame` every `period` on `socket` until dropped (the client's ARP
-/// probe), on absolute deadlines so a late wake-up does not shift the schedule.
-pub fn ticker(socket: RawSocket, frame: Vec<u8>, period: Duration) -> Background {
+/// probe), on absolute deadlines so a late wake-up does not shift the schedule; notes in
+/// `sent` when each frame left (seconds since the epoch, the captures' clock).
+pub fn ticker(
+    socket: RawSocket,
+    frame: Vec<u8>,
+    period: Duration,
+    sent: Arc<Mutex<Vec<f64>>>,
+) -> Background {
     Background::spawn(move |stop| {
         let mut next = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             // A dropped probe frame is a missing reply, which is what the capture measures.
-            let _ = socket.try_send(&frame);
+            if socket.try_send(&frame).is_ok() {
+                sent.lock().expect("not poisoned").push(super::unix_now());
+            }
             next += period;
             let now = Instant::now();
             if next > now {
