@@ -387,13 +387,14 @@ fn run_soak_and_rate(
     let print = |s: &soak::SoakResult| {
         println!(
             "  {} for {}{}: {} state changes, longest ARP silence {:.1} ms (a request \
-             unanswered {:.1} ms), mean advert deviation {:.3} ms",
+             unanswered {:.1} ms, longest advert interval {:.1} ms), mean advert deviation {:.3} ms",
             fastest.label(),
             human(s.duration),
             if s.realtime { "" } else { " without real time" },
             s.state_changes,
             s.longest_arp_gap * 1e3,
             s.longest_unanswered * 1e3,
+            s.jitter.max_interval * 1e3,
             s.jitter.mean_abs * 1e3
         )
     };

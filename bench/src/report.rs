@@ -63,8 +63,18 @@ impl Results {
     }
 }
 
-/// The figure's file name, next to the report.
+/// The figure's file name, next to the report (docs/BENCHMARKS.md's).
 const FIGURE: &str = "failover-timelines.svg";
+
+/// The figure of the report `out`: [`FIGURE`] next to BENCHMARKS.md, `<stem>-` + FIGURE
+/// next to any other report (`--plain-lab --out docs/BENCHMARKS-plain-lab.md`), so a second
+/// report does not overwrite the first one's figure.
+fn figure_name(out: &Path) -> String {
+    match out.file_stem().and_then(|s| s.to_str()) {
+        Some("BENCHMARKS") | None => FIGURE.to_owned(),
+        Some(stem) => format!("{stem}-{FIGURE}"),
+    }
+}
 
 /// Reference figures for the peers, measured outside this bench (client ARP probe every
 /// 10 ms, SIGKILL plus link down; min / median / max in ms), compared with this run's
@@ -113,11 +123,12 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let figure = out.with_file_name(FIGURE);
+    let name = figure_name(out);
+    let figure = out.with_file_name(&name);
     let panels: Vec<plot::Timeline> = figure_panels(r);
     std::fs::write(&figure, plot::render_svg(&panels))
         .with_context(|| format!("writing {}", figure.display()))?;
-    std::fs::write(out, markdown(r)).with_context(|| format!("writing {}", out.display()))
+    std::fs::write(out, markdown(r, &name)).with_context(|| format!("writing {}", out.display()))
 }
 
 /// The figure: for SIGKILL and for link cut, one panel per tool and timers, each the run
@@ -136,7 +147,7 @@ fn figure_panels(r: &Results) -> Vec<plot::Timeline> {
     panels
 }
 
-fn markdown(r: &Results) -> String {
+fn markdown(r: &Results, figure: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks: carpd vs ucarp vs keepalived\n");
     let _ = writeln!(
@@ -173,7 +184,7 @@ fn markdown(r: &Results) -> String {
     md.push('\n');
     failover_section(&mut md, r);
     reference_section(&mut md, r);
-    let _ = writeln!(md, "\n![Failover timelines]({FIGURE})\n");
+    let _ = writeln!(md, "\n![Failover timelines]({figure})\n");
     soak_section(&mut md, r);
     rate_section(&mut md, r);
     records_section(&mut md, r);
@@ -455,20 +466,21 @@ fn soak_section(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "Each candidate runs with the other core spinning and the 1 ms ARP probe on; stable \
-         means no state change after the initial election and no request of the probe left \
-         unanswered as long as a failover would take (from the request's sending to the next \
-         reply; the longest gap between replies is shown too, but the probe is a \
-         normal-priority thread next to the spinning one, and a gap in which it sent nothing \
-         is its own delay, not the routers' silence). The first stable candidate is used as carpd's fastest setting above. carpd \
+         means no state change after the initial election. Shown too: the longest gap \
+         between two ARP replies, the longest a request of the probe waited for a reply \
+         (from its sending: the probe is a normal-priority thread next to the spinning one, \
+         and a gap in which it sent nothing is its own delay), and the master's longest \
+         advert interval: when a silence is as long as that interval and nobody took over, \
+         the whole machine stood still (steal time on this shared VM), not the dataplane. The first stable candidate is used as carpd's fastest setting above. carpd \
          runs with `--realtime-priority {}` (SCHED_FIFO, memory locked), as the shipped \
          systemd unit runs it; the last row is the chosen setting without it.\n",
         super::tools::CARPD_REALTIME_PRIORITY
     );
     let _ = writeln!(
         md,
-        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
+        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | master's longest advert interval (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in r
         .search
         .iter()
@@ -477,7 +489,7 @@ fn soak_section(md: &mut String, r: &Results) {
     {
         let _ = writeln!(
             md,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             s.setting.timers(),
             if s.realtime { "yes" } else { "no" },
             ms(s.setting.advert_interval().as_secs_f64()),
@@ -486,6 +498,7 @@ fn soak_section(md: &mut String, r: &Results) {
             s.state_changes,
             ms(s.longest_arp_gap),
             ms(s.longest_unanswered),
+            ms(s.jitter.max_interval),
             s.jitter.late,
             s.jitter.mean_abs * 1e3,
             if s.stable() { "yes" } else { "no" }
@@ -837,6 +850,15 @@ fn today() -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_second_report_gets_a_figure_of_its_own() {
+        assert_eq!(figure_name(Path::new("docs/BENCHMARKS.md")), FIGURE);
+        assert_eq!(
+            figure_name(Path::new("docs/BENCHMARKS-plain-lab.md")),
+            "BENCHMARKS-plain-lab-failover-timelines.svg"
+        );
+    }
+
     fn series(setting: Setting, fault: Fault, outages_ms: &[f64], split_ms: f64) -> Series {
         Series {
             setting,
@@ -879,7 +901,7 @@ mod tests {
 
     #[test]
     fn failover_tables_carry_summaries_and_ratios() {
-        let md = markdown(&results());
+        let md = markdown(&results(), FIGURE);
         assert!(md.contains("### link cut of the master"), "{md}");
         // min / median / p95 / max of 900, 1000, 1100 ms.
         assert!(md.contains("| 900 / 1000 / 1100 / 1100 |"), "{md}");
@@ -904,7 +926,7 @@ mod tests {
     fn failed_parts_are_listed_first() {
         let mut r = results();
         r.errors.push("flood ucarp: boom".to_owned());
-        let md = markdown(&r);
+        let md = markdown(&r, FIGURE);
         let failed = md.find("- flood ucarp: boom").unwrap();
         assert!(failed < md.find("## Method").unwrap());
     }
