@@ -15,7 +15,7 @@ use super::tools::{Daemon, Role, Setting, State, Tool, VIP};
 use super::{Ctx, PROBE_IP, Pair, Probe, unix_now};
 
 /// What happens to the master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
     /// SIGKILL of the daemon; the link stays up.
     Kill,

@@ -75,6 +75,10 @@ pub struct Args {
     /// default XDP mode (auto: generic on these veths). Default: the native-mode lab.
     #[arg(long)]
     plain_lab: bool,
+    /// Only these faults at default timers (repeatable; default: all four in the full plan,
+    /// link-cut in the quick one). The fastest timers always get all four.
+    #[arg(long, value_enum)]
+    default_faults: Vec<Fault>,
     /// Only the section on what the XDP decision records cost while off (with --smoke: one
     /// short round).
     #[arg(long)]
@@ -205,6 +209,9 @@ fn run(args: &Args) -> Result<()> {
         plan.tools = args.only.clone();
     }
     plan.plain_lab = args.plain_lab;
+    if !args.default_faults.is_empty() {
+        plan.default_faults = args.default_faults.clone();
+    }
     plan.records_only = args.records_only;
     let out = match &args.out {
         Some(out) => out.clone(),
