@@ -471,7 +471,8 @@ fn soak_section(md: &mut String, r: &Results) {
          (from its sending: the probe is a normal-priority thread next to the spinning one, \
          and a gap in which it sent nothing is its own delay), and the master's longest \
          advert interval: when a silence is as long as that interval and nobody took over, \
-         the whole machine stood still (steal time on this shared VM), not the dataplane. The first stable candidate is used as carpd's fastest setting above. carpd \
+         the whole machine stood still (steal time on this shared VM), not the dataplane. \
+         The first stable candidate is used as carpd's fastest setting above. carpd \
          runs with `--realtime-priority {}` (SCHED_FIFO, memory locked), as the shipped \
          systemd unit runs it; the last row is the chosen setting without it.\n",
         super::tools::CARPD_REALTIME_PRIORITY
