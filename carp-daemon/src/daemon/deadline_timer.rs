@@ -21,6 +21,8 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
+use crate::dataplane::monotonic_now;
+
 /// A one-shot timer on CLOCK_MONOTONIC, waited for in the event loop.
 pub struct DeadlineTimer {
     fd: AsyncFd<Timer>,
@@ -73,7 +75,8 @@ impl DeadlineTimer {
             // system call less per wake-up. The count needs no reading: whatever is waited
             // for next arms the fd again (or disarms it), and timerfd_settime zeroes the
             // count, so the fd is not readable again before the next expiry.
-            if monotonic()? >= deadline {
+            // CLOCK_MONOTONIC through the vDSO (no system call), the deadlines' clock.
+            if monotonic_now().map_err(io::Error::other)? >= deadline {
                 ready.clear_ready();
                 self.armed = None;
                 return Ok(());
@@ -84,17 +87,9 @@ impl DeadlineTimer {
     }
 }
 
-/// CLOCK_MONOTONIC (the vDSO: no system call), as the deadlines are given.
-fn monotonic() -> io::Result<Duration> {
-    let ts =
-        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_err(io::Error::from)?;
-    Ok(Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::monotonic_now;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
