@@ -77,8 +77,16 @@ pub fn consume_master_repeat(
     }
     // SAFETY: a helper call without arguments.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    // In place once the key exists: one aligned u64 store instead of a map update (which
+    // swaps in a new element under the bucket lock), paid by every repeat of the master's.
     // A full map (more keys than vhids × families cannot happen) would only cost the
     // re-arm: the timer then fires as if this advert were lost.
-    let _ = MASTER_SEEN.insert(key, now, 0);
+    match MASTER_SEEN.get_ptr_mut(key) {
+        // SAFETY: an aligned u64 in the map's value; carpd only reads it.
+        Some(seen) => unsafe { core::ptr::write_volatile(seen, now) },
+        None => {
+            let _ = MASTER_SEEN.insert(key, now, 0);
+        }
+    }
     true
 }
