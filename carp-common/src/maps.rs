@@ -38,6 +38,11 @@ pub mod pin {
     pub const VRRP_COUNTERS: &str = "vrrp_counters";
     /// Balanced carp interfaces: [`super::VhidKey`] of the leader node → [`super::LbGroup`].
     pub const LB_GROUPS: &str = "lb_groups";
+    /// The masters' fail-silent deadlines: [`super::VhidEntry::deadline_slot`] (`u32`
+    /// index) → CLOCK_MONOTONIC nanoseconds (`u64`). An array that carpd maps into its own
+    /// memory (`BPF_F_MMAPABLE`): pushing a deadline forward with each advert is one store,
+    /// not a system call.
+    pub const DEADLINES: &str = "carp_deadlines";
     /// Subdirectory holding one pinned XDP link per carpdev, named after the interface.
     pub const LINKS_DIR: &str = "links";
 }
@@ -53,6 +58,13 @@ pub const MAX_CARPDEVS: u32 = 64;
 pub const ADVERT_RING_BYTES: u32 = 256 * 1024;
 /// Capacity of the master-advert maps: one entry per vhid and family.
 pub const MAX_MASTER_ADVERTS: u32 = MAX_VHIDS * 2;
+/// Capacity of the deadline array: one slot per `carp_vhids` entry.
+pub const MAX_DEADLINES: u32 = MAX_VHIDS;
+/// [`VhidEntry::deadline_slot`] of an entry that has no deadline: never a live master
+/// (out of the array's range, so the program's lookup fails).
+pub const NO_DEADLINE_SLOT: u32 = u32::MAX;
+/// `BPF_F_MMAPABLE`: an array map that user space can mmap.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Capacity of the load-balancing map (balanced carp interfaces across all carpdevs).
 pub const MAX_LB_GROUPS: u32 = 256;
@@ -73,11 +85,13 @@ pub struct VhidKey {
 /// What the dataplane knows about one vhid.
 ///
 /// The program answers for the vhid only while `state == VHID_STATE_MASTER` **and**
-/// `bpf_ktime_get_ns() < master_deadline_ns`. carpd pushes the deadline forward every time an
-/// advertisement leaves, to just before the earliest moment a backup can take over (three
-/// of the master's intervals less a margin: carp-daemon's `dataplane::deadline`); when carpd
-/// stops (hang, crash, SIGKILL) the deadline passes and the host falls silent on its own:
-/// fail-silent rather than fail-split-brain.
+/// `bpf_ktime_get_ns()` is before the deadline in slot `deadline_slot` of `carp_deadlines`.
+/// carpd pushes the deadline forward every time an advertisement leaves, to just before the
+/// earliest moment a backup can take over (three of the master's intervals less a margin:
+/// carp-daemon's `dataplane::deadline`); when carpd stops (hang, crash, SIGKILL) the
+/// deadline passes and the host falls silent on its own: fail-silent rather than
+/// fail-split-brain. The deadline lives in an array of its own, which carpd writes through a
+/// memory mapping: this entry is rewritten only when the state changes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VhidEntry {
@@ -85,9 +99,10 @@ pub struct VhidEntry {
     pub state: u32,
     /// Advertisement interval in 1/256 s (advbase * 256 + advskew), for readers of the map.
     pub interval_ticks: u32,
-    /// CLOCK_MONOTONIC nanoseconds (the clock of `bpf_ktime_get_ns`) until which a
-    /// MASTER entry is honoured.
-    pub master_deadline_ns: u64,
+    /// Index in `carp_deadlines` of the CLOCK_MONOTONIC nanoseconds (the clock of
+    /// `bpf_ktime_get_ns`) until which a MASTER entry is honoured; [`NO_DEADLINE_SLOT`]: never.
+    pub deadline_slot: u32,
+    pub _reserved: u32,
     /// Virtual MAC used as the source of ARP/NA replies: `00:00:5e:00:01:<vhid>`.
     pub vmac: [u8; 6],
     /// `VHID_FLAG_*` bits.
@@ -147,10 +162,11 @@ pub struct CarpdevEntry {
 ///
 /// The per-packet decision reads this one entry (after the carpdev's): who serves a bucket
 /// is `nodes[i]`, tested as any vhid entry (state MASTER and the fail-silent deadline not
-/// passed). carpd rewrites the entry whole when a node changes state and on every advert
-/// a node it masters sends (one map write either way); the `carp_vhids` entries of the
-/// nodes then only say which vhids are served (for the advert filter) and their state
-/// without a deadline, and are never consulted by the balancing.
+/// passed: the node's `deadline_slot` in `carp_deadlines`). carpd rewrites the entry whole
+/// when a node changes state; a master's adverts only push its slot's deadline forward. The
+/// `carp_vhids` entries of the nodes then only say which vhids are served (for the advert
+/// filter) and their state without a deadline slot, and are never consulted by the
+/// balancing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbGroup {

@@ -5,7 +5,8 @@
 //! Pin layout (default `/sys/fs/bpf/carp`, one directory per daemon):
 //!
 //! ```text
-//! <pin-dir>/carp_vhids      (ifindex, vhid) -> state, master deadline, virtual MAC
+//! <pin-dir>/carp_vhids      (ifindex, vhid) -> state, deadline slot, virtual MAC
+//! <pin-dir>/carp_deadlines  deadline slot -> the master's fail-silent deadline (mmapable)
 //! <pin-dir>/carp_vip4       (ifindex, IPv4) -> vhid
 //! <pin-dir>/carp_vip6       (ifindex, IPv6) -> vhid
 //! <pin-dir>/carp_devs       ifindex -> carpdev MAC
@@ -44,7 +45,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp,
         links::{FdLink, LinkError, PinnedLink},
@@ -54,12 +55,13 @@ use aya::{
 };
 use carp_common::maps::{
     CarpdevEntry, DataplaneCounters, FAMILY_V4, FAMILY_V6, LbGroup, MasterAdvert, MasterAdvertKey,
-    VHID_STATE_BACKUP, VHID_STATE_INIT, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key,
-    VipEntry, pin,
+    NO_DEADLINE_SLOT, VHID_STATE_BACKUP, VHID_STATE_INIT, VHID_STATE_MASTER, VhidEntry, VhidKey,
+    Vip4Key, Vip6Key, VipEntry, pin,
 };
 use carp_common::wire::virtual_mac;
 
 pub mod deadline;
+mod deadlines;
 mod lb;
 mod vrrp;
 pub mod xdp_log;
@@ -77,8 +79,9 @@ const PROGRAM: &str = "carp";
 const GUARD_PROGRAM: &str = "carp_guard";
 
 /// Every pinned map, in the order they are created.
-const MAP_NAMES: [&str; 12] = [
+const MAP_NAMES: [&str; 13] = [
     pin::VHIDS,
+    pin::DEADLINES,
     pin::VIP4,
     pin::VIP6,
     pin::CARPDEVS,
@@ -138,6 +141,13 @@ pub enum DataplaneError {
          ({page} bytes)"
     )]
     RingSize { bytes: u32, page: u32 },
+    #[error("mapping BPF map {map} into memory: {source}")]
+    Mmap {
+        map: &'static str,
+        source: std::io::Error,
+    },
+    #[error("every one of the {0} deadline slots is in use")]
+    DeadlinesFull(u32),
     #[error("the program's map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("reading the monotonic clock: {0}")]
@@ -192,6 +202,10 @@ pub struct Dataplane {
     ebpf: Ebpf,
     pin_dir: Option<PathBuf>,
     vhids: HashMap<MapData, VhidKey, VhidEntry>,
+    /// The `carp_vhids` entries as last written: a master's refresh, which changes only its
+    /// deadline, then writes nothing there.
+    vhids_written: std::collections::HashMap<VhidKey, VhidEntry>,
+    deadlines: deadlines::Deadlines,
     vip4: HashMap<MapData, Vip4Key, VipEntry>,
     vip6: HashMap<MapData, Vip6Key, VipEntry>,
     carpdevs: HashMap<MapData, u32, CarpdevEntry>,
@@ -269,6 +283,8 @@ impl Dataplane {
             T::try_from(map).map_err(|source| DataplaneError::Map { map: name, source })
         }
         let vhids = take(&mut ebpf, pin::VHIDS)?;
+        let deadlines =
+            deadlines::Deadlines::new(take::<Array<MapData, u64>>(&mut ebpf, pin::DEADLINES)?)?;
         let vip4 = take(&mut ebpf, pin::VIP4)?;
         let vip6 = take(&mut ebpf, pin::VIP6)?;
         let carpdevs = take(&mut ebpf, pin::CARPDEVS)?;
@@ -295,6 +311,8 @@ impl Dataplane {
             ebpf,
             pin_dir,
             vhids,
+            vhids_written: std::collections::HashMap::new(),
+            deadlines,
             vip4,
             vip6,
             carpdevs,
@@ -584,6 +602,11 @@ impl Dataplane {
 
     /// [`Dataplane::set_vhid`] under any key slot, with the virtual MAC the ARP/NA replies
     /// carry: a VRRP router's (`carp_common::vrrp::vrrp_slot`, `vrrp_virtual_mac`).
+    ///
+    /// A master's refresh (the same state, a later deadline) is one store into the mapped
+    /// deadline array; the entry is written only when it changes. The deadline goes first
+    /// when becoming master and last when leaving, so that no MASTER entry meets a deadline
+    /// older than its own.
     pub fn set_slot(
         &mut self,
         ifindex: u32,
@@ -596,26 +619,53 @@ impl Dataplane {
             ifindex,
             vhid: slot,
         };
+        let deadline_slot = self.deadlines.slot(key)?;
         let entry = VhidEntry {
             flags: self.slot_flags(&key),
+            deadline_slot,
             ..vhid_entry(vmac, interval, state)
         };
+        let deadline = deadline_ns(state);
+        if deadline != 0 {
+            self.deadlines.store(deadline_slot, deadline);
+        }
+        self.write_vhid(key, entry)?;
+        if deadline == 0 {
+            self.deadlines.store(deadline_slot, 0);
+        }
+        Ok(())
+    }
+
+    /// Writes a `carp_vhids` entry unless it is there already as last written.
+    fn write_vhid(&mut self, key: VhidKey, entry: VhidEntry) -> Result<(), DataplaneError> {
+        if self.vhids_written.get(&key) == Some(&entry) {
+            return Ok(());
+        }
         self.vhids
             .insert(key, entry, 0)
             .map_err(|source| DataplaneError::Map {
                 map: pin::VHIDS,
                 source,
-            })
+            })?;
+        self.vhids_written.insert(key, entry);
+        Ok(())
+    }
+
+    /// Removes a `carp_vhids` entry and gives its deadline slot back.
+    fn forget_vhid(&mut self, key: VhidKey) -> Result<(), DataplaneError> {
+        self.vhids_written.remove(&key);
+        let removed = ignore_missing(self.vhids.remove(&key), pin::VHIDS);
+        self.deadlines.release(&key);
+        removed
     }
 
     /// Forgets a vhid, its followed master included.
     pub fn remove_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), DataplaneError> {
         self.clear_master_advert(ifindex, vhid)?;
-        let key = VhidKey {
+        self.forget_vhid(VhidKey {
             ifindex,
             vhid: vhid as u32,
-        };
-        ignore_missing(self.vhids.remove(&key), pin::VHIDS)
+        })
     }
 
     /// Publishes the advert a BACKUP vhid's master sent, as carpd authenticated it (`family`
@@ -678,6 +728,12 @@ impl Dataplane {
             vhid: vhid as u32,
         };
         self.vhids.get(&key, 0).ok()
+    }
+
+    /// The deadline in a slot of `carp_deadlines` (CLOCK_MONOTONIC, as [`monotonic_now`];
+    /// zero: past). `None` for [`NO_DEADLINE_SLOT`].
+    pub fn deadline(&self, slot: u32) -> Option<Duration> {
+        self.deadlines.load(slot).map(Duration::from_nanos)
     }
 
     pub fn add_vip4(
@@ -747,7 +803,7 @@ impl Dataplane {
         let entries: Vec<(VhidKey, VhidEntry)> = self.vhids.iter().filter_map(Result::ok).collect();
         for (key, mut entry) in entries {
             entry.state = VHID_STATE_INIT;
-            entry.master_deadline_ns = 0;
+            entry.deadline_slot = NO_DEADLINE_SLOT;
             self.vhids
                 .insert(key, entry, 0)
                 .map_err(|source| DataplaneError::Map {
@@ -755,7 +811,11 @@ impl Dataplane {
                     source,
                 })?;
         }
-        self.silence_lb_groups()
+        self.silence_lb_groups()?;
+        // No entry points at a slot any more: every deadline is past and every slot free.
+        self.vhids_written.clear();
+        self.deadlines.clear();
+        Ok(())
     }
 
     /// Removes every entry of every map: a restarted daemon starts from its configuration,
@@ -765,6 +825,8 @@ impl Dataplane {
         for k in keys {
             ignore_missing(self.vhids.remove(&k), pin::VHIDS)?;
         }
+        self.vhids_written.clear();
+        self.deadlines.clear();
         let keys: Vec<Vip4Key> = self.vip4.keys().filter_map(Result::ok).collect();
         for k in keys {
             ignore_missing(self.vip4.remove(&k), pin::VIP4)?;
@@ -815,23 +877,30 @@ impl Dataplane {
     }
 }
 
-/// The map value of a vhid (or VRRP router, or balanced node) in `state`.
+/// The map value of a vhid (or VRRP router, or balanced node) in `state`, without a
+/// deadline slot yet ([`NO_DEADLINE_SLOT`]).
 fn vhid_entry(vmac: [u8; 6], interval: Duration, state: VhidDataplaneState) -> VhidEntry {
-    let (state, deadline) = match state {
-        VhidDataplaneState::Init => (VHID_STATE_INIT, 0),
-        VhidDataplaneState::Backup => (VHID_STATE_BACKUP, 0),
-        VhidDataplaneState::Master { until } => (
-            VHID_STATE_MASTER,
-            until.as_nanos().min(u64::MAX as u128) as u64,
-        ),
+    let state = match state {
+        VhidDataplaneState::Init => VHID_STATE_INIT,
+        VhidDataplaneState::Backup => VHID_STATE_BACKUP,
+        VhidDataplaneState::Master { .. } => VHID_STATE_MASTER,
     };
     VhidEntry {
         state,
         interval_ticks: (interval.as_micros() * 256 / 1_000_000) as u32,
-        master_deadline_ns: deadline,
+        deadline_slot: NO_DEADLINE_SLOT,
+        _reserved: 0,
         vmac,
         flags: 0,
         _pad: 0,
+    }
+}
+
+/// The deadline a state gives its slot in CLOCK_MONOTONIC nanoseconds (0: none, past).
+fn deadline_ns(state: VhidDataplaneState) -> u64 {
+    match state {
+        VhidDataplaneState::Master { until } => until.as_nanos().min(u64::MAX as u128) as u64,
+        _ => 0,
     }
 }
 

@@ -21,9 +21,10 @@
 //! rewrite by carpd can race with a packet. The kernel links a new element in and reuses
 //! the old one for a later update, so a reader may see fields of two versions that carpd
 //! wrote whole. That is harmless: a packet's verdict reads one node's `state` and
-//! `master_deadline_ns` (an aligned u64, one load), so it sees that node as it was just
-//! before or just after one of carpd's writes, as if the packet had come a moment earlier
-//! or later; the configuration fields (`count`, `vhids`, `mode`) do not change in place.
+//! `deadline_slot` (aligned u32s, one load each; the deadline itself is in `carp_deadlines`),
+//! so it sees that node as it was just before or just after one of carpd's writes, as if the
+//! packet had come a moment earlier or later; the configuration fields (`count`, `vhids`,
+//! `mode`) do not change in place.
 use aya_ebpf::{
     bindings::xdp_action,
     programs::{TcContext, XdpContext},

@@ -1,17 +1,23 @@
 //! The programs' maps (one object: the XDP program and the egress guard share them). Types and names come from carp-common so that carpd and `bpftool`
 //! see exactly what the program sees.
 use aya_ebpf::{
-    btf_maps::{HashMap, PerCpuArray, RingBuf},
+    btf_maps::{Array, HashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use carp_common::maps::{
-    ADVERT_RING_BYTES, AdvertEvent, CarpdevEntry, DataplaneCounters, LbGroup, MAX_CARPDEVS,
-    MAX_LB_GROUPS, MAX_MASTER_ADVERTS, MAX_VHIDS, MAX_VIPS, MasterAdvert, MasterAdvertKey,
-    VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key, VipEntry, VrrpCounters,
+    ADVERT_RING_BYTES, AdvertEvent, BPF_F_MMAPABLE, CarpdevEntry, DataplaneCounters, LbGroup,
+    MAX_CARPDEVS, MAX_DEADLINES, MAX_LB_GROUPS, MAX_MASTER_ADVERTS, MAX_VHIDS, MAX_VIPS,
+    MasterAdvert, MasterAdvertKey, VHID_STATE_MASTER, VhidEntry, VhidKey, Vip4Key, Vip6Key,
+    VipEntry, VrrpCounters,
 };
 
 #[btf_map(name = "carp_vhids")]
 pub static VHIDS: HashMap<VhidKey, VhidEntry, { MAX_VHIDS as usize }> = HashMap::new();
+
+/// Written by carpd only, through its memory mapping of the array (see `is_live_master`).
+#[btf_map(name = "carp_deadlines")]
+pub static DEADLINES: Array<u64, { MAX_DEADLINES as usize }, { BPF_F_MMAPABLE as usize }> =
+    Array::new();
 
 #[btf_map(name = "carp_vip4")]
 pub static VIP4: HashMap<Vip4Key, VipEntry, { MAX_VIPS as usize }> = HashMap::new();
@@ -75,9 +81,8 @@ pub fn slot_entry(ifindex: u32, slot: u32) -> Option<VhidEntry> {
         ifindex,
         vhid: slot,
     };
-    // SAFETY: the value is copied out at once; a concurrent update by carpd can at worst
-    // give a torn read of the deadline, which only shifts the fail-silent moment by one
-    // refresh.
+    // SAFETY: the value is copied out at once; carpd rewrites an entry only when its state
+    // changes (the deadline is in `DEADLINES`), and the kernel swaps hash elements whole.
     unsafe { VHIDS.get(key).copied() }
 }
 
@@ -86,7 +91,16 @@ pub fn slot_entry(ifindex: u32, slot: u32) -> Option<VhidEntry> {
 /// to the virtual MAC, and the egress guard of the carp interface.
 #[inline(always)]
 pub fn is_live_master(entry: &VhidEntry) -> bool {
+    if entry.state != VHID_STATE_MASTER {
+        return false;
+    }
+    // `NO_DEADLINE_SLOT` is out of range: the lookup fails and the entry is not live.
+    let Some(deadline) = DEADLINES.get_ptr(entry.deadline_slot) else {
+        return false;
+    };
     // SAFETY: a helper call without arguments.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    entry.state == VHID_STATE_MASTER && now < entry.master_deadline_ns
+    // SAFETY: an aligned u64 of the array, read once: carpd stores into it at any moment,
+    // a whole u64 at a time.
+    now < unsafe { core::ptr::read_volatile(deadline) }
 }

@@ -537,12 +537,10 @@ fn the_decision_reads_the_group_entry_only() {
     assert_eq!(group.nodes[1].state, carp_common::maps::VHID_STATE_MASTER);
     assert_eq!(group.nodes[1].vmac, [0, 0, 0x5e, 0, 1, OTHER]);
 
-    // A master's refresh (same state, a later deadline) writes the group only: the
-    // node's carp_vhids entry keeps what was there.
-    let marker = VhidDataplaneState::Master {
-        until: Duration::from_nanos(12345),
-    };
-    dp.set_vhid(IFINDEX, OTHER, second, marker).unwrap();
+    // A master's refresh (same state, a later deadline) is a store into the node's
+    // deadline slot: neither the group entry nor the node's carp_vhids entry changes.
+    let before = dp.lb_group(IFINDEX, LEADER).unwrap();
+    let record_before = dp.vhid(IFINDEX, OTHER).unwrap();
     let later = VhidDataplaneState::Master {
         until: now + Duration::from_secs(120),
     };
@@ -550,7 +548,29 @@ fn the_decision_reads_the_group_entry_only() {
         dp.set_lb_node(IFINDEX, LEADER, OTHER, second, later)
             .unwrap()
     );
-    assert_eq!(dp.vhid(IFINDEX, OTHER).unwrap().master_deadline_ns, 12345);
+    let group = dp.lb_group(IFINDEX, LEADER).unwrap();
+    assert_eq!(group, before);
+    assert_eq!(dp.vhid(IFINDEX, OTHER).unwrap(), record_before);
+    assert_eq!(
+        dp.deadline(group.nodes[1].deadline_slot),
+        Some(now + Duration::from_secs(120))
+    );
+    // The node's carp_vhids entry has no deadline slot: a live master only in the group.
+    assert_eq!(
+        record_before.deadline_slot,
+        carp_common::maps::NO_DEADLINE_SLOT
+    );
+    // A deadline that passed silences the node's bucket without any write of the entry.
+    let passed = VhidDataplaneState::Master {
+        until: Duration::from_nanos(12345),
+    };
+    dp.set_lb_node(IFINDEX, LEADER, OTHER, second, passed)
+        .unwrap();
+    assert_eq!(dp.lb_group(IFINDEX, LEADER).unwrap(), before);
+    assert_eq!(run(&dp, &b1).0, XDP_DROP);
+    dp.set_lb_node(IFINDEX, LEADER, OTHER, second, later)
+        .unwrap();
+    assert_eq!(run(&dp, &b1).0, XDP_PASS);
     // A change of state also records the state (without a deadline) in carp_vhids, for
     // the advert filter.
     assert!(
@@ -559,8 +579,15 @@ fn the_decision_reads_the_group_entry_only() {
     );
     let record = dp.vhid(IFINDEX, OTHER).unwrap();
     assert_eq!(
-        (record.state, record.master_deadline_ns),
-        (carp_common::maps::VHID_STATE_BACKUP, 0)
+        (record.state, record.deadline_slot),
+        (
+            carp_common::maps::VHID_STATE_BACKUP,
+            carp_common::maps::NO_DEADLINE_SLOT
+        )
+    );
+    assert_eq!(
+        dp.deadline(group.nodes[1].deadline_slot),
+        Some(Duration::ZERO)
     );
     assert_eq!(run(&dp, &b1).0, XDP_DROP);
 

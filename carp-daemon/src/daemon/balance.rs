@@ -13,8 +13,9 @@
 //!
 //! The dataplane learns the nodes in one `lb_groups` entry per interface, which also holds
 //! every node's state here: an election of a balanced interface (its leader's included)
-//! stores its state and fail-silent deadline there ([`Daemon::store_dataplane_state`]),
-//! one write per change and per advert, as any other vhid does in `carp_vhids`.
+//! stores its state there ([`Daemon::store_dataplane_state`]), one write per change, and
+//! its fail-silent deadline in a `carp_deadlines` slot, one store per advert, as any other
+//! vhid does.
 use tracing::{debug, info, warn};
 
 use super::Daemon;

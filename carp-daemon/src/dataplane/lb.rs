@@ -1,19 +1,24 @@
 //! The dataplane's load-balancing side (OpenBSD `carpnodes`): one `lb_groups` entry per
 //! balanced interface, keyed by its carpdev and leader vhid, holding its nodes and each
 //! node's state here (`carp_common::maps::LbGroup`). The XDP program decides a packet from
-//! that one entry, so a node's state (an owner change, or a master's deadline pushed
-//! forward on each advert) is one write of the whole entry, from the copy kept here.
+//! that one entry, so a node's change of state is one write of the whole entry, from the
+//! copy kept here. A master's deadline, pushed forward on each advert, is in the node's slot
+//! of `carp_deadlines` (a slot of the group's own, not that of the node's `carp_vhids`
+//! entry), not in the entry.
 //!
 //! The nodes' `carp_vhids` entries stay: they tell the advert filter which vhids are
-//! served, and their state (without a deadline) lets it take the master fast path while
-//! BACKUP. They are written only when a node's state changes, never per advert.
+//! served, and their state (without a deadline slot: never a live master there) lets it
+//! take the master fast path while BACKUP. They are written only when a node's state
+//! changes, never per advert.
 use std::time::Duration;
 
 use carp_common::lb::LB_MAX_NODES;
 use carp_common::maps::{LbGroup, VHID_STATE_INIT, VhidKey, pin};
 use carp_common::wire::virtual_mac;
 
-use super::{Dataplane, DataplaneError, VhidDataplaneState, ignore_missing, vhid_entry};
+use super::{
+    Dataplane, DataplaneError, VhidDataplaneState, deadline_ns, ignore_missing, vhid_entry,
+};
 
 impl Dataplane {
     /// Declares a balanced carp interface on carpdev `ifindex`: its nodes' vhids (sorted,
@@ -69,25 +74,32 @@ impl Dataplane {
         let Some(i) = group.vhids[..count].iter().position(|v| *v == vhid) else {
             return Ok(false);
         };
-        let entry = vhid_entry(virtual_mac(vhid), interval, state);
+        let node_key = VhidKey {
+            ifindex,
+            vhid: u32::from(vhid),
+        };
+        let entry = carp_common::maps::VhidEntry {
+            deadline_slot: self.deadlines.slot(node_deadline_key(ifindex, vhid))?,
+            ..vhid_entry(virtual_mac(vhid), interval, state)
+        };
+        let deadline = deadline_ns(state);
+        if deadline != 0 {
+            self.deadlines.store(entry.deadline_slot, deadline);
+        }
         let changed = group.nodes[i].state != entry.state;
-        group.nodes[i] = entry;
-        self.write_lb_group(key, group)?;
+        if group.nodes[i] != entry {
+            group.nodes[i] = entry;
+            self.write_lb_group(key, group)?;
+        }
+        if deadline == 0 {
+            self.deadlines.store(entry.deadline_slot, 0);
+        }
         if changed {
             let record = carp_common::maps::VhidEntry {
-                master_deadline_ns: 0,
+                deadline_slot: carp_common::maps::NO_DEADLINE_SLOT,
                 ..entry
             };
-            let node_key = VhidKey {
-                ifindex,
-                vhid: u32::from(vhid),
-            };
-            self.vhids
-                .insert(node_key, record, 0)
-                .map_err(|source| DataplaneError::Map {
-                    map: pin::VHIDS,
-                    source,
-                })?;
+            self.write_vhid(node_key, record)?;
         }
         Ok(true)
     }
@@ -107,7 +119,12 @@ impl Dataplane {
             ifindex,
             vhid: u32::from(leader),
         };
-        self.lb_written.remove(&key);
+        if let Some(group) = self.lb_written.remove(&key) {
+            let count = (group.count as usize).min(LB_MAX_NODES);
+            for vhid in &group.vhids[..count] {
+                self.deadlines.release(&node_deadline_key(ifindex, *vhid));
+            }
+        }
         ignore_missing(self.lb_groups.remove(&key), pin::LB_GROUPS)
     }
 
@@ -119,7 +136,7 @@ impl Dataplane {
         for (key, mut group) in groups {
             for node in &mut group.nodes {
                 node.state = VHID_STATE_INIT;
-                node.master_deadline_ns = 0;
+                node.deadline_slot = carp_common::maps::NO_DEADLINE_SLOT;
             }
             self.write_lb_group(key, group)?;
         }
@@ -137,3 +154,16 @@ impl Dataplane {
         Ok(())
     }
 }
+
+/// The key of a balanced node's deadline slot: apart from the key of the node's
+/// `carp_vhids` entry (CARP vhids and VRRP slots stay below this bit), so that the two
+/// never share a deadline.
+fn node_deadline_key(ifindex: u32, vhid: u8) -> VhidKey {
+    VhidKey {
+        ifindex,
+        vhid: LB_NODE_DEADLINE | u32::from(vhid),
+    }
+}
+
+/// See [`node_deadline_key`].
+const LB_NODE_DEADLINE: u32 = 1 << 30;

@@ -38,12 +38,7 @@ impl Dataplane {
             return Ok(());
         };
         entry.flags = self.slot_flags(&key);
-        self.vhids
-            .insert(key, entry, 0)
-            .map_err(|source| DataplaneError::Map {
-                map: pin::VHIDS,
-                source,
-            })
+        self.write_vhid(key, entry)
     }
 
     /// Forgets a VRRP router: its state entry and its advert hand-over.
@@ -54,7 +49,7 @@ impl Dataplane {
         };
         self.vrrp_no_accept.remove(&key);
         ignore_missing(self.vrrp_routers.remove(&key), pin::VRRP_ROUTERS)?;
-        ignore_missing(self.vhids.remove(&key), pin::VHIDS)
+        self.forget_vhid(key)
     }
 
     /// The `VhidEntry::flags` of the state entry under `key`.
