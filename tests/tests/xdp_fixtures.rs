@@ -907,6 +907,49 @@ fn unconfigured_carpdev_passes_everything() {
     }
 }
 
+/// A master's refresh is a store into the mapped deadline array: the program sees the new
+/// deadline at once, and the `carp_vhids` entry is not rewritten.
+#[test]
+fn a_refresh_moves_the_deadline_without_writing_the_entry() {
+    if !require_root("a_refresh_moves_the_deadline_without_writing_the_entry") {
+        return;
+    }
+    let mut dp = configured_dataplane();
+    let request = arp_request(CLIENT_MAC, CLIENT4, VIP4);
+    set_state(&mut dp, State::Master);
+    let entry = dp.vhid(IFINDEX, VHID).unwrap();
+    assert_eq!(run(&dp, &request).unwrap().0, XDP_TX);
+    let slot = entry.deadline_slot;
+    assert_ne!(slot, carp_common::maps::NO_DEADLINE_SLOT);
+
+    // Past, then live again: the answer follows, the entry stays as written.
+    set_state(&mut dp, State::ExpiredMaster);
+    assert_eq!(run(&dp, &request).unwrap().0, XDP_DROP);
+    set_state(&mut dp, State::Master);
+    assert_eq!(run(&dp, &request).unwrap().0, XDP_TX);
+    assert_eq!(dp.vhid(IFINDEX, VHID).unwrap(), entry);
+    let deadline = dp.deadline(slot).unwrap();
+    assert!(deadline > monotonic_now().unwrap() + Duration::from_secs(50));
+
+    // Leaving master zeroes the slot; a removed vhid gives its slot to the next one.
+    set_state(&mut dp, State::Backup);
+    assert_eq!(dp.deadline(slot), Some(Duration::ZERO));
+    assert_eq!(run(&dp, &request).unwrap().0, XDP_DROP);
+    dp.remove_vhid(IFINDEX, VHID).unwrap();
+    set_state(&mut dp, State::Master);
+    assert_eq!(dp.vhid(IFINDEX, VHID).unwrap().deadline_slot, slot);
+    assert_eq!(run(&dp, &request).unwrap().0, XDP_TX);
+
+    // A silenced dataplane (a start after a crash) leaves no live deadline behind.
+    dp.silence_all().unwrap();
+    assert_eq!(dp.deadline(slot), Some(Duration::ZERO));
+    assert_eq!(
+        dp.vhid(IFINDEX, VHID).unwrap().deadline_slot,
+        carp_common::maps::NO_DEADLINE_SLOT
+    );
+    assert_eq!(run(&dp, &request).unwrap().0, XDP_DROP);
+}
+
 const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 
@@ -1093,6 +1136,14 @@ fn repeats_of_the_published_master_advert_take_the_fast_path() {
         assert!(
             t0 <= seen && seen <= t1,
             "IPv{family}: {seen:?} not in [{t0:?}, {t1:?}]"
+        );
+        // The next repeat updates the recorded arrival in place.
+        let t2 = monotonic_now().unwrap();
+        assert_eq!(run(&dp, frame).unwrap().0, XDP_DROP);
+        let again = dp.master_advert_seen(IFINDEX, VHID, family).unwrap();
+        assert!(
+            t2 <= again && again <= monotonic_now().unwrap(),
+            "IPv{family}: second arrival {again:?} not after {t2:?}"
         );
     }
 
