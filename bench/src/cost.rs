@@ -11,6 +11,11 @@ use super::analysis;
 use super::tools::{Setting, VIP};
 use super::{Ctx, PROBE_IP, Pair};
 
+/// The rows of one vhid at default timers (one advert a second) are measured over this many
+/// windows: a window holds only as many adverts as seconds, and one slow wake-up among 20
+/// moves the mean by several percent.
+pub const ONE_ADVERT_A_SECOND_WINDOWS: u32 = 3;
+
 /// One daemon instance's cost over the window.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {

@@ -547,20 +547,25 @@ fn run_costs(
     results: &mut report::Results,
 ) -> Result<()> {
     section("cost");
-    let mut cost_plan: Vec<(Setting, u8)> = Vec::new();
+    let mut cost_plan: Vec<(Setting, u8, Duration)> = Vec::new();
     for &setting in defaults {
         for &n in &plan.vhid_counts {
-            cost_plan.push((setting, n));
+            let window = if n == 1 {
+                plan.cost_window * cost::ONE_ADVERT_A_SECOND_WINDOWS
+            } else {
+                plan.cost_window
+            };
+            cost_plan.push((setting, n, window));
         }
     }
     for &setting in fastests {
-        cost_plan.push((setting, 1));
+        cost_plan.push((setting, 1, plan.cost_window));
     }
-    for (setting, vhids) in cost_plan {
+    for (setting, vhids, window) in cost_plan {
         ctx.check()?;
         let what = format!("cost {} {vhids} vhids", setting.label());
         let Some(c) = ctx.attempt(&what, &mut results.errors, || {
-            cost::measure(ctx, setting, vhids, plan.cost_window)
+            cost::measure(ctx, setting, vhids, window)
         })?
         else {
             continue;

@@ -706,7 +706,8 @@ fn cost_section(md: &mut String, r: &Results) {
     let _ = writeln!(md, "## Cost\n");
     let _ = writeln!(
         md,
-        "Over {} per row: scheduler runtime (se.sum_exec_runtime of every thread, from \
+        "Over {} per row ({} for the rows of one vhid at default timers, which send one \
+         advert a second): scheduler runtime (se.sum_exec_runtime of every thread, from \
          /proc/PID/task/*/sched) as a share of one core and per advertisement sent, context \
          switches per second, the backup's wakeups (voluntary context switches) per second \
          and per master-down interval (a carpd backup's XDP program takes its master's \
@@ -716,7 +717,8 @@ fn cost_section(md: &mut String, r: &Results) {
          The kernel share (utime/stime, 10 ms ticks, \"–\" when under a tick) matters: on a \
          veth, sending one advert runs the switch's and the receivers' work in the \
          sender's context, so it is charged to whichever daemon sent it.\n",
-        crate::human(r.plan.cost_window)
+        crate::human(r.plan.cost_window),
+        crate::human(r.plan.cost_window * crate::cost::ONE_ADVERT_A_SECOND_WINDOWS)
     );
     let _ = writeln!(
         md,
