@@ -23,6 +23,7 @@ mod plot;
 mod records;
 mod report;
 mod soak;
+mod steal;
 mod tools;
 mod traffic;
 mod vrrp;

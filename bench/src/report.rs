@@ -472,6 +472,8 @@ fn soak_section(md: &mut String, r: &Results) {
          and a gap in which it sent nothing is its own delay), and the master's longest \
          advert interval: when a silence is as long as that interval and nobody took over, \
          the whole machine stood still (steal time on this shared VM), not the dataplane. \
+         Steal is what the hypervisor took from this VM's virtual CPUs during the soak \
+         (/proc/stat, 10 ms ticks): in all, and the most from one CPU in one 10-ms reading. \
          The first stable candidate is used as carpd's fastest setting above. carpd \
          runs with `--realtime-priority {}` (SCHED_FIFO, memory locked), as the shipped \
          systemd unit runs it; the last row is the chosen setting without it.\n",
@@ -479,9 +481,9 @@ fn soak_section(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | master's longest advert interval (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | stable |"
+        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | master's longest advert interval (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | steal: all / longest (ms) | stable |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in r
         .search
         .iter()
@@ -490,7 +492,7 @@ fn soak_section(md: &mut String, r: &Results) {
     {
         let _ = writeln!(
             md,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} / {:.0} | {} |",
             s.setting.timers(),
             if s.realtime { "yes" } else { "no" },
             ms(s.setting.advert_interval().as_secs_f64()),
@@ -502,6 +504,8 @@ fn soak_section(md: &mut String, r: &Results) {
             ms(s.jitter.max_interval),
             s.jitter.late,
             s.jitter.mean_abs * 1e3,
+            s.steal.total_ms,
+            s.steal.longest_ms,
             if s.stable() { "yes" } else { "no" }
         );
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::analysis;
 use super::tools::{Setting, VIP};
 use super::{Background, Ctx, PROBE_IP, Pair, Plan, Probe, unix_now};
+use super::{analysis, steal};
 
 /// carpd timers tried, fastest first: advbase 0 with the master's and the backup's advskew
 /// (1/256 s units). First the fastest CARP allows: 0/1, where both send every 1/256 s (the
@@ -70,6 +70,8 @@ pub struct SoakResult {
     /// is no silence of the routers.
     pub longest_unanswered: f64,
     pub jitter: analysis::Jitter,
+    /// What the hypervisor took from this VM's CPUs meanwhile.
+    pub steal: steal::Steal,
     /// carpd ran with `--realtime-priority` (as the shipped systemd unit does).
     pub realtime: bool,
 }
@@ -93,14 +95,17 @@ pub fn search(ctx: &Ctx, plan: &Plan) -> Result<(Setting, Vec<SoakResult>)> {
         let r = soak(ctx, setting, plan.search, true)?;
         println!(
             "  {:<55} {}: {} state changes, longest ARP silence {:.1} ms (a request unanswered \
-             {:.1} ms), late adverts {}, longest advert interval {:.1} ms",
+             {:.1} ms), late adverts {}, longest advert interval {:.1} ms, steal {:.0} ms \
+             (longest {:.0} ms)",
             setting.label(),
             crate::human(plan.search),
             r.state_changes,
             r.longest_arp_gap * 1e3,
             r.longest_unanswered * 1e3,
             r.jitter.late,
-            r.jitter.max_interval * 1e3
+            r.jitter.max_interval * 1e3,
+            r.steal.total_ms,
+            r.steal.longest_ms
         );
         let stable = r.stable();
         trials.push(r);
@@ -131,12 +136,14 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
     ];
     let probe = Probe::start(ctx, false)?;
     let _busy = spinner();
+    let stolen = steal::StealRecorder::start();
     // Let the probe start answering before the measured window opens.
     ctx.sleep(Duration::from_millis(200))?;
     let from = unix_now();
     ctx.sleep(duration)?;
     let to = unix_now();
     let requests = probe.stop();
+    let steal = stolen.stop();
     let after = pair.state_changes();
     pair.stop(ctx)?;
     let mut sent = Vec::new();
@@ -164,6 +171,7 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
         longest_arp_gap,
         longest_unanswered,
         jitter,
+        steal,
         realtime,
     })
 }
