@@ -2,7 +2,6 @@
 //! actions it returns (adverts out, gratuitous ARP/NA, the dataplane's view of the vhid,
 //! hooks), and the inputs every part of carpd shares: starting the election, forced
 //! states, group membership and demotion.
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
@@ -233,6 +232,7 @@ impl Daemon {
                 demote,
             } => {
                 let results = self.send_advert(name, advbase, advskew, demote);
+                let results = results.iter().flatten().copied();
                 let is_master = self
                     .ifs
                     .get(name)
@@ -240,7 +240,7 @@ impl Daemon {
                 // Every advert of a master that left pushes the dataplane's deadline forward,
                 // from `now`, read before the send (see dataplane::deadline). A failed send
                 // restarted no backup's timer, so it renews nothing.
-                let left = !results.is_empty() && results.iter().all(|ok| *ok);
+                let left = results.clone().next().is_some() && results.clone().all(|ok| ok);
                 if is_master && left && advbase != carp_common::wire::CARP_BOW_OUT {
                     self.set_dataplane(name, now, fsm::State::Master);
                 }
@@ -329,25 +329,33 @@ impl Daemon {
     }
 
     /// Sends one advert per address family the interface has (to each of the family's
-    /// unicast peers instead of the group when it has some); the result of each family.
+    /// unicast peers instead of the group when it has some); the result of each family
+    /// (IPv4, IPv6; `None`: nothing to say). Nothing here allocates: a master runs it on
+    /// every wake-up.
     ///
     /// A peer whose MAC is not resolved yet counts as a send error but is no failed send
     /// for the demotion rule: OpenBSD does not demote for EHOSTDOWN in unicast mode either.
-    fn send_advert(&mut self, name: &str, advbase: u8, advskew: u8, demote: u8) -> Vec<bool> {
+    fn send_advert(
+        &mut self,
+        name: &str,
+        advbase: u8,
+        advskew: u8,
+        demote: u8,
+    ) -> [Option<bool>; 2] {
+        let mut results = [None; 2];
         let Some(src_mac) = self.advert_source_mac(name) else {
-            return Vec::new();
+            return results;
         };
         let Some(cif) = self.ifs.get_mut(name) else {
-            return Vec::new();
+            return results;
         };
         let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) else {
-            return Vec::new();
+            return results;
         };
         let header = cif.advert(advbase, advskew, demote);
-        let mut results = Vec::with_capacity(2);
         // The carp interface's own first address: the source only if the carpdev has none.
         let own_v4 = cif.cfg.ipv4.first().map(|a| a.addr);
-        for v6 in [false, true] {
+        for (v6, result) in [false, true].into_iter().zip(&mut results) {
             let has_family = if v6 {
                 !cif.cfg.ipv6.is_empty()
             } else {
@@ -356,8 +364,7 @@ impl Daemon {
             if !has_family {
                 continue;
             }
-            let peers: Vec<IpAddr> = cif.cfg.peers_of(v6).collect();
-            if peers.is_empty() {
+            if cif.cfg.peers_of(v6).next().is_none() {
                 let sent = if v6 {
                     dev.adverts.send_v6(src_mac, &header)
                 } else {
@@ -366,10 +373,10 @@ impl Daemon {
                 match sent {
                     Ok(()) => {
                         cif.stats.count_sent(v6);
-                        results.push(true);
+                        *result = Some(true);
                     }
                     Err(err) => {
-                        results.push(false);
+                        *result = Some(false);
                         cif.stats.send_errors += 1;
                         warn!(interface = %name, error = %err, "advert not sent");
                     }
@@ -377,7 +384,7 @@ impl Daemon {
                 continue;
             }
             let (mut sent, mut failed) = (false, false);
-            for peer in peers {
+            for peer in cif.cfg.peers_of(v6) {
                 match dev.adverts.send_to_peer(src_mac, own_v4, peer, &header) {
                     Ok(()) => {
                         sent = true;
@@ -403,7 +410,7 @@ impl Daemon {
             }
             // Only unresolved peers: neither a failure nor a success for the demotion rule.
             if failed || sent {
-                results.push(!failed);
+                *result = Some(!failed);
             }
         }
         results

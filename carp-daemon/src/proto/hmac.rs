@@ -36,6 +36,7 @@
 //! with the embedded scope bytes 2..4 zeroed (`HMAC_ORIG`). We do the same.
 //!
 //! advbase, advskew, demote and the IP source address are not covered.
+use std::cell::Cell;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use carp_common::wire::{
@@ -119,6 +120,9 @@ pub struct CarpAuth {
     nov6ll: HmacSha1,
     /// With them, scope bytes zeroed: the second variant verified.
     orig: HmacSha1,
+    /// The last digest signed and its counter: a vhid signs the same counter (its replay
+    /// cookie) in every advert, so a master hashes once, not once a second.
+    signed: Cell<Option<(u64, [u8; CARP_HMAC_LEN])>>,
 }
 
 impl std::fmt::Debug for CarpAuth {
@@ -169,15 +173,26 @@ impl CarpAuth {
         for a in sorted_ipv6(ipv6, true) {
             orig.update(&a);
         }
-        Ok(Self { nov6ll, orig })
+        Ok(Self {
+            nov6ll,
+            orig,
+            signed: Cell::new(None),
+        })
     }
 
     /// The digest for an advert carrying `counter` (OpenBSD `carp_prepare_ad`: the variant
     /// without IPv6 link-local addresses).
     pub fn sign(&self, counter: u64) -> [u8; CARP_HMAC_LEN] {
+        if let Some((signed, digest)) = self.signed.get()
+            && signed == counter
+        {
+            return digest;
+        }
         let mut mac = self.nov6ll.clone();
         mac.update(&counter.to_be_bytes());
-        mac.finalize().into_bytes().into()
+        let digest: [u8; CARP_HMAC_LEN] = mac.finalize().into_bytes().into();
+        self.signed.set(Some((counter, digest)));
+        digest
     }
 
     /// Whether `digest` authenticates an advert carrying `counter`: either variant matches
@@ -294,6 +309,21 @@ mod tests {
         );
         assert!(auth.verify(COUNTER, &digest));
         assert!(!auth.verify(COUNTER + 1, &digest));
+    }
+
+    #[test]
+    fn a_repeated_signature_is_the_memo_and_a_new_counter_is_hashed_anew() {
+        let auth = CarpAuth::new("SeCrEt", 1, &[Ipv4Addr::new(192, 0, 2, 10)], &[], None).unwrap();
+        let hashed = |counter: u64| {
+            let mut mac = auth.nov6ll.clone();
+            mac.update(&counter.to_be_bytes());
+            <[u8; CARP_HMAC_LEN]>::from(mac.finalize().into_bytes())
+        };
+        assert_eq!(auth.sign(7), hashed(7));
+        assert_eq!(auth.sign(7), hashed(7));
+        assert_eq!(auth.sign(8), hashed(8));
+        assert_ne!(auth.sign(8), auth.sign(7));
+        assert!(auth.verify(7, &auth.sign(7)));
     }
 
     #[test]

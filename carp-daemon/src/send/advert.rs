@@ -34,7 +34,7 @@ use carp_common::{
 };
 use socket2::{Domain, InterfaceIndexOrAddress, SockFilter, Socket, Type};
 
-use super::frame::{Ipv4Header, PacketSocket, ethernet, ipv6_packet};
+use super::frame::{Ipv4Header, PacketSocket, push_ethernet_header, push_ipv6_packet};
 use super::neighbour::{Neighbours, PeerMac};
 use super::source::SourceCache;
 use super::{SendError, sock_err};
@@ -49,7 +49,13 @@ pub struct AdvertSender {
     sources: SourceCache,
     neighbours: Neighbours,
     _groups: CarpGroups,
+    /// The frame being sent, kept between sends: a master builds one a second, and an
+    /// allocation on each of those wake-ups costs more than the bytes.
+    frame: Vec<u8>,
 }
+
+/// Room for any advert frame: Ethernet, IPv6 and the largest VRRPv3 payload carpd sends.
+const FRAME_CAPACITY: usize = 512;
 
 impl AdvertSender {
     pub fn open(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
@@ -60,6 +66,7 @@ impl AdvertSender {
             neighbours: Neighbours::open(ifindex)
                 .map_err(sock_err("opening the neighbour table", ifname))?,
             _groups: CarpGroups::join(ifname, ifindex)?,
+            frame: Vec::with_capacity(FRAME_CAPACITY),
         })
     }
 
@@ -77,18 +84,27 @@ impl AdvertSender {
         carp: &[u8],
     ) -> Result<(), SendError> {
         let src = self.source_v4(fallback)?;
-        let frame = advert_frame_v4(vmac, src, rand::random(), carp);
+        let group = Ipv4Addr::from(CARP_GROUP_V4);
+        write_advert_frame_v4_to(
+            &mut self.frame,
+            (CARP_GROUP_V4_MAC, group),
+            vmac,
+            src,
+            rand::random(),
+            carp,
+        );
         self.socket
-            .send(&frame)
+            .send(&self.frame)
             .map_err(sock_err("sending IPv4 advert", &self.ifname))
     }
 
     /// Sends one IPv6 advert from `vmac` and the carpdev's link-local address.
     pub fn send_v6(&mut self, vmac: [u8; 6], carp: &[u8]) -> Result<(), SendError> {
         let src = self.source_v6()?;
-        let frame = advert_frame_v6(vmac, src, carp);
+        let group = Ipv6Addr::from(CARP_GROUP_V6);
+        write_advert_frame_v6_to(&mut self.frame, (CARP_GROUP_V6_MAC, group), vmac, src, carp);
         self.socket
-            .send(&frame)
+            .send(&self.frame)
             .map_err(sock_err("sending IPv6 advert", &self.ifname))
     }
 
@@ -112,15 +128,19 @@ impl AdvertSender {
             }
             Err(e) => return Err(sock_err("looking up a peer's MAC", &self.ifname)(e)),
         };
-        let frame = match peer {
+        match peer {
             IpAddr::V4(dst) => {
                 let src = self.source_v4(fallback)?;
-                advert_frame_v4_to(mac, dst, vmac, src, rand::random(), carp)
+                let id = rand::random();
+                write_advert_frame_v4_to(&mut self.frame, (mac, dst), vmac, src, id, carp);
             }
-            IpAddr::V6(dst) => advert_frame_v6_to(mac, dst, vmac, self.source_v6()?, carp),
-        };
+            IpAddr::V6(dst) => {
+                let src = self.source_v6()?;
+                write_advert_frame_v6_to(&mut self.frame, (mac, dst), vmac, src, carp);
+            }
+        }
         self.socket
-            .send(&frame)
+            .send(&self.frame)
             .map_err(sock_err("sending unicast advert", &self.ifname))
     }
 
@@ -143,12 +163,25 @@ impl AdvertSender {
         src: IpAddr,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        let frame = match src {
-            IpAddr::V4(src) => advert_frame_v4(vmac, src, rand::random(), payload),
-            IpAddr::V6(src) => advert_frame_v6(vmac, src, payload),
-        };
+        match src {
+            IpAddr::V4(src) => {
+                let group = (CARP_GROUP_V4_MAC, Ipv4Addr::from(CARP_GROUP_V4));
+                write_advert_frame_v4_to(
+                    &mut self.frame,
+                    group,
+                    vmac,
+                    src,
+                    rand::random(),
+                    payload,
+                );
+            }
+            IpAddr::V6(src) => {
+                let group = (CARP_GROUP_V6_MAC, Ipv6Addr::from(CARP_GROUP_V6));
+                write_advert_frame_v6_to(&mut self.frame, group, vmac, src, payload);
+            }
+        }
         self.socket
-            .send(&frame)
+            .send(&self.frame)
             .map_err(sock_err("sending VRRP advert", &self.ifname))
     }
 
@@ -189,7 +222,23 @@ pub fn advert_frame_v4_to(
     id: u16,
     carp: &[u8],
 ) -> Vec<u8> {
-    let ip = Ipv4Header {
+    let mut frame = Vec::with_capacity(FRAME_CAPACITY);
+    write_advert_frame_v4_to(&mut frame, (dst_mac, dst), vmac, src, id, carp);
+    frame
+}
+
+/// [`advert_frame_v4_to`] into `out` (cleared first).
+fn write_advert_frame_v4_to(
+    out: &mut Vec<u8>,
+    (dst_mac, dst): ([u8; 6], Ipv4Addr),
+    vmac: [u8; 6],
+    src: Ipv4Addr,
+    id: u16,
+    carp: &[u8],
+) {
+    out.clear();
+    push_ethernet_header(out, dst_mac, vmac, ETH_P_IP);
+    Ipv4Header {
         tos: IPTOS_LOWDELAY,
         id,
         dont_fragment: true,
@@ -198,8 +247,7 @@ pub fn advert_frame_v4_to(
         src,
         dst,
     }
-    .packet(carp);
-    ethernet(dst_mac, vmac, ETH_P_IP, &ip)
+    .push_packet(out, carp);
 }
 
 /// An IPv6 advert frame: `carp` from `vmac` and the link-local `src`.
@@ -216,8 +264,22 @@ pub fn advert_frame_v6_to(
     src: Ipv6Addr,
     carp: &[u8],
 ) -> Vec<u8> {
-    let ip = ipv6_packet(src, dst, IPPROTO_CARP, CARP_TTL, carp);
-    ethernet(dst_mac, vmac, ETH_P_IPV6, &ip)
+    let mut frame = Vec::with_capacity(FRAME_CAPACITY);
+    write_advert_frame_v6_to(&mut frame, (dst_mac, dst), vmac, src, carp);
+    frame
+}
+
+/// [`advert_frame_v6_to`] into `out` (cleared first).
+fn write_advert_frame_v6_to(
+    out: &mut Vec<u8>,
+    (dst_mac, dst): ([u8; 6], Ipv6Addr),
+    vmac: [u8; 6],
+    src: Ipv6Addr,
+    carp: &[u8],
+) {
+    out.clear();
+    push_ethernet_header(out, dst_mac, vmac, ETH_P_IPV6);
+    push_ipv6_packet(out, (src, dst), IPPROTO_CARP, CARP_TTL, carp);
 }
 
 /// Membership of the carpdev in 224.0.0.18 and ff02::12, held by two datagram sockets that
@@ -363,5 +425,21 @@ mod tests {
         assert_eq!(&a[18..20], &[0, 1]);
         assert_eq!(&b[18..20], &[0, 2]);
         assert_ne!(a[24..26], b[24..26], "the checksum follows the id");
+    }
+
+    #[test]
+    fn a_reused_frame_buffer_holds_exactly_the_new_frame() {
+        // The sender keeps one buffer: a longer frame before must leave nothing behind.
+        let src6: Ipv6Addr = "fe80::11".parse().unwrap();
+        let src4 = Ipv4Addr::new(192, 0, 2, 11);
+        let group4 = (CARP_GROUP_V4_MAC, Ipv4Addr::from(CARP_GROUP_V4));
+        let group6 = (CARP_GROUP_V6_MAC, Ipv6Addr::from(CARP_GROUP_V6));
+        let mut buf = Vec::new();
+        write_advert_frame_v6_to(&mut buf, group6, VMAC, src6, &carp());
+        assert_eq!(buf, advert_frame_v6(VMAC, src6, &carp()));
+        write_advert_frame_v4_to(&mut buf, group4, VMAC, src4, 7, &carp());
+        assert_eq!(buf, advert_frame_v4(VMAC, src4, 7, &carp()));
+        write_advert_frame_v6_to(&mut buf, group6, VMAC, src6, &carp());
+        assert_eq!(buf, advert_frame_v6(VMAC, src6, &carp()));
     }
 }

@@ -102,9 +102,14 @@ fn link_addr(ifindex: u32, protocol: u16, dst: Option<[u8; 6]>) -> libc::sockadd
 /// An Ethernet frame: destination, source, ethertype, payload.
 pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(ETH_HLEN + payload.len());
-    f.extend_from_slice(EthHdr::new(dst, src, ethertype).as_bytes());
+    push_ethernet_header(&mut f, dst, src, ethertype);
     f.extend_from_slice(payload);
     f
+}
+
+/// Appends an Ethernet header to `out`.
+pub fn push_ethernet_header(out: &mut Vec<u8>, dst: [u8; 6], src: [u8; 6], ethertype: u16) {
+    out.extend_from_slice(EthHdr::new(dst, src, ethertype).as_bytes());
 }
 
 /// The fields of an IPv4 header without options that a sender chooses.
@@ -123,6 +128,13 @@ impl Ipv4Header {
     /// The header (version 4, IHL 5, total length and header checksum filled in) followed
     /// by `payload`.
     pub fn packet(&self, payload: &[u8]) -> Vec<u8> {
+        let mut p = Vec::with_capacity(IPV4_HLEN + payload.len());
+        self.push_packet(&mut p, payload);
+        p
+    }
+
+    /// Appends the packet [`Ipv4Header::packet`] returns to `out`.
+    pub fn push_packet(&self, out: &mut Vec<u8>, payload: &[u8]) {
         let total = (IPV4_HLEN + payload.len()) as u16;
         let frag: u16 = if self.dont_fragment { IP_DF } else { 0 };
         let mut h = Ipv4Hdr {
@@ -138,10 +150,8 @@ impl Ipv4Header {
             dst: self.dst.octets(),
         };
         h.checksum = h.header_checksum().to_be_bytes();
-        let mut p = Vec::with_capacity(IPV4_HLEN + payload.len());
-        p.extend_from_slice(h.as_bytes());
-        p.extend_from_slice(payload);
-        p
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(payload);
     }
 }
 
@@ -153,6 +163,19 @@ pub fn ipv6_packet(
     hop_limit: u8,
     payload: &[u8],
 ) -> Vec<u8> {
+    let mut p = Vec::with_capacity(IPV6_HLEN + payload.len());
+    push_ipv6_packet(&mut p, (src, dst), next_header, hop_limit, payload);
+    p
+}
+
+/// Appends the packet [`ipv6_packet`] returns to `out`.
+pub fn push_ipv6_packet(
+    out: &mut Vec<u8>,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    next_header: u8,
+    hop_limit: u8,
+    payload: &[u8],
+) {
     let h = Ipv6Hdr::new(
         src.octets(),
         dst.octets(),
@@ -160,10 +183,8 @@ pub fn ipv6_packet(
         hop_limit,
         payload.len() as u16,
     );
-    let mut p = Vec::with_capacity(IPV6_HLEN + payload.len());
-    p.extend_from_slice(h.as_bytes());
-    p.extend_from_slice(payload);
-    p
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(payload);
 }
 
 #[cfg(test)]
