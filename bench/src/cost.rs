@@ -37,15 +37,30 @@ pub struct Usage {
 #[derive(Debug, Clone)]
 pub struct CostResult {
     pub setting: Setting,
+    /// carpd run without its real-time option (the shipped unit's SCHED_FIFO and locked
+    /// memory), as the peers run by default; false for every other row.
+    pub without_realtime: bool,
     pub vhids: u8,
     pub adverts_per_s: f64,
     pub master: Usage,
     pub backup: Usage,
 }
 
-pub fn measure(ctx: &Ctx, setting: Setting, vhids: u8, window: Duration) -> Result<CostResult> {
+/// One row: `setting` with `vhids` vhids over `window`; carpd `without_realtime` if asked.
+pub fn measure(
+    ctx: &Ctx,
+    setting: Setting,
+    vhids: u8,
+    window: Duration,
+    without_realtime: bool,
+) -> Result<CostResult> {
+    let bins = if without_realtime {
+        ctx.bins.without_realtime()
+    } else {
+        ctx.bins.clone()
+    };
     // Every vhid's election ends within the same period as vhid 1's.
-    let (pair, m) = Pair::start_stable(ctx, setting, vhids)?;
+    let (pair, m) = Pair::start_stable_with(ctx, setting, vhids, &bins)?;
     let capture = ctx.lab.host(m).capture_sent("ip proto 112", 64)?;
     let pids = [pair.routers[m].pids(), pair.routers[1 - m].pids()];
     let before = [sample(&pids[0]), sample(&pids[1])];
@@ -81,11 +96,21 @@ pub fn measure(ctx: &Ctx, setting: Setting, vhids: u8, window: Duration) -> Resu
     };
     Ok(CostResult {
         setting,
+        without_realtime,
         vhids,
         adverts_per_s: adverts / elapsed,
         master: usage(0),
         backup: usage(1),
     })
+}
+
+/// A row's name: the setting's label, and for carpd without its real-time option, that.
+pub fn label(setting: &Setting, without_realtime: bool) -> String {
+    if without_realtime {
+        format!("{}, without real time", setting.label())
+    } else {
+        setting.label()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -82,8 +82,12 @@ pub struct Args {
     default_faults: Vec<Fault>,
     /// Only the section on what the XDP decision records cost while off (with --smoke: one
     /// short round).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cost_only")]
     records_only: bool,
+    /// Only the section on what each daemon costs, at default timers (CPU per advert, context
+    /// switches, memory by number of vhids).
+    #[arg(long)]
+    cost_only: bool,
 }
 
 /// How much of everything to do.
@@ -113,6 +117,8 @@ pub struct Plan {
     pub records_rounds: usize,
     /// Only the records' cost section.
     pub records_only: bool,
+    /// Only the cost section, at default timers.
+    pub cost_only: bool,
     /// The plain lab (no NAPI-mode peers on the switch side, carpd in auto mode).
     pub plain_lab: bool,
 }
@@ -135,6 +141,7 @@ impl Plan {
             rate_window: Duration::from_secs(10),
             records_rounds: 5,
             records_only: false,
+            cost_only: false,
             plain_lab: false,
         }
     }
@@ -156,6 +163,7 @@ impl Plan {
             rate_window: Duration::from_secs(3),
             records_rounds: 2,
             records_only: false,
+            cost_only: false,
             plain_lab: false,
         }
     }
@@ -178,6 +186,7 @@ impl Plan {
             rate_window: Duration::from_secs(1),
             records_rounds: 1,
             records_only: false,
+            cost_only: false,
             plain_lab: false,
         }
     }
@@ -214,6 +223,7 @@ fn run(args: &Args) -> Result<()> {
         plan.default_faults = args.default_faults.clone();
     }
     plan.records_only = args.records_only;
+    plan.cost_only = args.cost_only;
     let out = match &args.out {
         Some(out) => out.clone(),
         None if args.smoke => workspace_root().join("target/bench-smoke/BENCHMARKS.md"),
@@ -261,6 +271,25 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
         }
         return Ok(());
     }
+    let defaults = [
+        Setting::carpd_default(),
+        Setting::ucarp_default(),
+        Setting::keepalived_default(),
+    ]
+    .into_iter()
+    .filter(|s| with(s.tool()))
+    .collect::<Vec<_>>();
+    if plan.cost_only {
+        // The fastest timers' rows need carpd's fastest, which only the search finds.
+        run_costs(&ctx, plan, &defaults, &[], &mut results)?;
+        results.elapsed = started.elapsed();
+        report::write(&results, out)?;
+        println!("bench: report written to {}", out.display());
+        if !results.errors.is_empty() {
+            bail!("the cost section failed: {}", results.errors.join("; "));
+        }
+        return Ok(());
+    }
     let mut fastest = *plan.candidates.last().expect("a plan has candidates");
     if with(Tool::Carpd) {
         section("carpd's fastest stable timers");
@@ -274,14 +303,6 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
         }
         println!("  carpd fastest stable: {}", fastest.timers());
     }
-    let defaults = [
-        Setting::carpd_default(),
-        Setting::ucarp_default(),
-        Setting::keepalived_default(),
-    ]
-    .into_iter()
-    .filter(|s| with(s.tool()))
-    .collect::<Vec<_>>();
     let fastests = [
         fastest,
         Setting::ucarp_fastest(),
@@ -548,32 +569,40 @@ fn run_costs(
     results: &mut report::Results,
 ) -> Result<()> {
     section("cost");
-    let mut cost_plan: Vec<(Setting, u8, Duration)> = Vec::new();
+    // (setting, vhids, window, carpd without its real-time option)
+    let mut cost_plan: Vec<(Setting, u8, Duration, bool)> = Vec::new();
+    let one_a_second = plan.cost_window * cost::ONE_ADVERT_A_SECOND_WINDOWS;
     for &setting in defaults {
         for &n in &plan.vhid_counts {
             let window = if n == 1 {
-                plan.cost_window * cost::ONE_ADVERT_A_SECOND_WINDOWS
+                one_a_second
             } else {
                 plan.cost_window
             };
-            cost_plan.push((setting, n, window));
+            cost_plan.push((setting, n, window, false));
+        }
+        // The peers run without real-time scheduling by default; carpd's unit turns it on.
+        // One vhid without it says what the real-time wake-up costs.
+        if setting.tool() == Tool::Carpd {
+            cost_plan.push((setting, 1, one_a_second, true));
         }
     }
     for &setting in fastests {
-        cost_plan.push((setting, 1, plan.cost_window));
+        cost_plan.push((setting, 1, plan.cost_window, false));
     }
-    for (setting, vhids, window) in cost_plan {
+    for (setting, vhids, window, without_realtime) in cost_plan {
         ctx.check()?;
-        let what = format!("cost {} {vhids} vhids", setting.label());
+        let label = cost::label(&setting, without_realtime);
+        let what = format!("cost {label} {vhids} vhids");
         let Some(c) = ctx.attempt(&what, &mut results.errors, || {
-            cost::measure(ctx, setting, vhids, window)
+            cost::measure(ctx, setting, vhids, window, without_realtime)
         })?
         else {
             continue;
         };
         println!(
             "  {:<55} {:>3} vhids: master {:.2} % CPU, {:.1} µs/advert, RSS {:.1} MiB",
-            setting.label(),
+            label,
             vhids,
             c.master.cpu * 100.0,
             c.master.cpu_per_advert * 1e6,
