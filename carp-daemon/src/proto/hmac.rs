@@ -36,8 +36,8 @@
 //! with the embedded scope bytes 2..4 zeroed (`HMAC_ORIG`). We do the same.
 //!
 //! advbase, advskew, demote and the IP source address are not covered.
-use std::cell::Cell;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::OnceLock;
 
 use carp_common::wire::{
     CARP_HMAC_LEN, CARP_MAX_PASSPHRASE_LEN, CARP_TYPE_ADVERTISEMENT, CARP_VERSION, virtual_mac,
@@ -120,9 +120,11 @@ pub struct CarpAuth {
     nov6ll: HmacSha1,
     /// With them, scope bytes zeroed: the second variant verified.
     orig: HmacSha1,
-    /// The last digest signed and its counter: a vhid signs the same counter (its replay
-    /// cookie) in every advert, so a master hashes once, not once a second.
-    signed: Cell<Option<(u64, [u8; CARP_HMAC_LEN])>>,
+    /// The first counter signed and its digest: a vhid signs the same counter (its replay
+    /// cookie) in every advert, so a master hashes once, not once a second. Any other
+    /// counter is hashed each time. (A OnceLock, not a Cell: the context is shared
+    /// between threads in places, e.g. the fuzz targets' static.)
+    signed: OnceLock<(u64, [u8; CARP_HMAC_LEN])>,
 }
 
 impl std::fmt::Debug for CarpAuth {
@@ -176,14 +178,14 @@ impl CarpAuth {
         Ok(Self {
             nov6ll,
             orig,
-            signed: Cell::new(None),
+            signed: OnceLock::new(),
         })
     }
 
     /// The digest for an advert carrying `counter` (OpenBSD `carp_prepare_ad`: the variant
     /// without IPv6 link-local addresses).
     pub fn sign(&self, counter: u64) -> [u8; CARP_HMAC_LEN] {
-        if let Some((signed, digest)) = self.signed.get()
+        if let Some(&(signed, digest)) = self.signed.get()
             && signed == counter
         {
             return digest;
@@ -191,7 +193,8 @@ impl CarpAuth {
         let mut mac = self.nov6ll.clone();
         mac.update(&counter.to_be_bytes());
         let digest: [u8; CARP_HMAC_LEN] = mac.finalize().into_bytes().into();
-        self.signed.set(Some((counter, digest)));
+        // Kept only if it is the first: later counters do not displace the vhid's own.
+        let _ = self.signed.set((counter, digest));
         digest
     }
 
@@ -312,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_signature_is_the_memo_and_a_new_counter_is_hashed_anew() {
+    fn a_repeated_signature_is_the_memo_and_another_counter_is_hashed_anew() {
         let auth = CarpAuth::new("SeCrEt", 1, &[Ipv4Addr::new(192, 0, 2, 10)], &[], None).unwrap();
         let hashed = |counter: u64| {
             let mut mac = auth.nov6ll.clone();
@@ -323,6 +326,11 @@ mod tests {
         assert_eq!(auth.sign(7), hashed(7));
         assert_eq!(auth.sign(8), hashed(8));
         assert_ne!(auth.sign(8), auth.sign(7));
+        assert_eq!(
+            auth.sign(7),
+            hashed(7),
+            "another counter did not displace the first"
+        );
         assert!(auth.verify(7, &auth.sign(7)));
     }
 
