@@ -263,13 +263,7 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     let with = |tool: Tool| plan.tools.contains(&tool);
     if plan.records_only {
         run_records_cost(&ctx, plan, &mut results)?;
-        results.elapsed = started.elapsed();
-        report::write(&results, out)?;
-        println!("bench: report written to {}", out.display());
-        if !results.errors.is_empty() {
-            bail!("the records' cost failed: {}", results.errors.join("; "));
-        }
-        return Ok(());
+        return write_one_section(&mut results, started, out, "the records' cost");
     }
     let defaults = [
         Setting::carpd_default(),
@@ -282,13 +276,7 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     if plan.cost_only {
         // The fastest timers' rows need carpd's fastest, which only the search finds.
         run_costs(&ctx, plan, &defaults, &[], &mut results)?;
-        results.elapsed = started.elapsed();
-        report::write(&results, out)?;
-        println!("bench: report written to {}", out.display());
-        if !results.errors.is_empty() {
-            bail!("the cost section failed: {}", results.errors.join("; "));
-        }
-        return Ok(());
+        return write_one_section(&mut results, started, out, "the cost section");
     }
     let mut fastest = *plan.candidates.last().expect("a plan has candidates");
     if with(Tool::Carpd) {
@@ -349,6 +337,23 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
             results.errors.len(),
             results.errors.join("\n  ")
         );
+    }
+    Ok(())
+}
+
+/// The end of a run of one section (`--records-only`, `--cost-only`): the report, and an
+/// error if the section failed.
+fn write_one_section(
+    results: &mut report::Results,
+    started: Instant,
+    out: &Path,
+    what: &str,
+) -> Result<()> {
+    results.elapsed = started.elapsed();
+    report::write(results, out)?;
+    println!("bench: report written to {}", out.display());
+    if !results.errors.is_empty() {
+        bail!("{what} failed: {}", results.errors.join("; "));
     }
     Ok(())
 }
