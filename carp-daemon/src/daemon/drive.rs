@@ -232,7 +232,6 @@ impl Daemon {
                 demote,
             } => {
                 let results = self.send_advert(name, advbase, advskew, demote);
-                let results = results.iter().flatten().copied();
                 let is_master = self
                     .ifs
                     .get(name)
@@ -240,11 +239,12 @@ impl Daemon {
                 // Every advert of a master that left pushes the dataplane's deadline forward,
                 // from `now`, read before the send (see dataplane::deadline). A failed send
                 // restarted no backup's timer, so it renews nothing.
-                let left = results.clone().next().is_some() && results.clone().all(|ok| ok);
+                let left =
+                    results.iter().any(Option::is_some) && results.iter().flatten().all(|ok| *ok);
                 if is_master && left && advbase != carp_common::wire::CARP_BOW_OUT {
                     self.set_dataplane(name, now, fsm::State::Master);
                 }
-                for ok in results {
+                for ok in results.into_iter().flatten() {
                     let Some(cif) = self.ifs.get_mut(name) else {
                         return;
                     };

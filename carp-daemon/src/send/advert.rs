@@ -57,6 +57,16 @@ pub struct AdvertSender {
 /// Room for any advert frame: Ethernet, IPv6 and the largest VRRPv3 payload carpd sends.
 const FRAME_CAPACITY: usize = 512;
 
+/// Where multicast adverts go: the groups' MACs and addresses.
+const GROUP_V4: ([u8; 6], Ipv4Addr) = (
+    CARP_GROUP_V4_MAC,
+    Ipv4Addr::from_bits(u32::from_be_bytes(CARP_GROUP_V4)),
+);
+const GROUP_V6: ([u8; 6], Ipv6Addr) = (
+    CARP_GROUP_V6_MAC,
+    Ipv6Addr::from_bits(u128::from_be_bytes(CARP_GROUP_V6)),
+);
+
 impl AdvertSender {
     pub fn open(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
         Ok(Self {
@@ -84,28 +94,13 @@ impl AdvertSender {
         carp: &[u8],
     ) -> Result<(), SendError> {
         let src = self.source_v4(fallback)?;
-        let group = Ipv4Addr::from(CARP_GROUP_V4);
-        write_advert_frame_v4_to(
-            &mut self.frame,
-            (CARP_GROUP_V4_MAC, group),
-            vmac,
-            src,
-            rand::random(),
-            carp,
-        );
-        self.socket
-            .send(&self.frame)
-            .map_err(sock_err("sending IPv4 advert", &self.ifname))
+        self.send_to_group(vmac, IpAddr::V4(src), carp, "sending IPv4 advert")
     }
 
     /// Sends one IPv6 advert from `vmac` and the carpdev's link-local address.
     pub fn send_v6(&mut self, vmac: [u8; 6], carp: &[u8]) -> Result<(), SendError> {
         let src = self.source_v6()?;
-        let group = Ipv6Addr::from(CARP_GROUP_V6);
-        write_advert_frame_v6_to(&mut self.frame, (CARP_GROUP_V6_MAC, group), vmac, src, carp);
-        self.socket
-            .send(&self.frame)
-            .map_err(sock_err("sending IPv6 advert", &self.ifname))
+        self.send_to_group(vmac, IpAddr::V6(src), carp, "sending IPv6 advert")
     }
 
     /// Sends one advert to the unicast `peer` (OpenBSD's `carppeer`), from the same source
@@ -163,26 +158,30 @@ impl AdvertSender {
         src: IpAddr,
         payload: &[u8],
     ) -> Result<(), SendError> {
+        self.send_to_group(vmac, src, payload, "sending VRRP advert")
+    }
+
+    /// Sends a protocol-112 `payload` to the group of `src`'s family, from `vmac` and `src`
+    /// (a random IP id for IPv4), in the frame buffer kept between sends.
+    fn send_to_group(
+        &mut self,
+        vmac: [u8; 6],
+        src: IpAddr,
+        payload: &[u8],
+        what: &'static str,
+    ) -> Result<(), SendError> {
         match src {
             IpAddr::V4(src) => {
-                let group = (CARP_GROUP_V4_MAC, Ipv4Addr::from(CARP_GROUP_V4));
-                write_advert_frame_v4_to(
-                    &mut self.frame,
-                    group,
-                    vmac,
-                    src,
-                    rand::random(),
-                    payload,
-                );
+                let id = rand::random();
+                write_advert_frame_v4_to(&mut self.frame, GROUP_V4, vmac, src, id, payload);
             }
             IpAddr::V6(src) => {
-                let group = (CARP_GROUP_V6_MAC, Ipv6Addr::from(CARP_GROUP_V6));
-                write_advert_frame_v6_to(&mut self.frame, group, vmac, src, payload);
+                write_advert_frame_v6_to(&mut self.frame, GROUP_V6, vmac, src, payload);
             }
         }
         self.socket
             .send(&self.frame)
-            .map_err(sock_err("sending VRRP advert", &self.ifname))
+            .map_err(sock_err(what, &self.ifname))
     }
 
     /// The carpdev's primary IPv4 address, or `fallback` (the carp interface's first).
@@ -209,8 +208,7 @@ impl AdvertSender {
 
 /// An IPv4 advert frame: `carp` (the CARP header) from `vmac` and `src`, IP id `id`.
 pub fn advert_frame_v4(vmac: [u8; 6], src: Ipv4Addr, id: u16, carp: &[u8]) -> Vec<u8> {
-    let group = Ipv4Addr::from(CARP_GROUP_V4);
-    advert_frame_v4_to(CARP_GROUP_V4_MAC, group, vmac, src, id, carp)
+    advert_frame_v4_to(GROUP_V4.0, GROUP_V4.1, vmac, src, id, carp)
 }
 
 /// An IPv4 advert frame to `dst` at `dst_mac` (a unicast peer, or the group).
@@ -252,8 +250,7 @@ fn write_advert_frame_v4_to(
 
 /// An IPv6 advert frame: `carp` from `vmac` and the link-local `src`.
 pub fn advert_frame_v6(vmac: [u8; 6], src: Ipv6Addr, carp: &[u8]) -> Vec<u8> {
-    let group = Ipv6Addr::from(CARP_GROUP_V6);
-    advert_frame_v6_to(CARP_GROUP_V6_MAC, group, vmac, src, carp)
+    advert_frame_v6_to(GROUP_V6.0, GROUP_V6.1, vmac, src, carp)
 }
 
 /// An IPv6 advert frame to `dst` at `dst_mac`, hop limit 255 as to the group.
@@ -293,13 +290,10 @@ pub struct CarpGroups {
 impl CarpGroups {
     pub fn join(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
         let v4 = membership_socket(Domain::IPV4, ifname)?;
-        v4.join_multicast_v4_n(
-            &Ipv4Addr::from(CARP_GROUP_V4),
-            &InterfaceIndexOrAddress::Index(ifindex),
-        )
-        .map_err(sock_err("joining 224.0.0.18", ifname))?;
+        v4.join_multicast_v4_n(&GROUP_V4.1, &InterfaceIndexOrAddress::Index(ifindex))
+            .map_err(sock_err("joining 224.0.0.18", ifname))?;
         let v6 = membership_socket(Domain::IPV6, ifname)?;
-        v6.join_multicast_v6(&Ipv6Addr::from(CARP_GROUP_V6), ifindex)
+        v6.join_multicast_v6(&GROUP_V6.1, ifindex)
             .map_err(sock_err("joining ff02::12", ifname))?;
         Ok(Self { _v4: v4, _v6: v6 })
     }
@@ -432,14 +426,12 @@ mod tests {
         // The sender keeps one buffer: a longer frame before must leave nothing behind.
         let src6: Ipv6Addr = "fe80::11".parse().unwrap();
         let src4 = Ipv4Addr::new(192, 0, 2, 11);
-        let group4 = (CARP_GROUP_V4_MAC, Ipv4Addr::from(CARP_GROUP_V4));
-        let group6 = (CARP_GROUP_V6_MAC, Ipv6Addr::from(CARP_GROUP_V6));
         let mut buf = Vec::new();
-        write_advert_frame_v6_to(&mut buf, group6, VMAC, src6, &carp());
+        write_advert_frame_v6_to(&mut buf, GROUP_V6, VMAC, src6, &carp());
         assert_eq!(buf, advert_frame_v6(VMAC, src6, &carp()));
-        write_advert_frame_v4_to(&mut buf, group4, VMAC, src4, 7, &carp());
+        write_advert_frame_v4_to(&mut buf, GROUP_V4, VMAC, src4, 7, &carp());
         assert_eq!(buf, advert_frame_v4(VMAC, src4, 7, &carp()));
-        write_advert_frame_v6_to(&mut buf, group6, VMAC, src6, &carp());
+        write_advert_frame_v6_to(&mut buf, GROUP_V6, VMAC, src6, &carp());
         assert_eq!(buf, advert_frame_v6(VMAC, src6, &carp()));
     }
 }
