@@ -729,6 +729,34 @@ impl Vhid {
         self.interval() / 256
     }
 
+    /// Lends the next `count` regular adverts to a pacer that sends them on this machine's
+    /// schedule (carpd's advert pacer): returns the deadline of the first, and the machine's
+    /// own next advert becomes the one after the last lent. Only a MASTER with nothing
+    /// else riding on its adverts lends: no takeover announcement still to repeat and no
+    /// send error counted, since those need to see each advert. Until the adverts are
+    /// given back ([`Vhid::adverts_returned`]) the machine must be fed no event.
+    pub fn lend_adverts(&mut self, count: u32) -> Option<Duration> {
+        if self.state != State::Master
+            || self.delayed_announce.is_some()
+            || self.send_errors > 0
+            || count == 0
+        {
+            return None;
+        }
+        let first = self.advert_at?;
+        self.advert_at = Some(first + self.interval() * count);
+        Some(first)
+    }
+
+    /// The pacer gave the lent adverts back: `next` is the deadline of the first it did not
+    /// send. The machine's schedule continues from there (earlier than the one it kept
+    /// after the loan, unless the pacer sent them all).
+    pub fn adverts_returned(&mut self, next: Duration) {
+        if self.state == State::Master {
+            self.advert_at = Some(self.advert_at.map_or(next, |at| at.min(next)));
+        }
+    }
+
     /// Whether [`Event::TimerExpired`] at `now` would fire a timer: a deadline has passed,
     /// or the next advert is due within [`advert_slack`](Self::advert_slack).
     pub fn is_due(&self, now: Duration) -> bool {
@@ -1411,6 +1439,54 @@ mod tests {
         let mut b = backup(1, 0, false);
         assert!(b.handle(t, Event::DemoteChanged(10)).is_empty());
         assert_eq!(b.demote(), 10);
+    }
+
+    #[test]
+    fn a_steady_master_lends_its_adverts_and_continues_from_what_comes_back() {
+        let mut v = master(1, 0, false);
+        // The takeover's ARP repeats ride on the next two adverts: no loan before them.
+        assert_eq!(v.lend_adverts(8), None);
+        let mut t = v.next_deadline().unwrap();
+        for _ in 0..2 {
+            assert_eq!(v.handle(t, Event::TimerExpired)[0], advert(1, 0, 0));
+            t = v.next_deadline().unwrap();
+        }
+        assert_eq!(v.lend_adverts(8), Some(t));
+        // The machine's own next advert is the one after the eight lent.
+        assert_eq!(v.next_deadline(), Some(t + ms(8000)));
+        // Three went out; the fourth is the machine's again, on the same schedule.
+        v.adverts_returned(t + ms(3000));
+        assert_eq!(v.next_deadline(), Some(t + ms(3000)));
+        assert_eq!(
+            v.handle(t + ms(3000), Event::TimerExpired),
+            vec![advert(1, 0, 0)]
+        );
+        assert_eq!(v.next_deadline(), Some(t + ms(4000)));
+        // All sent: what comes back is the deadline the machine already has.
+        assert_eq!(v.lend_adverts(2), Some(t + ms(4000)));
+        v.adverts_returned(t + ms(6000));
+        assert_eq!(v.next_deadline(), Some(t + ms(6000)));
+    }
+
+    #[test]
+    fn only_a_steady_master_lends_adverts() {
+        let mut b = backup(1, 0, false);
+        let due = b.next_deadline();
+        assert_eq!(b.lend_adverts(8), None);
+        b.adverts_returned(T0);
+        assert_eq!(b.next_deadline(), due, "a backup's timers are not adverts");
+        let mut v = master(1, 0, false);
+        let mut t = v.next_deadline().unwrap();
+        for _ in 0..2 {
+            v.handle(t, Event::TimerExpired);
+            t = v.next_deadline().unwrap();
+        }
+        assert_eq!(v.lend_adverts(0), None);
+        // A counted send error needs to see the following adverts' results.
+        v.handle(t, Event::AdvertSendResult { ok: false });
+        assert_eq!(v.lend_adverts(8), None);
+        v.handle(t, Event::AdvertSendResult { ok: true });
+        assert_eq!(v.lend_adverts(8), Some(t));
     }
 
     #[test]
