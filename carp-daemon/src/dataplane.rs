@@ -62,6 +62,7 @@ use carp_common::wire::virtual_mac;
 
 pub mod deadline;
 mod deadlines;
+pub use deadlines::DeadlineCell;
 mod lb;
 mod vrrp;
 pub mod xdp_log;
@@ -634,6 +635,15 @@ impl Dataplane {
             self.deadlines.store(deadline_slot, 0);
         }
         Ok(())
+    }
+
+    /// The deadline slot of the `carp_vhids` entry `slot` on `ifindex` (written by
+    /// [`Dataplane::set_slot`] before), for the advert pacer to renew from its thread.
+    pub fn deadline_cell(&self, ifindex: u32, slot: u32) -> Option<DeadlineCell> {
+        self.deadlines.cell(&VhidKey {
+            ifindex,
+            vhid: slot,
+        })
     }
 
     /// Writes a `carp_vhids` entry unless it is there already as last written.

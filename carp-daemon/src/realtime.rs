@@ -13,7 +13,8 @@
 //!   page up front (whole thread stacks, allocator arenas): without it, the resident size
 //!   more than doubles (10 to 24 MiB) for pages that are never used;
 //! - runs the event loop (the one thread of carpd's current-thread runtime, and the one
-//!   that calls [`enter`]) under `SCHED_FIFO` at that priority, with `SCHED_RESET_ON_FORK`:
+//!   that calls [`enter`]) and the advert pacer's thread ([`enter_thread`]) under
+//!   `SCHED_FIFO` at that priority, with `SCHED_RESET_ON_FORK`:
 //!   every thread and process created from it (tokio's blocking pool, health checks, hooks
 //!   and what they exec) starts under the normal policy again and cannot monopolise a CPU.
 //!   Memory locks are not inherited across fork either.
@@ -51,6 +52,25 @@ pub enum RealtimeError {
          CAP_IPC_LOCK or a large enough RLIMIT_MEMLOCK, e.g. systemd's LimitMEMLOCK=infinity)"
     )]
     LockMemory { source: io::Error },
+}
+
+/// Puts the calling thread (carpd's advert pacer) under SCHED_FIFO at `priority`, with
+/// SCHED_RESET_ON_FORK, as [`enter`] does for the event loop; the memory is locked already.
+pub fn enter_thread(priority: u8) -> Result<(), RealtimeError> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: `param` outlives the call; pid 0 is the calling thread.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    if rc != 0 {
+        return Err(RealtimeError::Schedule {
+            priority,
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 /// Locks carpd's memory and puts the calling thread under SCHED_FIFO at `priority`, with

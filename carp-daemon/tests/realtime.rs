@@ -1,5 +1,5 @@
-//! `--realtime-priority`: carpd's event loop runs under SCHED_FIFO with its memory locked,
-//! and a hook it runs does not (SCHED_RESET_ON_FORK).
+//! `--realtime-priority`: carpd's event loop and its advert pacer run under SCHED_FIFO with
+//! the memory locked, and a hook it runs does not (SCHED_RESET_ON_FORK).
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -10,13 +10,18 @@ use common::{PASS, Router, VIP4, lab};
 
 /// A field of /proc/PID/sched ("policy", "prio"), as a number.
 fn sched_field(pid: u32, field: &str) -> i64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/sched")).expect("/proc/PID/sched");
+    task_sched_field(&format!("/proc/{pid}"), field)
+}
+
+/// A field of `proc`/sched, `proc` a process's or a thread's directory in /proc.
+fn task_sched_field(proc: &str, field: &str) -> i64 {
+    let text = std::fs::read_to_string(format!("{proc}/sched")).expect("/proc/PID/sched");
     text.lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
             (name.trim() == field).then(|| value.trim().parse().ok())?
         })
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/sched:\n{text}"))
+        .unwrap_or_else(|| panic!("no {field} in {proc}/sched:\n{text}"))
 }
 
 /// VmLck of /proc/PID/status in kB.
@@ -69,6 +74,16 @@ fn the_event_loop_runs_sched_fifo_and_a_hook_does_not() {
     assert_eq!(sched_field(pid, "policy"), 1, "{}", router.log());
     assert_eq!(sched_field(pid, "prio"), 89);
     assert!(locked_kb(pid) > 0, "carpd's memory is not locked");
+    // The advert pacer sends the master's regular adverts: at the same priority.
+    let pacer = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|t| t.unwrap().path().display().to_string())
+        .find(|t| {
+            std::fs::read_to_string(format!("{t}/comm")).is_ok_and(|c| c.trim() == "carpd-pacer")
+        })
+        .expect("a carpd-pacer thread");
+    assert_eq!(task_sched_field(&pacer, "policy"), 1);
+    assert_eq!(task_sched_field(&pacer, "prio"), 89);
 
     wait_until(Duration::from_secs(10), || seen.exists()).expect("the hook ran");
     let policy = std::fs::read_to_string(&seen).unwrap();

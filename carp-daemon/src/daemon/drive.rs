@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use super::pacer::{AdvertFrame, Lease, Returned, lease_adverts};
 use super::{Daemon, ipv6_forwarding, now};
 use crate::control::monitor::{MonitorEvent, carp_state};
 use crate::dataplane::{VhidDataplaneState, master_hold};
@@ -210,6 +211,8 @@ impl Daemon {
             self.drive_vrrp(name, event);
             return;
         }
+        // The machine must have its adverts back before it sees anything (see pacer).
+        let lease = self.take_back_adverts(name);
         let now = now();
         let Some(cif) = self.ifs.get_mut(name) else {
             return;
@@ -222,6 +225,140 @@ impl Daemon {
         for action in actions {
             self.execute(name, now, action);
         }
+        self.lend_adverts(name, lease);
+    }
+
+    /// Lends a steady master's next regular adverts to the pacer (see `pacer`): multicast
+    /// CARP adverts of an interface that is not balanced, with its dataplane deadline slot
+    /// in place. Anything else keeps its adverts in the loop. `earlier` is the lease that
+    /// came back before the event: its frames are lent again if they still say what the
+    /// machine would send.
+    fn lend_adverts(&mut self, name: &str, earlier: Option<Lease>) {
+        // A drive nested in another may have lent them already: never lend twice over.
+        let earlier = self.take_back_adverts(name).or(earlier);
+        let Some(cif) = self.ifs.get(name) else {
+            return;
+        };
+        if cif.fsm.state() != fsm::State::Master
+            || cif.vrrp.is_some()
+            || cif.cfg.balance.is_some()
+            || cif.cfg.peers_of(false).next().is_some()
+            || cif.cfg.peers_of(true).next().is_some()
+        {
+            return;
+        }
+        let Some(deadline) = self
+            .dataplane
+            .deadline_cell(cif.carpdev_ifindex, cif.slot())
+        else {
+            return;
+        };
+        let Some(src_mac) = self.advert_source_mac(name) else {
+            return;
+        };
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return;
+        };
+        let Some(dev) = self.carpdevs.get_mut(&cif.cfg.carpdev) else {
+            return;
+        };
+        // The regular advert, as the machine's next SendAdvert would ask for it.
+        let params = cif.fsm.params();
+        let carp = cif.advert(params.advbase, params.advskew, cif.fsm.demote());
+        // The frames of the lease that came back, if they carry the same (a source or MAC
+        // change takes every lease back and drops it, see the event loop).
+        let frames = match earlier {
+            Some(lease) if lease.carp == carp => lease.frames,
+            _ => {
+                let own_v4 = cif.cfg.ipv4.first().map(|a| a.addr);
+                let mut frames = Vec::with_capacity(2);
+                for (v6, has) in [(false, own_v4.is_some()), (true, !cif.cfg.ipv6.is_empty())] {
+                    if !has {
+                        continue;
+                    }
+                    match dev.adverts.group_frame(v6, src_mac, own_v4, &carp) {
+                        Ok(bytes) => frames.push(AdvertFrame { bytes, v6 }),
+                        // The loop's own send says why, when the advert is due.
+                        Err(_) => return,
+                    }
+                }
+                frames
+            }
+        };
+        let interval = cif.fsm.interval();
+        let count = lease_adverts(interval);
+        let Some(first) = cif.fsm.lend_adverts(count) else {
+            return;
+        };
+        self.pacer.lend(
+            name,
+            Lease {
+                sink: dev.adverts.socket(),
+                carp,
+                frames,
+                first,
+                interval,
+                slack: cif.fsm.advert_slack(),
+                count,
+                deadline: Some((deadline, master_hold(interval))),
+            },
+        );
+    }
+
+    /// Takes an election's adverts back from the pacer, if it has them: its machine
+    /// continues the schedule, its counters get what was sent, and a failed send is the
+    /// machine's as if the loop had made it. Returns the lease, to lend again.
+    pub fn take_back_adverts(&mut self, name: &str) -> Option<Lease> {
+        let back = self.pacer.take_back(name)?;
+        Some(self.adverts_returned(name, back))
+    }
+
+    /// [`Daemon::take_back_adverts`] for every election: before any event that may concern
+    /// them all (links, carpctl, reload, checks, signals).
+    pub fn take_back_all_adverts(&mut self) {
+        for (name, back) in self.pacer.take_back_all() {
+            self.adverts_returned(&name, back);
+        }
+    }
+
+    /// The pacer failed to send: those elections' adverts come back (see
+    /// [`Daemon::take_back_adverts`]), and their machines go on from there.
+    pub fn on_pacer_failures(&mut self) {
+        for name in self.pacer.failed_loans() {
+            // The machine counted the error, and lends again only once its sends succeed.
+            let lease = self.take_back_adverts(&name);
+            self.lend_adverts(&name, lease);
+        }
+    }
+
+    fn adverts_returned(&mut self, name: &str, back: Returned) -> Lease {
+        let Some(cif) = self.ifs.get_mut(name) else {
+            return back.lease;
+        };
+        cif.stats.sent_v4 += back.sent[0];
+        cif.stats.sent_v6 += back.sent[1];
+        if back.skipped > 0 {
+            warn!(
+                interface = %name,
+                skipped = back.skipped,
+                "adverts held back: the event loop was busy with one event for over {:?}",
+                super::pacer::HANG_LIMIT
+            );
+        }
+        cif.fsm.adverts_returned(back.next);
+        if let Some((v6, err)) = back.failed {
+            cif.stats.send_errors += 1;
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            warn!(interface = %name, family, error = %err, "advert not sent");
+            let now = now();
+            let actions = cif
+                .fsm
+                .handle(now, fsm::Event::AdvertSendResult { ok: false });
+            for action in actions {
+                self.execute(name, now, action);
+            }
+        }
+        back.lease
     }
 
     fn execute(&mut self, name: &str, now: Duration, action: fsm::Action) {

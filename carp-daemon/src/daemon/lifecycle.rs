@@ -85,6 +85,7 @@ impl Daemon {
 
         let (checks, check_results) = crate::checks::Checks::new();
         let settings_lib_dir = settings.lib_dir.clone();
+        let settings_realtime = settings.realtime_priority;
         let mut daemon = Daemon {
             opts,
             settings,
@@ -97,6 +98,7 @@ impl Daemon {
             checks,
             check_results: Some(check_results),
             monitor: Default::default(),
+            pacer: super::pacer::Pacer::start(settings_realtime)?,
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);
@@ -597,6 +599,8 @@ impl Daemon {
     /// Clean exit: every master bows out (a backup takes over at once), then everything
     /// carpd created is removed and the sysctls it changed are restored.
     pub async fn shutdown(mut self) -> Result<(), Error> {
+        // The loop sends what is left (the bow-out adverts): nothing of the pacer after it.
+        self.take_back_all_adverts();
         let names = self.interface_names();
         for name in &names {
             if let Err(err) = self.remove_interface(name).await {

@@ -13,6 +13,10 @@
 //! the interfaces and the state machines never disagree. Nothing here blocks: sends are
 //! non-blocking, netlink calls are awaited between events.
 //!
+//! One exception, for cost: a steady master's regular adverts are lent to the advert pacer,
+//! a thread that sends them on the state machine's schedule without waking the loop
+//! (`pacer`, one mutex). The loop takes them back before any event reaches that machine.
+//!
 //! # Files
 //! Each module adds methods to `Daemon` (defined here, with its parts) and calls only the
 //! modules listed below it, so nothing calls back up:
@@ -30,7 +34,8 @@
 //!   mod.rs     Daemon, Carpdev, DaemonOptions, the clock
 //! ```
 //! `carpif` (one carp interface's state), `event_source`, `deadline_timer` (the timerfd
-//! the FSM deadlines fire from) and `pinlock` use none of them.
+//! the FSM deadlines fire from), `pacer` (the thread a steady master's adverts are lent to;
+//! drive lends and takes back) and `pinlock` use none of them.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +54,7 @@ mod deadline_timer;
 mod drive;
 mod event_source;
 mod lifecycle;
+mod pacer;
 mod pinlock;
 mod requests;
 mod runtime;
@@ -113,6 +119,8 @@ struct Daemon {
     pub check_results: Option<tokio::sync::mpsc::Receiver<crate::checks::Report>>,
     /// `carpctl monitor`'s events.
     pub monitor: crate::control::monitor::MonitorHub,
+    /// The thread that sends steady masters' regular adverts (see `pacer`).
+    pub pacer: pacer::Pacer,
 }
 
 /// The state machines' clock: CLOCK_MONOTONIC, the dataplane's clock too.

@@ -108,8 +108,12 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let mut ring_health = SourceHealth::new("advert ring buffer");
     let mut link_health = SourceHealth::new("link monitor");
     let mut timer = DeadlineTimer::new().map_err(io_err("creating the timerfd"))?;
+    let pacer_failures = daemon.pacer.failures();
+    // Every handler starts with `watch.busy()`: the pacer stops for a loop hung in one.
+    let watch = daemon.pacer.loop_watch();
     let failure = loop {
         let deadline = daemon.next_deadline();
+        watch.waiting();
         tokio::select! {
             batch = adverts.next_batch() => match batch {
                 Ok(batch) => {
@@ -117,6 +121,8 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                     // Under a flood a batch holds thousands of (mostly bogus) adverts: keep
                     // firing due timers between chunks so our own adverts leave on time.
                     for chunk in batch.chunks(ADVERT_CHUNK) {
+                        // Each chunk is progress, not a hang (see pacer::LoopWatch).
+                        watch.busy();
                         for event in chunk {
                             daemon.on_advert(event);
                         }
@@ -126,25 +132,45 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                 Err(err) => if let Err(fatal) = ring_health.failed(&err) { break Some(fatal) },
             },
             fired = timer.expired(deadline) => match fired {
-                Ok(()) => daemon.on_timers(),
+                Ok(()) => { watch.busy(); daemon.on_timers() }
                 Err(source) => break Some(Error::Io { what: "waiting for the timerfd", path: PathBuf::from("timerfd"), source }),
             },
+            () = pacer_failures.notified() => { watch.busy(); daemon.on_pacer_failures() }
+            // These may change any vhid's adverts behind its state machine (addresses, timers,
+            // a reload) or read its counters: the pacer's adverts come back first.
             event = links.next() => match event {
-                Ok(event) => { link_health.delivered(); daemon.on_net_event(event).await }
+                Ok(event) => {
+                    watch.busy();
+                    link_health.delivered();
+                    daemon.take_back_all_adverts();
+                    daemon.on_net_event(event).await
+                }
                 Err(err) => if let Err(fatal) = link_health.failed(&err) { break Some(fatal) },
             },
             Some(req) = control_rx.recv() => {
+                watch.busy();
+                daemon.take_back_all_adverts();
                 let response = daemon.on_control(req.request).await;
                 let _ = req.reply.send(response);
             }
-            Some(report) = check_results.recv() => daemon.on_check_report(report),
-            Some(reply) = scrape_rx.recv() => { let _ = reply.send(daemon.metrics_snapshot()); }
+            // A check's demotion reaches each vhid through its state machine (drive).
+            Some(report) = check_results.recv() => { watch.busy(); daemon.on_check_report(report) }
+            Some(reply) = scrape_rx.recv() => {
+                watch.busy();
+                // The counters include what the pacer sent.
+                daemon.take_back_all_adverts();
+                let _ = reply.send(daemon.metrics_snapshot());
+            }
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                 notifier.watchdog();
             }
             _ = sigterm.recv() => { info!("SIGTERM: handing over and shutting down"); break None }
             _ = sigint.recv() => { info!("SIGINT: handing over and shutting down"); break None }
-            _ = sighup.recv() => daemon.reload().await,
+            _ = sighup.recv() => {
+                watch.busy();
+                daemon.take_back_all_adverts();
+                daemon.reload().await
+            }
         }
     };
     if let Some(fatal) = &failure {

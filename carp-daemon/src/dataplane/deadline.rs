@@ -1,6 +1,8 @@
 //! The fail-silent deadline of a master: how long the dataplane keeps answering for a vhid
 //! after each advert carpd sends, so that a carpd that dies (SIGKILL, crash, hang) leaves a
-//! host that falls silent by itself, as late as possible but before anyone else answers.
+//! host that falls silent by itself, as late as possible but before anyone else answers. (A
+//! hang of the event loop stops the advert pacer, which renews steady masters' deadlines
+//! from its own thread, a second into it: `daemon::pacer`.)
 //!
 //! # Where the deadline lies
 //! A backup declares the master down three of its own intervals after the last advert it

@@ -6,11 +6,18 @@
 //! store to memory the program reads directly; a map update would be a `bpf()` system call
 //! per advert (about a tenth of what a 1-vhid master costs per advert at 1 s timers). The
 //! `carp_vhids` entry itself is rewritten only when the state changes.
+//!
+//! The mapping is shared ([`DeadlineArray`] behind an `Arc`): the advert pacer
+//! (`daemon::pacer`) renews a steady master's deadline from its own thread, through a
+//! [`DeadlineCell`] for that master's slot.
 use std::{
     collections::HashMap,
     os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use aya::maps::{Array, IterableMap, MapData};
@@ -20,22 +27,109 @@ use super::DataplaneError;
 
 /// The mapped array and the slots handed out.
 pub struct Deadlines {
-    /// Keeps the map's file descriptor (and so the mapping's map) open.
-    _map: Array<MapData, u64>,
-    base: NonNull<AtomicU64>,
-    mapped_bytes: usize,
+    array: Arc<DeadlineArray>,
     slots: HashMap<VhidKey, u32>,
     /// Slots given back, reused before `next`.
     free: Vec<u32>,
     next: u32,
 }
 
+/// The `carp_deadlines` values mapped into carpd's memory.
+pub struct DeadlineArray {
+    /// Keeps the map's file descriptor (and so the mapping's map) open.
+    _map: Array<MapData, u64>,
+    base: NonNull<AtomicU64>,
+    mapped_bytes: usize,
+}
+
 // SAFETY: the mapping is memory of this process owned by the struct; every access is an
-// atomic load or store.
-unsafe impl Send for Deadlines {}
+// atomic load or store, so it may also be shared between threads.
+unsafe impl Send for DeadlineArray {}
+// SAFETY: as above.
+unsafe impl Sync for DeadlineArray {}
+
+/// One slot of the array, for a writer on another thread (the advert pacer).
+#[derive(Clone)]
+pub struct DeadlineCell {
+    array: Arc<DeadlineArray>,
+    slot: u32,
+}
+
+impl DeadlineCell {
+    /// Sets the slot's deadline (CLOCK_MONOTONIC nanoseconds), as [`Deadlines::store`].
+    pub fn store(&self, deadline_ns: u64) {
+        self.array.store(self.slot, deadline_ns);
+    }
+}
 
 impl Deadlines {
     pub fn new(map: Array<MapData, u64>) -> Result<Self, DataplaneError> {
+        Ok(Self {
+            array: Arc::new(DeadlineArray::new(map)?),
+            slots: HashMap::new(),
+            free: Vec::new(),
+            next: 0,
+        })
+    }
+
+    /// The slot `key` has (none is given here), for a writer on another thread.
+    pub fn cell(&self, key: &VhidKey) -> Option<DeadlineCell> {
+        self.slots.get(key).map(|slot| DeadlineCell {
+            array: Arc::clone(&self.array),
+            slot: *slot,
+        })
+    }
+
+    /// The slot of `key`, given one if it has none yet.
+    pub fn slot(&mut self, key: VhidKey) -> Result<u32, DataplaneError> {
+        if let Some(slot) = self.slots.get(&key) {
+            return Ok(*slot);
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None if self.next < MAX_DEADLINES => {
+                self.next += 1;
+                self.next - 1
+            }
+            None => return Err(DataplaneError::DeadlinesFull(MAX_DEADLINES)),
+        };
+        self.store(slot, 0);
+        self.slots.insert(key, slot);
+        Ok(slot)
+    }
+
+    /// Sets a slot's deadline (CLOCK_MONOTONIC nanoseconds; 0: past).
+    pub fn store(&self, slot: u32, deadline_ns: u64) {
+        self.array.store(slot, deadline_ns);
+    }
+
+    /// A slot's deadline as the program reads it.
+    pub fn load(&self, slot: u32) -> Option<u64> {
+        self.array.load(slot)
+    }
+
+    /// Takes `key`'s slot back, its deadline past.
+    pub fn release(&mut self, key: &VhidKey) {
+        if let Some(slot) = self.slots.remove(key) {
+            self.store(slot, 0);
+            self.free.push(slot);
+        }
+    }
+
+    /// Every deadline past and every slot free (a start that forgets what an earlier run
+    /// left, see `Dataplane::silence_all`).
+    pub fn clear(&mut self) {
+        for slot in 0..MAX_DEADLINES {
+            self.store(slot, 0);
+        }
+        self.slots.clear();
+        self.free.clear();
+        self.next = 0;
+    }
+}
+
+impl DeadlineArray {
+    fn new(map: Array<MapData, u64>) -> Result<Self, DataplaneError> {
         if map.len() < MAX_DEADLINES {
             return Err(DataplaneError::Mmap {
                 map: pin::DEADLINES,
@@ -75,60 +169,18 @@ impl Deadlines {
             _map: map,
             base,
             mapped_bytes,
-            slots: HashMap::new(),
-            free: Vec::new(),
-            next: 0,
         })
     }
 
-    /// The slot of `key`, given one if it has none yet.
-    pub fn slot(&mut self, key: VhidKey) -> Result<u32, DataplaneError> {
-        if let Some(slot) = self.slots.get(&key) {
-            return Ok(*slot);
-        }
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None if self.next < MAX_DEADLINES => {
-                self.next += 1;
-                self.next - 1
-            }
-            None => return Err(DataplaneError::DeadlinesFull(MAX_DEADLINES)),
-        };
-        self.store(slot, 0);
-        self.slots.insert(key, slot);
-        Ok(slot)
-    }
-
-    /// Sets a slot's deadline (CLOCK_MONOTONIC nanoseconds; 0: past).
-    pub fn store(&self, slot: u32, deadline_ns: u64) {
+    fn store(&self, slot: u32, deadline_ns: u64) {
         if let Some(cell) = self.cell(slot) {
             // Release: a MASTER entry written after this store never meets an older deadline.
             cell.store(deadline_ns, Ordering::Release);
         }
     }
 
-    /// A slot's deadline as the program reads it.
-    pub fn load(&self, slot: u32) -> Option<u64> {
+    fn load(&self, slot: u32) -> Option<u64> {
         self.cell(slot).map(|cell| cell.load(Ordering::Acquire))
-    }
-
-    /// Takes `key`'s slot back, its deadline past.
-    pub fn release(&mut self, key: &VhidKey) {
-        if let Some(slot) = self.slots.remove(key) {
-            self.store(slot, 0);
-            self.free.push(slot);
-        }
-    }
-
-    /// Every deadline past and every slot free (a start that forgets what an earlier run
-    /// left, see `Dataplane::silence_all`).
-    pub fn clear(&mut self) {
-        for slot in 0..MAX_DEADLINES {
-            self.store(slot, 0);
-        }
-        self.slots.clear();
-        self.free.clear();
-        self.next = 0;
     }
 
     fn cell(&self, slot: u32) -> Option<&AtomicU64> {
@@ -141,7 +193,7 @@ impl Deadlines {
     }
 }
 
-impl Drop for Deadlines {
+impl Drop for DeadlineArray {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, of that length, no longer referenced.
         unsafe {

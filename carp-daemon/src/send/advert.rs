@@ -24,6 +24,7 @@
 //! groups so that a real NIC's multicast filter (and an MLD-snooping switch) passes peers'
 //! adverts: [`CarpGroups`] holds the memberships.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use carp_common::{
@@ -45,7 +46,8 @@ pub const IPTOS_LOWDELAY: u8 = 0x10;
 /// Sends the adverts of every vhid on one carpdev.
 pub struct AdvertSender {
     ifname: String,
-    socket: PacketSocket,
+    /// Shared with the advert pacer (`daemon::pacer`), which sends on it from its thread.
+    socket: Arc<PacketSocket>,
     sources: SourceCache,
     neighbours: Neighbours,
     _groups: CarpGroups,
@@ -71,12 +73,32 @@ impl AdvertSender {
     pub fn open(ifname: &str, ifindex: u32) -> Result<Self, SendError> {
         Ok(Self {
             ifname: ifname.to_owned(),
-            socket: PacketSocket::open(ifname, ifindex)?,
+            socket: Arc::new(PacketSocket::open(ifname, ifindex)?),
             sources: SourceCache::new(ifname, ifindex),
             neighbours: Neighbours::open(ifindex)
                 .map_err(sock_err("opening the neighbour table", ifname))?,
             _groups: CarpGroups::join(ifname, ifindex)?,
             frame: Vec::with_capacity(FRAME_CAPACITY),
+        })
+    }
+
+    /// The socket the adverts leave on, for the advert pacer.
+    pub fn socket(&self) -> Arc<PacketSocket> {
+        Arc::clone(&self.socket)
+    }
+
+    /// The multicast advert frame [`AdvertSender::send_v4`] (`v6` false) or
+    /// [`AdvertSender::send_v6`] would send now, for the advert pacer to repeat.
+    pub fn group_frame(
+        &mut self,
+        v6: bool,
+        vmac: [u8; 6],
+        fallback: Option<Ipv4Addr>,
+        carp: &[u8],
+    ) -> Result<Vec<u8>, SendError> {
+        Ok(match self.source(v6, fallback)? {
+            IpAddr::V4(src) => advert_frame_v4(vmac, src, rand::random(), carp),
+            IpAddr::V6(src) => advert_frame_v6(vmac, src, carp),
         })
     }
 

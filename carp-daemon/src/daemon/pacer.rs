@@ -1,0 +1,713 @@
+//! The advert pacer: a thread of its own that sends a steady master's regular adverts.
+//!
+//! At 1 s timers a master's only work is one advert a second. Waking the event loop for it
+//! (tokio's driver, the loop's `select!` over every source, the state machine and the maps,
+//! all cold in the caches after a second asleep) costs more than the send itself. So the
+//! loop lends the adverts of a master with nothing else riding on them
+//! ([`Vhid::lend_adverts`]) for a lease of about [`LEASE`]. This thread repeats the frames
+//! the loop built, on the machine's own schedule (each advert an interval after the last
+//! was due, the same slack), renews the dataplane's fail-silent deadline after each one that
+//! left, exactly as the loop does, and counts them. The loop wakes once a lease, sends one
+//! advert itself, and lends the next ones.
+//!
+//! Whatever may change what an advert says or whether it goes out takes the loan back first
+//! ([`Pacer::take_back`]): every event the loop feeds a state machine, and any of the rare
+//! ones (link and address events, carpctl, a reload, health checks, scrapes, signals) takes
+//! them all back. Taking back waits for a send in progress, so nothing leaves after it. A send
+//! that fails ends its loan and wakes the loop ([`Pacer::failures`]), whose machine then
+//! counts the error as if it had sent.
+//!
+//! Fail-silence is kept: a killed carpd takes this thread with it. An event loop that hangs
+//! in the handling of one event is seen ([`LoopWatch`]): the pacer sends nothing once the
+//! loop has been busy with one event for [`HANG_LIMIT`], so the dataplane's deadline runs
+//! out as if the loop had sent the adverts itself. Whatever else could keep the loop from
+//! running (another task of its runtime that never yields) ends with the lease (8 s, or one
+//! advert at longer intervals); the shipped unit's watchdog restarts such a carpd after 10 s.
+//!
+//! Under `realtime_priority` the thread runs SCHED_FIFO at the loop's priority: it sends the
+//! adverts whose timing a backup judges.
+//!
+//! [`Vhid::lend_adverts`]: crate::proto::fsm::Vhid::lend_adverts
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::dataplane::{DeadlineCell, monotonic_now};
+use crate::send::frame::PacketSocket;
+
+/// How long a loan lasts, at most: the adverts of this much time, and at least one.
+pub const LEASE: Duration = Duration::from_secs(8);
+
+/// An event loop busy with one event for this long is taken as hung: the pacer sends
+/// nothing until it waits for events again.
+pub const HANG_LIMIT: Duration = Duration::from_secs(1);
+
+/// Whether the event loop is waiting for events (healthy, however long) or busy with one,
+/// since when: the loop says which, the pacer reads it before each advert.
+#[derive(Clone, Default)]
+pub struct LoopWatch(Arc<AtomicU64>);
+
+impl LoopWatch {
+    /// The loop waits for the next event.
+    pub fn waiting(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// The loop took an event and handles it.
+    pub fn busy(&self) {
+        self.0.store(clock().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Whether the loop has been busy with one event for [`HANG_LIMIT`] at `now`.
+    fn hung(&self, now: Duration) -> bool {
+        let since = self.0.load(Ordering::Relaxed);
+        since != 0 && now.saturating_sub(Duration::from_nanos(since)) >= HANG_LIMIT
+    }
+}
+
+/// The number of adverts to lend at `interval`.
+pub fn lease_adverts(interval: Duration) -> u32 {
+    let n = LEASE.as_nanos() / interval.as_nanos().max(1);
+    n.clamp(1, u128::from(u32::MAX)) as u32
+}
+
+/// Where a loan's frames go: the carpdev's AF_PACKET socket (a recorder in tests).
+pub trait FrameSink: Send + Sync {
+    fn send(&self, frame: &[u8]) -> io::Result<()>;
+}
+
+impl FrameSink for PacketSocket {
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        PacketSocket::send(self, frame)
+    }
+}
+
+/// One advert as whole frames, one per address family (IPv4 first), as the loop last sent
+/// it.
+#[derive(Debug, Clone)]
+pub struct AdvertFrame {
+    pub bytes: Vec<u8>,
+    pub v6: bool,
+}
+
+/// The adverts a state machine lends.
+pub struct Lease {
+    pub sink: Arc<dyn FrameSink>,
+    /// The CARP header the frames carry: a lease that comes back can be lent again as it is
+    /// while the machine would still send this.
+    pub carp: [u8; 36],
+    pub frames: Vec<AdvertFrame>,
+    /// The first advert's deadline (CLOCK_MONOTONIC), from [`Vhid::lend_adverts`].
+    ///
+    /// [`Vhid::lend_adverts`]: crate::proto::fsm::Vhid::lend_adverts
+    pub first: Duration,
+    pub interval: Duration,
+    /// How early an advert may leave ([`Vhid::advert_slack`]).
+    ///
+    /// [`Vhid::advert_slack`]: crate::proto::fsm::Vhid::advert_slack
+    pub slack: Duration,
+    pub count: u32,
+    /// The master's dataplane deadline slot and how long after the clock reading before a
+    /// send that left it holds ([`master_hold`](crate::dataplane::master_hold)).
+    pub deadline: Option<(DeadlineCell, Duration)>,
+}
+
+/// What comes back of a loan.
+pub struct Returned {
+    /// The lease, to lend again (with a new first deadline and count).
+    pub lease: Lease,
+    /// The deadline of the first advert the pacer did not send (or try to).
+    pub next: Duration,
+    /// Adverts sent, per family (IPv4, IPv6).
+    pub sent: [u64; 2],
+    /// Adverts not sent because the event loop was hung ([`LoopWatch`]).
+    pub skipped: u64,
+    /// The send that failed and ended the loan: its family (`true`: IPv6) and error.
+    pub failed: Option<(bool, io::Error)>,
+}
+
+struct Loan {
+    key: String,
+    lease: Lease,
+    next: Duration,
+    left: u32,
+    sent: [u64; 2],
+    failed: Option<(bool, io::Error)>,
+    /// Adverts not sent because the loop was hung.
+    skipped: u64,
+    /// The IPv4 id generator (xorshift): OpenBSD gives every advert a random id.
+    ip_id_state: u32,
+}
+
+impl Loan {
+    /// When the thread must wake for this loan: its next advert's deadline, as the loop's
+    /// timer is armed; `None` when the loan has ended.
+    fn wake_at(&self) -> Option<Duration> {
+        (self.left > 0 && self.failed.is_none()).then_some(self.next)
+    }
+
+    /// Whether its next advert may go out at `now`: within the slack of its deadline, so
+    /// that a wake-up for one vhid takes the others due about then along.
+    fn is_due(&self, now: Duration) -> bool {
+        self.wake_at()
+            .is_some_and(|at| at.saturating_sub(self.lease.slack) <= now)
+    }
+
+    /// Sends what is due at `now` (skips it while the loop is hung); true if a send failed
+    /// (the loan has ended).
+    fn send_due(&mut self, now: Duration, watch: &LoopWatch) -> bool {
+        while self.is_due(now) {
+            // The deadline counts from a reading taken before the send, as the loop's.
+            let before = clock();
+            let interval = self.lease.interval;
+            let due = self.next;
+            self.left -= 1;
+            // The schedule keeps its phase; a pacer so late that the next advert would be
+            // due at once starts again from now (as the state machine does).
+            let next = due + interval;
+            self.next = if next.saturating_sub(self.lease.slack) > before {
+                next
+            } else {
+                before + interval
+            };
+            // Neither sent nor renewed: the dataplane falls silent on its own deadline.
+            if watch.hung(before) {
+                self.skipped += 1;
+                continue;
+            }
+            for i in 0..self.lease.frames.len() {
+                let v6 = self.lease.frames[i].v6;
+                if !v6 {
+                    let id = self.next_ip_id();
+                    set_ipv4_id(&mut self.lease.frames[i].bytes, id);
+                }
+                if let Err(err) = self.lease.sink.send(&self.lease.frames[i].bytes) {
+                    self.failed = Some((v6, err));
+                    return true;
+                }
+                self.sent[usize::from(v6)] += 1;
+            }
+            if let Some((cell, hold)) = &self.lease.deadline {
+                cell.store((before + *hold).as_nanos() as u64);
+            }
+        }
+        false
+    }
+
+    fn next_ip_id(&mut self) -> u16 {
+        let mut x = self.ip_id_state;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.ip_id_state = x;
+        (x >> 8) as u16
+    }
+
+    fn returned(self) -> (String, Returned) {
+        (
+            self.key,
+            Returned {
+                lease: self.lease,
+                next: self.next,
+                sent: self.sent,
+                skipped: self.skipped,
+                failed: self.failed,
+            },
+        )
+    }
+}
+
+/// Writes `id` into an IPv4 advert frame's header and its checksum anew.
+fn set_ipv4_id(frame: &mut [u8], id: u16) {
+    const IP: usize = carp_common::frame::ethernet::ETH_HLEN;
+    const HLEN: usize = carp_common::frame::ip::IPV4_HLEN;
+    let Some(header) = frame.get_mut(IP..IP + HLEN) else {
+        return;
+    };
+    header[4..6].copy_from_slice(&id.to_be_bytes());
+    header[10..12].fill(0);
+    let sum = carp_common::frame::internet_checksum(header);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+fn clock() -> Duration {
+    monotonic_now().expect("CLOCK_MONOTONIC is always readable")
+}
+
+#[derive(Default)]
+struct Book {
+    loans: Vec<Loan>,
+    /// Until when the thread sleeps (`None`: until told): a loan due later needs no
+    /// wake-up, so the loop's lending back and forth under a stream of adverts costs the
+    /// thread nothing.
+    asleep_until: Option<Duration>,
+    /// Times the thread went round its loop (tests count wake-ups with it).
+    rounds: u64,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    book: Mutex<Book>,
+    changed: Condvar,
+    failed: Arc<Notify>,
+    watch: LoopWatch,
+}
+
+impl Shared {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // A panic while the lock was held leaves nothing half-done that matters here: the
+        // worst is a loan that sent one frame of two, which the loop's next advert repeats.
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The pacer thread and what it shares with the event loop.
+pub struct Pacer {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Pacer {
+    /// Starts the thread, under SCHED_FIFO at `realtime_priority` if one is given.
+    pub fn start(realtime_priority: Option<u8>) -> Result<Self, crate::Error> {
+        let shared = Arc::new(Shared::default());
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("carpd-pacer".to_owned())
+            .spawn(move || {
+                let setup = prepare_thread(realtime_priority);
+                let ok = setup.is_ok();
+                let _ = ready_tx.send(setup);
+                if ok {
+                    run(&thread_shared);
+                }
+            })
+            .map_err(|source| crate::Error::Io {
+                what: "starting the advert pacer thread",
+                path: "carpd-pacer".into(),
+                source,
+            })?;
+        let setup = ready_rx.recv().unwrap_or_else(|_| {
+            Err(crate::Error::Io {
+                what: "starting the advert pacer thread",
+                path: "carpd-pacer".into(),
+                source: io::Error::other("the thread ended before it started"),
+            })
+        });
+        let pacer = Self {
+            shared,
+            thread: Some(thread),
+        };
+        setup.map(|()| pacer)
+    }
+
+    /// Lends `lease` under `key` (an election's name), replacing a loan it may still have.
+    pub fn lend(&self, key: &str, lease: Lease) {
+        let mut book = self.shared.book();
+        book.loans.retain(|l| l.key != key);
+        let ip_id_state = rand::random::<u32>() | 1;
+        let wake = book.asleep_until.is_none_or(|at| lease.first < at);
+        book.loans.push(Loan {
+            key: key.to_owned(),
+            next: lease.first,
+            left: lease.count,
+            lease,
+            sent: [0; 2],
+            failed: None,
+            skipped: 0,
+            ip_id_state,
+        });
+        drop(book);
+        if wake {
+            self.shared.changed.notify_one();
+        }
+    }
+
+    /// Ends `key`'s loan, if it has one, and says what it did. After this returns the pacer
+    /// sends nothing more of it.
+    pub fn take_back(&self, key: &str) -> Option<Returned> {
+        let mut book = self.shared.book();
+        let at = book.loans.iter().position(|l| l.key == key)?;
+        Some(book.loans.swap_remove(at).returned().1)
+    }
+
+    /// Ends every loan; see [`Pacer::take_back`].
+    pub fn take_back_all(&self) -> Vec<(String, Returned)> {
+        let mut book = self.shared.book();
+        book.loans.drain(..).map(Loan::returned).collect()
+    }
+
+    /// The names of the loans a failed send has ended.
+    pub fn failed_loans(&self) -> Vec<String> {
+        self.shared
+            .book()
+            .loans
+            .iter()
+            .filter(|l| l.failed.is_some())
+            .map(|l| l.key.clone())
+            .collect()
+    }
+
+    /// What the event loop tells of itself (see [`LoopWatch`]).
+    pub fn loop_watch(&self) -> LoopWatch {
+        self.shared.watch.clone()
+    }
+
+    /// Notified when a send fails (then see [`Pacer::failed_loans`]).
+    pub fn failures(&self) -> Arc<Notify> {
+        Arc::clone(&self.shared.failed)
+    }
+}
+
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        self.shared.book().stop = true;
+        self.shared.changed.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Real time like the event loop's (the memory is locked for the whole process already),
+/// and no timer slack: a sleep ends at its deadline, as the loop's timerfd does.
+fn prepare_thread(realtime_priority: Option<u8>) -> Result<(), crate::Error> {
+    // SAFETY: prctl with constant arguments, for the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    if let Some(priority) = realtime_priority {
+        crate::realtime::enter_thread(priority)?;
+    }
+    Ok(())
+}
+
+fn run(shared: &Shared) {
+    let mut book = shared.book();
+    while !book.stop {
+        book.rounds += 1;
+        let now = clock();
+        let mut failed = false;
+        for loan in &mut book.loans {
+            failed |= loan.send_due(now, &shared.watch);
+        }
+        if failed {
+            shared.failed.notify_one();
+        }
+        let wake = book.loans.iter().filter_map(Loan::wake_at).min();
+        book.asleep_until = wake;
+        book = match wake {
+            Some(at) => {
+                let now = clock();
+                if at <= now {
+                    continue;
+                }
+                shared
+                    .changed
+                    .wait_timeout(book, at - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => shared
+                .changed
+                .wait(book)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carp_common::frame::internet_checksum;
+
+    /// Records what it is given, with the time; fails from the `fail_from`th frame on.
+    #[derive(Default)]
+    struct Recorder {
+        frames: Mutex<Vec<(Duration, Vec<u8>)>>,
+        fail_from: Option<usize>,
+    }
+
+    impl FrameSink for Recorder {
+        fn send(&self, frame: &[u8]) -> io::Result<()> {
+            let mut frames = self.frames.lock().unwrap();
+            if self.fail_from.is_some_and(|n| frames.len() >= n) {
+                return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+            }
+            frames.push((clock(), frame.to_vec()));
+            Ok(())
+        }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// An IPv4 frame as the advert builder makes it, and an IPv6 one.
+    fn frames() -> Vec<AdvertFrame> {
+        let carp = [7u8; 36];
+        vec![
+            AdvertFrame {
+                bytes: crate::send::advert::advert_frame_v4(
+                    [0, 0, 0x5e, 0, 1, 1],
+                    "192.0.2.1".parse().unwrap(),
+                    0x1234,
+                    &carp,
+                ),
+                v6: false,
+            },
+            AdvertFrame {
+                bytes: crate::send::advert::advert_frame_v6(
+                    [0, 0, 0x5e, 0, 1, 1],
+                    "fe80::1".parse().unwrap(),
+                    &carp,
+                ),
+                v6: true,
+            },
+        ]
+    }
+
+    fn lease(sink: Arc<dyn FrameSink>, first: Duration, count: u32) -> Lease {
+        Lease {
+            sink,
+            carp: [7; 36],
+            frames: frames(),
+            first,
+            interval: ms(20),
+            slack: Duration::ZERO,
+            count,
+            deadline: None,
+        }
+    }
+
+    /// Waits (bounded) until `done` holds.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let until = clock() + Duration::from_secs(10);
+        while !done() {
+            assert!(clock() < until, "timed out waiting for {what}");
+            std::thread::sleep(ms(2));
+        }
+    }
+
+    #[test]
+    fn a_loan_sends_its_adverts_on_schedule_then_stops() {
+        let pacer = Pacer::start(None).unwrap();
+        let sink = Arc::new(Recorder::default());
+        let first = clock() + ms(20);
+        pacer.lend("carp1", lease(sink.clone(), first, 4));
+        wait_until("4 adverts of 2 frames", || {
+            sink.frames.lock().unwrap().len() == 8
+        });
+        let sent = sink.frames.lock().unwrap().clone();
+        let v4 = frames()[0].bytes.clone();
+        for (i, (at, frame)) in sent.iter().enumerate() {
+            let due = first + ms(20) * (i as u32 / 2);
+            assert!(*at >= due, "advert {} left {:?} early", i / 2, due - *at);
+            if i % 2 == 0 {
+                // The IPv4 id is new each time, and the header checksum with it.
+                assert_eq!(frame.len(), v4.len());
+                assert_eq!(internet_checksum(&frame[14..34]), 0);
+                assert_eq!(frame[..18], v4[..18]);
+                assert_eq!(frame[20..24], v4[20..24]);
+                assert_eq!(frame[26..], v4[26..]);
+            } else {
+                assert_eq!(*frame, frames()[1].bytes);
+            }
+        }
+        let ids: std::collections::HashSet<_> = sent
+            .iter()
+            .step_by(2)
+            .map(|(_, f)| [f[18], f[19]])
+            .collect();
+        assert!(ids.len() > 1, "every advert got the same IPv4 id");
+        // Ended: nothing more, and what comes back says so.
+        std::thread::sleep(ms(60));
+        assert_eq!(sink.frames.lock().unwrap().len(), 8);
+        let back = pacer
+            .take_back("carp1")
+            .expect("the loan is still on the books");
+        assert_eq!(back.sent, [4, 4]);
+        // An interval after the last (later only if a busy machine made the pacer late).
+        assert!(back.next >= first + ms(80), "{:?}", back.next);
+        assert!(back.next <= sent[6].0 + ms(20), "{:?}", back.next);
+        assert!(back.failed.is_none());
+        assert!(pacer.take_back("carp1").is_none());
+    }
+
+    #[test]
+    fn taking_back_stops_the_sends_and_says_where_the_schedule_is() {
+        let pacer = Pacer::start(None).unwrap();
+        let sink = Arc::new(Recorder::default());
+        let first = clock() + ms(20);
+        pacer.lend("carp1", lease(sink.clone(), first, 1000));
+        wait_until("3 adverts", || sink.frames.lock().unwrap().len() >= 6);
+        let back = pacer.take_back("carp1").unwrap();
+        let taken = clock();
+        let sent = sink.frames.lock().unwrap().len();
+        assert_eq!(sent as u64, back.sent[0] + back.sent[1]);
+        // The advert after the last sent (or, on a busy machine, the one that is due).
+        assert!(back.next >= first + ms(20) * back.sent[0] as u32);
+        assert!(back.next <= taken + ms(20));
+        std::thread::sleep(ms(60));
+        assert_eq!(
+            sink.frames.lock().unwrap().len(),
+            sent,
+            "sent after take_back"
+        );
+    }
+
+    #[test]
+    fn a_failed_send_ends_the_loan_and_wakes_the_loop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let pacer = Pacer::start(None).unwrap();
+        let failures = pacer.failures();
+        // The second advert's IPv6 frame fails.
+        let sink = Arc::new(Recorder {
+            fail_from: Some(3),
+            ..Default::default()
+        });
+        let other = Arc::new(Recorder::default());
+        let first = clock() + ms(20);
+        runtime.block_on(async {
+            let notified = failures.notified();
+            pacer.lend("carp1", lease(sink.clone(), first, 100));
+            pacer.lend("carp2", lease(other.clone(), first, 100));
+            tokio::time::timeout(Duration::from_secs(10), notified)
+                .await
+                .expect("the loop is told");
+        });
+        assert_eq!(pacer.failed_loans(), ["carp1"]);
+        let back = pacer.take_back("carp1").unwrap();
+        assert_eq!(back.sent, [2, 1]);
+        let (v6, err) = back.failed.expect("the failure comes back");
+        assert!(v6);
+        assert_eq!(err.raw_os_error(), Some(libc::ENOBUFS));
+        // The failed advert counts as sent: the schedule continues after it.
+        assert!(back.next >= first + ms(40));
+        assert!(back.next <= clock() + ms(20));
+        // The other loan goes on.
+        wait_until("carp2's adverts", || {
+            other.frames.lock().unwrap().len() >= 10
+        });
+        assert_eq!(pacer.take_back_all().len(), 1);
+    }
+
+    #[test]
+    fn a_late_pacer_starts_the_schedule_again_from_now_never_a_burst() {
+        let pacer = Pacer::start(None).unwrap();
+        let sink = Arc::new(Recorder::default());
+        // Lent with a first deadline long past: one advert now, then one an interval later.
+        let first = clock() - ms(1000);
+        pacer.lend("carp1", lease(sink.clone(), first, 3));
+        wait_until("3 adverts", || sink.frames.lock().unwrap().len() == 6);
+        let at: Vec<Duration> = sink
+            .frames
+            .lock()
+            .unwrap()
+            .iter()
+            .step_by(2)
+            .map(|f| f.0)
+            .collect();
+        assert!(at[1] - at[0] >= ms(19), "burst: {:?}", at[1] - at[0]);
+        assert!(at[2] - at[1] >= ms(19), "burst: {:?}", at[2] - at[1]);
+    }
+
+    #[test]
+    fn adverts_due_within_their_slack_share_a_wake_up() {
+        let pacer = Pacer::start(None).unwrap();
+        let sink = Arc::new(Recorder::default());
+        // Lent well ahead of the first deadline, as the loop lends an interval ahead.
+        let first = clock() + ms(150);
+        let (slack, gap) = (ms(50), ms(40));
+        for (key, at) in [("carp1", first), ("carp2", first + gap)] {
+            pacer.lend(
+                key,
+                Lease {
+                    interval: ms(200),
+                    slack,
+                    ..lease(sink.clone(), at, 1)
+                },
+            );
+        }
+        wait_until("both adverts", || sink.frames.lock().unwrap().len() == 4);
+        let sent = sink.frames.lock().unwrap().clone();
+        assert!(sent[0].0 >= first, "the first left before its deadline");
+        // The second left with the first, before its own deadline: the slack let it.
+        assert!(
+            sent[2].0 < first + gap,
+            "{:?} after the first",
+            sent[2].0 - sent[0].0
+        );
+    }
+
+    #[test]
+    fn lending_back_and_forth_under_a_stream_of_events_does_not_wake_the_thread() {
+        let pacer = Pacer::start(None).unwrap();
+        let sink = Arc::new(Recorder::default());
+        let first = clock() + Duration::from_secs(5);
+        pacer.lend("carp1", lease(sink.clone(), first, 8));
+        wait_until("the thread asleep until the loan", || {
+            pacer.shared.book().asleep_until == Some(first)
+        });
+        let rounds = pacer.shared.book().rounds;
+        // What the loop does for each advert received: take back, lend again.
+        for _ in 0..1000 {
+            let back = pacer.take_back("carp1").expect("lent");
+            pacer.lend(
+                "carp1",
+                Lease {
+                    first: back.next,
+                    ..back.lease
+                },
+            );
+        }
+        // A later loan of another vhid does not wake it either; an earlier one does.
+        pacer.lend("carp2", lease(sink.clone(), first + ms(10), 8));
+        assert_eq!(pacer.shared.book().rounds, rounds);
+        pacer.lend("carp3", lease(sink.clone(), first - ms(10), 8));
+        wait_until("the earlier loan's wake-up", || {
+            pacer.shared.book().asleep_until == Some(first - ms(10))
+        });
+        assert!(sink.frames.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn nothing_leaves_while_the_loop_is_hung_and_sending_resumes_when_it_waits_again() {
+        let pacer = Pacer::start(None).unwrap();
+        let watch = pacer.loop_watch();
+        let sink = Arc::new(Recorder::default());
+        // Busy with one event for longer than the limit: hung.
+        watch.0.store(
+            (clock() - HANG_LIMIT - ms(1)).as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        let first = clock() + ms(20);
+        pacer.lend("carp1", lease(sink.clone(), first, 1000));
+        wait_until("adverts skipped", || {
+            pacer.shared.book().loans[0].skipped >= 3
+        });
+        assert!(sink.frames.lock().unwrap().is_empty(), "sent while hung");
+        // Busy, but not for long: a loop at work, not hung.
+        watch.busy();
+        wait_until("adverts again", || sink.frames.lock().unwrap().len() >= 4);
+        watch.waiting();
+        wait_until("more adverts", || sink.frames.lock().unwrap().len() >= 8);
+        let back = pacer.take_back("carp1").unwrap();
+        assert!(back.skipped >= 3);
+        assert!(back.sent[0] >= 4);
+    }
+
+    #[test]
+    fn lease_length_is_the_adverts_of_eight_seconds_and_at_least_one() {
+        assert_eq!(lease_adverts(Duration::from_secs(1)), 8);
+        assert_eq!(lease_adverts(Duration::from_nanos(3_906_250)), 2048);
+        assert_eq!(lease_adverts(Duration::from_secs(255)), 1);
+    }
+}
