@@ -57,6 +57,11 @@ pub enum RealtimeError {
 /// Puts the calling thread (carpd's advert pacer) under SCHED_FIFO at `priority`, with
 /// SCHED_RESET_ON_FORK, as [`enter`] does for the event loop; the memory is locked already.
 pub fn enter_thread(priority: u8) -> Result<(), RealtimeError> {
+    fifo(priority).map_err(|source| RealtimeError::Schedule { priority, source })
+}
+
+/// SCHED_FIFO at `priority` with SCHED_RESET_ON_FORK, for the calling thread.
+fn fifo(priority: u8) -> io::Result<()> {
     let param = libc::sched_param {
         sched_priority: i32::from(priority),
     };
@@ -65,10 +70,7 @@ pub fn enter_thread(priority: u8) -> Result<(), RealtimeError> {
         libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
     };
     if rc != 0 {
-        return Err(RealtimeError::Schedule {
-            priority,
-            source: io::Error::last_os_error(),
-        });
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -82,16 +84,8 @@ pub fn enter(priority: u8) -> Result<(), RealtimeError> {
             source: io::Error::last_os_error(),
         });
     }
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority),
-    };
-    // SAFETY: `param` outlives the call; pid 0 is the calling thread.
-    let rc = unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
-    };
-    if rc != 0 {
-        let source = io::Error::last_os_error();
-        // SAFETY: as above.
+    if let Err(source) = fifo(priority) {
+        // SAFETY: a plain system call.
         unsafe { libc::munlockall() };
         return Err(RealtimeError::Schedule { priority, source });
     }
