@@ -88,6 +88,11 @@ pub struct Args {
     /// switches, memory by number of vhids).
     #[arg(long)]
     cost_only: bool,
+    /// Only the search for carpd's fastest stable timers, each candidate soaked this many
+    /// seconds with the other core busy (an A/B of stability in minutes, not the full run's
+    /// 10 minutes per candidate).
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["cost_only", "records_only"])]
+    search_only: Option<u64>,
 }
 
 /// How much of everything to do.
@@ -119,6 +124,8 @@ pub struct Plan {
     pub records_only: bool,
     /// Only the cost section, at default timers.
     pub cost_only: bool,
+    /// Only the fastest-timer search (`--search-only`).
+    pub search_only: bool,
     /// The plain lab (no NAPI-mode peers on the switch side, carpd in auto mode).
     pub plain_lab: bool,
 }
@@ -142,6 +149,7 @@ impl Plan {
             records_rounds: 5,
             records_only: false,
             cost_only: false,
+            search_only: false,
             plain_lab: false,
         }
     }
@@ -164,6 +172,7 @@ impl Plan {
             records_rounds: 2,
             records_only: false,
             cost_only: false,
+            search_only: false,
             plain_lab: false,
         }
     }
@@ -187,6 +196,7 @@ impl Plan {
             records_rounds: 1,
             records_only: false,
             cost_only: false,
+            search_only: false,
             plain_lab: false,
         }
     }
@@ -224,6 +234,10 @@ fn run(args: &Args) -> Result<()> {
     }
     plan.records_only = args.records_only;
     plan.cost_only = args.cost_only;
+    if let Some(seconds) = args.search_only {
+        plan.search_only = true;
+        plan.search = Duration::from_secs(seconds);
+    }
     let out = match &args.out {
         Some(out) => out.clone(),
         None if args.smoke => workspace_root().join("target/bench-smoke/BENCHMARKS.md"),
@@ -290,6 +304,9 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
             results.search = search;
         }
         println!("  carpd fastest stable: {}", fastest.timers());
+    }
+    if plan.search_only {
+        return write_one_section(&mut results, started, out, "the fastest-timer search");
     }
     let fastests = [
         fastest,
