@@ -36,7 +36,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::dataplane::{DeadlineCell, monotonic_now};
+// carpd's clock (CLOCK_MONOTONIC), the state machines' and the dataplane's.
+use super::now as clock;
+use crate::dataplane::DeadlineCell;
 use crate::send::frame::PacketSocket;
 
 /// How long a loan lasts, at most: the adverts of this much time, and at least one.
@@ -232,10 +234,6 @@ fn set_ipv4_id(frame: &mut [u8], id: u16) {
     header[10..12].fill(0);
     let sum = carp_common::frame::internet_checksum(header);
     header[10..12].copy_from_slice(&sum.to_be_bytes());
-}
-
-fn clock() -> Duration {
-    monotonic_now().expect("CLOCK_MONOTONIC is always readable")
 }
 
 #[derive(Default)]
