@@ -190,7 +190,9 @@ impl<'a> Router<'a> {
 }
 
 /// Starts carpd on hosts 1 and 2 with timers `t1` and `t2` (the same extra arguments) and
-/// waits until host 1 is MASTER and host 2 BACKUP.
+/// waits until host 1 is MASTER and host 2 BACKUP. Host 2 starts once host 1 is MASTER:
+/// without preempt (the default) whichever comes up first stays master, and at advbase 0 a
+/// host 2 that was quicker to start would keep the role.
 pub fn master_and_backup<'a>(
     lab: &'a Lab,
     t1: Timers,
@@ -198,8 +200,8 @@ pub fn master_and_backup<'a>(
     extra: &[&str],
 ) -> (Router<'a>, Router<'a>) {
     let r1 = Router::start(lab, lab.host(0), &hostname_carp0(lab.host(0), t1), extra);
-    let r2 = Router::start(lab, lab.host(1), &hostname_carp0(lab.host(1), t2), extra);
     r1.wait_state("MASTER", Duration::from_secs(10));
+    let r2 = Router::start(lab, lab.host(1), &hostname_carp0(lab.host(1), t2), extra);
     r2.wait_state("BACKUP", Duration::from_secs(10));
     (r1, r2)
 }
