@@ -358,8 +358,8 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     Ok(())
 }
 
-/// The end of a run of one section (`--records-only`, `--cost-only`): the report, and an
-/// error if the section failed.
+/// The end of a run of one section (`--records-only`, `--cost-only`, `--search-only`): the
+/// report, and an error if the section failed.
 fn write_one_section(
     results: &mut report::Results,
     started: Instant,
