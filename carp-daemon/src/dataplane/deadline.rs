@@ -10,7 +10,9 @@
 //! timer starts no earlier than the advert reached it, and the advert left no earlier than
 //! carpd read the clock before sending it. So a backup whose interval `I_b` is at least the
 //! master's `I_m` takes over no earlier than `t + 3 × I_m`, `t` being the master's clock
-//! reading before the send. The deadline is therefore
+//! reading before the send. (A backup that came up after that advert counts from its own
+//! start, later still: the client then waits longer for it, but never hears two hosts.)
+//! The deadline is therefore
 //!
 //! ```text
 //! t + 3 × I_m − margin,   margin = 3 × I_m × 1000 ppm + 500 µs

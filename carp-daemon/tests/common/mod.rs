@@ -170,6 +170,16 @@ impl<'a> Router<'a> {
         }
     }
 
+    /// The CARP packets carpd received (IPv4 and IPv6), from `carpctl stats`.
+    pub fn adverts_received(&self) -> u64 {
+        let out = self.carpctl(&["stats"]);
+        out.stdout
+            .lines()
+            .filter(|l| l.contains("received (IPv"))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     pub fn log(&self) -> String {
         self.process.as_ref().map(|p| p.log()).unwrap_or_default()
     }
@@ -203,6 +213,19 @@ pub fn master_and_backup<'a>(
     r1.wait_state("MASTER", Duration::from_secs(10));
     let r2 = Router::start(lab, lab.host(1), &hostname_carp0(lab.host(1), t2), extra);
     r2.wait_state("BACKUP", Duration::from_secs(10));
+    // A backup that came up after the master's last advert counts its master-down time
+    // from its own start, not from that advert: a failover test that began before r2 heard
+    // r1 would measure r2's start-up, not the protocol.
+    let heard = wait_until(t1.interval() * 2 + Duration::from_secs(5), || {
+        r2.adverts_received() > 0
+    });
+    if heard.is_err() {
+        panic!(
+            "{} heard no advert from the master; carpd log:\n{}",
+            lab.host(1).name(),
+            r2.log()
+        );
+    }
     (r1, r2)
 }
 
