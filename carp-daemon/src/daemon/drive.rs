@@ -271,8 +271,9 @@ impl Daemon {
             Some(lease) if lease.carp == carp => lease.frames,
             _ => {
                 let own_v4 = cif.cfg.ipv4.first().map(|a| a.addr);
+                let families = cif.families();
                 let mut frames = Vec::with_capacity(2);
-                for (v6, has) in [(false, own_v4.is_some()), (true, !cif.cfg.ipv6.is_empty())] {
+                for (v6, has) in [(false, families.v4), (true, families.v6)] {
                     if !has {
                         continue;
                     }
@@ -492,12 +493,9 @@ impl Daemon {
         let header = cif.advert(advbase, advskew, demote);
         // The carp interface's own first address: the source only if the carpdev has none.
         let own_v4 = cif.cfg.ipv4.first().map(|a| a.addr);
+        let families = cif.families();
         for (v6, result) in [false, true].into_iter().zip(&mut results) {
-            let has_family = if v6 {
-                !cif.cfg.ipv6.is_empty()
-            } else {
-                own_v4.is_some()
-            };
+            let has_family = if v6 { families.v6 } else { families.v4 };
             if !has_family {
                 continue;
             }
