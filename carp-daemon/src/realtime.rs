@@ -13,8 +13,9 @@
 //!   page up front (whole thread stacks, allocator arenas): without it, the resident size
 //!   more than doubles (10 to 24 MiB) for pages that are never used;
 //! - runs the event loop (the one thread of carpd's current-thread runtime, and the one
-//!   that calls [`enter`]) and the advert pacer's thread ([`enter_thread`]) under
-//!   `SCHED_FIFO` at that priority, with `SCHED_RESET_ON_FORK`:
+//!   that calls [`enter`]) under `SCHED_FIFO` at that priority, and the advert pacer's
+//!   thread ([`enter_thread`]) too while it paces intervals under 100 ms (at 1 s timers it
+//!   runs under the normal policy: see `daemon::pacer`), with `SCHED_RESET_ON_FORK`:
 //!   every thread and process created from it (tokio's blocking pool, health checks, hooks
 //!   and what they exec) starts under the normal policy again and cannot monopolise a CPU.
 //!   Memory locks are not inherited across fork either.
@@ -58,6 +59,14 @@ pub enum RealtimeError {
 /// SCHED_RESET_ON_FORK, as [`enter`] does for the event loop; the memory is locked already.
 pub fn enter_thread(priority: u8) -> Result<(), RealtimeError> {
     fifo(priority).map_err(|source| RealtimeError::Schedule { priority, source })
+}
+
+/// Puts the calling thread back under the normal policy (SCHED_OTHER, nice 0), which needs
+/// no privilege and cannot fail for the calling thread.
+pub fn leave_thread() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` outlives the call; pid 0 is the calling thread.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER | libc::SCHED_RESET_ON_FORK, &param) };
 }
 
 /// SCHED_FIFO at `priority` with SCHED_RESET_ON_FORK, for the calling thread.

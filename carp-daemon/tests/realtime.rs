@@ -1,12 +1,13 @@
-//! `--realtime-priority`: carpd's event loop and its advert pacer run under SCHED_FIFO with
-//! the memory locked, and a hook it runs does not (SCHED_RESET_ON_FORK).
+//! `--realtime-priority`: carpd's event loop runs under SCHED_FIFO with the memory locked,
+//! its advert pacer too while it paces an interval under 100 ms (and under the normal
+//! policy at longer ones), and a hook it runs does not (SCHED_RESET_ON_FORK).
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use carp_tests::wait_until;
 
 mod common;
-use common::{PASS, Router, VIP4, lab};
+use common::{PASS, Router, VIP4, lab, ok};
 
 /// A field of /proc/PID/sched ("policy", "prio"), as a number.
 fn sched_field(pid: u32, field: &str) -> i64 {
@@ -74,7 +75,9 @@ fn the_event_loop_runs_sched_fifo_and_a_hook_does_not() {
     assert_eq!(sched_field(pid, "policy"), 1, "{}", router.log());
     assert_eq!(sched_field(pid, "prio"), 89);
     assert!(locked_kb(pid) > 0, "carpd's memory is not locked");
-    // The advert pacer sends the master's regular adverts: at the same priority.
+    // The advert pacer sends the master's regular adverts. At advskew 60 (an advert every
+    // 234 ms) under the normal policy; at advskew 1 (3.9 ms) at the loop's priority; at
+    // advskew 60 again under the normal policy.
     let pacer = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .map(|t| t.unwrap().path().display().to_string())
@@ -82,8 +85,24 @@ fn the_event_loop_runs_sched_fifo_and_a_hook_does_not() {
             std::fs::read_to_string(format!("{t}/comm")).is_ok_and(|c| c.trim() == "carpd-pacer")
         })
         .expect("a carpd-pacer thread");
-    assert_eq!(task_sched_field(&pacer, "policy"), 1);
-    assert_eq!(task_sched_field(&pacer, "prio"), 89);
+    let pacer_policy = || {
+        (
+            task_sched_field(&pacer, "policy"),
+            task_sched_field(&pacer, "prio"),
+        )
+    };
+    let normal = (0, 120);
+    let fifo = (1, 89);
+    for (advskew, want) in [("60", normal), ("1", fifo), ("60", normal)] {
+        ok(router.carpctl(&["carp0", "advskew", advskew]));
+        wait_until(Duration::from_secs(10), || pacer_policy() == want).unwrap_or_else(|_| {
+            panic!(
+                "advskew {advskew}: pacer policy/prio {:?}, want {want:?}\n{}",
+                pacer_policy(),
+                router.log()
+            )
+        });
+    }
 
     wait_until(Duration::from_secs(10), || seen.exists()).expect("the hook ran");
     let policy = std::fs::read_to_string(&seen).unwrap();

@@ -24,8 +24,15 @@
 //! running (another task of its runtime that never yields) ends with the lease (8 s, or one
 //! advert at longer intervals); the shipped unit's watchdog restarts such a carpd after 10 s.
 //!
-//! Under `realtime_priority` the thread runs SCHED_FIFO at the loop's priority: it sends the
-//! adverts whose timing a backup judges.
+//! Under `realtime_priority` the thread runs SCHED_FIFO at the loop's priority while it
+//! paces an interval shorter than [`REALTIME_BELOW`]: at advbase 0 a backup declares the
+//! master down after three intervals (11.7 ms at advskew 1), and a few milliseconds spent
+//! waiting for a CPU are a failover. At longer intervals the thread runs under the normal
+//! policy: a wake-up that waits even tens of milliseconds for a CPU is a small part of
+//! three intervals (300 ms or more), and a real-time wake-up costs more CPU (the
+//! scheduler's real-time balancing), which at 1 s timers is most of what an advert costs.
+//! The thread enters real time once at start, so that a missing privilege stops carpd
+//! then, not at the first fast loan.
 //!
 //! [`Vhid::lend_adverts`]: crate::proto::fsm::Vhid::lend_adverts
 use std::io;
@@ -47,6 +54,10 @@ pub const LEASE: Duration = Duration::from_secs(8);
 /// An event loop busy with one event for this long is taken as hung: the pacer sends
 /// nothing until it waits for events again.
 pub const HANG_LIMIT: Duration = Duration::from_secs(1);
+
+/// Under `realtime_priority` the pacer runs SCHED_FIFO while it paces an interval shorter
+/// than this (advbase 0 with advskew below 26), the normal policy otherwise.
+pub const REALTIME_BELOW: Duration = Duration::from_millis(100);
 
 /// Whether the event loop is waiting for events (healthy, however long) or busy with one,
 /// since when: the loop says which, the pacer reads it before each advert.
@@ -200,6 +211,11 @@ impl Loan {
         false
     }
 
+    /// Whether the thread must run real time for this loan ([`REALTIME_BELOW`]).
+    fn needs_realtime(&self) -> bool {
+        self.wake_at().is_some() && self.lease.interval < REALTIME_BELOW
+    }
+
     fn next_ip_id(&mut self) -> u16 {
         let mut x = self.ip_id_state;
         x ^= x << 13;
@@ -245,6 +261,8 @@ struct Book {
     asleep_until: Option<Duration>,
     /// Times the thread went round its loop (tests count wake-ups with it).
     rounds: u64,
+    /// Whether the thread runs SCHED_FIFO now (see [`REALTIME_BELOW`]).
+    realtime: bool,
     stop: bool,
 }
 
@@ -254,6 +272,11 @@ struct Shared {
     changed: Condvar,
     failed: Arc<Notify>,
     watch: LoopWatch,
+    /// `realtime_priority`: the SCHED_FIFO priority for short intervals.
+    priority: Option<u8>,
+    /// The thread's id, for tests that ask the kernel for its policy.
+    #[cfg(test)]
+    tid: std::sync::atomic::AtomicI32,
 }
 
 impl Shared {
@@ -271,16 +294,26 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// Starts the thread, under SCHED_FIFO at `realtime_priority` if one is given.
+    /// Starts the thread; with `realtime_priority` it runs SCHED_FIFO at that priority
+    /// while it paces short intervals ([`REALTIME_BELOW`]).
     pub fn start(realtime_priority: Option<u8>) -> Result<Self, crate::Error> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            priority: realtime_priority,
+            ..Shared::default()
+        });
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("carpd-pacer".to_owned())
             .spawn(move || {
+                #[cfg(test)]
+                // SAFETY: a plain system call.
+                thread_shared
+                    .tid
+                    .store(unsafe { libc::gettid() }, Ordering::Relaxed);
                 let setup = prepare_thread(realtime_priority);
                 let ok = setup.is_ok();
+                thread_shared.book().realtime = ok && realtime_priority.is_some();
                 let _ = ready_tx.send(setup);
                 if ok {
                     run(&thread_shared);
@@ -310,7 +343,12 @@ impl Pacer {
         let mut book = self.shared.book();
         book.loans.retain(|l| l.key != key);
         let ip_id_state = rand::random::<u32>() | 1;
-        let wake = book.asleep_until.is_none_or(|at| lease.first < at);
+        // Woken early for an earlier deadline, or to enter real time before a fast loan's
+        // first advert.
+        let wake = book.asleep_until.is_none_or(|at| lease.first < at)
+            || (self.shared.priority.is_some()
+                && !book.realtime
+                && lease.interval < REALTIME_BELOW);
         book.loans.push(Loan {
             key: key.to_owned(),
             next: lease.first,
@@ -374,7 +412,8 @@ impl Drop for Pacer {
 }
 
 /// Real time like the event loop's (the memory is locked for the whole process already),
-/// and no timer slack: a sleep ends at its deadline, as the loop's timerfd does.
+/// and no timer slack: a sleep ends at its deadline, as the loop's timerfd does. The first
+/// round leaves real time again if no loan needs it ([`REALTIME_BELOW`]).
 fn prepare_thread(realtime_priority: Option<u8>) -> Result<(), crate::Error> {
     // SAFETY: prctl with constant arguments, for the calling thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
@@ -384,10 +423,33 @@ fn prepare_thread(realtime_priority: Option<u8>) -> Result<(), crate::Error> {
     Ok(())
 }
 
+/// Enters (`realtime`) or leaves SCHED_FIFO at `priority`; returns whether the thread runs
+/// real time now. Entering was allowed at start and carpd keeps its privileges, so a
+/// refusal is unexpected: it is logged, and the thread paces under the normal policy.
+fn switch_policy(priority: u8, realtime: bool) -> bool {
+    if !realtime {
+        crate::realtime::leave_thread();
+        return false;
+    }
+    match crate::realtime::enter_thread(priority) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(%err, "the advert pacer could not enter real time");
+            false
+        }
+    }
+}
+
 fn run(shared: &Shared) {
     let mut book = shared.book();
     while !book.stop {
         book.rounds += 1;
+        if let Some(priority) = shared.priority {
+            let wanted = book.loans.iter().any(Loan::needs_realtime);
+            if wanted != book.realtime {
+                book.realtime = switch_policy(priority, wanted);
+            }
+        }
         let now = clock();
         let mut failed = false;
         for loan in &mut book.loans {
@@ -700,6 +762,53 @@ mod tests {
         let back = pacer.take_back("carp1").unwrap();
         assert!(back.skipped >= 3);
         assert!(back.sent[0] >= 4);
+    }
+
+    /// The pacer thread's scheduling policy, as the kernel has it.
+    fn pacer_policy(pacer: &Pacer) -> i32 {
+        let tid = pacer.shared.tid.load(Ordering::Relaxed);
+        // SAFETY: a plain system call on a thread of this process.
+        let policy = unsafe { libc::sched_getscheduler(tid) };
+        policy & !libc::SCHED_RESET_ON_FORK
+    }
+
+    #[test]
+    fn real_time_only_while_a_short_interval_is_paced() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: SCHED_FIFO needs root");
+            return;
+        }
+        let pacer = Pacer::start(Some(5)).expect("real time as root");
+        // Nothing lent: the normal policy after the first round.
+        wait_until("the normal policy", || {
+            pacer_policy(&pacer) == libc::SCHED_OTHER
+        });
+        let sink = Arc::new(Recorder::default());
+        let slow = |first| Lease {
+            interval: REALTIME_BELOW,
+            ..lease(sink.clone(), first, 8)
+        };
+        let first = clock() + Duration::from_secs(5);
+        pacer.lend("carp1", slow(first));
+        // A loan at 100 ms keeps it there (the thread went round for it); a loan due later
+        // than the thread wakes still switches it before its first advert.
+        wait_until("the round for carp1", || {
+            pacer.shared.book().asleep_until == Some(first)
+        });
+        assert_eq!(pacer_policy(&pacer), libc::SCHED_OTHER);
+        let fast = Lease {
+            interval: REALTIME_BELOW - ms(1),
+            ..lease(sink.clone(), clock() + Duration::from_secs(10), 8)
+        };
+        pacer.lend("carp2", fast);
+        wait_until("SCHED_FIFO", || pacer_policy(&pacer) == libc::SCHED_FIFO);
+        assert!(sink.frames.lock().unwrap().is_empty());
+        // The fast loan taken back: the next round leaves real time.
+        pacer.take_back("carp2").unwrap();
+        pacer.lend("carp3", slow(clock() + ms(10)));
+        wait_until("the normal policy again", || {
+            pacer_policy(&pacer) == libc::SCHED_OTHER
+        });
     }
 
     #[test]
