@@ -13,7 +13,10 @@ use super::{Ctx, PROBE_IP, Pair};
 
 /// The rows of one vhid at default timers (one advert a second) are measured over this many
 /// windows: a window holds only as many adverts as seconds, and one slow wake-up among 20
-/// moves the mean by several percent.
+/// moves the mean by several percent. The windows of those rows take turns (each tool's
+/// first, then each tool's second, ...; see [`merge`]): this shared VM's load drifts over
+/// minutes, and rows measured one after the other compared the host's quarter-hours more
+/// than the tools.
 pub const ONE_ADVERT_A_SECOND_WINDOWS: u32 = 3;
 
 /// One daemon instance's cost over the window.
@@ -44,6 +47,57 @@ pub struct CostResult {
     pub adverts_per_s: f64,
     pub master: Usage,
     pub backup: Usage,
+    /// The window's length in seconds and the adverts the master sent in it, for [`merge`].
+    pub elapsed: f64,
+    pub adverts: f64,
+}
+
+/// One row of several windows of the same setting: rates over their whole time, CPU per
+/// advert as all CPU seconds over all adverts, the largest RSS. `None` without windows.
+pub fn merge(windows: &[CostResult]) -> Option<CostResult> {
+    let first = windows.first()?;
+    let elapsed: f64 = windows.iter().map(|w| w.elapsed).sum();
+    let adverts: f64 = windows.iter().map(|w| w.adverts).sum();
+    let usage = |of: fn(&CostResult) -> &Usage, master: bool| {
+        let cpu_s: f64 = windows.iter().map(|w| of(w).cpu * w.elapsed).sum();
+        let per_s = |rate: fn(&Usage) -> f64| {
+            windows.iter().map(|w| rate(of(w)) * w.elapsed).sum::<f64>() / elapsed
+        };
+        // The kernel share of all CPU time, from the windows that measured one.
+        let shared: Vec<&CostResult> = windows
+            .iter()
+            .filter(|w| !of(w).kernel_share.is_nan())
+            .collect();
+        let shared_cpu: f64 = shared.iter().map(|w| of(w).cpu * w.elapsed).sum();
+        Usage {
+            cpu: cpu_s / elapsed,
+            kernel_share: if shared_cpu > 0.0 {
+                shared
+                    .iter()
+                    .map(|w| of(w).kernel_share * of(w).cpu * w.elapsed)
+                    .sum::<f64>()
+                    / shared_cpu
+            } else {
+                f64::NAN
+            },
+            switches_per_s: per_s(|u| u.switches_per_s),
+            wakeups_per_s: per_s(|u| u.wakeups_per_s),
+            rss_kib: windows.iter().map(|w| of(w).rss_kib).max().unwrap_or(0),
+            cpu_per_advert: if master && adverts > 0.0 {
+                cpu_s / adverts
+            } else {
+                0.0
+            },
+        }
+    };
+    Some(CostResult {
+        adverts_per_s: adverts / elapsed,
+        master: usage(|w| &w.master, true),
+        backup: usage(|w| &w.backup, false),
+        elapsed,
+        adverts,
+        ..first.clone()
+    })
 }
 
 /// One row: `setting` with `vhids` vhids over `window`; carpd `without_realtime` if asked.
@@ -101,6 +155,8 @@ pub fn measure(
         adverts_per_s: adverts / elapsed,
         master: usage(0),
         backup: usage(1),
+        elapsed,
+        adverts,
     })
 }
 
@@ -188,6 +244,44 @@ fn field(text: &str, name: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn window(cpu: f64, adverts: f64, rss_kib: u64) -> CostResult {
+        let usage = Usage {
+            cpu,
+            kernel_share: 0.5,
+            switches_per_s: 2.0,
+            wakeups_per_s: 1.0,
+            rss_kib,
+            cpu_per_advert: cpu * 60.0 / adverts,
+        };
+        CostResult {
+            setting: Setting::carpd_default(),
+            without_realtime: false,
+            vhids: 1,
+            adverts_per_s: adverts / 60.0,
+            master: usage,
+            backup: Usage {
+                cpu_per_advert: 0.0,
+                ..usage
+            },
+            elapsed: 60.0,
+            adverts,
+        }
+    }
+
+    #[test]
+    fn windows_merge_into_all_cpu_over_all_adverts() {
+        assert!(merge(&[]).is_none());
+        // 6 ms of CPU over 60 adverts, then 12 ms over 40: 18 ms over 100 adverts.
+        let merged = merge(&[window(0.0001, 60.0, 100), window(0.0002, 40.0, 300)]).unwrap();
+        assert!((merged.master.cpu_per_advert - 180e-6).abs() < 1e-12);
+        assert!((merged.master.cpu - 0.00015).abs() < 1e-12);
+        assert!((merged.adverts_per_s - 100.0 / 120.0).abs() < 1e-12);
+        assert_eq!(merged.master.rss_kib, 300);
+        assert!((merged.master.kernel_share - 0.5).abs() < 1e-12);
+        assert_eq!(merged.backup.cpu_per_advert, 0.0);
+        assert_eq!(merged.elapsed, 120.0);
+    }
 
     #[test]
     fn sched_fields_are_read_by_name() {

@@ -711,7 +711,9 @@ fn cost_section(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "Over {} per row ({} for the rows of one vhid at default timers, which send one \
-         advert a second): scheduler runtime (se.sum_exec_runtime of every thread, from \
+         advert a second, in windows of {} that take turns between those rows, so that \
+         the host's load, which drifts over minutes, weighs on every tool alike): \
+         scheduler runtime (se.sum_exec_runtime of every thread, from \
          /proc/PID/task/*/sched) as a share of one core and per advertisement sent, context \
          switches per second, the backup's wakeups (voluntary context switches) per second \
          and per master-down interval (a carpd backup's XDP program takes its master's \
@@ -721,11 +723,14 @@ fn cost_section(md: &mut String, r: &Results) {
          The kernel share (utime/stime, 10 ms ticks, \"–\" when under a tick) matters: on a \
          veth, sending one advert runs the switch's and the receivers' work in the \
          sender's context, so it is charged to whichever daemon sent it. carpd runs as its \
-         systemd unit does (SCHED_FIFO, memory locked), the peers with their defaults (no \
-         real-time priority); the row \"without real time\" is carpd at one vhid as the \
-         peers run, since a real-time task's wake-up costs more.\n",
+         systemd unit does (`--realtime-priority`: the event loop SCHED_FIFO, memory \
+         locked; its advert pacer, which sends a steady master's adverts, SCHED_FIFO only \
+         below 100 ms intervals, so under the normal policy here), the peers with their \
+         defaults (no real-time priority); the row \"without real time\" is carpd at one \
+         vhid as the peers run, since a real-time task's wake-up costs more.\n",
         crate::human(r.plan.cost_window),
-        crate::human(r.plan.cost_window * crate::cost::ONE_ADVERT_A_SECOND_WINDOWS)
+        crate::human(r.plan.cost_window * crate::cost::ONE_ADVERT_A_SECOND_WINDOWS),
+        crate::human(r.plan.cost_window)
     );
     let _ = writeln!(
         md,
