@@ -43,6 +43,8 @@ pub struct VhidMetrics {
     pub transitions: u64,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// Of `adverts_sent`, those the advert pacer's standby thread sent.
+    pub adverts_by_standby: u64,
     pub send_errors: u64,
 }
 
@@ -205,6 +207,13 @@ pub fn render(s: &Snapshot) -> String {
         "carp_vhid_adverts_received",
         "Advertisements received for the vhid",
         per_vhid(|v| v.adverts_received),
+    );
+    family::<_, Counter>(
+        &mut r,
+        "carp_vhid_adverts_by_standby",
+        "Of the adverts sent, those the pacer's standby thread sent because the pacer's CPU \
+         stood still",
+        per_vhid(|v| v.adverts_by_standby),
     );
     family::<_, Counter>(
         &mut r,
@@ -489,6 +498,7 @@ mod tests {
                 transitions: 2,
                 adverts_sent: 10,
                 adverts_received: 3,
+                adverts_by_standby: 1,
                 send_errors: 0,
             }],
             rejects: vec![("bad_auth".into(), 4)],
@@ -577,6 +587,7 @@ mod tests {
             "carp_vhid_transitions_total",
             "carp_vhid_adverts_sent_total",
             "carp_vhid_adverts_received_total",
+            "carp_vhid_adverts_by_standby_total",
             "carp_vhid_send_errors_total",
             "carp_rejects_total",
             "carp_dataplane_total",

@@ -15,7 +15,8 @@
 //! - runs the event loop (the one thread of carpd's current-thread runtime, and the one
 //!   that calls [`enter`]) under `SCHED_FIFO` at that priority, and the advert pacer's
 //!   thread ([`enter_thread`]) too while it paces intervals under 100 ms (at 1 s timers it
-//!   runs under the normal policy: see `daemon::pacer`), with `SCHED_RESET_ON_FORK`:
+//!   runs under the normal policy: see `daemon::pacer`), and the pacer's standby, with
+//!   `SCHED_RESET_ON_FORK`:
 //!   every thread and process created from it (tokio's blocking pool, health checks, hooks
 //!   and what they exec) starts under the normal policy again and cannot monopolise a CPU.
 //!   Memory locks are not inherited across fork either.

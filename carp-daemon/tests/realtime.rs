@@ -1,6 +1,7 @@
 //! `--realtime-priority`: carpd's event loop runs under SCHED_FIFO with the memory locked,
 //! its advert pacer too while it paces an interval under 100 ms (and under the normal
-//! policy at longer ones), and a hook it runs does not (SCHED_RESET_ON_FORK).
+//! policy at longer ones), and so does its standby, pinned to a CPU of its own; a hook it
+//! runs does not (SCHED_RESET_ON_FORK).
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -23,6 +24,16 @@ fn task_sched_field(proc: &str, field: &str) -> i64 {
             (name.trim() == field).then(|| value.trim().parse().ok())?
         })
         .unwrap_or_else(|| panic!("no {field} in {proc}/sched:\n{text}"))
+}
+
+/// The CPUs of a list as /proc shows them ("0", "0-1,4").
+fn cpu_list(list: &str) -> Vec<usize> {
+    list.split(',')
+        .flat_map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            a.trim().parse::<usize>().unwrap()..=b.trim().parse::<usize>().unwrap()
+        })
+        .collect()
 }
 
 /// VmLck of /proc/PID/status in kB.
@@ -78,13 +89,13 @@ fn the_event_loop_runs_sched_fifo_and_a_hook_does_not() {
     // The advert pacer sends the master's regular adverts. At advskew 60 (an advert every
     // 234 ms) under the normal policy; at advskew 1 (3.9 ms) at the loop's priority; at
     // advskew 60 again under the normal policy.
-    let pacer = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .map(|t| t.unwrap().path().display().to_string())
-        .find(|t| {
-            std::fs::read_to_string(format!("{t}/comm")).is_ok_and(|c| c.trim() == "carpd-pacer")
-        })
-        .expect("a carpd-pacer thread");
+    let thread = |name: &str| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .map(|t| t.unwrap().path().display().to_string())
+            .find(|t| std::fs::read_to_string(format!("{t}/comm")).is_ok_and(|c| c.trim() == name))
+    };
+    let pacer = thread("carpd-pacer").expect("a carpd-pacer thread");
     let pacer_policy = || {
         (
             task_sched_field(&pacer, "policy"),
@@ -102,6 +113,34 @@ fn the_event_loop_runs_sched_fifo_and_a_hook_does_not() {
                 router.log()
             )
         });
+    }
+
+    // With two CPUs or more, the pacer's standby: real time always (it wakes only for
+    // short intervals), pinned to a CPU the pacer is pinned off.
+    if let Some(standby) = thread("carpd-standby") {
+        assert_eq!(task_sched_field(&standby, "policy"), 1);
+        assert_eq!(task_sched_field(&standby, "prio"), 89);
+        let cpus = |task: &str| {
+            let status = std::fs::read_to_string(format!("{task}/status")).unwrap();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .expect("Cpus_allowed_list")
+                .trim()
+                .to_owned()
+        };
+        let standby_cpu: usize = cpus(&standby).parse().expect("the standby on one CPU");
+        let pacer_cpus = cpus(&pacer);
+        assert!(
+            !cpu_list(&pacer_cpus).contains(&standby_cpu),
+            "pacer on {pacer_cpus}, standby on {standby_cpu}"
+        );
+    } else {
+        assert_eq!(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            1,
+            "no carpd-standby thread on a machine with two CPUs or more"
+        );
     }
 
     wait_until(Duration::from_secs(10), || seen.exists()).expect("the hook ran");

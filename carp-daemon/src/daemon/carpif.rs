@@ -19,6 +19,9 @@ pub struct VhidStats {
     pub became_master: u64,
     pub sent_v4: u64,
     pub sent_v6: u64,
+    /// Of the adverts sent, those the pacer's standby sent because the pacer's CPU stood
+    /// still (see `daemon::pacer`).
+    pub sent_by_standby: u64,
     pub send_errors: u64,
     /// Adverts dropped because they came the other way than this vhid's (multicast to a
     /// vhid with unicast peers, or unicast to one without): OpenBSD ignores them too.

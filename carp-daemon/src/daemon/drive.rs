@@ -338,6 +338,7 @@ impl Daemon {
         };
         cif.stats.sent_v4 += back.sent[0];
         cif.stats.sent_v6 += back.sent[1];
+        cif.stats.sent_by_standby += back.by_standby;
         if back.skipped > 0 {
             warn!(
                 interface = %name,

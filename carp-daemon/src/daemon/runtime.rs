@@ -258,6 +258,7 @@ impl Daemon {
                 transitions: c.stats.transitions,
                 adverts_sent: c.stats.sent_v4 + c.stats.sent_v6,
                 adverts_received: c.stats.received_v4 + c.stats.received_v6,
+                adverts_by_standby: c.stats.sent_by_standby,
                 send_errors: c.stats.send_errors,
             })
             .collect();
