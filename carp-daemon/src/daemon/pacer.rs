@@ -635,6 +635,14 @@ mod tests {
         fail_from: Option<usize>,
     }
 
+    impl Recorder {
+        /// When each advert left (an advert is an IPv4 and an IPv6 frame).
+        fn advert_times(&self) -> Vec<Duration> {
+            let frames = self.frames.lock().unwrap();
+            frames.iter().step_by(2).map(|f| f.0).collect()
+        }
+    }
+
     impl FrameSink for Recorder {
         fn send(&self, frame: &[u8]) -> io::Result<()> {
             let mut frames = self.frames.lock().unwrap();
@@ -810,14 +818,7 @@ mod tests {
         let first = clock() - ms(1000);
         pacer.lend("carp1", lease(sink.clone(), first, 3));
         wait_until("3 adverts", || sink.frames.lock().unwrap().len() == 6);
-        let at: Vec<Duration> = sink
-            .frames
-            .lock()
-            .unwrap()
-            .iter()
-            .step_by(2)
-            .map(|f| f.0)
-            .collect();
+        let at = sink.advert_times();
         assert!(at[1] - at[0] >= ms(19), "burst: {:?}", at[1] - at[0]);
         assert!(at[2] - at[1] >= ms(19), "burst: {:?}", at[2] - at[1]);
     }
@@ -989,14 +990,7 @@ mod tests {
             .shared
             .sender_stands_still
             .store(false, Ordering::Relaxed);
-        let at: Vec<Duration> = sink
-            .frames
-            .lock()
-            .unwrap()
-            .iter()
-            .step_by(2)
-            .map(|f| f.0)
-            .collect();
+        let at = sink.advert_times();
         // Each half an interval after its deadline, never before; the schedule keeps its
         // phase (one interval apart), so the sender can take over where the standby was.
         assert!(
