@@ -39,11 +39,9 @@
 //! and on any host a CPU can be held by higher-priority work; a pacer waiting on that CPU
 //! sends nothing, and at advbase 0 advskew 0/1 a backup takes over after 11.7 ms. So with
 //! two CPUs or more, the pacer is pinned off one of them and a standby is pinned to it:
-//! the standby's timer is set for half an interval after the next short-interval advert's
-//! deadline, and the pacer moves it on after each send (one `timerfd_settime`), so the
-//! standby wakes only for an advert still unsent then, and sends it (both take the same
-//! lock, so an advert leaves once). That keeps the gap a backup sees under one and a half
-//! intervals. (A standby that woke for every advert to look cost ~40 µs per advert here.) Measured here: over
+//! the standby wakes half an interval after each short-interval advert's deadline and sends
+//! the advert if it is still unsent (both take the same lock, so an advert leaves once),
+//! which keeps the gap a backup sees under one and a half intervals. Measured here: over
 //! two minutes, 22 stand-stills of 4 ms or more, none of both CPUs at once. It does not
 //! help when the pacer stands still while it holds the lock (a send takes microseconds of
 //! the interval), nor when the whole machine stands still (the backup with it).
@@ -61,8 +59,6 @@ use tokio::sync::Notify;
 use super::now as clock;
 use crate::dataplane::DeadlineCell;
 use crate::send::frame::PacketSocket;
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 /// Which of the pacer's two threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,12 +299,10 @@ struct Book {
     /// wake-up, so the loop's lending back and forth under a stream of adverts costs the
     /// thread nothing.
     asleep_until: Option<Duration>,
-    /// What the standby's timer is armed for (`None`: disarmed).
-    standby_armed: Option<Duration>,
+    /// Until when the standby sleeps, as `asleep_until`.
+    standby_asleep_until: Option<Duration>,
     /// Times the sender went round its loop (tests count wake-ups with it).
     rounds: u64,
-    /// Times the standby woke.
-    standby_rounds: u64,
     /// Whether the thread runs SCHED_FIFO now (see [`REALTIME_BELOW`]).
     realtime: bool,
     stop: bool,
@@ -317,13 +311,9 @@ struct Book {
 #[derive(Default)]
 struct Shared {
     book: Mutex<Book>,
-    /// Wakes the sender.
+    /// Wakes the sender; `standby_changed` the standby.
     changed: Condvar,
-    /// Wakes the standby (a blocking timerfd; `None`: one CPU, no standby). Whoever changes
-    /// the book arms it, under the lock, for the standby's next look (see
-    /// [`Shared::arm_standby`]): a sender on time pushes it on before it fires, so the
-    /// standby wakes only for an advert still unsent, not once per advert.
-    standby_timer: Option<TimerFd>,
+    standby_changed: Condvar,
     failed: Arc<Notify>,
     watch: LoopWatch,
     /// `realtime_priority`: the SCHED_FIFO priority for short intervals.
@@ -342,36 +332,6 @@ impl Shared {
         // worst is a loan that sent one frame of two, which the loop's next advert repeats.
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// Arms the standby's timer for the earliest moment an advert of `book`'s loans would
-    /// be the standby's to send (or disarms it). Called with the book locked by whoever
-    /// changed it, so the timer always matches the book; a system call only when that
-    /// moment moved.
-    fn arm_standby(&self, book: &mut Book) {
-        let Some(timer) = &self.standby_timer else {
-            return;
-        };
-        let wake = book
-            .loans
-            .iter()
-            .filter_map(|l| l.wake_at(Role::Standby))
-            .min();
-        if wake == book.standby_armed {
-            return;
-        }
-        let armed = match wake {
-            // An absolute it_value of 0 would disarm the timer: CLOCK_MONOTONIC is past 1 ns.
-            Some(at) => timer.set(
-                Expiration::OneShot(TimeSpec::from_duration(at.max(Duration::from_nanos(1)))),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-            ),
-            None => timer.unset(),
-        };
-        match armed {
-            Ok(()) => book.standby_armed = wake,
-            Err(err) => tracing::warn!(%err, "arming the advert pacer's standby timer"),
-        }
-    }
 }
 
 /// The pacer's threads and what they share with the event loop.
@@ -385,25 +345,12 @@ impl Pacer {
     /// the sender runs SCHED_FIFO at that priority while it paces short intervals
     /// ([`REALTIME_BELOW`]), the standby always (it wakes for short intervals only).
     pub fn start(realtime_priority: Option<u8>) -> Result<Self, crate::Error> {
-        let cpus = allowed_cpus();
-        let standby_cpu = cpus.get(1).and(cpus.last().copied());
-        let standby_timer = match standby_cpu {
-            Some(_) => Some(
-                TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC).map_err(
-                    |errno| crate::Error::Io {
-                        what: "creating the advert pacer's standby timer",
-                        path: "timerfd".into(),
-                        source: errno.into(),
-                    },
-                )?,
-            ),
-            None => None,
-        };
         let shared = Arc::new(Shared {
             priority: realtime_priority,
-            standby_timer,
             ..Shared::default()
         });
+        let cpus = allowed_cpus();
+        let standby_cpu = cpus.get(1).and(cpus.last().copied());
         let sender_cpus: Vec<usize> = cpus
             .iter()
             .copied()
@@ -452,10 +399,7 @@ impl Pacer {
                 }
                 let _ = ready_tx.send(setup);
                 if ok {
-                    match role {
-                        Role::Sender => run_sender(&shared),
-                        Role::Standby => run_standby(&shared),
-                    }
+                    run(&shared, role);
                 }
             })
             .map_err(io_err)?;
@@ -478,6 +422,10 @@ impl Pacer {
             || (self.shared.priority.is_some()
                 && !book.realtime
                 && lease.interval < REALTIME_BELOW);
+        let wake_standby = standby_lag(lease.interval).is_some_and(|lag| {
+            book.standby_asleep_until
+                .is_none_or(|at| lease.first + lag < at)
+        });
         book.loans.push(Loan {
             key: key.to_owned(),
             next: lease.first,
@@ -489,10 +437,12 @@ impl Pacer {
             by_standby: 0,
             ip_id_state,
         });
-        self.shared.arm_standby(&mut book);
         drop(book);
         if wake {
             self.shared.changed.notify_one();
+        }
+        if wake_standby {
+            self.shared.standby_changed.notify_one();
         }
     }
 
@@ -501,17 +451,13 @@ impl Pacer {
     pub fn take_back(&self, key: &str) -> Option<Returned> {
         let mut book = self.shared.book();
         let at = book.loans.iter().position(|l| l.key == key)?;
-        let back = book.loans.swap_remove(at).returned().1;
-        self.shared.arm_standby(&mut book);
-        Some(back)
+        Some(book.loans.swap_remove(at).returned().1)
     }
 
     /// Ends every loan; see [`Pacer::take_back`].
     pub fn take_back_all(&self) -> Vec<(String, Returned)> {
         let mut book = self.shared.book();
-        let back = book.loans.drain(..).map(Loan::returned).collect();
-        self.shared.arm_standby(&mut book);
-        back
+        book.loans.drain(..).map(Loan::returned).collect()
     }
 
     /// The names of the loans a failed send has ended.
@@ -540,14 +486,7 @@ impl Drop for Pacer {
     fn drop(&mut self) {
         self.shared.book().stop = true;
         self.shared.changed.notify_one();
-        if let Some(timer) = &self.shared.standby_timer {
-            // Fires at once: the standby wakes, sees `stop` and ends.
-            let at = TimeSpec::from_duration(Duration::from_nanos(1));
-            let _ = timer.set(
-                Expiration::OneShot(at),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-            );
-        }
+        self.shared.standby_changed.notify_one();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -629,18 +568,20 @@ fn pin(name: &str, cpus: &[usize]) {
     }
 }
 
-fn run_sender(shared: &Shared) {
+fn run(shared: &Shared, role: Role) {
     let mut book = shared.book();
     while !book.stop {
-        book.rounds += 1;
-        if let Some(priority) = shared.priority {
-            let wanted = book.loans.iter().any(Loan::needs_realtime);
-            if wanted != book.realtime {
-                book.realtime = switch_policy(priority, wanted);
+        if role == Role::Sender {
+            book.rounds += 1;
+            if let Some(priority) = shared.priority {
+                let wanted = book.loans.iter().any(Loan::needs_realtime);
+                if wanted != book.realtime {
+                    book.realtime = switch_policy(priority, wanted);
+                }
             }
         }
         #[cfg(test)]
-        if shared.sender_stands_still.load(Ordering::Relaxed) {
+        if role == Role::Sender && shared.sender_stands_still.load(Ordering::Relaxed) {
             book = (shared.changed)
                 .wait_timeout(book, Duration::from_millis(1))
                 .unwrap_or_else(PoisonError::into_inner)
@@ -650,68 +591,35 @@ fn run_sender(shared: &Shared) {
         let now = clock();
         let mut failed = false;
         for loan in &mut book.loans {
-            failed |= loan.send_due(now, Role::Sender, &shared.watch);
+            failed |= loan.send_due(now, role, &shared.watch);
         }
         if failed {
             shared.failed.notify_one();
         }
-        // What was sent is no longer the standby's: its timer moves on before it fires.
-        shared.arm_standby(&mut book);
-        let wake = book
-            .loans
-            .iter()
-            .filter_map(|l| l.wake_at(Role::Sender))
-            .min();
-        book.asleep_until = wake;
+        let wake = book.loans.iter().filter_map(|l| l.wake_at(role)).min();
+        let changed = match role {
+            Role::Sender => {
+                book.asleep_until = wake;
+                &shared.changed
+            }
+            Role::Standby => {
+                book.standby_asleep_until = wake;
+                &shared.standby_changed
+            }
+        };
         book = match wake {
             Some(at) => {
                 let now = clock();
                 if at <= now {
                     continue;
                 }
-                shared
-                    .changed
+                changed
                     .wait_timeout(book, at - now)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-            None => shared
-                .changed
-                .wait(book)
-                .unwrap_or_else(PoisonError::into_inner),
+            None => changed.wait(book).unwrap_or_else(PoisonError::into_inner),
         };
-    }
-}
-
-/// The standby: sleeps on its timer, which fires only when an advert is still unsent half
-/// an interval after its deadline (see the module doc), and sends it.
-fn run_standby(shared: &Shared) {
-    let Some(timer) = &shared.standby_timer else {
-        return;
-    };
-    loop {
-        // A read blocks until the timer fires; re-arming it in between resets it.
-        if let Err(errno) = timer.wait()
-            && errno != nix::errno::Errno::EINTR
-        {
-            tracing::warn!(err = %errno, "the advert pacer's standby timer failed; standby ends");
-            return;
-        }
-        let mut book = shared.book();
-        if book.stop {
-            return;
-        }
-        book.standby_rounds += 1;
-        book.standby_armed = None;
-        let now = clock();
-        let mut failed = false;
-        for loan in &mut book.loans {
-            failed |= loan.send_due(now, Role::Standby, &shared.watch);
-        }
-        if failed {
-            shared.failed.notify_one();
-        }
-        shared.arm_standby(&mut book);
     }
 }
 
@@ -1097,19 +1005,11 @@ mod tests {
                 pair[1] - pair[0]
             );
         }
-        // The sender back: the schedule continues, and the standby sleeps through it: the
-        // sender moves its timer on after each send (it wakes only for a late sender, which
-        // a busy test machine may make now and then).
-        let standby_rounds = pacer.shared.book().standby_rounds;
+        // The sender back: the schedule continues, the standby idle but for a late sender.
         wait_until("10 more adverts", || {
             sink.frames.lock().unwrap().len() >= at.len() * 2 + 20
         });
         let back = pacer.take_back("carp1").unwrap();
-        let woke = pacer.shared.book().standby_rounds - standby_rounds;
-        assert!(
-            woke <= 3,
-            "the standby woke {woke} times for 10 adverts sent on time"
-        );
         let sent = back.sent[0];
         assert!(back.by_standby >= 5, "{}", back.by_standby);
         assert!(
@@ -1129,7 +1029,7 @@ mod tests {
             pacer.shared.book().asleep_until.is_some()
         });
         wait_until("the standby idle", || {
-            pacer.shared.book().standby_armed.is_none()
+            pacer.shared.book().standby_asleep_until.is_none()
         });
     }
 
