@@ -59,8 +59,8 @@ struct Args {
     metrics: Option<std::net::SocketAddr>,
     /// Run the event loop under SCHED_FIFO at priority N (1-99; below 50, the kernel's
     /// interrupt threads, is sensible) with all of carpd's memory locked (mlockall), and
-    /// the advert pacer while it paces an interval under 100 ms; hooks and health checks
-    /// run under the normal policy (SCHED_RESET_ON_FORK). Needs
+    /// the advert pacer while it paces an interval under 100 ms, and the pacer's standby;
+    /// hooks and health checks run under the normal policy (SCHED_RESET_ON_FORK). Needs
     /// CAP_SYS_NICE and CAP_IPC_LOCK [default: the TOML file's daemon.realtime_priority, or
     /// the normal scheduler].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=99))]
