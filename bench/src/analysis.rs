@@ -90,6 +90,15 @@ pub fn outage(old: &[f64], new: &[f64], fault: f64, lead: f64, end: f64) -> Opti
     Some(gap)
 }
 
+/// From the old master's last advert before the new master's first (after the fault) to
+/// that first one. `None` if either is missing, or if the old master's last advert is
+/// more than `lead` before the fault (the capture missed the adverts in between).
+pub fn advert_gap(old: &[f64], new: &[f64], fault: f64, lead: f64, end: f64) -> Option<f64> {
+    let first_new = *window(new, fault, end).first()?;
+    let last_old = *window(old, fault - lead, first_new).last()?;
+    Some(first_new - last_old)
+}
+
 /// Merges reply times into answering periods `[first reply, last reply]`; replies at most
 /// `CONTINUITY` apart belong to one period. A period ends at its last reply, not later: a
 /// router that stopped answering 2 ms before the other started did not answer together
@@ -215,6 +224,27 @@ mod tests {
         let new = ticks(13.0, 14.0, 0.001);
         let gap = outage(&old, &new, 10.0, 0.5, 15.0).unwrap();
         assert!(gap < 0.0011, "{gap}");
+    }
+
+    #[test]
+    fn advert_gap_runs_from_the_old_masters_last_advert_to_the_new_masters_first() {
+        // Old master advertises every 4 ms until 10.0 (the fault at 10.003), the new one
+        // from 10.0117 on.
+        let old = ticks(9.0, 10.0, 0.004);
+        let new = ticks(10.0117, 11.0117, 0.004);
+        let gap = advert_gap(&old, &new, 10.003, 0.05, 12.0).unwrap();
+        assert!((gap - 0.0117).abs() < 1e-6, "{gap}");
+        // A demoted master that still advertises until the new one's first: the last
+        // before that first counts.
+        let old = ticks(9.0, 10.01, 0.002);
+        let gap = advert_gap(&old, &new, 10.003, 0.05, 12.0).unwrap();
+        assert!((gap - 0.0017).abs() < 1e-6, "{gap}");
+        // No new advert, or none of the old master's within the lead: no figure.
+        assert_eq!(advert_gap(&old, &[], 10.003, 0.05, 12.0), None);
+        assert_eq!(
+            advert_gap(&ticks(9.0, 9.5, 0.1), &new, 10.003, 0.05, 12.0),
+            None
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct RunFigures {
     pub icmp_outage: Option<f64>,
     /// From the fault to the new master's first ARP reply.
     pub takeover: f64,
+    /// From the old master's last advert to the new master's first, the backup's reaction
+    /// as the wire shows it: a master-down takeover cannot beat the backup's master-down
+    /// time (3 intervals); a bow-out or a demoted advert is answered at once. None when
+    /// the capture holds no advert of one of them around the fault.
+    pub advert_gap: Option<f64>,
     /// Time both routers answered ARP, from the fault to the end of the run.
     pub split_brain: f64,
     /// Both still answered when the run ended (the old master never stopped).
@@ -238,10 +243,12 @@ fn figures_of(old: &Sent, new: &Sent, r: &Record, lead: f64) -> Option<RunFigure
     let first_new = *analysis::window(&new.arp, r.fault, r.end).first()?;
     let icmp_outage = analysis::outage(&old.icmp, &new.icmp, r.fault, lead, r.end);
     let (split_brain, split_brain_open) = analysis::split_brain(&old.arp, &new.arp, r.fault, r.end);
+    let advert_gap = analysis::advert_gap(&old.adverts, &new.adverts, r.fault, lead, r.end);
     Some(RunFigures {
         arp_outage,
         icmp_outage,
         takeover: first_new - r.fault,
+        advert_gap,
         split_brain,
         split_brain_open,
     })

@@ -93,6 +93,11 @@ pub struct Args {
     /// 10 minutes per candidate).
     #[arg(long, value_name = "SECONDS", conflicts_with_all = ["cost_only", "records_only"])]
     search_only: Option<u64>,
+    /// Only the failover series at the fastest timers, carpd at its fastest candidate
+    /// (advbase 0, advskew 0/1) without the search (an A/B of failover figures in minutes);
+    /// default-timer series only for the faults given with --default-faults.
+    #[arg(long, conflicts_with_all = ["cost_only", "records_only", "search_only"])]
+    failover_only: bool,
 }
 
 /// How much of everything to do.
@@ -126,6 +131,8 @@ pub struct Plan {
     pub cost_only: bool,
     /// Only the fastest-timer search (`--search-only`).
     pub search_only: bool,
+    /// Only the failover section, carpd at its fastest candidate (`--failover-only`).
+    pub failover_only: bool,
     /// The plain lab (no NAPI-mode peers on the switch side, carpd in auto mode).
     pub plain_lab: bool,
 }
@@ -150,6 +157,7 @@ impl Plan {
             records_only: false,
             cost_only: false,
             search_only: false,
+            failover_only: false,
             plain_lab: false,
         }
     }
@@ -173,6 +181,7 @@ impl Plan {
             records_only: false,
             cost_only: false,
             search_only: false,
+            failover_only: false,
             plain_lab: false,
         }
     }
@@ -197,6 +206,7 @@ impl Plan {
             records_only: false,
             cost_only: false,
             search_only: false,
+            failover_only: false,
             plain_lab: false,
         }
     }
@@ -234,6 +244,11 @@ fn run(args: &Args) -> Result<()> {
     }
     plan.records_only = args.records_only;
     plan.cost_only = args.cost_only;
+    if args.failover_only {
+        plan.failover_only = true;
+        // The default-timer series only as asked for.
+        plan.default_faults = args.default_faults.clone();
+    }
     if let Some(seconds) = args.search_only {
         plan.search_only = true;
         plan.search = Duration::from_secs(seconds);
@@ -293,7 +308,9 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
         return write_one_section(&mut results, started, out, "the cost section");
     }
     let mut fastest = *plan.candidates.last().expect("a plan has candidates");
-    if with(Tool::Carpd) {
+    if plan.failover_only {
+        fastest = plan.candidates[0];
+    } else if with(Tool::Carpd) {
         section("carpd's fastest stable timers");
         if let Some((found, search)) =
             ctx.attempt("fastest-timer search", &mut results.errors, || {
@@ -318,6 +335,9 @@ pub fn bench(plan: &Plan, bins: Binaries, out: &Path, command_line: &str) -> Res
     .collect::<Vec<_>>();
 
     run_failover(&ctx, plan, &defaults, &fastests, &mut results)?;
+    if plan.failover_only {
+        return write_one_section(&mut results, started, out, "the failover section");
+    }
     if with(Tool::Carpd) {
         run_soak_and_rate(&ctx, plan, fastest, &mut results)?;
         run_records_cost(&ctx, plan, &mut results)?;
@@ -415,9 +435,16 @@ fn run_failover(
             continue;
         };
         let arp = analysis::summarize(&s.runs.iter().map(|r| r.arp_outage).collect::<Vec<_>>());
+        let gap = analysis::summarize(
+            &s.runs
+                .iter()
+                .filter_map(|r| r.advert_gap)
+                .collect::<Vec<_>>(),
+        );
         println!(
-            "ARP outage median {:>7.1} ms, {} runs ({})",
+            "ARP outage median {:>7.1} ms, advert gap median {:>7.1} ms, {} runs ({})",
             arp.map_or(f64::NAN, |a| a.median * 1e3),
+            gap.map_or(f64::NAN, |a| a.median * 1e3),
             s.runs.len(),
             human(t.elapsed())
         );

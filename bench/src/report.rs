@@ -346,13 +346,14 @@ fn failover_section(md: &mut String, r: &Results) {
         let _ = writeln!(md, "### {}\n", fault.title());
         let _ = writeln!(
             md,
-            "| tool (timers) | runs | ARP outage | ICMP outage | new master answers after | split-brain | open |"
+            "| tool (timers) | runs | ARP outage | ICMP outage | new master answers after | new master's first advert after the old's last | split-brain | open |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         for s in &rows {
             let arp: Vec<f64> = s.runs.iter().map(|f| f.arp_outage).collect();
             let icmp: Vec<f64> = s.runs.iter().filter_map(|f| f.icmp_outage).collect();
             let take: Vec<f64> = s.runs.iter().map(|f| f.takeover).collect();
+            let gap: Vec<f64> = s.runs.iter().filter_map(|f| f.advert_gap).collect();
             let split: Vec<f64> = s.runs.iter().map(|f| f.split_brain).collect();
             let open = s.runs.iter().filter(|f| f.split_brain_open).count();
             let failed = if s.failed > 0 {
@@ -362,12 +363,13 @@ fn failover_section(md: &mut String, r: &Results) {
             };
             let _ = writeln!(
                 md,
-                "| {} | {}{failed} | {} | {} | {} | {} | {open} |",
+                "| {} | {}{failed} | {} | {} | {} | {} | {} | {open} |",
                 s.setting.label(),
                 s.runs.len(),
                 summary_cells(summarize(&arp)),
                 summary_cells(summarize(&icmp)),
                 summary_cells(summarize(&take)),
+                summary_cells(summarize(&gap)),
                 summary_cells(summarize(&split)),
             );
         }
@@ -886,6 +888,7 @@ mod tests {
                     arp_outage: o / 1e3,
                     icmp_outage: Some(o / 1e3),
                     takeover: o / 1e3,
+                    advert_gap: Some(o / 1e3),
                     split_brain: split_ms / 1e3,
                     split_brain_open: split_ms > 0.0,
                 })

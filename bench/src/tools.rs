@@ -353,7 +353,15 @@ impl Daemon {
         }
     }
 
+    /// carpd's state of carp1 from its log, as the peers' states are read: a carpctl run per
+    /// look (every few ms while a failover is awaited) would load the CPUs of the lab it
+    /// measures, and add a process start to the time carpd is seen to take. Before
+    /// carpd logged a state, carpctl says (INIT until the first election).
     fn carpd_state(&self, lab: &Lab) -> Option<State> {
+        let log = plain(&self.procs.first()?.log());
+        if let Some(state) = carpd_logged_state(&log, "carp1") {
+            return Some(state);
+        }
         let out = self.carpctl(lab, &["--json", "carp1"]).ok()?;
         match carpctl_state(&out)?.as_str() {
             "MASTER" => Some(State::Master),
@@ -526,6 +534,24 @@ fn plain(text: &str) -> String {
 }
 
 /// The state word after the last `marker` in `log`.
+/// The state carpd last logged for `interface` (its state-change lines carry
+/// `interface=NAME from=OLD to=NEW`, CARP's and VRRP's alike).
+fn carpd_logged_state(log: &str, interface: &str) -> Option<State> {
+    let tag = format!("interface={interface} ");
+    log.lines()
+        .rev()
+        .filter(|l| l.contains(&tag) && l.contains(" from="))
+        .find_map(|l| {
+            let rest = &l[l.find(" to=")? + " to=".len()..];
+            match rest.split_whitespace().next()? {
+                "MASTER" => Some(State::Master),
+                "BACKUP" => Some(State::Backup),
+                "INIT" => Some(State::Init),
+                _ => None,
+            }
+        })
+}
+
 fn last_state(log: &str, marker: &str, word: impl Fn(&str) -> Option<State>) -> Option<State> {
     log.lines().rev().find_map(|l| {
         let rest = &l[l.find(marker)? + marker.len()..];
@@ -783,6 +809,17 @@ mod tests {
             "\x1b[3mfrom\x1b[0m\x1b[2m=\x1b[0mBACKUP \x1b[3mto\x1b[0m\x1b[2m=\x1b[0mMASTER";
         assert_eq!(plain(coloured), "from=BACKUP to=MASTER");
         assert_eq!(plain("plain"), "plain");
+    }
+
+    #[test]
+    fn carpd_state_is_the_last_one_logged_for_the_interface() {
+        let log = "2026-12-02T06:40:00.1Z  INFO carp up interface=carp1 from=INIT to=BACKUP reason=up\n\
+                   2026-12-02T06:40:00.2Z  INFO master down timer expired interface=carp1 from=BACKUP to=MASTER reason=master-down\n\
+                   2026-12-02T06:40:00.3Z  INFO carp up interface=carp10 from=INIT to=BACKUP reason=up\n\
+                   2026-12-02T06:40:00.4Z  INFO groups changed interface=carp1 groups=[\"carp\"]\n";
+        assert_eq!(carpd_logged_state(log, "carp1"), Some(State::Master));
+        assert_eq!(carpd_logged_state(log, "carp10"), Some(State::Backup));
+        assert_eq!(carpd_logged_state(log, "carp2"), None);
     }
 
     #[test]
