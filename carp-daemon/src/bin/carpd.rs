@@ -167,10 +167,6 @@ fn main() -> anyhow::Result<()> {
         advert_ring_bytes: args.advert_ring_bytes,
         realtime_priority: args.realtime_priority,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    runtime.block_on(carp_daemon::daemon::run(opts))?;
+    carp_daemon::daemon::run(opts)?;
     Ok(())
 }

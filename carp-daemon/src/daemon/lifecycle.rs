@@ -23,7 +23,11 @@ pub fn load_config(paths: &[PathBuf]) -> Result<Config, Error> {
 
 impl Daemon {
     /// Brings the dataplane and every configured interface up.
-    pub async fn start(opts: DaemonOptions, config: Config) -> Result<Self, Error> {
+    pub async fn start(
+        opts: DaemonOptions,
+        config: Config,
+        watch: super::loop_watch::LoopWatch,
+    ) -> Result<Self, Error> {
         let mut settings = config.daemon.clone();
         if let Some(dir) = &opts.state_dir {
             settings.state_dir = dir.clone();
@@ -98,7 +102,7 @@ impl Daemon {
             checks,
             check_results: Some(check_results),
             monitor: Default::default(),
-            pacer: super::pacer::Pacer::start(settings_realtime)?,
+            pacer: super::pacer::Pacer::start(settings_realtime, watch)?,
         };
         if daemon.settings.boot_demote > 0 {
             let by = i16::from(daemon.settings.boot_demote);

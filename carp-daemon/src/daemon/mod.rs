@@ -35,7 +35,8 @@
 //! ```
 //! `carpif` (one carp interface's state), `event_source`, `deadline_timer` (the timerfd
 //! the FSM deadlines fire from), `pacer` (the thread a steady master's adverts are lent to;
-//! drive lends and takes back) and `pinlock` use none of them.
+//! drive lends and takes back), `loop_watch` (whether the loop still runs, as the pacer
+//! sees it) and `pinlock` use none of them.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,6 +55,7 @@ mod deadline_timer;
 mod drive;
 mod event_source;
 mod lifecycle;
+mod loop_watch;
 mod pacer;
 mod pinlock;
 mod requests;

@@ -17,12 +17,13 @@
 //! that fails ends its loan and wakes the loop ([`Pacer::failures`]), whose machine then
 //! counts the error as if it had sent.
 //!
-//! Fail-silence is kept: a killed carpd takes this thread with it. An event loop that hangs
-//! in the handling of one event is seen ([`LoopWatch`]): the pacer sends nothing once the
-//! loop has been busy with one event for [`HANG_LIMIT`], so the dataplane's deadline runs
-//! out as if the loop had sent the adverts itself. Whatever else could keep the loop from
-//! running (another task of its runtime that never yields) ends with the lease (8 s, or one
-//! advert at longer intervals); the shipped unit's watchdog restarts such a carpd after 10 s.
+//! Fail-silence is kept: a killed carpd takes this thread with it. An event loop that no
+//! longer runs is seen ([`LoopWatch`]: busy with one event, or kept from running by another
+//! task of its runtime, for [`HANG_LIMIT`]): the pacer sends nothing then, so the
+//! dataplane's deadline runs out as if the loop had sent the adverts itself. So the lease
+//! bounds nothing that matters for safety, and is long: each renewal is a wake-up of the
+//! loop (100 to 200 µs here), which at 8 s leases was a tenth of what a one-vhid master
+//! cost at 1 s timers.
 //!
 //! Under `realtime_priority` the thread runs SCHED_FIFO at the loop's priority while it
 //! paces an interval shorter than [`REALTIME_BELOW`]: at advbase 0 a backup declares the
@@ -54,7 +55,8 @@
 //!
 //! [`Vhid::lend_adverts`]: crate::proto::fsm::Vhid::lend_adverts
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(test)]
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -62,6 +64,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 // carpd's clock (CLOCK_MONOTONIC), the state machines' and the dataplane's.
+pub use super::loop_watch::{HANG_LIMIT, LoopWatch};
 use super::now as clock;
 use crate::dataplane::DeadlineCell;
 use crate::send::frame::PacketSocket;
@@ -77,38 +80,11 @@ enum Role {
 }
 
 /// How long a loan lasts, at most: the adverts of this much time, and at least one.
-pub const LEASE: Duration = Duration::from_secs(8);
-
-/// An event loop busy with one event for this long is taken as hung: the pacer sends
-/// nothing until it waits for events again.
-pub const HANG_LIMIT: Duration = Duration::from_secs(1);
+pub const LEASE: Duration = Duration::from_secs(60);
 
 /// Under `realtime_priority` the pacer runs SCHED_FIFO while it paces an interval shorter
 /// than this (advbase 0 with advskew below 26), the normal policy otherwise.
 pub const REALTIME_BELOW: Duration = Duration::from_millis(100);
-
-/// Whether the event loop is waiting for events (healthy, however long) or busy with one,
-/// since when: the loop says which, the pacer reads it before each advert.
-#[derive(Clone, Default)]
-pub struct LoopWatch(Arc<AtomicU64>);
-
-impl LoopWatch {
-    /// The loop waits for the next event.
-    pub fn waiting(&self) {
-        self.0.store(0, Ordering::Relaxed);
-    }
-
-    /// The loop took an event and handles it.
-    pub fn busy(&self) {
-        self.0.store(clock().as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    /// Whether the loop has been busy with one event for [`HANG_LIMIT`] at `now`.
-    fn hung(&self, now: Duration) -> bool {
-        let since = self.0.load(Ordering::Relaxed);
-        since != 0 && now.saturating_sub(Duration::from_nanos(since)) >= HANG_LIMIT
-    }
-}
 
 /// The number of adverts to lend at `interval`.
 pub fn lease_adverts(interval: Duration) -> u32 {
@@ -350,9 +326,10 @@ impl Pacer {
     /// Starts the sender and, with two CPUs or more, the standby; with `realtime_priority`
     /// the sender runs SCHED_FIFO at that priority while it paces short intervals
     /// ([`REALTIME_BELOW`]), the standby always (it wakes for short intervals only).
-    pub fn start(realtime_priority: Option<u8>) -> Result<Self, crate::Error> {
+    pub fn start(realtime_priority: Option<u8>, watch: LoopWatch) -> Result<Self, crate::Error> {
         let shared = Arc::new(Shared {
             priority: realtime_priority,
+            watch,
             ..Shared::default()
         });
         let cpus = allowed_cpus();
@@ -475,11 +452,6 @@ impl Pacer {
             .filter(|l| l.failed.is_some())
             .map(|l| l.key.clone())
             .collect()
-    }
-
-    /// What the event loop tells of itself (see [`LoopWatch`]).
-    pub fn loop_watch(&self) -> LoopWatch {
-        self.shared.watch.clone()
     }
 
     /// Notified when a send fails (then see [`Pacer::failed_loans`]).
@@ -712,7 +684,7 @@ mod tests {
 
     #[test]
     fn a_loan_sends_its_adverts_on_schedule_then_stops() {
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         let sink = Arc::new(Recorder::default());
         let first = clock() + ms(20);
         pacer.lend("carp1", lease(sink.clone(), first, 4));
@@ -757,7 +729,7 @@ mod tests {
 
     #[test]
     fn taking_back_stops_the_sends_and_says_where_the_schedule_is() {
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         let sink = Arc::new(Recorder::default());
         let first = clock() + ms(20);
         pacer.lend("carp1", lease(sink.clone(), first, 1000));
@@ -783,7 +755,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         let failures = pacer.failures();
         // The second advert's IPv6 frame fails.
         let sink = Arc::new(Recorder {
@@ -818,7 +790,7 @@ mod tests {
 
     #[test]
     fn a_late_pacer_starts_the_schedule_again_from_now_never_a_burst() {
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         let sink = Arc::new(Recorder::default());
         // Lent with a first deadline long past: one advert now, then one an interval later.
         let first = clock() - ms(1000);
@@ -831,7 +803,7 @@ mod tests {
 
     #[test]
     fn adverts_due_within_their_slack_share_a_wake_up() {
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         let sink = Arc::new(Recorder::default());
         // Lent well ahead of the first deadline, as the loop lends an interval ahead.
         let first = clock() + ms(150);
@@ -859,7 +831,7 @@ mod tests {
 
     #[test]
     fn lending_back_and_forth_under_a_stream_of_events_does_not_wake_the_thread() {
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         let sink = Arc::new(Recorder::default());
         let first = clock() + Duration::from_secs(5);
         pacer.lend("carp1", lease(sink.clone(), first, 8));
@@ -890,14 +862,11 @@ mod tests {
 
     #[test]
     fn nothing_leaves_while_the_loop_is_hung_and_sending_resumes_when_it_waits_again() {
-        let pacer = Pacer::start(None).unwrap();
-        let watch = pacer.loop_watch();
+        let watch = LoopWatch::default();
+        let pacer = Pacer::start(None, watch.clone()).unwrap();
         let sink = Arc::new(Recorder::default());
         // Busy with one event for longer than the limit: hung.
-        watch.0.store(
-            (clock() - HANG_LIMIT - ms(1)).as_nanos() as u64,
-            Ordering::Relaxed,
-        );
+        watch.busy_at(clock() - HANG_LIMIT - ms(1));
         let first = clock() + ms(20);
         pacer.lend("carp1", lease(sink.clone(), first, 1000));
         wait_until("adverts skipped", || {
@@ -914,6 +883,38 @@ mod tests {
         assert!(back.sent[0] >= 4);
     }
 
+    #[test]
+    fn a_task_that_keeps_the_loops_thread_stops_the_adverts_once_a_poke_goes_unanswered() {
+        let watch = LoopWatch::default();
+        let pacer = Pacer::start(None, watch.clone()).unwrap();
+        let sink = Arc::new(Recorder::default());
+        // The runtime's thread has been awake, and the loop has not run, for longer than
+        // the limit: the next advert still leaves, and the loop is poked.
+        let long_ago = clock() - 2 * HANG_LIMIT;
+        watch.waiting_at(long_ago);
+        watch.thread_woke_at(long_ago);
+        pacer.lend("carp1", lease(sink.clone(), clock() + ms(20), 1000));
+        wait_until("the first advert", || {
+            !sink.frames.lock().unwrap().is_empty()
+        });
+        // No answer: a limit after the poke, adverts are skipped.
+        wait_until("adverts skipped", || {
+            pacer.shared.book().loans[0].skipped >= 3
+        });
+        let sent = sink.frames.lock().unwrap().len();
+        // Two frames an advert, one advert every 20 ms: half a limit's worth at least.
+        assert!(
+            sent >= HANG_LIMIT.as_millis() as usize / 20,
+            "adverts stopped before the poke went unanswered: {sent} frames"
+        );
+        // The loop goes round (as it does when poked): sending resumes.
+        watch.waiting();
+        wait_until("adverts again", || {
+            sink.frames.lock().unwrap().len() >= sent + 4
+        });
+        assert!(pacer.take_back("carp1").unwrap().skipped >= 3);
+    }
+
     /// The pacer thread's scheduling policy, as the kernel has it.
     fn pacer_policy(pacer: &Pacer) -> i32 {
         let tid = pacer.shared.tids[0].load(Ordering::Relaxed);
@@ -928,7 +929,7 @@ mod tests {
             eprintln!("skipping: SCHED_FIFO needs root");
             return;
         }
-        let pacer = Pacer::start(Some(5)).expect("real time as root");
+        let pacer = Pacer::start(Some(5), LoopWatch::default()).expect("real time as root");
         // Nothing lent: the normal policy after the first round.
         wait_until("the normal policy", || {
             pacer_policy(&pacer) == libc::SCHED_OTHER
@@ -963,7 +964,7 @@ mod tests {
 
     #[test]
     fn the_standby_sends_what_a_stalled_sender_does_not_half_an_interval_late() {
-        let pacer = Pacer::start(None).unwrap();
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
         if pacer.threads.len() < 2 {
             eprintln!("skipping: one CPU, no standby");
             return;
@@ -1041,8 +1042,8 @@ mod tests {
 
     #[test]
     fn lease_length_is_the_adverts_of_eight_seconds_and_at_least_one() {
-        assert_eq!(lease_adverts(Duration::from_secs(1)), 8);
-        assert_eq!(lease_adverts(Duration::from_nanos(3_906_250)), 2048);
+        assert_eq!(lease_adverts(Duration::from_secs(1)), 60);
+        assert_eq!(lease_adverts(Duration::from_nanos(3_906_250)), 15360);
         assert_eq!(lease_adverts(Duration::from_secs(255)), 1);
     }
 }

@@ -9,6 +9,7 @@ use tracing::{debug, error, info, warn};
 
 use super::deadline_timer::DeadlineTimer;
 use super::event_source::SourceHealth;
+use super::loop_watch::LoopWatch;
 use super::{Daemon, DaemonOptions, now};
 use crate::Error;
 use crate::control::monitor::MonitorEvent;
@@ -18,8 +19,20 @@ use crate::metrics::{ScrapeRequest, Snapshot, VhidMetrics};
 use crate::notify::Notifier;
 use crate::proto::{self, fsm};
 
-/// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up.
-pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
+/// Runs carpd until SIGTERM/SIGINT, then hands over and cleans up, on a tokio runtime of its
+/// own: one thread, whose wake-ups and idle waits the advert pacer's loop watch is told of
+/// (a task that keeps the thread and never yields stops the pacer; see `loop_watch`).
+pub fn run(opts: DaemonOptions) -> Result<(), Error> {
+    let watch = LoopWatch::default();
+    let runtime = super::loop_watch::runtime(&watch).map_err(|source| Error::Io {
+        what: "starting the tokio runtime",
+        path: PathBuf::from("tokio"),
+        source,
+    })?;
+    runtime.block_on(serve(opts, watch))
+}
+
+async fn serve(opts: DaemonOptions, watch: LoopWatch) -> Result<(), Error> {
     let config = super::lifecycle::load_config(&opts.config_paths)?;
     // Real time on this thread, the event loop's, before any other thread or child exists.
     if let Some(priority) = opts.realtime_priority.or(config.daemon.realtime_priority) {
@@ -38,7 +51,7 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let server = ControlServer::bind(&state_dir)?;
     // Subscribe to link events before reading any link's state, so no change is missed.
     let mut links = crate::net::LinkMonitor::new().await?;
-    let mut daemon = Daemon::start(opts, config).await?;
+    let mut daemon = Daemon::start(opts, config, watch.clone()).await?;
     let ring = daemon
         .dataplane
         .take_advert_ring()
@@ -110,7 +123,6 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
     let mut timer = DeadlineTimer::new().map_err(io_err("creating the timerfd"))?;
     let pacer_failures = daemon.pacer.failures();
     // Every handler starts with `watch.busy()`: the pacer stops for a loop hung in one.
-    let watch = daemon.pacer.loop_watch();
     let failure = loop {
         let deadline = daemon.next_deadline();
         watch.waiting();
@@ -161,6 +173,8 @@ pub async fn run(opts: DaemonOptions) -> Result<(), Error> {
                 daemon.take_back_all_adverts();
                 let _ = reply.send(daemon.metrics_snapshot());
             }
+            // The pacer asks whether the loop still runs: going round is the answer.
+            () = watch.poked() => {}
             _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                 notifier.watchdog();
             }
