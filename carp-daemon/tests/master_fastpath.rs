@@ -44,14 +44,6 @@ fn counts(r: &Router<'_>) -> Counts {
     }
 }
 
-/// State changes carpd logged (one info line each, with from= and to=).
-fn state_changes(r: &Router<'_>) -> usize {
-    r.log()
-        .lines()
-        .filter(|l| l.contains(" from=") && l.contains(" to="))
-        .count()
-}
-
 /// Voluntary context switches of every thread of a process: its wakeups from sleep.
 fn wakeups(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -110,7 +102,7 @@ fn a_flood_of_valid_checksum_adverts_into_a_small_ring_changes_no_state() {
             r2.log()
         )
     });
-    let changes = (state_changes(&r1), state_changes(&r2));
+    let changes = (r1.state_changes(), r2.state_changes());
     let before = (counts(&r1), counts(&r2));
 
     // Valid checksum, wrong HMAC, the best priority a backup could see (advbase 0, and a
@@ -134,7 +126,7 @@ fn a_flood_of_valid_checksum_adverts_into_a_small_ring_changes_no_state() {
     );
 
     assert_eq!(
-        (state_changes(&r1), state_changes(&r2)),
+        (r1.state_changes(), r2.state_changes()),
         changes,
         "a state changed under the flood; r1 log:\n{}\nr2 log:\n{}",
         r1.log(),
@@ -178,7 +170,7 @@ fn a_backups_carpd_is_not_woken_for_every_advert_of_its_master() {
     let pid = r2.process.as_ref().expect("running").pid();
     carp_tests::wait_until(Duration::from_secs(2), || counts(&r2).fastpath > 0)
         .unwrap_or_else(|_| panic!("no fast path: {:?}\n{}", counts(&r2), r2.log()));
-    let changes = (state_changes(&r1), state_changes(&r2));
+    let changes = (r1.state_changes(), r2.state_changes());
     let before = (counts(&r1), counts(&r2), wakeups(pid));
     let started = Instant::now();
     let window = Duration::from_secs(5);
@@ -197,7 +189,7 @@ fn a_backups_carpd_is_not_woken_for_every_advert_of_its_master() {
         t2.master_down()
     );
     assert_eq!(
-        (state_changes(&r1), state_changes(&r2)),
+        (r1.state_changes(), r2.state_changes()),
         changes,
         "r1 log:\n{}\nr2 log:\n{}",
         r1.log(),

@@ -438,3 +438,73 @@ fn decision_records_in_native_mode() {
     wait_until(Duration::from_secs(5), || r1.log().contains(&line))
         .unwrap_or_else(|_| panic!("no record in native mode:\n{}", r1.log()));
 }
+
+/// Adverts a carpd sent (both families), from `carpctl --json stats`.
+fn adverts_sent(r: &Router<'_>) -> u64 {
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(r.carpctl(&["--json", "stats"]))).expect("carpctl --json stats");
+    ["carps_opackets", "carps_opackets6"]
+        .iter()
+        .map(|c| stats["carp"][c].as_u64().expect("a sent counter"))
+        .sum()
+}
+
+/// Requests that the metrics endpoint answers without the event loop (404) keep carpd's
+/// runtime thread at work while the loop has nothing to do. The advert pacer must not take
+/// that for a hung loop (it asks the loop to go round first): the master keeps
+/// advertising, the backup never takes over.
+#[test]
+fn a_flood_on_the_metrics_port_does_not_stop_the_masters_adverts() {
+    let Some(lab) = lab("e2e_metrics_flood", 2) else {
+        return;
+    };
+    let (r1, r2) = master_and_backup(&lab, T1, T2, &["--metrics", METRICS]);
+    let changes = (r1.state_changes(), r2.state_changes());
+    let sent = adverts_sent(&r1);
+    let flood = Duration::from_secs(6);
+    let answered: usize = std::thread::scope(|s| {
+        let floods: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    lab.host(0)
+                        .in_netns(|| {
+                            let addr: SocketAddr = METRICS.parse().unwrap();
+                            let end = std::time::Instant::now() + flood;
+                            let mut answered = 0;
+                            while std::time::Instant::now() < end {
+                                let Ok(mut s) =
+                                    TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                                else {
+                                    continue;
+                                };
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                                let _ = s.write_all(b"GET /nope HTTP/1.1\r\nHost: carpd\r\n\r\n");
+                                let mut head = [0u8; 12];
+                                if s.read_exact(&mut head).is_ok() && &head[9..12] == b"404" {
+                                    answered += 1;
+                                }
+                            }
+                            answered
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        floods.into_iter().map(|f| f.join().unwrap()).sum()
+    });
+    assert!(answered > 100, "the flood got {answered} answers");
+    assert_eq!(
+        (r1.state_changes(), r2.state_changes()),
+        changes,
+        "a state changed under {answered} requests:\n--- r1 ---\n{}\n--- r2 ---\n{}",
+        r1.log(),
+        r2.log()
+    );
+    // The master sent an advert every interval meanwhile (a quarter spared for timing).
+    let expected = (flood.as_secs_f64() / T1.interval().as_secs_f64() * 0.75) as u64;
+    let got = adverts_sent(&r1) - sent;
+    assert!(
+        got >= expected,
+        "{got} adverts in {flood:?}, expected {expected}"
+    );
+}

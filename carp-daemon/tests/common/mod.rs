@@ -184,6 +184,14 @@ impl<'a> Router<'a> {
         self.process.as_ref().map(|p| p.log()).unwrap_or_default()
     }
 
+    /// The state changes carpd logged (one info line each, with from= and to=).
+    pub fn state_changes(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(" from=") && l.contains(" to="))
+            .count()
+    }
+
     pub fn signal(&self, sig: carp_tests::Signal) {
         self.process
             .as_ref()
