@@ -343,8 +343,8 @@ impl Daemon {
             warn!(
                 interface = %name,
                 skipped = back.skipped,
-                "adverts held back: the event loop was busy with one event for over {:?}",
-                super::pacer::HANG_LIMIT
+                "adverts held back: the event loop did not come round for over {:?} (busy with one event, or its thread kept by another task)",
+                super::loop_watch::HANG_LIMIT
             );
         }
         cif.fsm.adverts_returned(back.next);

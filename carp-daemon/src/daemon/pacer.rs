@@ -19,11 +19,12 @@
 //!
 //! Fail-silence is kept: a killed carpd takes this thread with it. An event loop that no
 //! longer runs is seen ([`LoopWatch`]: busy with one event, or kept from running by another
-//! task of its runtime, for [`HANG_LIMIT`]): the pacer sends nothing then, so the
-//! dataplane's deadline runs out as if the loop had sent the adverts itself. So the lease
+//! task of its runtime, for [`HANG_LIMIT`](super::loop_watch::HANG_LIMIT)): the pacer
+//! sends nothing then, so the dataplane's deadline runs out as if the loop had sent the
+//! adverts itself. So the lease
 //! bounds nothing that matters for safety, and is long: each renewal is a wake-up of the
-//! loop (100 to 200 µs here), which at 8 s leases was a tenth of what a one-vhid master
-//! cost at 1 s timers.
+//! loop (100 to 400 µs here, its caches cold), which at 8 s leases was a tenth of what a
+//! one-vhid master cost at 1 s timers.
 //!
 //! Under `realtime_priority` the thread runs SCHED_FIFO at the loop's priority while it
 //! paces an interval shorter than [`REALTIME_BELOW`]: at advbase 0 a backup declares the
@@ -63,8 +64,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::loop_watch::LoopWatch;
 // carpd's clock (CLOCK_MONOTONIC), the state machines' and the dataplane's.
-pub use super::loop_watch::{HANG_LIMIT, LoopWatch};
 use super::now as clock;
 use crate::dataplane::DeadlineCell;
 use crate::send::frame::PacketSocket;
@@ -604,6 +605,7 @@ fn run(shared: &Shared, role: Role) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::loop_watch::HANG_LIMIT;
     use carp_common::frame::internet_checksum;
 
     /// Records what it is given, with the time; fails from the `fail_from`th frame on.

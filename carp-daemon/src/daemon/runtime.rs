@@ -133,7 +133,7 @@ async fn serve(opts: DaemonOptions, watch: LoopWatch) -> Result<(), Error> {
                     // Under a flood a batch holds thousands of (mostly bogus) adverts: keep
                     // firing due timers between chunks so our own adverts leave on time.
                     for chunk in batch.chunks(ADVERT_CHUNK) {
-                        // Each chunk is progress, not a hang (see pacer::LoopWatch).
+                        // Each chunk is progress, not a hang (see loop_watch).
                         watch.busy();
                         for event in chunk {
                             daemon.on_advert(event);
