@@ -328,7 +328,7 @@ impl Daemon {
         self.host_index
     }
 
-    /// The state of vhid 1, as the tool reports it (carpctl for carpd, the log for the others).
+    /// The state of vhid 1, as the tool logs it (carpd: carpctl until its first state line).
     pub fn state(&self, lab: &Lab) -> Option<State> {
         match self.setting.tool() {
             Tool::Carpd => self.carpd_state(lab),
@@ -533,7 +533,6 @@ fn plain(text: &str) -> String {
     out
 }
 
-/// The state word after the last `marker` in `log`.
 /// The state carpd last logged for `interface` (its state-change lines carry
 /// `interface=NAME from=OLD to=NEW`, CARP's and VRRP's alike).
 fn carpd_logged_state(log: &str, interface: &str) -> Option<State> {
@@ -552,6 +551,7 @@ fn carpd_logged_state(log: &str, interface: &str) -> Option<State> {
         })
 }
 
+/// The state word after the last `marker` in `log`.
 fn last_state(log: &str, marker: &str, word: impl Fn(&str) -> Option<State>) -> Option<State> {
     log.lines().rev().find_map(|l| {
         let rest = &l[l.find(marker)? + marker.len()..];
