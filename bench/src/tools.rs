@@ -334,12 +334,7 @@ impl Daemon {
             Tool::Carpd => self.carpd_state(lab),
             Tool::Ucarp => {
                 let log = plain(&self.procs.first()?.log());
-                last_state(&log, "Switching to state: ", |w| match w {
-                    "MASTER" => Some(State::Master),
-                    "BACKUP" => Some(State::Backup),
-                    "INIT" => Some(State::Init),
-                    _ => None,
-                })
+                last_state(&log, "Switching to state: ", carp_state_word)
             }
             Tool::Keepalived => {
                 let log = plain(&self.procs.first()?.log());
@@ -542,13 +537,18 @@ fn carpd_logged_state(log: &str, interface: &str) -> Option<State> {
         .filter(|l| l.contains(&tag) && l.contains(" from="))
         .find_map(|l| {
             let rest = &l[l.find(" to=")? + " to=".len()..];
-            match rest.split_whitespace().next()? {
-                "MASTER" => Some(State::Master),
-                "BACKUP" => Some(State::Backup),
-                "INIT" => Some(State::Init),
-                _ => None,
-            }
+            carp_state_word(rest.split_whitespace().next()?)
         })
+}
+
+/// A CARP state as ucarp and carpd write it.
+fn carp_state_word(word: &str) -> Option<State> {
+    match word {
+        "MASTER" => Some(State::Master),
+        "BACKUP" => Some(State::Backup),
+        "INIT" => Some(State::Init),
+        _ => None,
+    }
 }
 
 /// The state word after the last `marker` in `log`.

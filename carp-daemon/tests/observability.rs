@@ -439,16 +439,6 @@ fn decision_records_in_native_mode() {
         .unwrap_or_else(|_| panic!("no record in native mode:\n{}", r1.log()));
 }
 
-/// Adverts a carpd sent (both families), from `carpctl --json stats`.
-fn adverts_sent(r: &Router<'_>) -> u64 {
-    let stats: serde_json::Value =
-        serde_json::from_str(&ok(r.carpctl(&["--json", "stats"]))).expect("carpctl --json stats");
-    ["carps_opackets", "carps_opackets6"]
-        .iter()
-        .map(|c| stats["carp"][c].as_u64().expect("a sent counter"))
-        .sum()
-}
-
 /// Requests that the metrics endpoint answers without the event loop (404) keep carpd's
 /// runtime thread at work while the loop has nothing to do. The advert pacer must not take
 /// that for a hung loop (it asks the loop to go round first): the master keeps
@@ -460,7 +450,7 @@ fn a_flood_on_the_metrics_port_does_not_stop_the_masters_adverts() {
     };
     let (r1, r2) = master_and_backup(&lab, T1, T2, &["--metrics", METRICS]);
     let changes = (r1.state_changes(), r2.state_changes());
-    let sent = adverts_sent(&r1);
+    let sent = r1.adverts_sent();
     let flood = Duration::from_secs(6);
     let answered: usize = std::thread::scope(|s| {
         let floods: Vec<_> = (0..4)
@@ -502,7 +492,7 @@ fn a_flood_on_the_metrics_port_does_not_stop_the_masters_adverts() {
     );
     // The master sent an advert every interval meanwhile (a quarter spared for timing).
     let expected = (flood.as_secs_f64() / T1.interval().as_secs_f64() * 0.75) as u64;
-    let got = adverts_sent(&r1) - sent;
+    let got = r1.adverts_sent() - sent;
     assert!(
         got >= expected,
         "{got} adverts in {flood:?}, expected {expected}"

@@ -21,10 +21,9 @@
 //! longer runs is seen ([`LoopWatch`]: busy with one event, or kept from running by another
 //! task of its runtime, for [`HANG_LIMIT`](super::loop_watch::HANG_LIMIT)): the pacer
 //! sends nothing then, so the dataplane's deadline runs out as if the loop had sent the
-//! adverts itself. So the lease
-//! bounds nothing that matters for safety, and is long: each renewal is a wake-up of the
-//! loop (100 to 400 µs here, its caches cold), which at 8 s leases was a tenth of what a
-//! one-vhid master cost at 1 s timers.
+//! adverts itself. So the lease bounds nothing that matters for safety, and is long: each
+//! renewal is a wake-up of the loop (100 to 400 µs here, its caches cold), which at 8 s
+//! leases was a tenth of what a one-vhid master cost at 1 s timers.
 //!
 //! Under `realtime_priority` the thread runs SCHED_FIFO at the loop's priority while it
 //! paces an interval shorter than [`REALTIME_BELOW`]: at advbase 0 a backup declares the
@@ -1043,7 +1042,7 @@ mod tests {
     }
 
     #[test]
-    fn lease_length_is_the_adverts_of_eight_seconds_and_at_least_one() {
+    fn lease_length_is_the_adverts_of_a_minute_and_at_least_one() {
         assert_eq!(lease_adverts(Duration::from_secs(1)), 60);
         assert_eq!(lease_adverts(Duration::from_nanos(3_906_250)), 15360);
         assert_eq!(lease_adverts(Duration::from_secs(255)), 1);

@@ -172,10 +172,20 @@ impl<'a> Router<'a> {
 
     /// The CARP packets carpd received (IPv4 and IPv6), from `carpctl stats`.
     pub fn adverts_received(&self) -> u64 {
+        self.stats_both_families("received (IPv")
+    }
+
+    /// The adverts carpd sent (IPv4 and IPv6), from `carpctl stats`.
+    pub fn adverts_sent(&self) -> u64 {
+        self.stats_both_families("sent (IPv")
+    }
+
+    /// The sum of the `carpctl stats` counters whose line holds `label`.
+    fn stats_both_families(&self, label: &str) -> u64 {
         let out = self.carpctl(&["stats"]);
         out.stdout
             .lines()
-            .filter(|l| l.contains("received (IPv"))
+            .filter(|l| l.contains(label))
             .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
             .sum()
     }
