@@ -762,6 +762,31 @@ fn cost_section(md: &mut String, r: &Results) {
             c.backup.rss_kib as f64 / 1024.0
         );
     }
+    let spread: Vec<String> = r
+        .cost
+        .iter()
+        .filter(|c| !c.windows_per_advert.is_empty())
+        .map(|c| {
+            let each: Vec<String> = c
+                .windows_per_advert
+                .iter()
+                .map(|x| format!("{:.0}", x * 1e6))
+                .collect();
+            format!(
+                "{}: {}",
+                crate::cost::label(&c.setting, c.without_realtime),
+                each.join(", ")
+            )
+        })
+        .collect();
+    if !spread.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nµs CPU per advert in each window of the one-vhid rows (in the order measured; \
+             the row is all their CPU over all their adverts): {}.",
+            spread.join("; ")
+        );
+    }
     let _ = writeln!(
         md,
         "\nCPU per advertisement and RSS, peer ÷ carpd (same vhid count and timers class):\n"
