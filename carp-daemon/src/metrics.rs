@@ -46,6 +46,9 @@ pub struct VhidMetrics {
     /// Of `adverts_sent`, those the advert pacer's standby thread sent.
     pub adverts_by_standby: u64,
     pub send_errors: u64,
+    /// Master-down timers that fired late (this host stood still) and waited once for
+    /// adverts held up by the same stall.
+    pub master_down_postponed: u64,
 }
 
 /// One VRRPv3 router's figures, apart from the CARP vhids'.
@@ -63,6 +66,8 @@ pub struct VrrpMetrics {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub send_errors: u64,
+    /// As [`VhidMetrics::master_down_postponed`].
+    pub master_down_postponed: u64,
 }
 
 /// Everything one scrape shows.
@@ -223,6 +228,13 @@ pub fn render(s: &Snapshot) -> String {
     );
     family::<_, Counter>(
         &mut r,
+        "carp_vhid_master_down_postponed",
+        "Master-down timers that fired late because this host stood still, and waited one \
+         interval (at most 50 ms) for adverts held up by the same stall",
+        per_vhid(|v| v.master_down_postponed),
+    );
+    family::<_, Counter>(
+        &mut r,
         "carp_rejects",
         "Received advertisements rejected by carpd, by reason",
         s.rejects.iter().map(|(reason, n)| {
@@ -358,6 +370,13 @@ fn register_vrrp(s: &Snapshot, r: &mut Registry) {
         "vrrp_router_send_errors",
         "VRRP adverts that failed to send",
         per_router(|v| v.send_errors),
+    );
+    family::<_, Counter>(
+        r,
+        "vrrp_router_master_down_postponed",
+        "Master-down timers that fired late because this host stood still, and waited one \
+         interval (at most 50 ms) for adverts held up by the same stall",
+        per_router(|v| v.master_down_postponed),
     );
     family::<_, Counter>(
         r,
@@ -500,6 +519,7 @@ mod tests {
                 adverts_received: 3,
                 adverts_by_standby: 1,
                 send_errors: 0,
+                master_down_postponed: 1,
             }],
             rejects: vec![("bad_auth".into(), 4)],
             dataplane: vec![("arp_replied", 9)],
@@ -588,6 +608,7 @@ mod tests {
             "carp_vhid_adverts_sent_total",
             "carp_vhid_adverts_received_total",
             "carp_vhid_adverts_by_standby_total",
+            "carp_vhid_master_down_postponed_total",
             "carp_vhid_send_errors_total",
             "carp_rejects_total",
             "carp_dataplane_total",

@@ -23,6 +23,9 @@ pub struct VhidStats {
     /// still (see `daemon::pacer`).
     pub sent_by_standby: u64,
     pub send_errors: u64,
+    /// Master-down timers that fired late and were postponed once (see
+    /// [`fsm`](crate::proto::fsm), "A backup that overslept").
+    pub master_down_postponed: u64,
     /// Adverts dropped because they came the other way than this vhid's (multicast to a
     /// vhid with unicast peers, or unicast to one without): OpenBSD ignores them too.
     pub rejected_mode: u64,

@@ -408,6 +408,18 @@ impl Daemon {
                 }
             }
             fsm::Action::AdjustDemote(by) => self.adjust_own_demote(name, i16::from(by)),
+            fsm::Action::MasterDownPostponed { late, grace } => {
+                info!(
+                    interface = %name,
+                    late_us = late.as_micros() as u64,
+                    grace_us = grace.as_micros() as u64,
+                    "master-down timer fired late (this host stood still): waiting for adverts \
+                     held up by the same stall"
+                );
+                if let Some(cif) = self.ifs.get_mut(name) {
+                    cif.stats.master_down_postponed += 1;
+                }
+            }
         }
     }
 

@@ -274,6 +274,7 @@ impl Daemon {
                 adverts_received: c.stats.received_v4 + c.stats.received_v6,
                 adverts_by_standby: c.stats.sent_by_standby,
                 send_errors: c.stats.send_errors,
+                master_down_postponed: c.stats.master_down_postponed,
             })
             .collect();
         let rejects = vec![

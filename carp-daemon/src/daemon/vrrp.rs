@@ -33,6 +33,8 @@ pub struct VrrpStats {
     pub transitions: u64,
     /// Priority-0 adverts received: a master resigned.
     pub resignations_received: u64,
+    /// Master-down timers that fired late and were postponed once.
+    pub master_down_postponed: u64,
 }
 
 /// The VRRP side of an interface.
@@ -126,6 +128,7 @@ impl Daemon {
                     adverts_sent: run.stats.sent,
                     adverts_received: run.stats.received,
                     send_errors: run.stats.send_errors,
+                    master_down_postponed: run.stats.master_down_postponed,
                 })
             })
             .collect();
@@ -189,6 +192,19 @@ impl Daemon {
                 }
             }
             VrrpAction::Announce(kind) => self.announce(name, kind),
+            VrrpAction::MasterDownPostponed { late, grace } => {
+                info!(
+                    interface = %name,
+                    late_us = late.as_micros() as u64,
+                    grace_us = grace.as_micros() as u64,
+                    protocol = "vrrp3",
+                    "master-down timer fired late (this host stood still): waiting for adverts \
+                     held up by the same stall"
+                );
+                if let Some(run) = self.ifs.get_mut(name).and_then(|c| c.vrrp.as_mut()) {
+                    run.stats.master_down_postponed += 1;
+                }
+            }
             VrrpAction::StateChanged { from, to, reason } => {
                 info!(interface = %name, %from, %to, reason = reason.as_str(), protocol = "vrrp3", "VRRP state changed");
                 self.set_dataplane(name, now, to);

@@ -91,7 +91,9 @@ impl Sim {
                     assert!(follow.is_empty());
                 }
                 Action::AdjustDemote(_) => panic!("no send errors on this link"),
-                Action::Announce(_) | Action::StateChanged { .. } => {}
+                Action::Announce(_)
+                | Action::StateChanged { .. }
+                | Action::MasterDownPostponed { .. } => {}
             }
         }
     }

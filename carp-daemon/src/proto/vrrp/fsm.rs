@@ -37,7 +37,15 @@
 //! A MASTER that hears a worse master sends an advert and a full announcement at once, at
 //! most once per interval, as the CARP machine heals a split brain (keepalived's default too,
 //! unless `vrrp_lower_prio_no_advert`): the intruder steps back within a round trip.
+//!
+//! A BACKUP whose master-down timer fires at least `Master_Adver_Interval` (at most
+//! [`OVERSLEEP_GRACE_MAX`]) late overslept it: it waits that long once more, for adverts held
+//! up by the same stall, before taking over, as the CARP machine does (see "A backup that
+//! overslept" in [`crate::proto::fsm`]). Not after a resignation: Skew_Time is the whole
+//! point there, and the master asked to be replaced.
 use std::net::IpAddr;
+
+pub use crate::proto::fsm::OVERSLEEP_GRACE_MAX;
 use std::time::Duration;
 
 use carp_common::vrrp::{VRRP_MAX_ADVERT_INTERVAL, VRRP_PRIORITY_OWNER, VRRP_PRIORITY_RESIGN};
@@ -130,6 +138,9 @@ pub enum VrrpAction {
         to: State,
         reason: VrrpReason,
     },
+    /// The master-down timer fired `late`: this host overslept it and waits `grace` for
+    /// adverts held up by the same stall (see the module doc). For logs and counters.
+    MasterDownPostponed { late: Duration, grace: Duration },
 }
 
 /// Why the state changed.
@@ -193,6 +204,9 @@ pub struct VirtualRouter {
     master_down_at: Option<Duration>,
     /// BACKUP: the running master-down timer is the Skew_Time after a priority-0 advert.
     resigned: bool,
+    /// BACKUP: the deadline a late master-down timer was moved to; while the timer still
+    /// holds it (no advert re-armed it), it is not postponed again.
+    postponed_to: Option<Duration>,
     /// MASTER: when we last answered a worse master.
     healed_at: Option<Duration>,
 }
@@ -215,6 +229,7 @@ impl VirtualRouter {
             advert_at: None,
             master_down_at: None,
             resigned: false,
+            postponed_to: None,
             healed_at: None,
         })
     }
@@ -250,6 +265,13 @@ impl VirtualRouter {
     /// Master_Down_Interval: `3 × Master_Adver_Interval + Skew_Time`.
     pub fn master_down_interval(&self) -> Duration {
         cs(u64::from(self.master_adver_interval)) * 3 + self.skew_time()
+    }
+
+    /// How late the master-down timer may fire before this host counts as having overslept
+    /// it, and how long it then waits: `Master_Adver_Interval`, at most
+    /// [`OVERSLEEP_GRACE_MAX`].
+    pub fn oversleep_grace(&self) -> Duration {
+        cs(u64::from(self.master_adver_interval)).min(OVERSLEEP_GRACE_MAX)
     }
 
     /// When the daemon must send [`VrrpEvent::TimerExpired`] next.
@@ -326,7 +348,17 @@ impl VirtualRouter {
         if self.advert_at.is_some_and(|at| at <= now) {
             self.advertise(now, out);
         }
-        if self.master_down_at.is_some_and(|at| at <= now) {
+        if let Some(at) = self.master_down_at.filter(|at| *at <= now) {
+            let grace = self.oversleep_grace();
+            if !self.resigned && now - at >= grace && self.postponed_to != Some(at) {
+                self.master_down_at = Some(now + grace);
+                self.postponed_to = self.master_down_at;
+                out.push(VrrpAction::MasterDownPostponed {
+                    late: now - at,
+                    grace,
+                });
+                return;
+            }
             let reason = if self.resigned {
                 VrrpReason::MasterResigned
             } else {
@@ -562,6 +594,52 @@ mod tests {
         let out = r.handle(at + ms(1000), VrrpEvent::TimerExpired);
         assert_eq!(out, vec![send(100, 100)]);
         assert_eq!(r.next_deadline(), Some(at + ms(2000)));
+    }
+
+    /// At keepalived's shortest interval (10 ms), woken 15 ms after Master_Down with the
+    /// master's advert still to come: one interval more, then the advert keeps it backup.
+    #[test]
+    fn a_backup_that_overslept_waits_one_interval_then_takes_over_without_an_advert() {
+        let mut r = router(100, 1, false);
+        r.handle(Duration::ZERO, VrrpEvent::Up { primary: OURS });
+        let woke = r.next_deadline().unwrap() + ms(15);
+        let grace = r.oversleep_grace();
+        assert_eq!(grace, ms(10));
+        assert_eq!(
+            r.handle(woke, VrrpEvent::TimerExpired),
+            vec![VrrpAction::MasterDownPostponed {
+                late: ms(15),
+                grace
+            }]
+        );
+        assert_eq!(r.next_deadline(), Some(woke + grace));
+        let mut kept = r.clone();
+        kept.handle(woke + ms(1), rx(200, 1, HIGHER));
+        assert!(
+            kept.handle(woke + grace, VrrpEvent::TimerExpired)
+                .is_empty()
+        );
+        assert_eq!(kept.state(), State::Backup);
+        // Without one it takes over, however late the timer fires again.
+        let out = r.handle(woke + grace + ms(15), VrrpEvent::TimerExpired);
+        assert_eq!(
+            out[0],
+            changed(State::Backup, State::Master, VrrpReason::MasterDownTimer)
+        );
+        // On time or less than the grace late: at once; after a resignation: never waits.
+        for late in [Duration::ZERO, ms(9)] {
+            let mut r = router(100, 1, false);
+            r.handle(Duration::ZERO, VrrpEvent::Up { primary: OURS });
+            let at = r.next_deadline().unwrap() + late;
+            r.handle(at, VrrpEvent::TimerExpired);
+            assert_eq!(r.state(), State::Master, "{late:?} late");
+        }
+        let mut r = router(100, 1, false);
+        r.handle(Duration::ZERO, VrrpEvent::Up { primary: OURS });
+        r.handle(ms(1), rx(0, 1, HIGHER));
+        let at = r.next_deadline().unwrap() + ms(50);
+        r.handle(at, VrrpEvent::TimerExpired);
+        assert_eq!(r.state(), State::Master);
     }
 
     #[test]
