@@ -69,24 +69,27 @@
 //! restarts on a received advert) gets no jitter, so failure detection stays exactly `3 × I`.
 //!
 //! # A backup that overslept its master-down deadline
-//! A master-down timer that fires more than [`Vhid::oversleep_grace`] (one interval, at
-//! most [`OVERSLEEP_GRACE_MAX`]) after its deadline means that this host was not running
-//! when the deadline passed: its CPU was taken (steal on a VM, a busier real-time task), or
-//! the whole machine stood still. A master on the same machine, or on one frozen by the same
-//! host, stood still too, and its next advert is on its way the moment it runs again; the
-//! silence this backup slept through says nothing about the master. So the first late
-//! expiry since an advert armed the timer moves the deadline to `now + grace`
-//! ([`Action::MasterDownPostponed`]); an advert (or a repeat the dataplane saw) in that
-//! time re-arms the timer as usual, and without one the backup takes over when it fires
-//! again, whether that is late or not. A timer that fires on time takes over at once, so
-//! failover is unchanged; a backup that overslept takes over at most one grace later than it
-//! would have. Seen in the bench's 10-minute soak at advbase 0 (`0/1`, master-down 11.7 ms):
-//! the master's adverts stopped for 19.4 ms while the hypervisor held this VM, and the
-//! backup, woken at the same moment as the master, fired before the master's next advert
-//! reached it: two state changes. Later takeover only widens the gap the dataplane's
-//! fail-silent deadline keeps (`crate::dataplane::master_hold`). OpenBSD has no such rule:
-//! its timeouts run from the kernel's softclock, which a stalled VM delays alike.
+//! A master-down timer that fires a quarter of [`Vhid::oversleep_grace`] (one interval, at
+//! most [`OVERSLEEP_GRACE_MAX`]) or more after its deadline means that this host was not
+//! running when the deadline passed (carpd's timers fire within tens of microseconds
+//! otherwise): its CPU was taken (steal on a VM, a busier real-time task), or the whole
+//! machine stood still. A master on the same machine, or on one frozen by the same host,
+//! stood still too, and its next advert is on its way the moment it runs again; the silence
+//! this backup slept through says nothing about the master. So the first late expiry since
+//! an advert armed the timer moves the deadline to `now + grace`
+//! ([`Action::MasterDownPostponed`]); an advert (or a repeat the dataplane saw) in that time
+//! re-arms the timer as usual, and without one the backup takes over when it fires again,
+//! whether that is late or not. A timer that fires on time takes over at once, so failover
+//! is unchanged; a backup that overslept takes over at most one grace later than it would
+//! have. Seen in the bench's 10-minute soaks at advbase 0 (`0/1`, master-down 11.7 ms): the
+//! hypervisor held both virtual CPUs, the master's adverts stopped for 15.8 ms, and the
+//! backup, its timer 3.9 ms late, took over 0.13 ms before the master's next advert came:
+//! two state changes (a first version of this rule, which waited only after a whole
+//! interval late, missed that one by microseconds). Later takeover only widens the gap the
+//! dataplane's fail-silent deadline keeps (`crate::dataplane::master_hold`). OpenBSD has no
+//! such rule: its timeouts run from the kernel's softclock, which a stalled VM delays alike.
 //!
+//! # Announcements
 //! A takeover sends a gratuitous ARP for every IPv4 address and an unsolicited neighbour
 //! advertisement for every IPv6 address ([`Announcement::ArpAndNa`]); after the second advert
 //! that follows, only the ARP is repeated ([`Announcement::ArpOnly`], OpenBSD's
@@ -536,9 +539,9 @@ impl Vhid {
         self.interval() * 3
     }
 
-    /// How late a master-down timer may fire before this host counts as having overslept
-    /// it, and how long it then waits for adverts held up by the same stall: one interval,
-    /// at most [`OVERSLEEP_GRACE_MAX`] (see the module doc).
+    /// How long a backup that overslept its master-down deadline waits for adverts held up
+    /// by the same stall: one interval, at most [`OVERSLEEP_GRACE_MAX`]. It overslept when the
+    /// timer fired a quarter of this or more late (see the module doc).
     pub fn oversleep_grace(&self) -> Duration {
         self.interval().min(OVERSLEEP_GRACE_MAX)
     }
@@ -849,8 +852,9 @@ impl Vhid {
                     .map(|at| (i, at))
             })
             .collect();
-        let overslept =
-            |&(i, at): &(usize, Duration)| now - at >= grace && self.postponed_to[i] != Some(at);
+        let overslept = |&(i, at): &(usize, Duration)| {
+            now - at >= grace / 4 && self.postponed_to[i] != Some(at)
+        };
         if expired.is_empty() || !expired.iter().all(overslept) {
             return false;
         }
@@ -1255,7 +1259,7 @@ mod tests {
     }
 
     /// The bench's soak stall: at 0/1 (3.9 ms interval, 11.7 ms master-down) the backup
-    /// woke 8 ms after its deadline, with the master's advert still to come.
+    /// woke 3.9 ms after its deadline, with the master's advert still to come.
     #[test]
     fn a_backup_that_overslept_waits_one_interval_for_held_up_adverts() {
         let mut b = backup(0, 1, false);
@@ -1263,11 +1267,14 @@ mod tests {
         let down = b.next_deadline().unwrap();
         let grace = b.oversleep_grace();
         assert_eq!(grace, interval(0, 1));
-        let woke = down + ms(8);
+        let woke = down + us(3_900);
         let postponed = b.handle(woke, Event::TimerExpired);
         assert_eq!(
             postponed,
-            vec![Action::MasterDownPostponed { late: ms(8), grace }]
+            vec![Action::MasterDownPostponed {
+                late: us(3_900),
+                grace
+            }]
         );
         assert_eq!(b.state(), State::Backup);
         assert_eq!(b.next_deadline(), Some(woke + grace));
@@ -1311,8 +1318,9 @@ mod tests {
     }
 
     #[test]
-    fn a_timer_on_time_or_less_than_the_grace_late_takes_over_at_once() {
-        for late in [Duration::ZERO, us(3_800)] {
+    fn a_timer_on_time_or_less_than_a_quarter_of_the_grace_late_takes_over_at_once() {
+        // A quarter of 3.906 ms is 976 µs.
+        for late in [Duration::ZERO, us(970)] {
             let mut b = backup(0, 1, false);
             let down = b.next_deadline().unwrap();
             b.handle(down + late, Event::TimerExpired);
@@ -1333,7 +1341,7 @@ mod tests {
         assert!(postponed(&b.handle(down + ms(60), Event::TimerExpired)));
         b.handle(down + ms(70), rx(1, 0, 0));
         let down = b.next_deadline().unwrap();
-        b.handle(down + grace - us(1), Event::TimerExpired);
+        b.handle(down + grace / 4 - us(1), Event::TimerExpired);
         assert_eq!(b.state(), State::Master);
     }
 

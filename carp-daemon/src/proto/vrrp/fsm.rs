@@ -38,8 +38,8 @@
 //! most once per interval, as the CARP machine heals a split brain (keepalived's default too,
 //! unless `vrrp_lower_prio_no_advert`): the intruder steps back within a round trip.
 //!
-//! A BACKUP whose master-down timer fires at least `Master_Adver_Interval` (at most
-//! [`OVERSLEEP_GRACE_MAX`]) late overslept it: it waits that long once more, for adverts held
+//! A BACKUP whose master-down timer fires a quarter of `Master_Adver_Interval` (at most
+//! [`OVERSLEEP_GRACE_MAX`]) or more late overslept it: it waits that interval once more, for adverts held
 //! up by the same stall, before taking over, as the CARP machine does (see "A backup that
 //! overslept" in [`crate::proto::fsm`]). Not after a resignation: Skew_Time is the whole
 //! point there, and the master asked to be replaced.
@@ -267,9 +267,8 @@ impl VirtualRouter {
         cs(u64::from(self.master_adver_interval)) * 3 + self.skew_time()
     }
 
-    /// How late the master-down timer may fire before this host counts as having overslept
-    /// it, and how long it then waits: `Master_Adver_Interval`, at most
-    /// [`OVERSLEEP_GRACE_MAX`].
+    /// How long a backup that overslept its master-down deadline (by a quarter of this or
+    /// more) waits: `Master_Adver_Interval`, at most [`OVERSLEEP_GRACE_MAX`].
     pub fn oversleep_grace(&self) -> Duration {
         cs(u64::from(self.master_adver_interval)).min(OVERSLEEP_GRACE_MAX)
     }
@@ -350,7 +349,7 @@ impl VirtualRouter {
         }
         if let Some(at) = self.master_down_at.filter(|at| *at <= now) {
             let grace = self.oversleep_grace();
-            if !self.resigned && now - at >= grace && self.postponed_to != Some(at) {
+            if !self.resigned && now - at >= grace / 4 && self.postponed_to != Some(at) {
                 self.master_down_at = Some(now + grace);
                 self.postponed_to = self.master_down_at;
                 out.push(VrrpAction::MasterDownPostponed {
@@ -627,7 +626,7 @@ mod tests {
             changed(State::Backup, State::Master, VrrpReason::MasterDownTimer)
         );
         // On time or less than the grace late: at once; after a resignation: never waits.
-        for late in [Duration::ZERO, ms(9)] {
+        for late in [Duration::ZERO, ms(2)] {
             let mut r = router(100, 1, false);
             r.handle(Duration::ZERO, VrrpEvent::Up { primary: OURS });
             let at = r.next_deadline().unwrap() + late;
