@@ -15,8 +15,9 @@ use super::{Ctx, PROBE_IP, Pair};
 /// windows: a window holds only as many adverts as seconds, and one slow wake-up among 20
 /// moves the mean by several percent (in one quarter of an hour the windows of one row
 /// measured 116 to 146 µs per advert, the peers' alike, and with three windows carpd and
-/// keepalived, within 5 % of each other, swapped places from run to run). The windows of those rows take turns (each tool's
-/// first, then each tool's second, ...; see [`merge`]): this shared VM's load drifts over
+/// keepalived, within 5 % of each other, swapped places from run to run). The windows of
+/// those rows take turns (each tool's first, then each tool's second, ...; see [`merge`]):
+/// this shared VM's load drifts over
 /// minutes, and rows measured one after the other compared the host's quarter-hours more
 /// than the tools.
 pub const ONE_ADVERT_A_SECOND_WINDOWS: u32 = 6;

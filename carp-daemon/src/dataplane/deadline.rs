@@ -45,8 +45,8 @@
 //!   switches learn the virtual MAC on either port until the old host falls silent. The old
 //!   deadline (two intervals) avoided this whenever `I_b > 2/3 × I_m`; the master cannot know
 //!   the backups' intervals (backups do not advertise), so it assumes the stable case.
-//! - A backup whose master-down timer fired a quarter interval or more late waits once more, up to
-//!   an interval (at most 50 ms), for adverts held up by the same stall (the state
+//! - A backup whose master-down timer fired a quarter interval or more late waits once
+//!   more, up to an interval (at most 50 ms), for adverts held up by the same stall (the state
 //!   machine's "A backup that overslept"): it takes over later than `3 × I_b`, never
 //!   earlier, so the bound above holds; only the client of a master that really died while
 //!   the backup stood still waits that much longer.

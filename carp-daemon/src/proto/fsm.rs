@@ -134,6 +134,18 @@ use super::packet::{advertised_us, interval};
 /// it stays small against the 3 s or more of a failover.
 pub const OVERSLEEP_GRACE_MAX: Duration = Duration::from_millis(50);
 
+/// Whether a master-down timer due `at` and fired `now` was overslept: a quarter of `grace`
+/// or more late, and not already postponed to `at` (see the module doc). CARP's and VRRP's
+/// machines share the rule.
+pub(crate) fn overslept(
+    at: Duration,
+    now: Duration,
+    grace: Duration,
+    postponed_to: Option<Duration>,
+) -> bool {
+    now - at >= grace / 4 && postponed_to != Some(at)
+}
+
 /// Consecutive failed sends before the machine asks for demotion, and successful ones after
 /// that before it asks to undo it (OpenBSD `CARP_SENDAD_MAX_ERRORS`/`CARP_SENDAD_MIN_SUCCESS`
 /// with one vhid per carp interface).
@@ -852,10 +864,11 @@ impl Vhid {
                     .map(|at| (i, at))
             })
             .collect();
-        let overslept = |&(i, at): &(usize, Duration)| {
-            now - at >= grace / 4 && self.postponed_to[i] != Some(at)
-        };
-        if expired.is_empty() || !expired.iter().all(overslept) {
+        if expired.is_empty()
+            || !expired
+                .iter()
+                .all(|&(i, at)| overslept(at, now, grace, self.postponed_to[i]))
+        {
             return false;
         }
         let late = expired

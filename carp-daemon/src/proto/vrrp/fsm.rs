@@ -39,18 +39,16 @@
 //! unless `vrrp_lower_prio_no_advert`): the intruder steps back within a round trip.
 //!
 //! A BACKUP whose master-down timer fires a quarter of `Master_Adver_Interval` (at most
-//! [`OVERSLEEP_GRACE_MAX`]) or more late overslept it: it waits that interval once more, for adverts held
-//! up by the same stall, before taking over, as the CARP machine does (see "A backup that
-//! overslept" in [`crate::proto::fsm`]). Not after a resignation: Skew_Time is the whole
+//! [`OVERSLEEP_GRACE_MAX`]) or more late overslept it: it waits that interval once more,
+//! for adverts held up by the same stall, before taking over, as the CARP machine does (see
+//! "A backup that overslept" in [`crate::proto::fsm`]). Not after a resignation: Skew_Time is the whole
 //! point there, and the master asked to be replaced.
 use std::net::IpAddr;
-
-pub use crate::proto::fsm::OVERSLEEP_GRACE_MAX;
 use std::time::Duration;
 
 use carp_common::vrrp::{VRRP_MAX_ADVERT_INTERVAL, VRRP_PRIORITY_OWNER, VRRP_PRIORITY_RESIGN};
 
-use crate::proto::fsm::{Announcement, Family, State};
+use crate::proto::fsm::{Announcement, Family, OVERSLEEP_GRACE_MAX, State, overslept};
 
 /// The configured identity and timing of a virtual router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -349,7 +347,7 @@ impl VirtualRouter {
         }
         if let Some(at) = self.master_down_at.filter(|at| *at <= now) {
             let grace = self.oversleep_grace();
-            if !self.resigned && now - at >= grace / 4 && self.postponed_to != Some(at) {
+            if !self.resigned && overslept(at, now, grace, self.postponed_to) {
                 self.master_down_at = Some(now + grace);
                 self.postponed_to = self.master_down_at;
                 out.push(VrrpAction::MasterDownPostponed {
