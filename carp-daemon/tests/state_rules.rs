@@ -272,9 +272,12 @@ fn a_carpdev_without_link_demotes_its_groups_from_the_start() {
     })
     .unwrap_or_else(|_| panic!("admin down did not demote; log:\n{}", r1.log()));
     assert_eq!(r1.state_of("carp1").as_deref(), Some("INIT"));
-    let sent = adverts_sent(&r1);
-    wait_until(Duration::from_secs(5), || adverts_sent(&r1) > sent).expect("adverts");
-    let pcap = capture.stop_and_read().unwrap();
+    let pcap = capture
+        .wait_for_packets("an advert with demote 1", Duration::from_secs(5), |pcap| {
+            pcap.packets.iter().any(|p| advert_demote(p) == Some(1))
+        })
+        .unwrap();
+    drop(capture);
     let first_demoted = pcap
         .packets
         .iter()

@@ -103,20 +103,38 @@ fn auto_mode_on_a_plain_lab_answers_arp_and_ns_from_the_master() {
         "ARP reply for the VIP"
     );
     assert_eq!(ndisc(client).as_deref(), Some(VMAC), "NA for the VIP");
-    let from_r1 = replies_r1.stop_and_read().unwrap();
-    let from_r2 = replies_r2.stop_and_read().unwrap();
     let is_arp_reply = |d: &[u8]| d.len() >= 22 && d[12..14] == [0x08, 0x06] && d[20..22] == [0, 2];
     // ICMPv6 type 136 (neighbour advertisement), after 14 + 40 bytes of headers.
     let is_na = |d: &[u8]| d.len() > 54 && d[12..14] == [0x86, 0xdd] && d[20] == 58 && d[54] == 136;
     let count = |pcap: &carp_tests::pcap::Pcap, f: &dyn Fn(&[u8]) -> bool| {
         pcap.packets.iter().filter(|p| f(&p.data)).count()
     };
-    assert!(
-        count(&from_r1, &is_arp_reply) >= 1,
-        "the master sent the ARP reply"
+    // The client has both answers, so they crossed the master's port; tcpdump may not have
+    // read them yet: wait for them in the file rather than stop it under their feet.
+    let from_r1 = replies_r1.wait_for_packets(
+        "the master's ARP reply and NA in the capture at its port",
+        Duration::from_secs(5),
+        |pcap| count(pcap, &is_arp_reply) >= 1 && count(pcap, &is_na) >= 1,
     );
-    assert!(count(&from_r1, &is_na) >= 1, "the master sent the NA");
+    if let Err(e) = from_r1 {
+        let pcap = replies_r1.stop_and_read().unwrap();
+        panic!(
+            "{e}: {} ARP replies, {} NAs from the master",
+            count(&pcap, &is_arp_reply),
+            count(&pcap, &is_na)
+        )
+    }
+    drop(replies_r1);
+    let from_r2 = replies_r2.stop_and_read().unwrap();
+    // The target address follows the 8-byte ICMPv6 header.
+    let vip6: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let is_na_for_vip = |d: &[u8]| is_na(d) && d.len() >= 78 && d[62..78] == vip6.octets();
     assert_eq!(count(&from_r2, &is_arp_reply), 0, "the backup stays silent");
+    assert_eq!(
+        count(&from_r2, &is_na_for_vip),
+        0,
+        "the backup stays silent"
+    );
 
     // A restarted carpd adopts the pinned link and logs the mode it runs in.
     let mut r1 = r1;

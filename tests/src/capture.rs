@@ -2,8 +2,11 @@
 //!
 //! tcpdump prints "listening on IF" only after the socket is open and the filter attached, so
 //! [`Host::capture`](crate::Host::capture) returns once that line appeared: every packet sent
-//! afterwards is in the file. `-U --immediate-mode` makes each packet reach the file as it arrives, so stopping
-//! with SIGTERM loses nothing still buffered.
+//! afterwards reaches the file. `-U --immediate-mode` makes each packet reach the file as
+//! tcpdump reads it, so SIGTERM loses nothing tcpdump holds; but a frame can still sit in the
+//! capture socket, unread, when the signal lands (the frame reached its receiver before
+//! tcpdump ran). A test that needs a frame it knows was sent waits for it in the file first:
+//! [`Capture::wait_for_packets`].
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -144,6 +147,28 @@ impl Capture {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Waits until the packets written so far satisfy `done` (the file is read as it grows)
+    /// and returns them; a timeout names `what` was awaited.
+    pub fn wait_for_packets(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Pcap) -> bool,
+    ) -> Result<Pcap, LabError> {
+        let mut last = None;
+        crate::wait_for(what, timeout, || {
+            // A read can catch the file between a record's header and its data: try again.
+            match pcap::read(&self.path) {
+                Ok(pcap) if done(&pcap) => {
+                    last = Some(pcap);
+                    true
+                }
+                _ => false,
+            }
+        })?;
+        Ok(last.expect("set when the wait succeeded"))
     }
 
     /// Stops tcpdump (SIGTERM, so it closes the file properly) and returns the pcap path.
