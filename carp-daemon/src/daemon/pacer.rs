@@ -41,11 +41,17 @@
 //! sends nothing, and at advbase 0 advskew 0/1 a backup takes over after 11.7 ms. So with
 //! two CPUs or more, the pacer is pinned off one of them and a standby is pinned to it:
 //! the standby wakes half an interval after each short-interval advert's deadline and sends
-//! the advert if it is still unsent (both take the same lock, so an advert leaves once),
-//! which keeps the gap a backup sees under one and a half intervals. Measured here: over
-//! two minutes, 22 stand-stills of 4 ms or more, none of both CPUs at once. It does not
-//! help when the pacer stands still while it holds the lock (a send takes microseconds of
-//! the interval), nor when the whole machine stands still (the backup with it).
+//! the advert if it is still unsent, which keeps the gap a backup sees under one and a half
+//! intervals. Measured here: over two minutes, 22 stand-stills of 4 ms or more, none of both
+//! CPUs at once. It does not help when the whole machine stands still (the backup with it).
+//!
+//! So that a thread that stands still in a send holds nobody up, an advert is claimed under
+//! the book's lock and sent outside it. A send is about 100 µs here (the switch and the
+//! receivers' stacks run in it), 2.5 % of an advbase 0 interval: with the lock held through
+//! it, the stand-stills above would catch the sender in a send about once per ten minutes,
+//! and the standby would wait on the lock as long.
+//! An advert the sender claimed and has not settled half an interval after its deadline is
+//! sent again by the standby: the backup gets it twice rather than not at all.
 //!
 //! The standby wakes for every short-interval advert, sent or not, and costs CPU for it
 //! (about 40 µs per advert here). A standby woken only for a late advert, by a timerfd the
@@ -151,6 +157,8 @@ pub struct Returned {
 
 struct Loan {
     key: String,
+    /// Tells this loan apart from a later one under the same key.
+    id: u64,
     lease: Lease,
     next: Duration,
     left: u32,
@@ -162,6 +170,16 @@ struct Loan {
     by_standby: u64,
     /// The IPv4 id generator (xorshift): OpenBSD gives every advert a random id.
     ip_id_state: u32,
+    /// Adverts claimed and not yet settled: both threads send outside the lock.
+    in_flight: u32,
+    /// The deadline of the advert the sender claimed and has not settled; the standby sends
+    /// a copy of it half an interval late (`covered`: it has).
+    sender_claim: Option<Duration>,
+    covered: bool,
+    /// Being taken back: nothing more is claimed, the sends in flight are awaited.
+    ending: bool,
+    /// The latest dataplane deadline the pacer set: a send settled late never moves it back.
+    renewed_to: Duration,
 }
 
 impl Loan {
@@ -174,24 +192,55 @@ impl Loan {
         }
     }
 
+    /// Whether anything more of this loan may be claimed.
+    fn is_open(&self) -> bool {
+        !self.ending && self.failed.is_none()
+    }
+
     /// When `role` must wake for this loan: its next advert's deadline (the sender's, as
-    /// the loop's timer is armed) and the role's lag; `None` when the loan has ended.
+    /// the loop's timer is armed) and the role's lag, or for the standby the sender's
+    /// unsettled claim and the lag if that is earlier; `None` when nothing is left to do.
     fn wake_at(&self, role: Role) -> Option<Duration> {
         let lag = self.lag(role)?;
-        (self.left > 0 && self.failed.is_none()).then_some(self.next + lag)
+        if !self.is_open() {
+            return None;
+        }
+        let regular = (self.left > 0).then_some(self.next + lag);
+        let cover = match role {
+            Role::Standby if !self.covered => self.sender_claim.map(|due| due + lag),
+            _ => None,
+        };
+        regular.into_iter().chain(cover).min()
     }
 
-    /// Whether its next advert may go out at `now`: within the slack of its deadline, so
-    /// that a wake-up for one vhid takes the others due about then along.
-    fn is_due(&self, now: Duration, role: Role) -> bool {
-        self.wake_at(role)
-            .is_some_and(|at| at.saturating_sub(self.lease.slack) <= now)
+    /// Whether an advert due at `due` may go out at `now` for `role`: within the slack of
+    /// its deadline and lag, so that a wake-up for one vhid takes the others due about then
+    /// along.
+    fn is_due(&self, due: Duration, lag: Duration, now: Duration) -> bool {
+        (due + lag).saturating_sub(self.lease.slack) <= now
     }
 
-    /// Sends what is due at `now` for `role` (skips it while the loop is hung); true if a
-    /// send failed (the loan has ended).
-    fn send_due(&mut self, now: Duration, role: Role, watch: &LoopWatch) -> bool {
-        while self.is_due(now, role) {
+    /// Claims what is due at `now` for `role` into `claims`, to be sent outside the lock
+    /// (skips it while the loop is hung).
+    fn claim_due(&mut self, now: Duration, role: Role, watch: &LoopWatch, claims: &mut Claims) {
+        let Some(lag) = self.lag(role).filter(|_| self.is_open()) else {
+            return;
+        };
+        // The sender claimed an advert and stands still before it left: send a copy.
+        if role == Role::Standby
+            && !self.covered
+            && let Some(due) = self.sender_claim
+            && self.is_due(due, lag, now)
+        {
+            self.covered = true;
+            let before = clock();
+            if watch.hung(before) {
+                self.skipped += 1;
+            } else {
+                self.claim(due, before, true, claims);
+            }
+        }
+        while self.left > 0 && self.is_due(self.next, lag, now) {
             // The deadline counts from a reading taken before the send, as the loop's.
             let before = clock();
             let interval = self.lease.interval;
@@ -210,23 +259,52 @@ impl Loan {
                 self.skipped += 1;
                 continue;
             }
-            for i in 0..self.lease.frames.len() {
-                let v6 = self.lease.frames[i].v6;
-                if !v6 {
-                    let id = self.next_ip_id();
-                    set_ipv4_id(&mut self.lease.frames[i].bytes, id);
-                }
-                if let Err(err) = self.lease.sink.send(&self.lease.frames[i].bytes) {
-                    self.failed = Some((v6, err));
-                    return true;
-                }
-                self.sent[usize::from(v6)] += 1;
+            if role == Role::Sender {
+                self.sender_claim = Some(due);
+                self.covered = false;
             }
-            if role == Role::Standby {
-                self.by_standby += 1;
+            self.claim(due, before, false, claims);
+        }
+    }
+
+    /// Copies the advert due at `due` into `claims`, with an IPv4 id of its own.
+    fn claim(&mut self, due: Duration, before: Duration, cover: bool, claims: &mut Claims) {
+        self.in_flight += 1;
+        let claim = claims.push();
+        claim.loan = self.id;
+        claim.due = due;
+        claim.before = before;
+        claim.cover = cover;
+        claim.sink = Some(Arc::clone(&self.lease.sink));
+        claim.frames.clone_from(&self.lease.frames);
+        for i in 0..claim.frames.len() {
+            if !claim.frames[i].v6 {
+                let id = self.next_ip_id();
+                set_ipv4_id(&mut claim.frames[i].bytes, id);
             }
-            if let Some((cell, hold)) = &self.lease.deadline {
-                cell.store((before + *hold).as_nanos() as u64);
+        }
+    }
+
+    /// Takes in what `role`'s send of `claim` did; true if it failed (the loan has ended).
+    fn settle(&mut self, claim: &mut Claim, role: Role) -> bool {
+        self.in_flight -= 1;
+        if role == Role::Sender && self.sender_claim == Some(claim.due) {
+            self.sender_claim = None;
+        }
+        self.sent[0] += claim.sent[0];
+        self.sent[1] += claim.sent[1];
+        if let Some(failed) = claim.failed.take() {
+            self.failed.get_or_insert(failed);
+            return true;
+        }
+        if role == Role::Standby {
+            self.by_standby += 1;
+        }
+        if let Some((cell, hold)) = &self.lease.deadline {
+            let until = claim.before + *hold;
+            if until > self.renewed_to {
+                self.renewed_to = until;
+                cell.store(until.as_nanos() as u64);
             }
         }
         false
@@ -274,9 +352,77 @@ fn set_ipv4_id(frame: &mut [u8], id: u16) {
     header[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
+/// An advert a thread claimed under the lock, to send outside it.
+#[derive(Default)]
+struct Claim {
+    /// The loan's id ([`Loan::id`]).
+    loan: u64,
+    due: Duration,
+    /// The clock reading before the claim, which the dataplane deadline counts from.
+    before: Duration,
+    /// A copy of an advert the sender claimed and had not sent.
+    cover: bool,
+    sink: Option<Arc<dyn FrameSink>>,
+    frames: Vec<AdvertFrame>,
+    /// What the send did: frames sent per family, and the error that stopped it.
+    sent: [u64; 2],
+    failed: Option<(bool, io::Error)>,
+}
+
+impl Claim {
+    fn send(&mut self) {
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        for frame in &self.frames {
+            if let Err(err) = sink.send(&frame.bytes) {
+                self.failed = Some((frame.v6, err));
+                return;
+            }
+            self.sent[usize::from(frame.v6)] += 1;
+        }
+    }
+}
+
+/// The claims of one round of a thread. Kept from round to round, so that the frame
+/// buffers are reused rather than allocated per advert.
+#[derive(Default)]
+struct Claims {
+    list: Vec<Claim>,
+    len: usize,
+}
+
+impl Claims {
+    /// A claim to fill in, cleared of what it said before.
+    fn push(&mut self) -> &mut Claim {
+        if self.len == self.list.len() {
+            self.list.push(Claim::default());
+        }
+        self.len += 1;
+        let claim = &mut self.list[self.len - 1];
+        claim.sent = [0; 2];
+        claim.failed = None;
+        claim
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Claim] {
+        &mut self.list[..self.len]
+    }
+
+    /// Forgets the round's claims, letting go of their sockets.
+    fn clear(&mut self) {
+        for claim in self.as_mut_slice() {
+            claim.sink = None;
+        }
+        self.len = 0;
+    }
+}
+
 #[derive(Default)]
 struct Book {
     loans: Vec<Loan>,
+    /// The id the next loan gets.
+    next_id: u64,
     /// Until when the thread sleeps (`None`: until told): a loan due later needs no
     /// wake-up, so the loop's lending back and forth under a stream of adverts costs the
     /// thread nothing.
@@ -296,6 +442,8 @@ struct Shared {
     /// Wakes the sender; `standby_changed` the standby.
     changed: Condvar,
     standby_changed: Condvar,
+    /// Tells a loop taking loans back that their sends in flight have settled.
+    settled: Condvar,
     failed: Arc<Notify>,
     watch: LoopWatch,
     /// `realtime_priority`: the SCHED_FIFO priority for short intervals.
@@ -396,8 +544,7 @@ impl Pacer {
 
     /// Lends `lease` under `key` (an election's name), replacing a loan it may still have.
     pub fn lend(&self, key: &str, lease: Lease) {
-        let mut book = self.shared.book();
-        book.loans.retain(|l| l.key != key);
+        let (mut book, _) = self.end_loans(|l| l.key == key);
         let ip_id_state = rand::random::<u32>() | 1;
         // Woken early for an earlier deadline, or to enter real time before a fast loan's
         // first advert.
@@ -409,8 +556,11 @@ impl Pacer {
             book.standby_asleep_until
                 .is_none_or(|at| lease.first + lag < at)
         });
+        let id = book.next_id;
+        book.next_id += 1;
         book.loans.push(Loan {
             key: key.to_owned(),
+            id,
             next: lease.first,
             left: lease.count,
             lease,
@@ -419,6 +569,11 @@ impl Pacer {
             skipped: 0,
             by_standby: 0,
             ip_id_state,
+            in_flight: 0,
+            sender_claim: None,
+            covered: false,
+            ending: false,
+            renewed_to: Duration::ZERO,
         });
         drop(book);
         if wake {
@@ -430,17 +585,43 @@ impl Pacer {
     }
 
     /// Ends `key`'s loan, if it has one, and says what it did. After this returns the pacer
-    /// sends nothing more of it.
+    /// sends nothing more of it: a send in flight is waited for.
     pub fn take_back(&self, key: &str) -> Option<Returned> {
-        let mut book = self.shared.book();
-        let at = book.loans.iter().position(|l| l.key == key)?;
-        Some(book.loans.swap_remove(at).returned().1)
+        let (book, mut ended) = self.end_loans(|l| l.key == key);
+        drop(book);
+        ended.pop().map(|loan| loan.returned().1)
     }
 
     /// Ends every loan; see [`Pacer::take_back`].
     pub fn take_back_all(&self) -> Vec<(String, Returned)> {
+        let (book, ended) = self.end_loans(|_| true);
+        drop(book);
+        ended.into_iter().map(Loan::returned).collect()
+    }
+
+    /// Ends the loans `which` picks: nothing more of them is claimed, the sends in flight
+    /// are waited for (a thread may stand still in one as long as its CPU is taken), and
+    /// they leave the book.
+    fn end_loans(&self, which: impl Fn(&Loan) -> bool) -> (MutexGuard<'_, Book>, Vec<Loan>) {
         let mut book = self.shared.book();
-        book.loans.drain(..).map(Loan::returned).collect()
+        let mut any = false;
+        for loan in book.loans.iter_mut().filter(|l| which(l)) {
+            loan.ending = true;
+            any = true;
+        }
+        if !any {
+            return (book, Vec::new());
+        }
+        while book.loans.iter().any(|l| l.ending && l.in_flight > 0) {
+            book = (self.shared.settled)
+                .wait(book)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let (ended, kept) = std::mem::take(&mut book.loans)
+            .into_iter()
+            .partition(|l| l.ending);
+        book.loans = kept;
+        (book, ended)
     }
 
     /// The names of the loans a failed send has ended.
@@ -547,6 +728,7 @@ fn pin(name: &str, cpus: &[usize]) {
 }
 
 fn run(shared: &Shared, role: Role) {
+    let mut claims = Claims::default();
     let mut book = shared.book();
     while !book.stop {
         if role == Role::Sender {
@@ -567,12 +749,31 @@ fn run(shared: &Shared, role: Role) {
             continue;
         }
         let now = clock();
-        let mut failed = false;
         for loan in &mut book.loans {
-            failed |= loan.send_due(now, role, &shared.watch);
+            loan.claim_due(now, role, &shared.watch, &mut claims);
         }
-        if failed {
-            shared.failed.notify_one();
+        if claims.len > 0 {
+            // Sent outside the lock: a thread that stands still in a send (its CPU taken by
+            // the hypervisor) keeps neither the other thread nor the loop waiting.
+            drop(book);
+            for claim in claims.as_mut_slice() {
+                claim.send();
+            }
+            book = shared.book();
+            let (mut failed, mut settled) = (false, false);
+            for claim in claims.as_mut_slice() {
+                if let Some(loan) = book.loans.iter_mut().find(|l| l.id == claim.loan) {
+                    failed |= loan.settle(claim, role);
+                    settled |= loan.ending && loan.in_flight == 0;
+                }
+            }
+            claims.clear();
+            if failed {
+                shared.failed.notify_one();
+            }
+            if settled {
+                shared.settled.notify_all();
+            }
         }
         let wake = book.loans.iter().filter_map(|l| l.wake_at(role)).min();
         let changed = match role {
@@ -608,10 +809,13 @@ mod tests {
     use carp_common::frame::internet_checksum;
 
     /// Records what it is given, with the time; fails from the `fail_from`th frame on.
+    /// While `hold_sender` is set, a send from the pacer's sender stands still (as a thread
+    /// whose CPU the hypervisor took in the middle of a send).
     #[derive(Default)]
     struct Recorder {
         frames: Mutex<Vec<(Duration, Vec<u8>)>>,
         fail_from: Option<usize>,
+        hold_sender: std::sync::atomic::AtomicBool,
     }
 
     impl Recorder {
@@ -624,6 +828,11 @@ mod tests {
 
     impl FrameSink for Recorder {
         fn send(&self, frame: &[u8]) -> io::Result<()> {
+            while self.hold_sender.load(Ordering::Relaxed)
+                && std::thread::current().name() == Some("carpd-pacer")
+            {
+                std::thread::sleep(ms(1));
+            }
             let mut frames = self.frames.lock().unwrap();
             if self.fail_from.is_some_and(|n| frames.len() >= n) {
                 return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
@@ -1038,6 +1247,63 @@ mod tests {
         });
         wait_until("the standby idle", || {
             pacer.shared.book().standby_asleep_until.is_none()
+        });
+    }
+
+    #[test]
+    fn the_standby_covers_a_sender_that_stands_still_in_a_send() {
+        let pacer = Pacer::start(None, LoopWatch::default()).unwrap();
+        if pacer.threads.len() < 2 {
+            eprintln!("skipping: one CPU, no standby");
+            return;
+        }
+        let sink = Arc::new(Recorder::default());
+        let interval = ms(20);
+        pacer.lend(
+            "carp1",
+            Lease {
+                interval,
+                ..lease(sink.clone(), clock() + ms(20), 1000)
+            },
+        );
+        wait_until("2 adverts", || sink.frames.lock().unwrap().len() >= 4);
+        sink.hold_sender.store(true, Ordering::Relaxed);
+        let held = clock();
+        // The sender claims its next advert and stands still in the send; the standby
+        // sends a copy of it and the ones after, half an interval late each.
+        wait_until("6 adverts while the sender stands still in a send", || {
+            let frames = sink.frames.lock().unwrap();
+            frames.iter().filter(|f| f.0 > held).count() >= 12
+        });
+        let is_v4 = |f: &&(Duration, Vec<u8>)| f.1[12..14] == [0x08, 0x00];
+        let times: Vec<Duration> = {
+            let frames = sink.frames.lock().unwrap();
+            frames.iter().filter(is_v4).map(|f| f.0).collect()
+        };
+        // A backup declares the master down after three intervals; the gaps stay well
+        // under two.
+        for pair in times.windows(2) {
+            assert!(pair[1] - pair[0] < interval * 2, "{:?}", pair[1] - pair[0]);
+        }
+
+        std::thread::scope(|scope| {
+            // Taking back waits for the send in flight.
+            let taking = scope.spawn(|| pacer.take_back("carp1").unwrap());
+            wait_until("the loan ending", || {
+                pacer.shared.book().loans.iter().any(|l| l.ending)
+            });
+            assert!(!taking.is_finished(), "took back under a send in flight");
+            sink.hold_sender.store(false, Ordering::Relaxed);
+            let back = taking.join().unwrap();
+            let sent = sink.frames.lock().unwrap().len();
+            assert_eq!(sent as u64, back.sent[0] + back.sent[1]);
+            assert!(back.by_standby >= 6, "{}", back.by_standby);
+            std::thread::sleep(interval * 3);
+            assert_eq!(
+                sink.frames.lock().unwrap().len(),
+                sent,
+                "sent after take_back"
+            );
         });
     }
 
