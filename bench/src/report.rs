@@ -476,6 +476,10 @@ fn soak_section(md: &mut String, r: &Results) {
          the whole machine stood still (steal time on this shared VM), not the dataplane. \
          Steal is what the hypervisor took from this VM's virtual CPUs during the soak \
          (/proc/stat, 10 ms ticks): in all, and the most from one CPU in one 10-ms reading. \
+         The standby's adverts are those the master's standby thread sent because its \
+         sender had not (its CPU held, see the advert pacer), and the postponements the \
+         master-down timers the backup found it had overslept and moved once (README, \
+         \"A backup that overslept\"): stand-stills carpd rode out. \
          The first stable candidate is used as carpd's fastest setting above. carpd \
          runs with `--realtime-priority {}` (SCHED_FIFO, memory locked), as the shipped \
          systemd unit runs it; the last row is the chosen setting without it.\n",
@@ -483,9 +487,12 @@ fn soak_section(md: &mut String, r: &Results) {
     );
     let _ = writeln!(
         md,
-        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | master's longest advert interval (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | steal: all / longest (ms) | stable |"
+        "| timers | real time | advert interval | master down after | duration | state changes | longest ARP silence (ms) | longest unanswered request (ms) | master's longest advert interval (ms) | adverts late (> 1.5 × interval) | mean advert deviation (ms) | steal: all / longest (ms) | standby's adverts / postponed master-downs | stable |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for s in r
         .search
         .iter()
@@ -494,7 +501,7 @@ fn soak_section(md: &mut String, r: &Results) {
     {
         let _ = writeln!(
             md,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} / {:.0} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} / {:.0} | {} | {} |",
             s.setting.timers(),
             if s.realtime { "yes" } else { "no" },
             ms(s.setting.advert_interval().as_secs_f64()),
@@ -508,6 +515,10 @@ fn soak_section(md: &mut String, r: &Results) {
             s.jitter.mean_abs * 1e3,
             s.steal.total_ms,
             s.steal.longest_ms,
+            s.counters.map_or_else(
+                || "–".to_owned(),
+                |c| format!("{} / {}", c.adverts_by_standby, c.master_down_postponed)
+            ),
             if s.stable() { "yes" } else { "no" }
         );
     }

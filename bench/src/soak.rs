@@ -74,7 +74,22 @@ pub struct SoakResult {
     pub steal: steal::Steal,
     /// carpd ran with `--realtime-priority` (as the shipped systemd unit does).
     pub realtime: bool,
+    /// What carpd's own counters said at the end (its metrics endpoint); `None` for a
+    /// scrape that failed.
+    pub counters: Option<Counters>,
 }
+
+/// carpd's counters of the stand-stills it rode out in a soak.
+#[derive(Debug, Clone, Copy)]
+pub struct Counters {
+    /// Adverts the master's standby thread sent because the sender had not (its CPU held).
+    pub adverts_by_standby: u64,
+    /// Master-down timers the backup postponed because it had overslept them.
+    pub master_down_postponed: u64,
+}
+
+/// Where carpd serves its metrics in a soak, inside each router's namespace.
+const METRICS: &str = "127.0.0.1:9120";
 
 impl SoakResult {
     /// Flap-free: no state change after the initial election. The silences are reported
@@ -96,7 +111,7 @@ pub fn search(ctx: &Ctx, plan: &Plan) -> Result<(Setting, Vec<SoakResult>)> {
         println!(
             "  {:<55} {}: {} state changes, longest ARP silence {:.1} ms (a request unanswered \
              {:.1} ms), late adverts {}, longest advert interval {:.1} ms, steal {:.0} ms \
-             (longest {:.0} ms)",
+             (longest {:.0} ms), standby's adverts / postponed master-downs {}",
             setting.label(),
             crate::human(plan.search),
             r.state_changes,
@@ -105,7 +120,11 @@ pub fn search(ctx: &Ctx, plan: &Plan) -> Result<(Setting, Vec<SoakResult>)> {
             r.jitter.late,
             r.jitter.max_interval * 1e3,
             r.steal.total_ms,
-            r.steal.longest_ms
+            r.steal.longest_ms,
+            r.counters.map_or_else(
+                || "unknown".to_owned(),
+                |c| format!("{} / {}", c.adverts_by_standby, c.master_down_postponed)
+            )
         );
         let stable = r.stable();
         trials.push(r);
@@ -123,11 +142,13 @@ pub fn search(ctx: &Ctx, plan: &Plan) -> Result<(Setting, Vec<SoakResult>)> {
 /// Runs the pair at `setting` for `duration` with the other core busy; carpd with its
 /// real-time option (the bench's default) or without it.
 pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> Result<SoakResult> {
-    let bins = if realtime {
+    let mut bins = if realtime {
         ctx.bins.clone()
     } else {
         ctx.bins.without_realtime()
     };
+    bins.carpd_args
+        .extend(["--metrics".to_owned(), METRICS.to_owned()]);
     let (pair, m) = Pair::start_stable_with(ctx, setting, 1, &bins)?;
     let before = pair.state_changes();
     let captures = [
@@ -145,6 +166,7 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
     let requests = probe.stop();
     let steal = stolen.stop();
     let after = pair.state_changes();
+    let counters = counters(ctx, m);
     pair.stop(ctx)?;
     let mut sent = Vec::new();
     for c in captures {
@@ -173,7 +195,38 @@ pub fn soak(ctx: &Ctx, setting: Setting, duration: Duration, realtime: bool) -> 
         jitter,
         steal,
         realtime,
+        counters,
     })
+}
+
+/// The master's standby sends and the backup's postponements, from their metrics.
+fn counters(ctx: &Ctx, master: usize) -> Option<Counters> {
+    let scrape = |host: usize, family: &str| -> Option<u64> {
+        let url = format!("http://{METRICS}/metrics");
+        let out = ctx.lab.host(host).run(["curl", "-sf", &url]).ok()?;
+        if !out.success() {
+            return None;
+        }
+        sum_counter(&out.stdout, family)
+    };
+    Some(Counters {
+        adverts_by_standby: scrape(master, "carp_vhid_adverts_by_standby_total")?,
+        master_down_postponed: scrape(1 - master, "carp_vhid_master_down_postponed_total")?,
+    })
+}
+
+/// The sum of a counter family's samples in a Prometheus text exposition; `None` if it has
+/// none.
+fn sum_counter(text: &str, family: &str) -> Option<u64> {
+    let samples: Vec<u64> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!samples.is_empty()).then(|| samples.iter().sum())
 }
 
 /// The longest time from a request to the next reply: for each gap between two replies
@@ -203,7 +256,23 @@ fn spinner() -> Background {
 
 #[cfg(test)]
 mod tests {
-    use super::longest_unanswered;
+    use super::{longest_unanswered, sum_counter};
+
+    #[test]
+    fn a_counter_family_sums_its_samples_and_only_its_own() {
+        let text = "# TYPE carp_vhid_adverts_by_standby counter\n\
+                    carp_vhid_adverts_by_standby_total{interface=\"carp0\",vhid=\"1\"} 3\n\
+                    carp_vhid_adverts_by_standby_total{interface=\"carp1\",vhid=\"2\"} 4\n\
+                    carp_vhid_adverts_by_standby_total_other 9\n";
+        assert_eq!(
+            sum_counter(text, "carp_vhid_adverts_by_standby_total"),
+            Some(7)
+        );
+        assert_eq!(
+            sum_counter(text, "carp_vhid_master_down_postponed_total"),
+            None
+        );
+    }
 
     #[test]
     fn a_gap_counts_from_the_first_request_in_it() {
