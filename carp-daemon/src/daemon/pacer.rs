@@ -111,10 +111,26 @@ impl FrameSink for PacketSocket {
 
 /// One advert as whole frames, one per address family (IPv4 first), as the loop last sent
 /// it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdvertFrame {
     pub bytes: Vec<u8>,
     pub v6: bool,
+}
+
+// By hand for `clone_from`, which reuses the buffer: a claim copies its loan's frames
+// into the same buffers advert after advert, with no allocation.
+impl Clone for AdvertFrame {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            v6: self.v6,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.bytes.clone_from(&source.bytes);
+        self.v6 = source.v6;
+    }
 }
 
 /// The adverts a state machine lends.
@@ -237,7 +253,7 @@ impl Loan {
             if watch.hung(before) {
                 self.skipped += 1;
             } else {
-                self.claim(due, before, true, claims);
+                self.claim(due, before, claims);
             }
         }
         while self.left > 0 && self.is_due(self.next, lag, now) {
@@ -263,18 +279,17 @@ impl Loan {
                 self.sender_claim = Some(due);
                 self.covered = false;
             }
-            self.claim(due, before, false, claims);
+            self.claim(due, before, claims);
         }
     }
 
     /// Copies the advert due at `due` into `claims`, with an IPv4 id of its own.
-    fn claim(&mut self, due: Duration, before: Duration, cover: bool, claims: &mut Claims) {
+    fn claim(&mut self, due: Duration, before: Duration, claims: &mut Claims) {
         self.in_flight += 1;
         let claim = claims.push();
         claim.loan = self.id;
         claim.due = due;
         claim.before = before;
-        claim.cover = cover;
         claim.sink = Some(Arc::clone(&self.lease.sink));
         claim.frames.clone_from(&self.lease.frames);
         for i in 0..claim.frames.len() {
@@ -360,8 +375,6 @@ struct Claim {
     due: Duration,
     /// The clock reading before the claim, which the dataplane deadline counts from.
     before: Duration,
-    /// A copy of an advert the sender claimed and had not sent.
-    cover: bool,
     sink: Option<Arc<dyn FrameSink>>,
     frames: Vec<AdvertFrame>,
     /// What the send did: frames sent per family, and the error that stopped it.
