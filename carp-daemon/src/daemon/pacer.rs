@@ -249,12 +249,7 @@ impl Loan {
             && self.is_due(due, lag, now)
         {
             self.covered = true;
-            let before = clock();
-            if watch.hung(before) {
-                self.skipped += 1;
-            } else {
-                self.claim(due, before, claims);
-            }
+            self.claim(due, clock(), watch, claims);
         }
         while self.left > 0 && self.is_due(self.next, lag, now) {
             // The deadline counts from a reading taken before the send, as the loop's.
@@ -270,21 +265,27 @@ impl Loan {
             } else {
                 before + interval
             };
-            // Neither sent nor renewed: the dataplane falls silent on its own deadline.
-            if watch.hung(before) {
-                self.skipped += 1;
-                continue;
-            }
-            if role == Role::Sender {
+            if self.claim(due, before, watch, claims) && role == Role::Sender {
                 self.sender_claim = Some(due);
                 self.covered = false;
             }
-            self.claim(due, before, claims);
         }
     }
 
-    /// Copies the advert due at `due` into `claims`, with an IPv4 id of its own.
-    fn claim(&mut self, due: Duration, before: Duration, claims: &mut Claims) {
+    /// Copies the advert due at `due` into `claims`, with an IPv4 id of its own; false
+    /// (counted as skipped) while the loop is hung: neither sent nor renewed, the dataplane
+    /// falls silent on its own deadline.
+    fn claim(
+        &mut self,
+        due: Duration,
+        before: Duration,
+        watch: &LoopWatch,
+        claims: &mut Claims,
+    ) -> bool {
+        if watch.hung(before) {
+            self.skipped += 1;
+            return false;
+        }
         self.in_flight += 1;
         let claim = claims.push();
         claim.loan = self.id;
@@ -298,6 +299,7 @@ impl Loan {
                 set_ipv4_id(&mut claim.frames[i].bytes, id);
             }
         }
+        true
     }
 
     /// Takes in what `role`'s send of `claim` did; true if it failed (the loan has ended).
@@ -1281,6 +1283,14 @@ mod tests {
         );
         wait_until("2 adverts", || sink.frames.lock().unwrap().len() >= 4);
         sink.hold_sender.store(true, Ordering::Relaxed);
+        // Released however the test ends: a sender still held would hang the pacer's drop.
+        struct Release<'a>(&'a Recorder);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.hold_sender.store(false, Ordering::Relaxed);
+            }
+        }
+        let _release = Release(&sink);
         let held = clock();
         // The sender claims its next advert and stands still in the send; the standby
         // sends a copy of it and the ones after, half an interval late each.
