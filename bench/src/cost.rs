@@ -17,9 +17,8 @@ use super::{Ctx, PROBE_IP, Pair};
 /// measured 116 to 146 µs per advert, the peers' alike, and with three windows carpd and
 /// keepalived, within 5 % of each other, swapped places from run to run). The windows of
 /// those rows take turns (each tool's first, then each tool's second, ...; see [`merge`]):
-/// this shared VM's load drifts over
-/// minutes, and rows measured one after the other compared the host's quarter-hours more
-/// than the tools.
+/// this shared VM's load drifts over minutes, and rows measured one after the other
+/// compared the host's quarter-hours more than the tools.
 pub const ONE_ADVERT_A_SECOND_WINDOWS: u32 = 6;
 
 /// One daemon instance's cost over the window.

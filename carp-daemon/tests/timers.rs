@@ -17,6 +17,9 @@ const FASTEST: Timers = Timers {
 /// How long the adverts are counted.
 const WINDOW: Duration = Duration::from_secs(4);
 
+/// carpd's `--realtime-priority` in the real-time test, and its yardstick thread's.
+const REALTIME_PRIORITY: i32 = 10;
+
 /// A thread spinning on a core until dropped: the other core busy.
 struct Spinner {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -84,7 +87,8 @@ fn the_shortest_interval_sends_256_adverts_a_second() {
 /// without real time carpd reached 0.8 ms).
 #[test]
 fn the_shortest_interval_holds_under_load_with_realtime_priority() {
-    let Some(schedule) = measure("e2e_timers_rt", &["--realtime-priority", "10"], true) else {
+    let priority = REALTIME_PRIORITY.to_string();
+    let Some(schedule) = measure("e2e_timers_rt", &["--realtime-priority", &priority], true) else {
         return;
     };
     let per_second = schedule.per_second;
@@ -172,7 +176,7 @@ fn measure(name: &str, extra: &[&str], under_load: bool) -> Option<Schedule> {
     let spinner = under_load.then(Spinner::start);
     r1.wait_state("MASTER", Duration::from_secs(10));
     let capture = host.capture_sent("ip proto 112", 0).expect("capture");
-    let yardstick = under_load.then(|| RealtimeSleeper::start(10));
+    let yardstick = under_load.then(|| RealtimeSleeper::start(REALTIME_PRIORITY));
     // Counting adverts over a fixed window: the sleep is the measurement itself.
     std::thread::sleep(WINDOW);
     let pcap = capture.stop_and_read().expect("read the capture");
