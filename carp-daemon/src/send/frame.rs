@@ -16,7 +16,6 @@ use super::{SendError, sock_err};
 
 /// A send-only AF_PACKET socket bound to one carpdev. Protocol 0: it receives nothing.
 pub struct PacketSocket {
-    ifindex: u32,
     fd: OwnedFd,
 }
 
@@ -37,7 +36,7 @@ impl PacketSocket {
         }
         // SAFETY: raw is a fresh, valid descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let addr = link_addr(ifindex, 0, None);
+        let addr = bind_addr(ifindex);
         // SAFETY: addr is a valid sockaddr_ll for the length passed.
         let rc = unsafe {
             libc::bind(
@@ -51,12 +50,14 @@ impl PacketSocket {
                 std::io::Error::last_os_error(),
             ));
         }
-        Ok(Self { ifindex, fd })
+        Ok(Self { fd })
     }
 
-    /// Sends a whole Ethernet frame (header included) out of the carpdev. The link-layer
-    /// address carries the frame's ethertype, so the kernel's taps and qdiscs see the
-    /// protocol the frame really has.
+    /// Sends a whole Ethernet frame (header included) out of the carpdev. The send names
+    /// no address: the kernel takes the device the socket is bound to (no lookup by index
+    /// per frame, which a cold advert at one a second pays for) and, as the socket's protocol
+    /// is 0, the protocol from the frame's Ethernet header (Linux 5.1 and later), so the
+    /// kernel's taps and qdiscs see the protocol the frame really has.
     pub fn send(&self, frame: &[u8]) -> std::io::Result<()> {
         if frame.len() < ETH_HLEN {
             return Err(std::io::Error::new(
@@ -64,20 +65,8 @@ impl PacketSocket {
                 "frame shorter than an Ethernet header",
             ));
         }
-        let dst: [u8; 6] = frame[..6].try_into().expect("6 bytes");
-        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-        let addr = link_addr(self.ifindex, ethertype, Some(dst));
-        // SAFETY: frame and addr are valid for the lengths passed.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
+        // SAFETY: frame is valid for the length passed.
+        let rc = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
         if rc < 0 {
             Err(std::io::Error::last_os_error())
         } else {
@@ -86,16 +75,12 @@ impl PacketSocket {
     }
 }
 
-fn link_addr(ifindex: u32, protocol: u16, dst: Option<[u8; 6]>) -> libc::sockaddr_ll {
+/// The address that binds a socket to the carpdev `ifindex`, protocol 0.
+fn bind_addr(ifindex: u32) -> libc::sockaddr_ll {
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid starting value.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = protocol.to_be();
     addr.sll_ifindex = ifindex as i32;
-    if let Some(dst) = dst {
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&dst);
-    }
     addr
 }
 
@@ -243,7 +228,6 @@ mod tests {
         // No socket needed: the length check comes first. A closed descriptor would fail
         // with EBADF, so the error kind shows which check refused.
         let s = PacketSocket {
-            ifindex: 1,
             fd: std::fs::File::open("/dev/null").unwrap().into(),
         };
         let err = s.send(&[0; 13]).unwrap_err();
