@@ -234,3 +234,109 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
 }
+
+/// Root-only: a frame sent on a real device, as a tap on that device sees it.
+#[cfg(test)]
+mod netns_tests {
+    use super::*;
+    use crate::net::testns::{in_netns, ip};
+
+    /// An ETH_P_ALL tap on `ifindex`: it sees the frames the device sends, with the
+    /// protocol the kernel gave them in the address.
+    fn tap(ifindex: u32) -> OwnedFd {
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(all)) };
+        assert!(raw >= 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: raw is a fresh, valid descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut addr = bind_addr(ifindex);
+        addr.sll_protocol = all;
+        // SAFETY: addr is a valid sockaddr_ll for the length passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        let timeout = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 0,
+        };
+        // SAFETY: setsockopt with a valid timeval and its size on a descriptor we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        fd
+    }
+
+    #[test]
+    fn a_sent_frame_leaves_whole_with_the_protocol_of_its_header() {
+        in_netns("packet_socket_send", |ns| async move {
+            ip(
+                &ns,
+                &[
+                    "link", "add", "pst0", "type", "veth", "peer", "name", "pst1",
+                ],
+            );
+            ip(&ns, &["link", "set", "pst0", "up"]);
+            ip(&ns, &["link", "set", "pst1", "up"]);
+            let ifindex = nix::net::if_::if_nametoindex("pst0").unwrap();
+            let tap = tap(ifindex);
+            let socket = PacketSocket::open("pst0", ifindex).unwrap();
+            let header = Ipv4Header {
+                tos: 0x10,
+                id: 7,
+                dont_fragment: true,
+                ttl: 255,
+                protocol: 112,
+                src: "192.0.2.1".parse().unwrap(),
+                dst: "224.0.0.18".parse().unwrap(),
+            };
+            let frame = ethernet(
+                [0x01, 0, 0x5e, 0, 0, 0x12],
+                [0, 0, 0x5e, 0, 1, 1],
+                0x0800,
+                &header.packet(&[9; 36]),
+            );
+            socket.send(&frame).unwrap();
+            // The device may send frames of its own (IPv6 autoconfiguration) around ours.
+            loop {
+                let mut buf = [0u8; 2048];
+                // SAFETY: all-zero is a valid sockaddr_ll for the kernel to fill in.
+                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                // SAFETY: buf and from are valid for the lengths passed.
+                let n = unsafe {
+                    libc::recvfrom(
+                        tap.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        (&mut from as *mut libc::sockaddr_ll).cast(),
+                        &mut len,
+                    )
+                };
+                assert!(
+                    n >= 0,
+                    "the tap saw no frame of ours: {}",
+                    std::io::Error::last_os_error()
+                );
+                if buf[..n as usize] == frame[..] {
+                    assert_eq!(from.sll_pkttype, libc::PACKET_OUTGOING);
+                    assert_eq!(u16::from_be(from.sll_protocol), 0x0800);
+                    break;
+                }
+            }
+        });
+    }
+}
