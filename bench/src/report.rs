@@ -124,10 +124,13 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let name = figure_name(out);
-    let figure = out.with_file_name(&name);
-    let panels: Vec<plot::Timeline> = figure_panels(r);
-    std::fs::write(&figure, plot::render_svg(&panels))
-        .with_context(|| format!("writing {}", figure.display()))?;
+    // A run without failover series (`--cost-only` and the like) has nothing to draw.
+    if !r.failover.is_empty() {
+        let figure = out.with_file_name(&name);
+        let panels: Vec<plot::Timeline> = figure_panels(r);
+        std::fs::write(&figure, plot::render_svg(&panels))
+            .with_context(|| format!("writing {}", figure.display()))?;
+    }
     std::fs::write(out, markdown(r, &name)).with_context(|| format!("writing {}", out.display()))
 }
 
@@ -200,10 +203,15 @@ fn markdown(r: &Results, figure: &str) -> String {
     };
     md.push_str(&METHOD.replace("native XDP on veth", lab));
     md.push('\n');
-    failover_section(&mut md, r);
-    reference_section(&mut md, r);
-    let _ = writeln!(md, "\n![Failover timelines]({figure})\n");
-    soak_section(&mut md, r);
+    // A one-section run has no failover series or soak: no empty tables for them.
+    if !r.failover.is_empty() {
+        failover_section(&mut md, r);
+        reference_section(&mut md, r);
+        let _ = writeln!(md, "\n![Failover timelines]({figure})\n");
+    }
+    if !r.search.is_empty() {
+        soak_section(&mut md, r);
+    }
     rate_section(&mut md, r);
     records_section(&mut md, r);
     flood_section(&mut md, r);
@@ -940,6 +948,13 @@ mod tests {
         let cost = scope(&plan);
         assert!(cost.contains("only the cost section"), "{cost}");
         assert!(!cost.contains("failovers"), "{cost}");
+        let md = markdown(
+            &Results::new(&plan, "cargo xtask bench --cost-only"),
+            FIGURE,
+        );
+        for absent in ["## Failover", "reference figures", FIGURE, "## Soak"] {
+            assert!(!md.contains(absent), "{absent} in:\n{md}");
+        }
     }
 
     fn series(setting: Setting, fault: Fault, outages_ms: &[f64], split_ms: f64) -> Series {
