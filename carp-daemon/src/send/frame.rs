@@ -36,20 +36,7 @@ impl PacketSocket {
         }
         // SAFETY: raw is a fresh, valid descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let addr = bind_addr(ifindex);
-        // SAFETY: addr is a valid sockaddr_ll for the length passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(sock_err("binding AF_PACKET socket", ifname)(
-                std::io::Error::last_os_error(),
-            ));
-        }
+        bind(&fd, ifindex, 0).map_err(sock_err("binding AF_PACKET socket", ifname))?;
         Ok(Self { fd })
     }
 
@@ -75,13 +62,27 @@ impl PacketSocket {
     }
 }
 
-/// The address that binds a socket to the carpdev `ifindex`, protocol 0.
-fn bind_addr(ifindex: u32) -> libc::sockaddr_ll {
+/// Binds the packet socket `fd` to the device `ifindex` for `protocol` (an ethertype; 0:
+/// the socket receives nothing).
+fn bind(fd: &OwnedFd, ifindex: u32, protocol: u16) -> std::io::Result<()> {
     // SAFETY: sockaddr_ll is plain data; all-zero is a valid starting value.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = protocol.to_be();
     addr.sll_ifindex = ifindex as i32;
-    addr
+    // SAFETY: addr is a valid sockaddr_ll for the length passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// An Ethernet frame: destination, source, ethertype, payload.
@@ -244,38 +245,16 @@ mod netns_tests {
     /// An ETH_P_ALL tap on `ifindex`: it sees the frames the device sends, with the
     /// protocol the kernel gave them in the address.
     fn tap(ifindex: u32) -> OwnedFd {
-        let all = (libc::ETH_P_ALL as u16).to_be();
+        let all = libc::ETH_P_ALL as u16;
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(all)) };
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(all.to_be())) };
         assert!(raw >= 0, "{}", std::io::Error::last_os_error());
         // SAFETY: raw is a fresh, valid descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut addr = bind_addr(ifindex);
-        addr.sll_protocol = all;
-        // SAFETY: addr is a valid sockaddr_ll for the length passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-        let timeout = libc::timeval {
-            tv_sec: 2,
-            tv_usec: 0,
-        };
-        // SAFETY: setsockopt with a valid timeval and its size on a descriptor we own.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        bind(&fd, ifindex, all).unwrap();
+        socket2::SockRef::from(&fd)
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
         fd
     }
 
